@@ -1,0 +1,10 @@
+//! `hone run`: not built yet.
+
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {}
+
+pub fn run(_args: RunArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`hone run` is not available in this build yet")
+}

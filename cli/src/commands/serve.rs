@@ -1,0 +1,10 @@
+//! `hone serve`: not built yet.
+
+use std::process::ExitCode;
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {}
+
+pub fn run(_args: ServeArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!("`hone serve` is not available in this build yet")
+}

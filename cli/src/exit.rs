@@ -1,0 +1,58 @@
+//! Exit codes and the rendering of errors for people: `error: ...` then `hint: ...` lines.
+//!
+//! 0: success; 1: the work ran but did not succeed (tests failed, an edit did not apply, a parity
+//! mismatch); 2: bad input or a setup problem the user must fix (clap also exits 2 on bad flags).
+
+use std::process::ExitCode;
+
+/// The work ran and did not succeed (tests failed, edit failed, mismatch).
+pub const FAILURE: u8 = 1;
+/// Bad input or setup: the user must change something.
+pub const BAD_INPUT: u8 = 2;
+
+/// An error that carries hints for the user; attach with `anyhow::Error::context`-free wrapping:
+/// `return Err(Hinted::new(err, ["pass a model directory or a hub id"]).into())`.
+#[derive(Debug)]
+pub struct Hinted {
+    pub error: anyhow::Error,
+    pub hints: Vec<String>,
+    pub code: u8,
+}
+
+impl Hinted {
+    pub fn new<I, S>(error: impl Into<anyhow::Error>, hints: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self { error: error.into(), hints: hints.into_iter().map(Into::into).collect(), code: BAD_INPUT }
+    }
+
+    /// Use another exit code than 2.
+    pub fn with_code(mut self, code: u8) -> Self {
+        self.code = code;
+        self
+    }
+}
+
+impl std::fmt::Display for Hinted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.error)
+    }
+}
+
+impl std::error::Error for Hinted {}
+
+/// Print `error: ...` (and any hints) on stderr and return the exit code for it.
+#[allow(clippy::print_stderr)]
+pub fn report(error: &anyhow::Error) -> ExitCode {
+    if let Some(hinted) = error.downcast_ref::<Hinted>() {
+        eprintln!("error: {:#}", hinted.error);
+        for hint in &hinted.hints {
+            eprintln!("hint: {hint}");
+        }
+        return ExitCode::from(hinted.code);
+    }
+    eprintln!("error: {error:#}");
+    ExitCode::from(BAD_INPUT)
+}

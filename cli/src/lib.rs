@@ -1,0 +1,101 @@
+//! hone's command line: clap types, configuration, terminal output and exit codes, plus the adapters
+//! that plug the local engine and HTTP backends into the agent. Libraries below never print; this crate
+//! owns stdout (data) and stderr (progress, logs, errors).
+
+mod commands;
+pub mod engine_options;
+pub mod exit;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// hone: a code assistant built on a local masked-diffusion language model.
+#[derive(Debug, Parser)]
+#[command(name = "hone", version, about, long_about = None)]
+pub struct Cli {
+    /// More logging on stderr (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Work on a task in this repository: plan, generate, apply and test in a sandbox, iterate.
+    Run(commands::run::RunArgs),
+    /// List or show the transcripts of earlier runs.
+    Runs(commands::runs::RunsArgs),
+    /// Generate text with the local diffusion engine.
+    Generate(commands::generate::GenerateArgs),
+    /// Benchmark the engine on a fixed workload.
+    Bench(commands::bench::BenchArgs),
+    /// Low-level engine tools: forward pass, model info, sampler parity.
+    #[command(subcommand)]
+    Engine(EngineCommand),
+    /// Rank the repository's files and regions by relevance to a task.
+    Context(commands::context::ContextArgs),
+    /// Apply a patch (any supported format) in a sandbox, test it, and keep it only if green.
+    Apply(commands::apply::ApplyArgs),
+    /// Serve the engine as an OpenAI-compatible HTTP API.
+    Serve(commands::serve::ServeArgs),
+    /// Install, remove, list or run hone's git hooks.
+    #[command(subcommand)]
+    Hook(commands::hook::HookCommand),
+    /// Run many tasks (JSON Lines) in isolated sandboxes.
+    Batch(commands::batch::BatchArgs),
+    /// Apply one instruction to each file matching a glob, verify, and merge the results.
+    Refactor(commands::refactor::RefactorArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EngineCommand {
+    /// Run one forward pass on ids from a safetensors file and write the raw logits.
+    Forward(commands::engine_forward::ForwardArgs),
+    /// Describe a checkpoint: architecture, parameters, dtype, special ids, memory.
+    Info(commands::engine_info::InfoArgs),
+    /// Run sampler cases (parity `generate.json` format) and compare with their expected ids.
+    Sample(commands::engine_sample::SampleArgs),
+}
+
+/// Entry point of the `hone` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Run(args) => commands::run::run(args),
+        Command::Runs(args) => commands::runs::run(args),
+        Command::Generate(args) => commands::generate::run(args),
+        Command::Bench(args) => commands::bench::run(args),
+        Command::Engine(EngineCommand::Forward(args)) => commands::engine_forward::run(args),
+        Command::Engine(EngineCommand::Info(args)) => commands::engine_info::run(args),
+        Command::Engine(EngineCommand::Sample(args)) => commands::engine_sample::run(args),
+        Command::Context(args) => commands::context::run(args),
+        Command::Apply(args) => commands::apply::run(args),
+        Command::Serve(args) => commands::serve::run(args),
+        Command::Hook(command) => commands::hook::run(command),
+        Command::Batch(args) => commands::batch::run(args),
+        Command::Refactor(args) => commands::refactor::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => exit::report(&error),
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}

@@ -1,0 +1,1 @@
+//! Diffusion decoding: reference samplers and fast parallel decoding.
