@@ -7,9 +7,41 @@ use crate::edits::FileChange;
 pub const CONTEXT_LINES: usize = 3;
 
 /// A git-style unified diff of one file. `old`/`new` `None` mean absent (creation / deletion).
+/// Returns an empty string when nothing changed.
 pub fn unified_diff(old_path: &str, new_path: &str, old: Option<&str>, new: Option<&str>) -> String {
-    let _ = (old_path, new_path, old, new);
-    String::new()
+    file_diff(old_path, new_path, old, new, false)
+}
+
+fn file_diff(old_path: &str, new_path: &str, old: Option<&str>, new: Option<&str>, executable: bool) -> String {
+    let renamed = old_path != new_path;
+    if old == new && !renamed {
+        return String::new();
+    }
+    let mode = if executable { "100755" } else { "100644" };
+    let mut out = format!("diff --git a/{old_path} b/{new_path}\n");
+    match (old, new) {
+        (None, Some(_)) => out.push_str(&format!("new file mode {mode}\n")),
+        (Some(_), None) => out.push_str(&format!("deleted file mode {mode}\n")),
+        _ => {}
+    }
+    if renamed && old.is_some() && new.is_some() {
+        out.push_str(&format!("rename from {old_path}\nrename to {new_path}\n"));
+    }
+    let old_text = old.unwrap_or("");
+    let new_text = new.unwrap_or("");
+    if old_text == new_text {
+        return out;
+    }
+    let old_header = if old.is_some() { format!("a/{old_path}") } else { "/dev/null".to_string() };
+    let new_header = if new.is_some() { format!("b/{new_path}") } else { "/dev/null".to_string() };
+    let diff = similar::TextDiff::from_lines(old_text, new_text);
+    let mut unified = diff.unified_diff();
+    unified.context_radius(CONTEXT_LINES).missing_newline_hint(true).header(&old_header, &new_header);
+    out.push_str(&unified.to_string());
+    if !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out
 }
 
 /// A git-style diff of a set of file changes (the output of applying a patch).
@@ -17,12 +49,27 @@ pub fn diff_changes(changes: &[FileChange]) -> String {
     changes
         .iter()
         .map(|change| {
-            unified_diff(
+            file_diff(
                 change.moved_from.as_deref().unwrap_or(&change.path),
                 &change.path,
                 change.before.as_deref(),
                 change.after.as_deref(),
+                change.executable,
             )
         })
         .collect()
+}
+
+/// Counts of added and removed lines in a diff produced here (for summaries).
+pub fn diff_stats(diff: &str) -> (usize, usize) {
+    let mut added = 0;
+    let mut removed = 0;
+    for line in diff.lines() {
+        if line.starts_with('+') && !line.starts_with("+++ ") {
+            added += 1;
+        } else if line.starts_with('-') && !line.starts_with("--- ") {
+            removed += 1;
+        }
+    }
+    (added, removed)
 }

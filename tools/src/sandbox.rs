@@ -7,7 +7,9 @@
 //! symlinked so that tests find them. The folder is deleted when the `Sandbox` is dropped.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use crate::repo::FileKind;
 
 use crate::edits::{ApplyOptions, ApplyReport, Patch};
 use crate::error::{Error, Result};
@@ -65,8 +67,35 @@ impl Sandbox {
     /// plus the working tree's changes: every tracked file as it is on disk (deleted ones left out)
     /// plus untracked files that are not ignored.
     pub fn create(repo: &Repository, source: &TreeSource, options: &SandboxOptions) -> Result<Self> {
-        let _ = (repo, source, options);
-        Err(Error::Invalid("sandbox: not implemented yet".into()))
+        let start = Instant::now();
+        let mut builder = tempfile::Builder::new();
+        builder.prefix("hone-sandbox-");
+        let dir = match &options.parent_dir {
+            Some(parent) => builder.tempdir_in(parent).map_err(|error| Error::io(parent, error))?,
+            None => builder.tempdir().map_err(|error| Error::io(std::env::temp_dir(), error))?,
+        };
+        // Keep the repository's folder name: some projects (Python packages, Go modules) care.
+        let name = repo.root().file_name().map_or_else(|| "repo".into(), |name| name.to_os_string());
+        let root = dir.path().join(name);
+        std::fs::create_dir(&root).map_err(|error| Error::io(&root, error))?;
+        let files = match source {
+            TreeSource::WorkTree => copy_worktree(repo, &root)?,
+            other => repo.export_tree(other, &root)?,
+        };
+        for name in &options.link_ignored {
+            let original = repo.root().join(name);
+            let link = root.join(name);
+            if original.is_dir() && link.symlink_metadata().is_err() {
+                std::os::unix::fs::symlink(&original, &link).map_err(|error| Error::io(&link, error))?;
+            }
+        }
+        let mut env = Vec::new();
+        if let Some(target) = &options.cargo_target_dir {
+            std::fs::create_dir_all(target).map_err(|error| Error::io(target, error))?;
+            env.push(("CARGO_TARGET_DIR".to_string(), target.to_string_lossy().into_owned()));
+        }
+        tracing::debug!(files, elapsed = ?start.elapsed(), root = %root.display(), "sandbox created");
+        Ok(Self { _dir: dir, root, files, creation_time: start.elapsed(), env })
     }
 
     /// The sandbox's repository root.
@@ -107,4 +136,82 @@ impl Sandbox {
         }
         crate::runner::run_command(command, &options)
     }
+}
+
+/// Copy tracked files as they are on disk (deleted ones skipped) plus untracked, not ignored files.
+/// Two threads: the copy is bound by system calls, and this machine class has two cores.
+fn copy_worktree(repo: &Repository, dest: &Path) -> Result<usize> {
+    let files = repo.list_files()?;
+    let source = repo.root();
+    let mut dirs: std::collections::BTreeSet<PathBuf> = std::collections::BTreeSet::new();
+    for file in &files {
+        let relative = Path::new(&file.path);
+        if file.kind == FileKind::Submodule {
+            dirs.insert(dest.join(relative));
+        } else if let Some(parent) = relative.parent() {
+            dirs.insert(dest.join(parent));
+        }
+    }
+    for dir in &dirs {
+        std::fs::create_dir_all(dir).map_err(|error| Error::io(dir, error))?;
+    }
+    let half = files.len().div_ceil(2);
+    let results: Vec<Result<usize>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(half.max(1))
+            .map(|chunk| scope.spawn(move || copy_files(chunk, source, dest)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap_or_else(|_| Err(Error::Invalid("sandbox copy thread panicked".into()))))
+            .collect()
+    });
+    let mut count = 0;
+    for result in results {
+        count += result?;
+    }
+    Ok(count)
+}
+
+fn copy_files(files: &[crate::repo::RepoFile], source: &Path, dest: &Path) -> Result<usize> {
+    let mut count = 0;
+    for file in files {
+        let from = source.join(&file.path);
+        let to = dest.join(&file.path);
+        match file.kind {
+            FileKind::Submodule => {}
+            FileKind::Symlink => match std::fs::read_link(&from) {
+                Ok(target) => std::os::unix::fs::symlink(target, &to).map_err(|error| Error::io(&to, error))?,
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
+                // A tracked symlink replaced by a regular file in the working tree.
+                Err(_) => {
+                    copy_one(&from, &to)?;
+                }
+            },
+            FileKind::Regular | FileKind::Executable => {
+                if !copy_one(&from, &to)? {
+                    continue;
+                }
+            }
+        }
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// Copy one file; false when it no longer exists (deleted in the working tree).
+fn copy_one(from: &Path, to: &Path) -> Result<bool> {
+    match std::fs::symlink_metadata(from) {
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(error) => return Err(Error::io(from, error)),
+        Ok(meta) if meta.file_type().is_symlink() => {
+            let target = std::fs::read_link(from).map_err(|error| Error::io(from, error))?;
+            std::os::unix::fs::symlink(target, to).map_err(|error| Error::io(to, error))?;
+            return Ok(true);
+        }
+        Ok(meta) if meta.is_dir() => return Ok(false),
+        Ok(_) => {}
+    }
+    std::fs::copy(from, to).map_err(|error| Error::io(from, error))?;
+    Ok(true)
 }

@@ -2,13 +2,14 @@
 //! agent: apply a patch in a sandbox built from a repository state, run the tests there, report;
 //! then, separately, apply a verified patch to the user's working tree or commit it.
 
+use std::path::Path;
 use std::time::Duration;
 
 use crate::edits::{ApplyOptions, ApplyReport, Patch};
 use crate::error::{Error, Result};
 use crate::repo::{Repository, TreeSource};
-use crate::runner::TestReport;
-use crate::sandbox::SandboxOptions;
+use crate::runner::{detect_test_command, TestReport};
+use crate::sandbox::{Sandbox, SandboxOptions};
 
 /// Which test command to run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -75,8 +76,31 @@ pub struct Verification {
 /// Apply `patch` in a sandbox of `options.source`, run the tests there, and report.
 /// The user's tree and index are never touched.
 pub fn verify_patch(repo: &Repository, patch: &Patch, options: &VerifyOptions) -> Result<Verification> {
-    let _ = (repo, patch, options);
-    Err(Error::Invalid("verify_patch: not implemented yet".into()))
+    let sandbox = Sandbox::create(repo, &options.source, &options.sandbox)?;
+    let command = match &options.test {
+        TestChoice::Command(command) => Some(command.clone()),
+        TestChoice::Skip => None,
+        TestChoice::Detect => Some(
+            detect_test_command(sandbox.root())
+                .ok_or_else(|| Error::NoTestCommand { root: repo.root().to_path_buf() })?
+                .command,
+        ),
+    };
+    let apply = sandbox.apply(patch, &options.apply)?;
+    let diff = apply.diff();
+    let sandbox_time = sandbox.creation_time();
+    if !apply.is_success() {
+        return Ok(Verification { verdict: Verdict::EditFailed, apply, test: None, diff, sandbox_time });
+    }
+    let Some(command) = command else {
+        return Ok(Verification { verdict: Verdict::Verified, apply, test: None, diff, sandbox_time });
+    };
+    let mut run = sandbox.run_options();
+    run.timeout = options.timeout;
+    run.output_cap = options.output_cap;
+    let test = sandbox.run(&command, &run)?;
+    let verdict = if test.passed { Verdict::Verified } else { Verdict::TestsFailed };
+    Ok(Verification { verdict, apply, test: Some(test), diff, sandbox_time })
 }
 
 /// Apply `patch` to the working tree (atomically; nothing written unless every block applies).
@@ -86,7 +110,73 @@ pub fn apply_to_worktree(repo: &Repository, patch: &Patch, options: &ApplyOption
 
 /// Apply `patch` to the working tree and commit exactly its changes on top of HEAD (other staged
 /// changes stay staged, not committed). The touched paths must be clean. Returns the commit id.
-pub fn commit_patch(repo: &Repository, patch: &Patch, message: &str, options: &ApplyOptions) -> Result<(ApplyReport, Option<git2::Oid>)> {
-    let _ = (repo, patch, message, options);
-    Err(Error::Invalid("commit_patch: not implemented yet".into()))
+pub fn commit_patch(
+    repo: &Repository,
+    patch: &Patch,
+    message: &str,
+    options: &ApplyOptions,
+) -> Result<(ApplyReport, Option<git2::Oid>)> {
+    let git = repo.git();
+    let signature = git.signature().map_err(|_| {
+        Error::Invalid("git has no author identity: set it with `git config user.name` and `git config user.email`".into())
+    })?;
+    for path in patch.paths() {
+        let status = repo.file_status(&path)?;
+        if status.staged.is_some() || status.unstaged.is_some() || status.conflicted {
+            return Err(Error::Invalid(format!(
+                "{path} has uncommitted changes: commit or stash them first, or apply without --commit"
+            )));
+        }
+    }
+    let report = apply_to_worktree(repo, patch, options)?;
+    if !report.written {
+        return Ok((report, None));
+    }
+    let head = repo.head_commit()?.map(|oid| git.find_commit(oid)).transpose()?;
+    // The commit holds HEAD plus exactly this patch, whatever else is staged.
+    let mut tree_index = git2::Index::new()?;
+    if let Some(head) = &head {
+        tree_index.read_tree(&head.tree()?)?;
+    }
+    let mut user_index = repo.index()?;
+    for change in &report.changes {
+        if let Some(from) = &change.moved_from {
+            tree_index.remove_path(Path::new(from))?;
+            user_index.remove_path(Path::new(from))?;
+        }
+        match &change.after {
+            Some(content) => {
+                let mode = if change.executable { 0o100755 } else { 0o100644 };
+                tree_index.add_frombuffer(&index_entry(&change.path, mode), content.as_bytes())?;
+                user_index.add_path(Path::new(&change.path))?;
+            }
+            None => {
+                tree_index.remove_path(Path::new(&change.path))?;
+                user_index.remove_path(Path::new(&change.path))?;
+            }
+        }
+    }
+    let tree = git.find_tree(tree_index.write_tree_to(git)?)?;
+    let parents: Vec<&git2::Commit<'_>> = head.iter().collect();
+    let oid = git.commit(Some("HEAD"), &signature, &signature, message, &tree, &parents)?;
+    user_index.write()?;
+    Ok((report, Some(oid)))
+}
+
+fn index_entry(path: &str, mode: u32) -> git2::IndexEntry {
+    let zero = git2::IndexTime::new(0, 0);
+    git2::IndexEntry {
+        ctime: zero,
+        mtime: zero,
+        dev: 0,
+        ino: 0,
+        mode,
+        uid: 0,
+        gid: 0,
+        file_size: 0,
+        id: git2::Oid::zero(),
+        flags: 0,
+        flags_extended: 0,
+        path: path.as_bytes().to_vec(),
+    }
 }

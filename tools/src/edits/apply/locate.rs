@@ -1,1 +1,282 @@
-//! Locating a block's old lines in a file under the matching rules.
+//! Locating a block's old lines in a file under the matching rules, building the replacement lines
+//! (re-indented, with unchanged lines taken verbatim from the file), and finding the closest lines
+//! when nothing matches.
+
+use super::{ClosestMatch, FailureReason, MatchRule};
+
+const RULES: [MatchRule; 4] =
+    [MatchRule::Exact, MatchRule::TrailingWhitespace, MatchRule::Indentation, MatchRule::Unicode];
+
+/// Lines `start..end` of the file are replaced by `lines`.
+#[derive(Debug, Clone)]
+pub(super) struct Splice {
+    pub start: usize,
+    pub end: usize,
+    pub lines: Vec<String>,
+}
+
+/// Where and how a `Replace` block applies.
+#[derive(Debug)]
+pub(super) struct Located {
+    /// In file order, non-overlapping (several when `...` elides text).
+    pub splices: Vec<Splice>,
+    /// The loosest rule any segment needed.
+    pub rule: MatchRule,
+}
+
+/// The request: file lines (no line terminators) and the block's fields.
+pub(super) struct Request<'a> {
+    pub file: &'a [&'a str],
+    pub search: &'a [&'a str],
+    pub replace: &'a [&'a str],
+    /// 0-based line where the old text is expected (already shifted by earlier edits).
+    pub hint: Option<usize>,
+    pub anchors: &'a [String],
+    pub at_end: bool,
+}
+
+pub(super) fn locate(request: &Request<'_>) -> Result<Located, FailureReason> {
+    let mut from = 0;
+    for anchor in request.anchors {
+        let wanted = normalize(anchor, MatchRule::Unicode);
+        let Some(found) =
+            (from..request.file.len()).find(|&i| normalize(request.file[i], MatchRule::Unicode) == wanted)
+        else {
+            return Err(FailureReason::AnchorNotFound { anchor: anchor.clone() });
+        };
+        from = found + 1;
+    }
+    let anchored = !request.anchors.is_empty();
+    let search_parts = split_elision(request.search);
+    let replace_parts = split_elision(request.replace);
+    if search_parts.len() != replace_parts.len() {
+        return Err(FailureReason::ElisionMismatch);
+    }
+    if request.search.is_empty() {
+        // A pure insertion (unified diff hunk without context): only the line number can place it.
+        let Some(hint) = request.hint else { return Err(FailureReason::NotFound) };
+        let at = hint.min(request.file.len());
+        let lines = request.replace.iter().map(ToString::to_string).collect();
+        return Ok(Located { splices: vec![Splice { start: at, end: at, lines }], rule: MatchRule::Exact });
+    }
+    let mut splices = Vec::new();
+    let mut loosest = MatchRule::Exact;
+    let elided = search_parts.len() > 1;
+    for (index, (search, replace)) in search_parts.iter().zip(&replace_parts).enumerate() {
+        if search.is_empty() {
+            if replace.is_empty() {
+                continue;
+            }
+            return Err(FailureReason::ElisionMismatch);
+        }
+        // After the first segment of an elided block, the next segment is the first match after it.
+        let first_after = anchored || (elided && index > 0);
+        let (start, rule) = find_unique(request, search, from, first_after)?;
+        let lines = build_replacement(&request.file[start..start + search.len()], search, replace, rule);
+        splices.push(Splice { start, end: start + search.len(), lines });
+        from = start + search.len();
+        loosest = loosest.max(rule);
+    }
+    if splices.is_empty() {
+        return Err(FailureReason::NotFound);
+    }
+    Ok(Located { splices, rule: loosest })
+}
+
+/// The start of the unique match of `needle` at or after `from`, under the first rule that finds
+/// any match. With `first_after`, the first match wins (anchors and elision give the order).
+fn find_unique(
+    request: &Request<'_>,
+    needle: &[&str],
+    from: usize,
+    first_after: bool,
+) -> Result<(usize, MatchRule), FailureReason> {
+    for rule in RULES {
+        let mut matches = find_all(request.file, needle, from, rule);
+        if request.at_end {
+            matches.retain(|&start| start + needle.len() == request.file.len());
+        }
+        match matches.as_slice() {
+            [] => continue,
+            [only] => return Ok((*only, rule)),
+            [first, ..] if first_after => return Ok((*first, rule)),
+            many => {
+                if let Some(hint) = request.hint {
+                    if many.contains(&hint) {
+                        return Ok((hint, rule));
+                    }
+                }
+                return Err(FailureReason::NotUnique { lines: many.iter().map(|start| start + 1).collect() });
+            }
+        }
+    }
+    Err(FailureReason::NotFound)
+}
+
+/// Every start index (at or after `from`) where `needle` matches under `rule`.
+pub(super) fn find_all(file: &[&str], needle: &[&str], from: usize, rule: MatchRule) -> Vec<usize> {
+    if needle.is_empty() || needle.len() > file.len() {
+        return Vec::new();
+    }
+    let needle: Vec<String> = needle.iter().map(|line| normalize(line, rule)).collect();
+    let file_norm: Vec<String> = file.iter().map(|line| normalize(line, rule)).collect();
+    let mut found = Vec::new();
+    for start in from..=file.len() - needle.len() {
+        if file_norm[start..start + needle.len()].iter().zip(&needle).all(|(a, b)| a == b) {
+            found.push(start);
+        }
+    }
+    found
+}
+
+/// A line as compared under `rule`.
+pub(super) fn normalize(line: &str, rule: MatchRule) -> String {
+    match rule {
+        MatchRule::Exact => line.to_string(),
+        MatchRule::TrailingWhitespace => line.trim_end().to_string(),
+        MatchRule::Indentation => line.trim().to_string(),
+        MatchRule::Unicode => normalize_unicode(line.trim()).trim().to_string(),
+    }
+}
+
+/// Map typographic quotes, dashes, ellipses and exotic spaces to ASCII; drop zero-width characters.
+pub(crate) fn normalize_unicode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\u{2018}' | '\u{2019}' | '\u{201A}' | '\u{201B}' | '\u{2032}' => out.push('\''),
+            '\u{201C}' | '\u{201D}' | '\u{201E}' | '\u{201F}' | '\u{2033}' => out.push('"'),
+            '\u{2010}'..='\u{2015}' | '\u{2212}' => out.push('-'),
+            '\u{2026}' => out.push_str("..."),
+            '\u{00A0}' | '\u{2000}'..='\u{200A}' | '\u{202F}' | '\u{205F}' | '\u{3000}' => out.push(' '),
+            '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{FEFF}' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Split lines on `...` elision lines.
+fn split_elision<'a>(lines: &'a [&'a str]) -> Vec<&'a [&'a str]> {
+    lines.split(|line| line.trim() == "...").collect()
+}
+
+/// The new lines for a match: under `Exact` the replacement as given; otherwise lines the block
+/// leaves unchanged are taken verbatim from the file (keeping its whitespace and characters), and
+/// new lines are re-indented by the difference between the file's and the block's indentation.
+fn build_replacement(matched: &[&str], search: &[&str], replace: &[&str], rule: MatchRule) -> Vec<String> {
+    if rule == MatchRule::Exact {
+        return replace.iter().map(ToString::to_string).collect();
+    }
+    let search_norm: Vec<String> = search.iter().map(|line| normalize(line, rule)).collect();
+    let replace_norm: Vec<String> = replace.iter().map(|line| normalize(line, rule)).collect();
+    let reindent = Reindent::new(matched, search, rule);
+    let mut out = Vec::with_capacity(replace.len());
+    for op in similar::capture_diff_slices(similar::Algorithm::Myers, &search_norm, &replace_norm) {
+        match op {
+            similar::DiffOp::Equal { old_index, len, .. } => {
+                out.extend(matched[old_index..old_index + len].iter().map(ToString::to_string));
+            }
+            similar::DiffOp::Delete { .. } => {}
+            similar::DiffOp::Insert { new_index, new_len, .. }
+            | similar::DiffOp::Replace { new_index, new_len, .. } => {
+                out.extend(replace[new_index..new_index + new_len].iter().map(|line| reindent.apply(line)));
+            }
+        }
+    }
+    out
+}
+
+/// Re-indentation from the block's indentation to the file's, measured on the first non-blank line.
+struct Reindent {
+    block_width: usize,
+    file_width: usize,
+    unit: char,
+    active: bool,
+}
+
+impl Reindent {
+    fn new(matched: &[&str], search: &[&str], rule: MatchRule) -> Self {
+        let first = search.iter().position(|line| !line.trim().is_empty());
+        let (block_indent, file_indent) = match first {
+            Some(i) => (indent_of(search[i]), indent_of(matched[i])),
+            None => ("", ""),
+        };
+        Self {
+            block_width: width(block_indent),
+            file_width: width(file_indent),
+            unit: if file_indent.starts_with('\t') { '\t' } else { ' ' },
+            active: rule >= MatchRule::Indentation && block_indent != file_indent,
+        }
+    }
+
+    fn apply(&self, line: &str) -> String {
+        if !self.active || line.trim().is_empty() {
+            return line.to_string();
+        }
+        let indent = indent_of(line);
+        let new_width = (width(indent) + self.file_width).saturating_sub(self.block_width);
+        let unit_width = if self.unit == '\t' { 4 } else { 1 };
+        let mut out: String = std::iter::repeat_n(self.unit, new_width / unit_width).collect();
+        out.push_str(&line[indent.len()..]);
+        out
+    }
+}
+
+fn indent_of(line: &str) -> &str {
+    &line[..line.len() - line.trim_start().len()]
+}
+
+/// Indentation width with tabs counted as 4 columns.
+fn width(indent: &str) -> usize {
+    indent.chars().map(|c| if c == '\t' { 4 } else { 1 }).sum()
+}
+
+/// True when `lines` occur in the file under any rule (used for "already applied").
+pub(super) fn occurs(file: &[&str], lines: &[&str]) -> bool {
+    let lines: Vec<&str> = lines.iter().copied().filter(|line| line.trim() != "...").collect();
+    !lines.is_empty() && !find_all(file, &lines, 0, MatchRule::Unicode).is_empty()
+}
+
+/// The window of file lines most similar to `search` (for "did you mean").
+pub(super) fn closest(file: &[&str], search: &[&str]) -> Option<ClosestMatch> {
+    let search: Vec<&str> = search.iter().copied().filter(|line| line.trim() != "...").collect();
+    if file.is_empty() || search.is_empty() {
+        return None;
+    }
+    let size = search.len().min(file.len());
+    let search_norm: Vec<String> = search.iter().map(|line| normalize(line, MatchRule::Unicode)).collect();
+    let file_norm: Vec<String> = file.iter().map(|line| normalize(line, MatchRule::Unicode)).collect();
+    // Cheap pass: windows with the most equal (normalised) lines; then an exact ratio on the best few.
+    let mut scored: Vec<(usize, usize)> = (0..=file.len() - size)
+        .map(|start| {
+            let equal = (0..size).filter(|&k| !search_norm[k].is_empty() && file_norm[start + k] == search_norm[k]).count();
+            (equal, start)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let candidates: Vec<usize> = if scored.first().is_some_and(|best| best.0 > 0) {
+        scored.iter().take(8).map(|(_, start)| *start).collect()
+    } else {
+        // No line is equal: compare the first search line with every line (bounded).
+        let first = search_norm.iter().find(|line| !line.is_empty())?;
+        let mut by_line: Vec<(f32, usize)> = file_norm
+            .iter()
+            .enumerate()
+            .take(5000)
+            .map(|(i, line)| (similar::TextDiff::from_chars(line.as_str(), first.as_str()).ratio(), i))
+            .collect();
+        by_line.sort_by(|a, b| b.0.total_cmp(&a.0));
+        by_line.iter().take(4).map(|(_, i)| (*i).min(file.len() - size)).collect()
+    };
+    let wanted = search.join("\n");
+    candidates
+        .into_iter()
+        .map(|start| {
+            let text = file[start..start + size].join("\n");
+            let similarity = similar::TextDiff::from_chars(text.as_str(), wanted.as_str()).ratio();
+            ClosestMatch { line: start + 1, text, similarity }
+        })
+        .max_by(|a, b| a.similarity.total_cmp(&b.similarity).then(b.line.cmp(&a.line)))
+        .filter(|best| best.similarity > 0.3)
+}
