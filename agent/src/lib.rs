@@ -1,2 +1,20 @@
 //! hone's agent: the plan → generate → apply → test → iterate loop, and the `Model` trait through which
 //! it reaches any backend (local engine, OpenAI-compatible endpoint, scripted fake in tests).
+
+pub mod changes;
+pub mod delivery;
+pub mod error;
+pub mod events;
+pub mod infill;
+pub mod model;
+pub mod openai;
+pub mod plan;
+pub mod testing;
+pub mod transcript;
+
+pub use error::{Error, Result};
+pub use model::{
+    estimate_tokens, Candidate, ChatRequest, ChatResponse, FinishReason, InfillCandidate,
+    InfillRequest, InfillResponse, Message, Model, ModelDescription, Purpose, Role, Sampling,
+    Segment, StreamCallback, StreamUpdate, Usage,
+};

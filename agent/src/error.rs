@@ -1,0 +1,65 @@
+//! The agent's error type: failures of setup, of a model backend, or of the tools, that stop a run.
+//! What the model should see (an edit that did not apply, a failing test) is data, never an `Error`.
+
+/// Everything that can stop the agent or a model backend.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The backend cannot do this kind of request (e.g. infill over HTTP).
+    #[error("{backend} backend does not support {what}")]
+    Unsupported { backend: String, what: String },
+    /// The request was wrong before it reached the model.
+    #[error("invalid model request: {0}")]
+    InvalidRequest(String),
+    /// The endpoint refused our credentials (HTTP 401/403).
+    #[error("{url} refused the API key (HTTP {status}): {message}; set the key in the environment variable named by --api-key-env")]
+    Unauthorized {
+        url: String,
+        status: u16,
+        message: String,
+    },
+    /// The endpoint or model does not exist (HTTP 404).
+    #[error("{url} answered 404 not found: {message}; check --base-url (it usually ends in /v1) and --model")]
+    NotFound { url: String, message: String },
+    /// The endpoint failed after all retries, or answered something we cannot read.
+    #[error("model endpoint {url}: {message}")]
+    Http { url: String, message: String },
+    /// The model backend failed (engine error, thread gone).
+    #[error("model backend failed: {0}")]
+    Backend(String),
+    /// A scripted test backend got a call its script did not expect.
+    #[error("scripted backend: {0}")]
+    Script(String),
+    /// The repository or the tools failed.
+    #[error(transparent)]
+    Tools(#[from] hone_tools::Error),
+    /// Rendering a prompt failed.
+    #[error(transparent)]
+    Prompt(#[from] hone_prompts::Error),
+    /// Reading or writing files (transcripts, patches).
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
+    /// A JSON document (script, transcript) could not be read or written.
+    #[error("{context}: {source}")]
+    Json {
+        context: String,
+        source: serde_json::Error,
+    },
+    /// The run was set up wrongly (dirty tree, no test command, bad option).
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Self::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}
+
+/// The agent's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
