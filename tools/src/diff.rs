@@ -34,14 +34,60 @@ fn file_diff(old_path: &str, new_path: &str, old: Option<&str>, new: Option<&str
     }
     let old_header = if old.is_some() { format!("a/{old_path}") } else { "/dev/null".to_string() };
     let new_header = if new.is_some() { format!("b/{new_path}") } else { "/dev/null".to_string() };
-    let diff = similar::TextDiff::from_lines(old_text, new_text);
-    let mut unified = diff.unified_diff();
-    unified.context_radius(CONTEXT_LINES).missing_newline_hint(true).header(&old_header, &new_header);
-    out.push_str(&unified.to_string());
-    if !out.ends_with('\n') {
-        out.push('\n');
+    out.push_str(&format!("--- {old_header}\n+++ {new_header}\n"));
+    out.push_str(&hunks(old_text, new_text));
+    out
+}
+
+/// The `@@` hunks of a line diff. Written here rather than with similar's `unified_diff()` so the
+/// ranges follow git's conventions exactly (a zero-length range names the line before it).
+fn hunks(old: &str, new: &str) -> String {
+    let diff = similar::TextDiff::from_lines(old, new);
+    let mut out = String::new();
+    for group in diff.grouped_ops(CONTEXT_LINES) {
+        let Some(first) = group.first() else { continue };
+        let old_range = span(group.iter().map(similar::DiffOp::old_range), first.old_range().start);
+        let new_range = span(group.iter().map(similar::DiffOp::new_range), first.new_range().start);
+        out.push_str(&format!("@@ -{} +{} @@\n", range(&old_range), range(&new_range)));
+        for op in &group {
+            for change in diff.iter_changes(op) {
+                let sign = match change.tag() {
+                    similar::ChangeTag::Equal => ' ',
+                    similar::ChangeTag::Delete => '-',
+                    similar::ChangeTag::Insert => '+',
+                };
+                let value = change.value();
+                out.push(sign);
+                out.push_str(value);
+                if !value.ends_with('\n') {
+                    out.push_str("\n\\ No newline at end of file\n");
+                }
+            }
+        }
     }
     out
+}
+
+/// The smallest range covering the non-empty `ranges` (the empty ones can carry odd positions
+/// next to a deletion); `fallback` positions an all-empty side.
+fn span(ranges: impl Iterator<Item = std::ops::Range<usize>>, fallback: usize) -> std::ops::Range<usize> {
+    let mut covered: Option<std::ops::Range<usize>> = None;
+    for range in ranges.filter(|range| !range.is_empty()) {
+        covered = Some(match covered {
+            None => range,
+            Some(seen) => seen.start.min(range.start)..seen.end.max(range.end),
+        });
+    }
+    covered.unwrap_or(fallback..fallback)
+}
+
+fn range(range: &std::ops::Range<usize>) -> String {
+    let len = range.end - range.start;
+    match len {
+        0 => format!("{},0", range.start),
+        1 => format!("{}", range.start + 1),
+        _ => format!("{},{}", range.start + 1, len),
+    }
 }
 
 /// A git-style diff of a set of file changes (the output of applying a patch).

@@ -147,7 +147,8 @@ pub fn commit_patch(
         match &change.after {
             Some(content) => {
                 let mode = if change.executable { 0o100755 } else { 0o100644 };
-                tree_index.add_frombuffer(&index_entry(&change.path, mode), content.as_bytes())?;
+                let blob = git.blob(content.as_bytes())?;
+                tree_index.add(&index_entry(&change.path, mode, blob, content.len()))?;
                 user_index.add_path(Path::new(&change.path))?;
             }
             None => {
@@ -163,7 +164,7 @@ pub fn commit_patch(
     Ok((report, Some(oid)))
 }
 
-fn index_entry(path: &str, mode: u32) -> git2::IndexEntry {
+fn index_entry(path: &str, mode: u32, id: git2::Oid, size: usize) -> git2::IndexEntry {
     let zero = git2::IndexTime::new(0, 0);
     git2::IndexEntry {
         ctime: zero,
@@ -173,8 +174,8 @@ fn index_entry(path: &str, mode: u32) -> git2::IndexEntry {
         mode,
         uid: 0,
         gid: 0,
-        file_size: 0,
-        id: git2::Oid::zero(),
+        file_size: size as u32,
+        id,
         flags: 0,
         flags_extended: 0,
         path: path.as_bytes().to_vec(),

@@ -1,0 +1,130 @@
+//! Repository reading, sandboxes, verification and commits on real repositories in tempdirs.
+
+use hone_tools::repo::{FileContent, FileKind, Repository, TreeSource};
+use hone_tools::{Sandbox, SandboxOptions};
+
+use crate::support::{git, repo_with, snapshot};
+
+#[test]
+fn lists_tracked_and_untracked_honouring_ignores() {
+    let repo = repo_with(&[("src/a.rs", "a\n"), (".gitignore", "target/\n*.log\n")]);
+    let root = repo.path();
+    std::fs::create_dir_all(root.join("target")).unwrap();
+    std::fs::write(root.join("target/out"), "x").unwrap();
+    std::fs::write(root.join("debug.log"), "x").unwrap();
+    std::fs::write(root.join("new.rs"), "n\n").unwrap();
+    std::fs::write(root.join("excluded.tmp"), "x").unwrap();
+    std::fs::write(root.join(".git/info/exclude"), "*.tmp\n").unwrap();
+    std::os::unix::fs::symlink("src/a.rs", root.join("link.rs")).unwrap();
+    std::fs::create_dir_all(root.join("src/deep")).unwrap();
+    let repo_handle = Repository::discover(&root.join("src/deep")).unwrap();
+    let files = repo_handle.list_files().unwrap();
+    let paths: Vec<&str> = files.iter().map(|file| file.path.as_str()).collect();
+    assert_eq!(paths, [".gitignore", "link.rs", "new.rs", "src/a.rs"]);
+    assert!(files.iter().any(|file| file.path == "link.rs" && file.kind == FileKind::Symlink && !file.tracked));
+    assert!(matches!(repo_handle.read_file("link.rs", &TreeSource::WorkTree, 1000).unwrap(), FileContent::Symlink { .. }));
+}
+
+#[test]
+fn reads_head_index_and_worktree_and_reports_dirty_state() {
+    let repo = repo_with(&[("f.txt", "head\n"), ("bin.dat", "a\0b")]);
+    let root = repo.path();
+    std::fs::write(root.join("f.txt"), "staged\n").unwrap();
+    git(root, &["add", "f.txt"]);
+    std::fs::write(root.join("f.txt"), "worktree\n").unwrap();
+    std::fs::write(root.join("big.txt"), "x".repeat(5000)).unwrap();
+    std::fs::write(root.join("latin1.txt"), [0xe9u8, b'\n']).unwrap();
+    let repo_handle = Repository::discover(root).unwrap();
+    let read = |source: TreeSource| repo_handle.read_file("f.txt", &source, 1 << 20).unwrap();
+    assert_eq!(read(TreeSource::Head), FileContent::Text("head\n".into()));
+    assert_eq!(read(TreeSource::Index), FileContent::Text("staged\n".into()));
+    assert_eq!(read(TreeSource::WorkTree), FileContent::Text("worktree\n".into()));
+    assert_eq!(repo_handle.read_file("bin.dat", &TreeSource::Head, 100).unwrap(), FileContent::Binary);
+    assert_eq!(repo_handle.read_file("big.txt", &TreeSource::WorkTree, 100).unwrap(), FileContent::TooLarge { size: 5000 });
+    assert_eq!(repo_handle.read_file("latin1.txt", &TreeSource::WorkTree, 100).unwrap(), FileContent::NonUtf8);
+    let status = repo_handle.file_status("f.txt").unwrap();
+    assert!(status.staged.is_some() && status.unstaged.is_some());
+    assert!(repo_handle.file_status("bin.dat").unwrap().is_clean());
+    assert!(repo_handle.file_status("big.txt").unwrap().untracked);
+}
+
+#[test]
+fn empty_repository_and_linked_worktree() {
+    let empty = repo_with(&[]);
+    std::fs::write(empty.path().join("a.txt"), "a\n").unwrap();
+    let repo = Repository::discover(empty.path()).unwrap();
+    assert_eq!(repo.head_commit().unwrap(), None);
+    assert_eq!(repo.list_files().unwrap().len(), 1);
+    assert_eq!(repo.read_file("a.txt", &TreeSource::Head, 100).unwrap(), FileContent::Missing);
+    let sandbox = Sandbox::create(&repo, &TreeSource::Head, &SandboxOptions::default()).unwrap();
+    assert!(snapshot(sandbox.root()).is_empty());
+
+    let main = repo_with(&[("m.txt", "m\n")]);
+    let linked = tempfile::tempdir().unwrap();
+    let linked_path = linked.path().join("wt");
+    git(main.path(), &["worktree", "add", "-q", "-b", "side", linked_path.to_str().unwrap()]);
+    std::fs::write(linked_path.join("m.txt"), "changed\n").unwrap();
+    let repo = Repository::discover(&linked_path).unwrap();
+    assert_eq!(repo.root(), linked_path.canonicalize().unwrap());
+    assert_eq!(repo.read_file("m.txt", &TreeSource::Head, 100).unwrap(), FileContent::Text("m\n".into()));
+    assert!(repo.file_status("m.txt").unwrap().unstaged.is_some());
+}
+
+#[test]
+fn sandboxes_materialise_worktree_index_and_revisions() {
+    let repo = repo_with(&[("a.txt", "one\n"), ("run.sh", "#!/bin/sh\n"), ("gone.txt", "g\n")]);
+    let root = repo.path();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(root.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    git(root, &["add", "run.sh"]);
+    git(root, &["commit", "-q", "-m", "exec"]);
+    let first = git(root, &["rev-parse", "HEAD~1"]).trim().to_string();
+    std::fs::write(root.join("a.txt"), "staged\n").unwrap();
+    git(root, &["add", "a.txt"]);
+    std::fs::write(root.join("a.txt"), "unstaged\n").unwrap();
+    std::fs::remove_file(root.join("gone.txt")).unwrap();
+    std::fs::write(root.join("untracked.txt"), "u\n").unwrap();
+    let repo_handle = Repository::discover(root).unwrap();
+    let options = SandboxOptions::default();
+
+    let work = Sandbox::create(&repo_handle, &TreeSource::WorkTree, &options).unwrap();
+    let files = snapshot(work.root());
+    assert_eq!(files.get("a.txt").unwrap(), b"unstaged\n");
+    assert!(files.contains_key("untracked.txt") && !files.contains_key("gone.txt"));
+    assert!(std::fs::metadata(work.root().join("run.sh")).unwrap().permissions().mode() & 0o100 != 0);
+
+    let index = Sandbox::create(&repo_handle, &TreeSource::Index, &options).unwrap();
+    let files = snapshot(index.root());
+    assert_eq!(files.get("a.txt").unwrap(), b"staged\n");
+    assert!(files.contains_key("gone.txt") && !files.contains_key("untracked.txt"));
+    assert!(std::fs::metadata(index.root().join("run.sh")).unwrap().permissions().mode() & 0o100 != 0);
+
+    let old = Sandbox::create(&repo_handle, &TreeSource::Revision(first), &options).unwrap();
+    let files = snapshot(old.root());
+    assert_eq!(files.get("a.txt").unwrap(), b"one\n");
+    let kept = old.root().to_path_buf();
+    drop(old);
+    assert!(!kept.exists(), "the sandbox folder is removed on drop");
+}
+
+#[test]
+fn verify_then_commit_only_the_patch() {
+    let repo = repo_with(&[("calc.py", "def add(a, b):\n    return a - b\n"), ("other.txt", "o\n")]);
+    let root = repo.path();
+    std::fs::write(root.join("other.txt"), "staged other\n").unwrap();
+    git(root, &["add", "other.txt"]);
+    let repo_handle = Repository::discover(root).unwrap();
+    let patch = hone_tools::parse_patch("calc.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a + b\n>>>>>>> REPLACE\n").unwrap();
+    let mut options = hone_tools::VerifyOptions::new(&repo_handle);
+    options.test = hone_tools::TestChoice::Command("grep -q 'a + b' calc.py".into());
+    let verification = hone_tools::verify_patch(&repo_handle, &patch, &options).unwrap();
+    assert_eq!(verification.verdict, hone_tools::Verdict::Verified);
+    assert!(verification.diff.contains("+    return a + b"));
+    assert_eq!(std::fs::read_to_string(root.join("calc.py")).unwrap(), "def add(a, b):\n    return a - b\n", "verify never touches the tree");
+    let (report, commit) = hone_tools::commit_patch(&repo_handle, &patch, "fix add", &Default::default()).unwrap();
+    assert!(report.written && commit.is_some());
+    let shown = git(root, &["show", "--stat", "--format=%s", "HEAD"]);
+    assert!(shown.contains("fix add") && shown.contains("calc.py") && !shown.contains("other.txt"), "{shown}");
+    let status = git(root, &["status", "--porcelain"]);
+    assert_eq!(status.trim(), "M  other.txt", "only the unrelated staged change remains");
+}
