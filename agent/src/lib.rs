@@ -9,12 +9,17 @@ pub mod infill;
 pub mod model;
 pub mod openai;
 pub mod plan;
+pub mod run;
 pub mod testing;
 pub mod transcript;
 
 pub use error::{Error, Result};
+pub use events::{Event, EventSink, NoEvents, RunStatus, RunSummary};
 pub use model::{
     estimate_tokens, Candidate, ChatRequest, ChatResponse, FinishReason, InfillCandidate,
     InfillRequest, InfillResponse, Message, Model, ModelDescription, Purpose, Role, Sampling,
     Segment, StreamCallback, StreamUpdate, Usage,
+};
+pub use run::{
+    commit_message, run_task, run_task_blocking, GenerationMode, RunOutcome, RunRequest,
 };

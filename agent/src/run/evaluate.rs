@@ -1,0 +1,195 @@
+//! Evaluating candidates: each gets its own sandbox (the run's base state plus the changes carried
+//! from earlier iterations), its edits are applied there atomically, changes identical to an earlier
+//! failure are skipped, and the rest are tested concurrently, at most `jobs` at a time, each test on
+//! a blocking thread. Once one candidate passes, candidates not yet started are skipped.
+
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use hone_tools::{
+    ApplyOptions, ApplyReport, Patch, Repository, Sandbox, SandboxOptions, TestReport, TreeSource,
+};
+
+use crate::changes::{ChangeSet, FileChange};
+use crate::{Error, Result};
+
+/// A candidate whose edits applied in its sandbox.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    pub index: usize,
+    pub sandbox: Sandbox,
+    /// Base state → this candidate (carried changes included).
+    pub total: ChangeSet,
+}
+
+/// Why a candidate was not tested.
+#[derive(Debug)]
+pub(crate) enum NotTested {
+    Apply(ApplyReport),
+    /// Same change as an earlier failed candidate (its hash).
+    Duplicate,
+}
+
+/// Fingerprint of a whole change, to recognise a candidate that was already tested.
+pub(crate) fn fingerprint(changes: &ChangeSet) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    changes.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Convert the tools' per-file changes (moves included) to a change set.
+pub(crate) fn change_set(changes: &[hone_tools::FileChange]) -> ChangeSet {
+    let mut files = Vec::new();
+    for change in changes {
+        if let Some(from) = &change.moved_from {
+            files.push(FileChange {
+                path: from.clone(),
+                before: change.before.clone(),
+                after: None,
+            });
+            files.push(FileChange {
+                path: change.path.clone(),
+                before: None,
+                after: change.after.clone(),
+            });
+        } else {
+            files.push(FileChange {
+                path: change.path.clone(),
+                before: change.before.clone(),
+                after: change.after.clone(),
+            });
+        }
+    }
+    ChangeSet::new(files)
+}
+
+/// Write the carried changes into a fresh sandbox.
+fn write_carried(sandbox: &Sandbox, carried: &ChangeSet) -> Result<()> {
+    for file in &carried.files {
+        let path = sandbox.root().join(&file.path);
+        let result = match &file.after {
+            Some(content) => path
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| std::fs::write(&path, content)),
+            None => std::fs::remove_file(&path).or_else(|error| {
+                if error.kind() == std::io::ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(error)
+                }
+            }),
+        };
+        result
+            .map_err(|source| Error::io(format!("preparing sandbox file {}", file.path), source))?;
+    }
+    Ok(())
+}
+
+/// Build the sandbox for one candidate and apply its edits there.
+pub(crate) fn prepare(
+    repo: &Repository,
+    source: &TreeSource,
+    options: &SandboxOptions,
+    carried: &ChangeSet,
+    index: usize,
+    patch: &Patch,
+    failed: &HashSet<u64>,
+) -> Result<std::result::Result<Prepared, NotTested>> {
+    let sandbox = Sandbox::create(repo, source, options)?;
+    write_carried(&sandbox, carried)?;
+    let report = sandbox.apply(patch, &ApplyOptions::default())?;
+    if !report.is_success() {
+        return Ok(Err(NotTested::Apply(report)));
+    }
+    let total = carried.then(&change_set(&report.changes));
+    if failed.contains(&fingerprint(&total)) {
+        return Ok(Err(NotTested::Duplicate));
+    }
+    Ok(Ok(Prepared {
+        index,
+        sandbox,
+        total,
+    }))
+}
+
+/// How to run the tests.
+#[derive(Debug, Clone)]
+pub(crate) struct TestSettings {
+    pub command: String,
+    pub timeout: Duration,
+    pub jobs: usize,
+    /// Shared cargo target folder of the repository; each concurrent slot gets its own subfolder so
+    /// parallel builds do not wait on cargo's lock.
+    pub cargo_target_dir: Option<PathBuf>,
+}
+
+/// One test result, or `None` when skipped because another candidate passed first.
+pub(crate) type Tested = (usize, Prepared, Option<Result<TestReport>>);
+
+/// Test the candidates concurrently; `on_start` / `on_finish` report progress.
+pub(crate) async fn test_all(
+    prepared: Vec<Prepared>,
+    settings: &TestSettings,
+    on_start: &(dyn Fn(usize) + Send + Sync),
+    on_finish: &(dyn Fn(usize, &Result<TestReport>) + Send + Sync),
+) -> Vec<Tested> {
+    let jobs = settings.jobs.max(1);
+    let passed = Arc::new(AtomicBool::new(false));
+    let slots = Arc::new(Mutex::new((0..jobs).rev().collect::<Vec<usize>>()));
+    let futures = prepared.into_iter().map(|candidate| {
+        let passed = passed.clone();
+        let slots = slots.clone();
+        async move {
+            let index = candidate.index;
+            if passed.load(Ordering::SeqCst) {
+                return (index, candidate, None);
+            }
+            on_start(index);
+            let slot = slots
+                .lock()
+                .ok()
+                .and_then(|mut free| free.pop())
+                .unwrap_or(0);
+            let mut options = candidate.sandbox.run_options();
+            options.timeout = settings.timeout;
+            if let (Some(dir), true) = (&settings.cargo_target_dir, jobs > 1) {
+                let dir = dir.join(format!("slot-{slot}"));
+                options
+                    .extra_env
+                    .retain(|(name, _)| name != "CARGO_TARGET_DIR");
+                options.extra_env.push((
+                    "CARGO_TARGET_DIR".to_owned(),
+                    dir.to_string_lossy().into_owned(),
+                ));
+            }
+            let command = settings.command.clone();
+            let sandbox_root = candidate.sandbox.root().to_path_buf();
+            let report = tokio::task::spawn_blocking(move || {
+                options.cwd = sandbox_root;
+                hone_tools::run_command(&command, &options).map_err(Error::from)
+            })
+            .await
+            .unwrap_or_else(|error| Err(Error::Backend(format!("test thread failed: {error}"))));
+            if let Ok(mut free) = slots.lock() {
+                free.push(slot);
+            }
+            if report.as_ref().is_ok_and(|report| report.passed) {
+                passed.store(true, Ordering::SeqCst);
+            }
+            on_finish(index, &report);
+            (index, candidate, Some(report))
+        }
+    });
+    let mut results: Vec<Tested> = futures::stream::iter(futures)
+        .buffer_unordered(jobs)
+        .collect()
+        .await;
+    results.sort_by_key(|(index, _, _)| *index);
+    results
+}

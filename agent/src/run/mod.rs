@@ -1,0 +1,926 @@
+//! The agent loop behind `hone run` (and `hone hook` fixes, `hone batch`, `hone refactor`):
+//! context → plan → generate N candidates → apply each in its own sandbox → test them concurrently →
+//! keep the first that passes, or feed the best failure back and iterate, within `max_iterations`
+//! and a wall-clock budget. The user's tree is never touched here: delivery is a separate step
+//! (`crate::delivery`) on the returned [`RunOutcome`].
+
+mod context;
+mod evaluate;
+mod generate;
+mod request;
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use hone_prompts::{PlanItem, TaskPrompt, TestFeedback};
+use hone_tools::{Repository, SandboxOptions, TestReport};
+
+use crate::changes::ChangeSet;
+use crate::events::{
+    Event, EventSink, FailStage, Phase, PlanSource, PlannedRegion, RunStatus, RunSummary,
+    SelectedFile,
+};
+use crate::model::{estimate_tokens, ChatRequest, Message, Model, Purpose};
+use crate::transcript::{new_run_id, write_summary, Transcript};
+use crate::{Error, Result};
+
+use evaluate::{fingerprint, NotTested, Prepared, TestSettings};
+use generate::Generated;
+pub use request::{GenerationMode, RunOutcome, RunRequest};
+
+/// Run a task to the end. Errors are setup or backend failures; a run whose candidates all fail is
+/// an `Ok` outcome with status `failed` (or `budget`).
+pub async fn run_task(
+    request: &RunRequest,
+    model: &dyn Model,
+    events: &dyn EventSink,
+) -> Result<RunOutcome> {
+    let mut run = Run::start(request, model, events)?;
+    let result = run.drive().await;
+    match result {
+        Ok(status) => Ok(run.finish(status)),
+        Err(error) => {
+            run.transcript.write("error.txt", &format!("{error}\n"));
+            Err(error)
+        }
+    }
+}
+
+/// A synchronous wrapper for callers without a runtime (hooks, scripts): a current-thread runtime
+/// with blocking threads for the tests.
+pub fn run_task_blocking(
+    request: &RunRequest,
+    model: &dyn Model,
+    events: &dyn EventSink,
+) -> Result<RunOutcome> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::io("starting the async runtime", source))?
+        .block_on(run_task(request, model, events))
+}
+
+/// Ask the model for a commit message for `diff`; falls back to the task's first line.
+pub async fn commit_message(model: &dyn Model, task: Option<&str>, diff: &str) -> String {
+    let fallback = task
+        .and_then(|task| task.lines().next())
+        .map(|line| format!("hone: {}", line.chars().take(64).collect::<String>()))
+        .unwrap_or_else(|| "hone: apply verified change".to_owned());
+    let Ok(prompt) = hone_prompts::commit_message_request(task, diff) else {
+        return fallback;
+    };
+    let request = ChatRequest {
+        messages: vec![Message::user(prompt)],
+        n: 1,
+        max_tokens: 160,
+        purpose: Purpose::CommitMessage,
+        ..Default::default()
+    };
+    match model.chat(&request, None).await {
+        Ok(response) => response
+            .candidates
+            .first()
+            .map(|candidate| clean_message(&candidate.text))
+            .filter(|message| !message.is_empty())
+            .unwrap_or(fallback),
+        Err(error) => {
+            tracing::warn!(%error, "could not generate a commit message");
+            fallback
+        }
+    }
+}
+
+fn clean_message(text: &str) -> String {
+    let text = text.trim().trim_matches('`').trim();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|line| !line.trim_start().starts_with("```"))
+        .collect();
+    let first = lines
+        .first()
+        .map(|line| line.trim().trim_matches('"'))
+        .unwrap_or("");
+    let summary: String = first.chars().take(72).collect();
+    let rest = lines
+        .iter()
+        .skip(1)
+        .map(|line| line.trim_end())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let rest = rest.trim();
+    if rest.is_empty() {
+        summary
+    } else {
+        format!("{summary}\n\n{rest}")
+    }
+}
+
+/// The best failed attempt so far.
+#[derive(Debug, Clone)]
+struct Attempt {
+    changes: ChangeSet,
+    failing: usize,
+    size: usize,
+    reason: String,
+}
+
+struct Run<'a> {
+    request: &'a RunRequest,
+    model: &'a dyn Model,
+    events: &'a dyn EventSink,
+    transcript: Transcript,
+    started: Instant,
+    id: String,
+    root: std::path::PathBuf,
+    test_command: String,
+    candidates: usize,
+    infill: bool,
+    jobs: usize,
+    sandbox: SandboxOptions,
+    summary: RunSummary,
+    phases: BTreeMap<&'static str, Duration>,
+    passed: Option<ChangeSet>,
+    best: Option<Attempt>,
+}
+
+impl<'a> Run<'a> {
+    fn start(
+        request: &'a RunRequest,
+        model: &'a dyn Model,
+        events: &'a dyn EventSink,
+    ) -> Result<Self> {
+        let started = Instant::now();
+        let repo = Repository::discover(&request.repo)?;
+        if request.source == hone_tools::TreeSource::WorkTree
+            && !request.allow_dirty
+            && repo.has_tracked_changes()?
+        {
+            return Err(Error::Setup(
+                "the working tree has uncommitted changes to tracked files: commit or stash them, or pass --allow-dirty (the sandbox then includes them and only hone's patch is applied on top)".into(),
+            ));
+        }
+        let root = repo.root().to_path_buf();
+        let test_command = match &request.test_command {
+            Some(command) => command.clone(),
+            None => hone_tools::detect_test_command(&root)
+                .map(|detected| detected.command)
+                .ok_or_else(|| hone_tools::Error::NoTestCommand { root: root.clone() })?,
+        };
+        let description = model.describe();
+        let infill = match request.mode {
+            GenerationMode::Auto => description.supports_infill,
+            GenerationMode::EditBlocks => false,
+            GenerationMode::Infill if !description.supports_infill => {
+                return Err(Error::Unsupported {
+                    backend: description.backend,
+                    what: "infill (block rewrite)".into(),
+                })
+            }
+            GenerationMode::Infill => true,
+        };
+        let candidates = request
+            .candidates
+            .unwrap_or(description.default_candidates)
+            .clamp(1, 64);
+        let jobs = match request.jobs {
+            0 => std::thread::available_parallelism().map_or(2, usize::from),
+            jobs => jobs,
+        }
+        .min(candidates);
+        let id = new_run_id();
+        let transcript = if request.record {
+            let runs_dir = request
+                .runs_dir
+                .clone()
+                .unwrap_or_else(|| repo.git().commondir().join("hone").join("runs"));
+            Transcript::create(&runs_dir, &id).unwrap_or_else(|error| {
+                tracing::warn!(%error, "no transcript for this run");
+                Transcript::disabled()
+            })
+        } else {
+            Transcript::disabled()
+        };
+        transcript.write_json(
+            "request.json",
+            &serde_json::json!({
+                "task": request.task, "test_command": test_command, "candidates": candidates,
+                "max_iterations": request.max_iterations, "backend": description.backend,
+                "model": description.name, "mode": if infill { "infill" } else { "edit-blocks" },
+                "root": root, "allow_dirty": request.allow_dirty,
+            }),
+        );
+        let summary = RunSummary {
+            id: id.clone(),
+            status: RunStatus::Failed,
+            reason: String::new(),
+            diff: String::new(),
+            files: Vec::new(),
+            iterations: 0,
+            candidates_generated: 0,
+            candidates_tested: 0,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            nfe: 0,
+            model_seconds: 0.0,
+            test_seconds: 0.0,
+            seconds: 0.0,
+            transcript: transcript.dir().map(|dir| dir.display().to_string()),
+        };
+        let run = Self {
+            request,
+            model,
+            events,
+            sandbox: SandboxOptions::for_repository(&repo),
+            transcript,
+            started,
+            id,
+            root,
+            test_command,
+            candidates,
+            infill,
+            jobs,
+            summary,
+            phases: BTreeMap::new(),
+            passed: None,
+            best: None,
+        };
+        run.emit(Event::RunStarted {
+            id: run.id.clone(),
+            task: request.task.clone(),
+            backend: description.backend,
+            model: description.name,
+            mode: if infill { "infill" } else { "edit-blocks" }.to_owned(),
+            candidates,
+            max_iterations: request.max_iterations,
+            test_command: run.test_command.clone(),
+            transcript: run.summary.transcript.clone(),
+        });
+        Ok(run)
+    }
+
+    fn emit(&self, event: Event) {
+        self.transcript.record(&event);
+        self.events.emit(&event);
+    }
+
+    fn phase(&mut self, name: &'static str, since: Instant) {
+        *self.phases.entry(name).or_default() += since.elapsed();
+    }
+
+    fn repo(&self) -> Result<Repository> {
+        Ok(Repository::open(&self.root)?)
+    }
+
+    fn out_of_time(&self) -> bool {
+        self.request
+            .budget
+            .is_some_and(|budget| self.started.elapsed() >= budget)
+    }
+
+    fn remaining(&self) -> Option<Duration> {
+        self.request
+            .budget
+            .map(|budget| budget.saturating_sub(self.started.elapsed()))
+    }
+
+    /// Await a model call within the budget; `None` when the budget ran out.
+    async fn within_budget<T>(
+        &self,
+        future: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<Option<T>> {
+        match self.remaining() {
+            Some(left) => match tokio::time::timeout(left, future).await {
+                Ok(result) => result.map(Some),
+                Err(_) => Ok(None),
+            },
+            None => future.await.map(Some),
+        }
+    }
+
+    async fn baseline(&mut self) -> Result<Option<String>> {
+        if let Some(output) = &self.request.failure_output {
+            return Ok(Some(output.clone()));
+        }
+        if !self.request.baseline {
+            return Ok(None);
+        }
+        let since = Instant::now();
+        self.emit(Event::Phase {
+            iteration: 0,
+            phase: Phase::Test,
+        });
+        let sandbox = {
+            let repo = self.repo()?;
+            hone_tools::Sandbox::create(&repo, &self.request.source, &self.sandbox)?
+        };
+        let mut options = sandbox.run_options();
+        options.timeout = self.test_timeout();
+        let command = self.test_command.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            let report = hone_tools::run_command(&command, &options);
+            drop(sandbox);
+            report
+        })
+        .await
+        .map_err(|error| Error::Backend(format!("test thread failed: {error}")))??;
+        self.transcript.write("baseline/test.log", &report.output);
+        self.summary.test_seconds += report.duration.as_secs_f64();
+        self.phase("baseline test", since);
+        Ok((!report.passed).then(|| summarize_failure(&report)))
+    }
+
+    fn test_timeout(&self) -> Duration {
+        let timeout = self.request.test_timeout;
+        self.remaining().map_or(timeout, |left| {
+            timeout.min(left.max(Duration::from_secs(1)))
+        })
+    }
+
+    async fn drive(&mut self) -> Result<RunStatus> {
+        let failure = self.baseline().await?;
+
+        // Context.
+        let since = Instant::now();
+        self.emit(Event::Phase {
+            iteration: 1,
+            phase: Phase::Context,
+        });
+        let model = self.model;
+        let counter = |text: &str| estimate_tokens(model, text);
+        let (facts, fitted, ranked) = {
+            let repo = self.repo()?;
+            let facts = context::repo_facts(&repo, &self.request.source, &self.test_command)?;
+            let (fitted, ranked) = context::ranked_context(
+                &repo,
+                &self.request.source,
+                &self.request.task,
+                failure.as_deref(),
+                &self.request.files,
+                self.request.context_tokens,
+                &counter,
+            )?;
+            (facts, fitted, ranked)
+        };
+        self.emit(Event::ContextSelected {
+            files: fitted
+                .files
+                .iter()
+                .map(|file| SelectedFile {
+                    path: file.path.clone(),
+                    start_line: file.start_line,
+                    end_line: file.end_line,
+                    reason: file.reason.clone(),
+                })
+                .collect(),
+            omitted: fitted.omitted.clone(),
+            prompt_tokens: fitted.files.iter().map(|file| counter(&file.content)).sum(),
+        });
+        self.phase("context", since);
+
+        // Plan.
+        let since = Instant::now();
+        let mut plan: Vec<PlanItem> = Vec::new();
+        if self.request.plan {
+            self.emit(Event::Phase {
+                iteration: 1,
+                phase: Phase::Plan,
+            });
+            let prompt =
+                hone_prompts::plan_request(&self.request.task, &fitted.files, failure.as_deref())?;
+            self.transcript.write("plan/prompt.txt", &prompt);
+            let request = ChatRequest {
+                messages: vec![Message::user(prompt)],
+                n: 1,
+                max_tokens: 256,
+                stop: Vec::new(),
+                sampling: self.request.sampling.clone(),
+                purpose: Purpose::Plan,
+            };
+            let Some(response) = self.within_budget(self.model.chat(&request, None)).await? else {
+                return Ok(RunStatus::Budget);
+            };
+            self.summary.add_usage(&response.usage);
+            let text = response
+                .candidates
+                .first()
+                .map(|candidate| candidate.text.clone())
+                .unwrap_or_default();
+            self.transcript.write("plan/response.txt", &text);
+            let repo = self.repo()?;
+            plan = crate::plan::parse_plan(&text, |path| {
+                context::current_text(&repo, &self.request.source, &ChangeSet::default(), path)
+                    .map(|content| content.lines().count())
+            });
+        }
+        let source = if plan.is_empty() {
+            let repo = self.repo()?;
+            plan = context::fallback_plan(&repo, &self.request.source, &ranked, failure.as_deref());
+            PlanSource::Fallback
+        } else {
+            PlanSource::Model
+        };
+        self.emit(Event::Plan {
+            items: plan
+                .iter()
+                .map(|item| PlannedRegion {
+                    path: item.path.clone(),
+                    start_line: item.start_line,
+                    end_line: item.end_line,
+                    why: item.why.clone(),
+                })
+                .collect(),
+            source,
+        });
+        self.phase("plan", since);
+
+        // Iterations.
+        let system = hone_prompts::system_prompt(&facts)?;
+        let task_message = hone_prompts::task_message(&TaskPrompt {
+            task: &self.request.task,
+            repo: &facts,
+            context: &fitted.files,
+            omitted_paths: &fitted.omitted,
+            plan: &plan,
+            failing: failure.as_deref(),
+        })?;
+        let mut messages = vec![Message::system(system), Message::user(task_message)];
+        let mut carried = ChangeSet::default();
+        let mut failed: HashSet<u64> = HashSet::new();
+        let mut infill_feedback: Option<String> = None;
+        for iteration in 1..=self.request.max_iterations.max(1) {
+            if self.out_of_time() {
+                return Ok(RunStatus::Budget);
+            }
+            let iteration_started = Instant::now();
+            self.summary.iterations = iteration;
+            let dir = format!("iteration-{iteration}");
+
+            // Generate.
+            let since = Instant::now();
+            self.emit(Event::Phase {
+                iteration,
+                phase: Phase::Generate,
+            });
+            let generated = if self.infill {
+                let Some(item) = plan.iter().find(|item| !item.path.is_empty()).cloned() else {
+                    return Err(Error::Setup(
+                        "nothing to rewrite: no plan and no ranked file".into(),
+                    ));
+                };
+                let content = {
+                    let repo = self.repo()?;
+                    context::current_text(
+                        &repo,
+                        &self.request.source,
+                        &ChangeSet::default(),
+                        &item.path,
+                    )
+                    .unwrap_or_default()
+                };
+                let region = generate::infill_region(&item, &content);
+                let prompt = hone_prompts::infill_task(&hone_prompts::InfillPrompt {
+                    task: &self.request.task,
+                    path: &item.path,
+                    content: &content,
+                    start_line: region.start_line,
+                    end_line: region.end_line,
+                    why: &item.why,
+                    feedback: infill_feedback.as_deref(),
+                })?;
+                self.transcript.write(&format!("{dir}/prompt.txt"), &prompt);
+                let future = generate::block_rewrite(
+                    self.model,
+                    &prompt,
+                    &region,
+                    &content,
+                    self.candidates,
+                    &self.request.sampling,
+                );
+                self.within_budget(future).await?
+            } else {
+                self.transcript
+                    .write(&format!("{dir}/prompt.txt"), &render_messages(&messages));
+                let future = generate::edit_blocks(
+                    self.model,
+                    &messages,
+                    self.candidates,
+                    self.request.max_tokens,
+                    &self.request.sampling,
+                );
+                self.within_budget(future).await?
+            };
+            let Some((generated, usage)) = generated else {
+                return Ok(RunStatus::Budget);
+            };
+            self.summary.add_usage(&usage);
+            self.summary.candidates_generated += generated.len();
+            for candidate in &generated {
+                self.transcript.write(
+                    &format!("{dir}/candidate-{}/response.txt", candidate.index + 1),
+                    &candidate.text,
+                );
+                self.emit(Event::CandidateGenerated {
+                    iteration,
+                    candidate: candidate.index + 1,
+                    characters: candidate.text.chars().count(),
+                });
+            }
+            self.phase("generate", since);
+
+            // Apply, each candidate in its own sandbox.
+            let since = Instant::now();
+            self.emit(Event::Phase {
+                iteration,
+                phase: Phase::Apply,
+            });
+            let (prepared, mut first_failure) =
+                self.apply_all(iteration, &generated, &carried, &failed)?;
+            self.phase("apply", since);
+
+            // Test concurrently.
+            let since = Instant::now();
+            self.emit(Event::Phase {
+                iteration,
+                phase: Phase::Test,
+            });
+            let settings = TestSettings {
+                command: self.test_command.clone(),
+                timeout: self.test_timeout(),
+                jobs: self.jobs,
+                cargo_target_dir: self.sandbox.cargo_target_dir.clone(),
+            };
+            let events = self.events;
+            let transcript = &self.transcript;
+            let on_start = |candidate: usize| {
+                let event = Event::TestStarted {
+                    iteration,
+                    candidate: candidate + 1,
+                };
+                transcript.record(&event);
+                events.emit(&event);
+            };
+            let on_finish = |candidate: usize, report: &Result<TestReport>| {
+                let event = match report {
+                    Ok(report) => Event::TestFinished {
+                        iteration,
+                        candidate: candidate + 1,
+                        passed: report.passed,
+                        timed_out: report.timed_out,
+                        failing_tests: report.failed_tests.clone(),
+                        seconds: report.duration.as_secs_f64(),
+                    },
+                    Err(error) => Event::CandidateFailed {
+                        iteration,
+                        candidate: candidate + 1,
+                        stage: FailStage::Test,
+                        reason: error.to_string(),
+                    },
+                };
+                transcript.record(&event);
+                events.emit(&event);
+            };
+            let tested = evaluate::test_all(prepared, &settings, &on_start, &on_finish).await;
+            self.phase("test", since);
+
+            // Choose.
+            let mut passing: Vec<(usize, ChangeSet)> = Vec::new();
+            let mut best_failed: Option<(usize, Prepared, TestReport)> = None;
+            for (index, candidate, report) in tested {
+                let Some(report) = report else { continue };
+                let report = report?;
+                self.summary.candidates_tested += 1;
+                self.summary.test_seconds += report.duration.as_secs_f64();
+                let cdir = format!("{dir}/candidate-{}", index + 1);
+                self.transcript
+                    .write(&format!("{cdir}/test.log"), &report.output);
+                self.transcript.write(
+                    &format!("{cdir}/diff.patch"),
+                    &candidate.total.unified_diff(),
+                );
+                if report.passed {
+                    passing.push((index, candidate.total));
+                    continue;
+                }
+                self.emit(Event::CandidateFailed {
+                    iteration,
+                    candidate: index + 1,
+                    stage: FailStage::Test,
+                    reason: summarize_failure(&report),
+                });
+                failed.insert(fingerprint(&candidate.total));
+                let rank = failure_rank(&report, &candidate.total);
+                let better = best_failed.as_ref().is_none_or(|(_, best, best_report)| {
+                    rank < failure_rank(best_report, &best.total)
+                });
+                if better {
+                    best_failed = Some((index, candidate, report));
+                }
+            }
+            if let Some((index, changes)) = passing
+                .into_iter()
+                .min_by_key(|(index, changes)| (changes.changed_lines(), *index))
+            {
+                self.emit(Event::IterationFinished {
+                    iteration,
+                    passed: true,
+                    best_candidate: Some(index + 1),
+                    seconds: iteration_started.elapsed().as_secs_f64(),
+                });
+                self.passed = Some(changes);
+                return Ok(RunStatus::Passed);
+            }
+
+            // Feed back the best failure.
+            let best_index = match best_failed {
+                Some((index, candidate, report)) => {
+                    let attempt = Attempt {
+                        failing: failure_rank(&report, &candidate.total).0,
+                        size: candidate.total.changed_lines(),
+                        reason: summarize_failure(&report),
+                        changes: candidate.total.clone(),
+                    };
+                    if self.best.as_ref().is_none_or(|best| {
+                        (attempt.failing, attempt.size) <= (best.failing, best.size)
+                    }) {
+                        self.best = Some(attempt);
+                    }
+                    let feedback = {
+                        let repo = self.repo()?;
+                        self.test_feedback(&repo, &report, &candidate.total)?
+                    };
+                    self.transcript
+                        .write(&format!("{dir}/feedback.txt"), &feedback);
+                    messages.push(Message::assistant(generated[index].text.clone()));
+                    messages.push(Message::user(feedback.clone()));
+                    infill_feedback = Some(summarize_failure(&report));
+                    if !self.infill {
+                        carried = candidate.total;
+                    }
+                    Some(index + 1)
+                }
+                None => {
+                    let (index, report) = first_failure
+                        .take()
+                        .unwrap_or((0, "no candidate could be tested".into()));
+                    let feedback = hone_prompts::apply_feedback(&report)?;
+                    self.transcript
+                        .write(&format!("{dir}/feedback.txt"), &feedback);
+                    if self.best.is_none() {
+                        self.summary.reason = format!("no edit applied: {}", first_line(&report));
+                    }
+                    if let Some(candidate) = generated.get(index) {
+                        messages.push(Message::assistant(candidate.text.clone()));
+                    }
+                    messages.push(Message::user(feedback));
+                    infill_feedback = Some(report);
+                    None
+                }
+            };
+            self.emit(Event::IterationFinished {
+                iteration,
+                passed: false,
+                best_candidate: best_index,
+                seconds: iteration_started.elapsed().as_secs_f64(),
+            });
+        }
+        Ok(RunStatus::Failed)
+    }
+
+    /// Parse and apply every candidate in its own sandbox; returns those ready to test and the
+    /// first failure report (candidate index, text for the model).
+    #[allow(clippy::type_complexity)]
+    fn apply_all(
+        &mut self,
+        iteration: usize,
+        generated: &[Generated],
+        carried: &ChangeSet,
+        failed: &HashSet<u64>,
+    ) -> Result<(Vec<Prepared>, Option<(usize, String)>)> {
+        let repo = self.repo()?;
+        let mut prepared: Vec<Prepared> = Vec::new();
+        let mut first_failure: Option<(usize, String)> = None;
+        let mut seen: HashSet<u64> = HashSet::new();
+        for candidate in generated {
+            let number = candidate.index + 1;
+            let cdir = format!("iteration-{iteration}/candidate-{number}");
+            let patch = match &candidate.patch {
+                Ok(patch) => patch,
+                Err(message) => {
+                    let report = format!(
+                        "No edit blocks could be read from your answer: {message}. Use the SEARCH/REPLACE format exactly."
+                    );
+                    self.transcript.write(&format!("{cdir}/apply.txt"), &report);
+                    self.emit(Event::CandidateFailed {
+                        iteration,
+                        candidate: number,
+                        stage: FailStage::Parse,
+                        reason: message.clone(),
+                    });
+                    first_failure.get_or_insert((candidate.index, report));
+                    continue;
+                }
+            };
+            self.transcript
+                .write_json(&format!("{cdir}/edits.json"), patch);
+            match evaluate::prepare(
+                &repo,
+                &self.request.source,
+                &self.sandbox,
+                carried,
+                candidate.index,
+                patch,
+                failed,
+            )? {
+                Ok(ready) => {
+                    let key = fingerprint(&ready.total);
+                    if !seen.insert(key) {
+                        self.emit(Event::CandidateFailed {
+                            iteration,
+                            candidate: number,
+                            stage: FailStage::Duplicate,
+                            reason: "same change as another candidate of this iteration".into(),
+                        });
+                        continue;
+                    }
+                    self.emit(Event::CandidateApplied {
+                        iteration,
+                        candidate: number,
+                        files: ready.total.paths(),
+                        diff_lines: ready.total.changed_lines(),
+                    });
+                    prepared.push(ready);
+                }
+                Err(NotTested::Duplicate) => {
+                    self.emit(Event::CandidateFailed {
+                        iteration,
+                        candidate: number,
+                        stage: FailStage::Duplicate,
+                        reason: "same change as a candidate that already failed: not tested again"
+                            .into(),
+                    });
+                }
+                Err(NotTested::Apply(report)) => {
+                    let for_model = hone_tools::render_for_model(&report);
+                    self.transcript.write(
+                        &format!("{cdir}/apply.txt"),
+                        &hone_tools::render_for_people(&report),
+                    );
+                    self.emit(Event::CandidateFailed {
+                        iteration,
+                        candidate: number,
+                        stage: FailStage::Apply,
+                        reason: first_line(&for_model).to_owned(),
+                    });
+                    first_failure.get_or_insert((candidate.index, for_model));
+                }
+            }
+        }
+        Ok((prepared, first_failure))
+    }
+
+    fn test_feedback(
+        &self,
+        repo: &Repository,
+        report: &TestReport,
+        state: &ChangeSet,
+    ) -> Result<String> {
+        let locations =
+            context::failure_locations(repo, &self.request.source, state, &report.output);
+        let feedback = TestFeedback {
+            command: report.command.clone(),
+            exit_code: report.exit_code,
+            timed_out: report.timed_out,
+            timeout_seconds: self.test_timeout().as_secs(),
+            failing_tests: report.failed_tests.clone(),
+            locations,
+            output: truncate_middle(&report.output, 6000),
+            output_truncated: report.output_truncated || report.output.len() > 6000,
+        };
+        Ok(hone_prompts::test_feedback(&feedback)?)
+    }
+
+    fn finish(mut self, status: RunStatus) -> RunOutcome {
+        let changes = match (&self.passed, &self.best) {
+            (Some(changes), _) => changes.clone(),
+            (None, Some(best)) => {
+                if self.summary.reason.is_empty() || best.failing < usize::MAX {
+                    self.summary.reason = best.reason.clone();
+                }
+                best.changes.clone()
+            }
+            (None, None) => ChangeSet::default(),
+        };
+        self.summary.status = status;
+        match status {
+            RunStatus::Passed => self.summary.reason.clear(),
+            RunStatus::Budget => {
+                let budget = self.request.budget.unwrap_or_default().as_secs_f64();
+                let before = std::mem::take(&mut self.summary.reason);
+                self.summary.reason = format!("the budget of {budget:.0} s ran out");
+                if !before.is_empty() {
+                    self.summary
+                        .reason
+                        .push_str(&format!("; best attempt: {before}"));
+                }
+            }
+            RunStatus::Failed if self.summary.reason.is_empty() => {
+                self.summary.reason = "no candidate passed the tests".into();
+            }
+            RunStatus::Failed => {}
+        }
+        self.summary.diff = changes.unified_diff();
+        self.summary.files = changes.paths();
+        self.summary.seconds = self.started.elapsed().as_secs_f64();
+        let phase_seconds: Vec<(String, f64)> = self
+            .phases
+            .iter()
+            .map(|(name, time)| ((*name).to_owned(), time.as_secs_f64()))
+            .collect();
+        write_summary(&self.transcript, &self.summary);
+        self.transcript.write_json("phases.json", &phase_seconds);
+        self.emit(Event::RunFinished(self.summary.clone()));
+        RunOutcome {
+            summary: self.summary,
+            changes,
+            root: self.root,
+            phase_seconds,
+        }
+    }
+}
+
+/// Ordering of failed candidates: fewer failing tests first (timeouts and unparsed failures count
+/// as many), then smaller diffs.
+fn failure_rank(report: &TestReport, changes: &ChangeSet) -> (usize, usize) {
+    let failing = if report.timed_out {
+        usize::MAX / 2
+    } else {
+        report
+            .tests_failed
+            .unwrap_or(report.failed_tests.len())
+            .max(report.failed_tests.len())
+            .max(1)
+    };
+    (failing, changes.changed_lines())
+}
+
+/// One line on why a test run failed.
+fn summarize_failure(report: &TestReport) -> String {
+    if report.timed_out {
+        return format!(
+            "`{}` timed out after {:.0} s",
+            report.command,
+            report.duration.as_secs_f64()
+        );
+    }
+    let mut text = format!(
+        "`{}` failed (exit code {})",
+        report.command,
+        report.exit_code.map_or("none".into(), |c| c.to_string())
+    );
+    if !report.failed_tests.is_empty() {
+        let names: Vec<&str> = report
+            .failed_tests
+            .iter()
+            .take(5)
+            .map(String::as_str)
+            .collect();
+        text.push_str(&format!(": {}", names.join(", ")));
+        if report.failed_tests.len() > 5 {
+            text.push_str(&format!(" and {} more", report.failed_tests.len() - 5));
+        }
+    }
+    text
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines()
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or("")
+}
+
+fn truncate_middle(text: &str, limit: usize) -> String {
+    if text.len() <= limit {
+        return text.to_owned();
+    }
+    let head_end = (0..=limit / 3)
+        .rev()
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(0);
+    let tail_start = (text.len() - limit * 2 / 3..text.len())
+        .find(|&i| text.is_char_boundary(i))
+        .unwrap_or(text.len());
+    format!(
+        "{}\n[... {} bytes omitted ...]\n{}",
+        &text[..head_end],
+        tail_start - head_end,
+        &text[tail_start..]
+    )
+}
+
+fn render_messages(messages: &[Message]) -> String {
+    messages
+        .iter()
+        .map(|message| format!("===== {} =====\n{}", message.role.as_str(), message.content))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
