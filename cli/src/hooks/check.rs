@@ -1,0 +1,72 @@
+//! Running the check/test command on a tree that is not the working tree: the staged content
+//! (pre-commit) or a commit (pre-push), materialised in a hone-tools sandbox and tested there by
+//! hone-tools' runner, so what is verified is exactly what will be committed or pushed.
+
+use std::path::Path;
+use std::time::Duration;
+
+use hone_tools::{
+    detect_test_command, Repository, Sandbox, SandboxOptions, TestReport, TreeSource,
+};
+
+/// What checking a tree gave.
+#[derive(Debug)]
+pub enum Check {
+    /// No command configured and none detected: nothing was run.
+    NoCommand,
+    Ran(TestReport),
+}
+
+/// Export `source` of the repository at `top` and run `command` (or the detected test command) in
+/// it, killing it after `timeout`.
+pub fn check_tree(
+    top: &Path,
+    source: &TreeSource,
+    command: Option<&str>,
+    timeout: Duration,
+) -> anyhow::Result<Check> {
+    let repo = Repository::discover(top)?;
+    let sandbox = Sandbox::create(&repo, source, &SandboxOptions::for_repository(&repo))?;
+    let command = match command {
+        Some(command) => command.to_owned(),
+        None => match detect_test_command(sandbox.root()) {
+            Some(detected) => detected.command,
+            None => return Ok(Check::NoCommand),
+        },
+    };
+    let mut options = sandbox.run_options();
+    options.timeout = timeout;
+    Ok(Check::Ran(sandbox.run(&command, &options)?))
+}
+
+/// A few lines for people about a failed report: the failing tests, then the end of the output.
+pub fn describe_failure(report: &TestReport) -> String {
+    let mut text = String::new();
+    if report.timed_out {
+        text.push_str(&format!(
+            "`{}` did not finish within {:.0} s\n",
+            report.command,
+            report.duration.as_secs_f64()
+        ));
+    } else {
+        let code = report
+            .exit_code
+            .map_or_else(|| "a signal".to_owned(), |code| code.to_string());
+        text.push_str(&format!("`{}` failed (exit {code})\n", report.command));
+    }
+    if !report.failed_tests.is_empty() {
+        text.push_str("failing tests:\n");
+        for name in report.failed_tests.iter().take(20) {
+            text.push_str(&format!("  {name}\n"));
+        }
+    }
+    let lines: Vec<&str> = report.output.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(30)..];
+    if !tail.is_empty() {
+        text.push_str("output (last lines):\n");
+        for line in tail {
+            text.push_str(&format!("  | {line}\n"));
+        }
+    }
+    text
+}

@@ -1,0 +1,369 @@
+//! Installing and removing hone's git hook scripts without clobbering anyone else's.
+//!
+//! A hook already in place (written by a person, husky, the pre-commit framework...) is moved to
+//! `NAME.hone-backup` and hone's script runs it first, with the same arguments and input, stopping
+//! when it fails; `uninstall` moves it back. Hone's scripts carry a marker line so a second install
+//! only refreshes them (idempotent) and uninstall never removes a script it did not write.
+
+use std::fmt;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+/// The hooks hone knows how to run, in the order `install` sets them up.
+pub const HOOK_NAMES: [&str; 3] = ["pre-commit", "prepare-commit-msg", "pre-push"];
+
+/// First line after the shebang of every script hone writes; how hone recognises its own hooks.
+const MARKER: &str = "# hone-managed-hook:";
+const BACKUP_SUFFIX: &str = ".hone-backup";
+
+/// What is at a hook's path right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HookState {
+    /// Nothing there.
+    Absent,
+    /// Hone's script; `chained` when a previous hook is kept beside it and runs first.
+    Hone { chained: bool },
+    /// Someone else's hook (or a symlink to one).
+    Foreign,
+}
+
+/// What `install` or `uninstall` did to one hook.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Installed,
+    /// An existing hook was moved aside and now runs first.
+    Chained {
+        backup: PathBuf,
+    },
+    /// Hone's script was already there; rewritten when its text changed (e.g. a new binary path).
+    Refreshed,
+    Unchanged,
+    Removed,
+    /// Hone's script removed and the hook it had replaced put back.
+    Restored,
+    /// Nothing of hone's to remove.
+    NotInstalled,
+    /// Someone replaced hone's script since install: left alone, with the backup that is still there.
+    LeftForeign {
+        backup: Option<PathBuf>,
+    },
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Installed => write!(f, "installed"),
+            Self::Chained { backup } => write!(
+                f,
+                "installed; the existing hook was kept as {} and runs first",
+                backup.display()
+            ),
+            Self::Refreshed => write!(f, "updated"),
+            Self::Unchanged => write!(f, "already installed"),
+            Self::Removed => write!(f, "removed"),
+            Self::Restored => write!(f, "removed; the previous hook is back in place"),
+            Self::NotInstalled => write!(f, "not installed"),
+            Self::LeftForeign { backup: None } => {
+                write!(f, "not hone's script any more: left as it is")
+            }
+            Self::LeftForeign {
+                backup: Some(backup),
+            } => write!(
+                f,
+                "not hone's script any more: left as it is, and so is the older hook at {}",
+                backup.display()
+            ),
+        }
+    }
+}
+
+/// The backup path of hook `name` in `dir`.
+pub fn backup_path(dir: &Path, name: &str) -> PathBuf {
+    dir.join(format!("{name}{BACKUP_SUFFIX}"))
+}
+
+/// Whether something (a file, a symlink, even a broken one) is at `path`.
+fn exists(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
+fn is_hone_script(path: &Path) -> bool {
+    let Ok(metadata) = fs::symlink_metadata(path) else {
+        return false;
+    };
+    if !metadata.is_file() {
+        return false;
+    }
+    fs::read(path)
+        .map(|bytes| {
+            String::from_utf8_lossy(&bytes)
+                .lines()
+                .take(3)
+                .any(|line| line.starts_with(MARKER))
+        })
+        .unwrap_or(false)
+}
+
+/// What is at hook `name` in `dir`.
+pub fn state(dir: &Path, name: &str) -> HookState {
+    let path = dir.join(name);
+    if is_hone_script(&path) {
+        HookState::Hone {
+            chained: exists(&backup_path(dir, name)),
+        }
+    } else if exists(&path) {
+        HookState::Foreign
+    } else {
+        HookState::Absent
+    }
+}
+
+/// Quote `text` for a POSIX shell.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+/// The script for hook `name`, calling `hone hook run NAME ARGS` through `hone_bin` (falling back
+/// to `hone` on PATH when that binary has moved). A missing hone never blocks git: the script warns
+/// and lets the operation through.
+pub fn script(name: &str, hone_bin: &Path) -> String {
+    let bin = shell_quote(&hone_bin.to_string_lossy());
+    let header = format!(
+        "#!/bin/sh\n\
+         {MARKER} {name}\n\
+         # Written by `hone hook install`; `hone hook uninstall` removes it and puts back the hook it\n\
+         # replaced (kept beside it as {name}{BACKUP_SUFFIX}, which runs first).\n\
+         # HONE_SKIP_HOOKS=1 skips hone (the previous hook still runs).\n\
+         hone_bin={bin}\n\
+         previous=\"$(dirname -- \"$0\")/{name}{BACKUP_SUFFIX}\"\n\
+         find_hone() {{\n\
+         \x20   [ -x \"$hone_bin\" ] && return 0\n\
+         \x20   hone_bin=$(command -v hone 2>/dev/null) && return 0\n\
+         \x20   echo \"hone: binary not found, skipping the {name} hook (\\`hone hook uninstall\\` removes it)\" >&2\n\
+         \x20   return 1\n\
+         }}\n"
+    );
+    // pre-push reads the pushed refs on stdin: keep a copy so both hooks see all of it.
+    let body = if name == "pre-push" {
+        "input=$(mktemp \"${TMPDIR:-/tmp}/hone-pre-push.XXXXXX\") || exit 1\n\
+         trap 'rm -f \"$input\"' EXIT\n\
+         cat > \"$input\"\n\
+         if [ -x \"$previous\" ]; then\n\
+         \x20   \"$previous\" \"$@\" < \"$input\" || exit $?\n\
+         fi\n\
+         [ -n \"${HONE_SKIP_HOOKS:-}\" ] && exit 0\n\
+         find_hone || exit 0\n\
+         \"$hone_bin\" hook run pre-push \"$@\" < \"$input\"\n\
+         exit $?\n"
+            .to_owned()
+    } else {
+        format!(
+            "if [ -x \"$previous\" ]; then\n\
+             \x20   \"$previous\" \"$@\" || exit $?\n\
+             fi\n\
+             [ -n \"${{HONE_SKIP_HOOKS:-}}\" ] && exit 0\n\
+             find_hone || exit 0\n\
+             exec \"$hone_bin\" hook run {name} \"$@\"\n"
+        )
+    };
+    header + &body
+}
+
+/// Write `text` to `path` as an executable, atomically (a reader never sees half a script).
+fn write_script(path: &Path, text: &str) -> anyhow::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    let mut file = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("could not write in {}", dir.display()))?;
+    file.write_all(text.as_bytes())?;
+    file.as_file().sync_all()?;
+    set_executable(file.path())?;
+    file.persist(path)
+        .with_context(|| format!("could not write {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(unix)]
+fn set_executable(path: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+        .with_context(|| format!("could not make {} executable", path.display()))
+}
+
+#[cfg(not(unix))]
+fn set_executable(_path: &Path) -> anyhow::Result<()> {
+    Ok(())
+}
+
+/// Install hook `name` in `dir`. A foreign hook is moved to its backup path and chained; when a
+/// backup is already there (an older install was half undone), `force` moves that older backup to
+/// `NAME.hone-backup.N` instead of refusing, so no hook is ever deleted.
+pub fn install(dir: &Path, name: &str, hone_bin: &Path, force: bool) -> anyhow::Result<Outcome> {
+    fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+    let path = dir.join(name);
+    let text = script(name, hone_bin);
+    match state(dir, name) {
+        HookState::Hone { .. } => {
+            let current = fs::read_to_string(&path).unwrap_or_default();
+            if current == text && !force {
+                return Ok(Outcome::Unchanged);
+            }
+            write_script(&path, &text)?;
+            Ok(Outcome::Refreshed)
+        }
+        HookState::Absent => {
+            write_script(&path, &text)?;
+            Ok(Outcome::Installed)
+        }
+        HookState::Foreign => {
+            let backup = backup_path(dir, name);
+            if exists(&backup) {
+                if !force {
+                    return Err(crate::exit::Hinted::new(
+                        anyhow::anyhow!(
+                            "{} is not hone's and {} already exists: installing would overwrite one of them",
+                            path.display(),
+                            backup.display()
+                        ),
+                        [
+                            "check which of the two you want to keep, or pass --force to keep both (the older backup is renamed with a number)",
+                        ],
+                    )
+                    .into());
+                }
+                let spare = (1..)
+                    .map(|n| dir.join(format!("{name}{BACKUP_SUFFIX}.{n}")))
+                    .find(|candidate| !exists(candidate))
+                    .unwrap_or_else(|| dir.join(format!("{name}{BACKUP_SUFFIX}.old")));
+                fs::rename(&backup, &spare)
+                    .with_context(|| format!("could not move {} aside", backup.display()))?;
+            }
+            fs::rename(&path, &backup).with_context(|| {
+                format!("could not move {} to {}", path.display(), backup.display())
+            })?;
+            if let Err(error) = write_script(&path, &text) {
+                // Put the user's hook back rather than leave them with none.
+                let _ = fs::rename(&backup, &path);
+                return Err(error);
+            }
+            Ok(Outcome::Chained { backup })
+        }
+    }
+}
+
+/// Remove hone's hook `name` from `dir`, putting back the hook it replaced.
+pub fn uninstall(dir: &Path, name: &str) -> anyhow::Result<Outcome> {
+    let path = dir.join(name);
+    let backup = backup_path(dir, name);
+    match state(dir, name) {
+        HookState::Hone { chained } => {
+            if chained {
+                // rename over the script: at no moment is there no hook at all.
+                fs::rename(&backup, &path).with_context(|| {
+                    format!(
+                        "could not move {} back to {}",
+                        backup.display(),
+                        path.display()
+                    )
+                })?;
+                Ok(Outcome::Restored)
+            } else {
+                fs::remove_file(&path)
+                    .with_context(|| format!("could not remove {}", path.display()))?;
+                Ok(Outcome::Removed)
+            }
+        }
+        HookState::Absent if exists(&backup) => {
+            fs::rename(&backup, &path).with_context(|| {
+                format!(
+                    "could not move {} back to {}",
+                    backup.display(),
+                    path.display()
+                )
+            })?;
+            Ok(Outcome::Restored)
+        }
+        HookState::Absent => Ok(Outcome::NotInstalled),
+        HookState::Foreign => Ok(Outcome::LeftForeign {
+            backup: exists(&backup).then_some(backup),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn install_chains_and_uninstall_restores_a_foreign_hook() {
+        let dir = tempfile::tempdir().unwrap();
+        let hook = dir.path().join("pre-commit");
+        fs::write(&hook, "#!/bin/sh\necho mine\n").unwrap();
+        let bin = Path::new("/opt/hone bin/hone");
+
+        let outcome = install(dir.path(), "pre-commit", bin, false).unwrap();
+        assert!(matches!(outcome, Outcome::Chained { .. }));
+        assert_eq!(
+            state(dir.path(), "pre-commit"),
+            HookState::Hone { chained: true }
+        );
+        assert_eq!(
+            fs::read_to_string(backup_path(dir.path(), "pre-commit")).unwrap(),
+            "#!/bin/sh\necho mine\n"
+        );
+        // A second install changes nothing, and never backs up hone's own script.
+        assert_eq!(
+            install(dir.path(), "pre-commit", bin, false).unwrap(),
+            Outcome::Unchanged
+        );
+        assert_eq!(
+            fs::read_to_string(backup_path(dir.path(), "pre-commit")).unwrap(),
+            "#!/bin/sh\necho mine\n"
+        );
+
+        assert_eq!(
+            uninstall(dir.path(), "pre-commit").unwrap(),
+            Outcome::Restored
+        );
+        assert_eq!(fs::read_to_string(&hook).unwrap(), "#!/bin/sh\necho mine\n");
+        assert!(!exists(&backup_path(dir.path(), "pre-commit")));
+        assert_eq!(
+            uninstall(dir.path(), "pre-commit").unwrap(),
+            Outcome::LeftForeign { backup: None }
+        );
+    }
+
+    #[test]
+    fn a_second_foreign_hook_with_a_backup_needs_force_and_keeps_both() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join("pre-push"), "new").unwrap();
+        fs::write(backup_path(dir.path(), "pre-push"), "old").unwrap();
+        let bin = Path::new("/usr/bin/hone");
+        assert!(install(dir.path(), "pre-push", bin, false).is_err());
+        assert_eq!(
+            fs::read_to_string(dir.path().join("pre-push")).unwrap(),
+            "new"
+        );
+
+        install(dir.path(), "pre-push", bin, true).unwrap();
+        assert_eq!(
+            fs::read_to_string(backup_path(dir.path(), "pre-push")).unwrap(),
+            "new"
+        );
+        assert_eq!(
+            fs::read_to_string(dir.path().join("pre-push.hone-backup.1")).unwrap(),
+            "old"
+        );
+    }
+
+    #[test]
+    fn the_binary_path_is_shell_quoted() {
+        let text = script("pre-commit", Path::new("/tmp/it's here/hone"));
+        assert!(text.contains(r"hone_bin='/tmp/it'\''s here/hone'"));
+        assert!(text.lines().nth(1).unwrap().starts_with(MARKER));
+    }
+}

@@ -1,0 +1,41 @@
+//! Git hook automation and scripted batch work: installing hook scripts (`install`), the hooks
+//! themselves (`pre_commit`, `commit_msg`, `pre_push`), and the machinery `hone batch` and
+//! `hone refactor` share (`pool` for N-at-a-time work, `results` for the crash-safe results file).
+//! The clap types live in `commands::{hook, batch, refactor}`.
+
+pub mod agent_tasks;
+pub mod check;
+pub mod commit_msg;
+pub mod fixer;
+pub mod git;
+pub mod install;
+pub mod merge;
+pub mod model;
+pub mod pool;
+pub mod pre_commit;
+pub mod pre_push;
+pub mod results;
+pub mod settings;
+pub mod tasks;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+/// Run hook `name` with git's arguments, from the current directory (git runs hooks at the top of
+/// the working tree).
+pub fn run_hook(name: &str, args: &[String]) -> anyhow::Result<ExitCode> {
+    let dir = std::env::current_dir().context("could not read the current directory")?;
+    let top = git::toplevel(&dir)?;
+    let settings = settings::HookSettings::load(&top)?;
+    match name {
+        "pre-commit" => pre_commit::run(&top, &settings),
+        "prepare-commit-msg" => commit_msg::run(&top, &settings, args),
+        "pre-push" => pre_push::run(&top, &settings, args),
+        other => Err(crate::exit::Hinted::new(
+            anyhow::anyhow!("unknown hook `{other}`"),
+            ["hone runs pre-commit, prepare-commit-msg and pre-push"],
+        )
+        .into()),
+    }
+}

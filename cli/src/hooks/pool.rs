@@ -1,0 +1,104 @@
+//! Running work items N at a time on worker threads and handing each result to the caller the
+//! moment it is ready (in finishing order), for `hone batch` and `hone refactor`. Items are started
+//! in input order; if the caller's handler fails (say the results disk is full), no new item starts
+//! and the error comes back once the running ones have ended.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Mutex};
+
+/// Run `work` over `items` with at most `jobs` at once; `done` sees each result as it finishes, on
+/// the calling thread (so it may write files without locking).
+pub fn run_parallel<T, R, W, D>(
+    items: Vec<T>,
+    jobs: usize,
+    work: W,
+    mut done: D,
+) -> anyhow::Result<()>
+where
+    T: Send,
+    R: Send,
+    W: Fn(T) -> R + Sync,
+    D: FnMut(R) -> anyhow::Result<()>,
+{
+    let workers = jobs.max(1).min(items.len().max(1));
+    let queue = Mutex::new(items.into_iter());
+    let stop = AtomicBool::new(false);
+    let (sender, receiver) = mpsc::channel::<R>();
+    std::thread::scope(|scope| {
+        for _ in 0..workers {
+            let sender = sender.clone();
+            let (queue, stop, work) = (&queue, &stop, &work);
+            scope.spawn(move || loop {
+                if stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                // A poisoned queue means another worker panicked: stop taking work.
+                let Some(item) = queue.lock().ok().and_then(|mut items| items.next()) else {
+                    break;
+                };
+                if sender.send(work(item)).is_err() {
+                    break;
+                }
+            });
+        }
+        drop(sender);
+        for result in receiver {
+            if let Err(error) = done(result) {
+                stop.store(true, Ordering::SeqCst);
+                return Err(error);
+            }
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn every_item_runs_once_and_two_jobs_overlap() {
+        let started = Instant::now();
+        let mut seen = Vec::new();
+        run_parallel(
+            (0..6).collect(),
+            2,
+            |item: u32| {
+                std::thread::sleep(Duration::from_millis(50));
+                item
+            },
+            |item| {
+                seen.push(item);
+                Ok(())
+            },
+        )
+        .unwrap();
+        seen.sort_unstable();
+        assert_eq!(seen, [0, 1, 2, 3, 4, 5]);
+        // 6 × 50 ms serially; two workers need about half.
+        assert!(
+            started.elapsed() < Duration::from_millis(280),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn a_failing_handler_stops_new_work() {
+        let ran = std::sync::atomic::AtomicUsize::new(0);
+        let result = run_parallel(
+            (0..50).collect(),
+            1,
+            |item: u32| {
+                ran.fetch_add(1, Ordering::SeqCst);
+                item
+            },
+            |_| anyhow::bail!("disk full"),
+        );
+        assert!(result.is_err());
+        assert!(ran.load(Ordering::SeqCst) < 50);
+    }
+}

@@ -1,0 +1,264 @@
+//! End-to-end tests of `hone batch` on patch tasks (no model needed) over fixture repositories
+//! built in tempdirs: every task verified with `--jobs 2`, a run killed half-way then resumed
+//! without running a finished task twice or losing one, and SWE-bench predictions.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const HONE: &str = env!("CARGO_BIN_EXE_hone");
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .current_dir(dir)
+        .args(args)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Two repositories (`a`, `b`), each with `value.txt` = "bad", and `count` tasks whose patches
+/// fix it and add a file of their own. Each task's test logs its id to `ran.log` (outside the
+/// repositories), so a test can count how often each task really ran.
+fn fixture(count: usize, test_delay: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["a", "b"] {
+        let repo = dir.path().join(name);
+        std::fs::create_dir(&repo).unwrap();
+        git(&repo, &["init", "-q"]);
+        std::fs::write(repo.join("value.txt"), "bad\n").unwrap();
+        git(&repo, &["add", "."]);
+        git(&repo, &["commit", "-q", "-m", "start"]);
+    }
+    let log = dir.path().join("ran.log");
+    let mut lines = String::new();
+    for index in 0..count {
+        let id = format!("task-{index:02}");
+        let repo = if index % 2 == 0 { "a" } else { "b" };
+        let patch = format!(
+            "--- a/value.txt\n+++ b/value.txt\n@@ -1 +1 @@\n-bad\n+good\n\
+             --- /dev/null\n+++ b/{id}.txt\n@@ -0,0 +1 @@\n+{id}\n"
+        );
+        let test = format!(
+            "{test_delay}echo {id} >> '{}'; test \"$(cat value.txt)\" = good && test -f {id}.txt",
+            log.display()
+        );
+        let line = serde_json::json!({"id": id, "task": "fix value.txt", "repo": repo, "test": test, "patch": patch});
+        lines.push_str(&line.to_string());
+        lines.push('\n');
+    }
+    let tasks = dir.path().join("tasks.jsonl");
+    std::fs::write(&tasks, lines).unwrap();
+    (dir, tasks)
+}
+
+fn results(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect()
+}
+
+fn run_counts(dir: &Path) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for id in std::fs::read_to_string(dir.join("ran.log"))
+        .unwrap_or_default()
+        .lines()
+    {
+        *counts.entry(id.to_owned()).or_default() += 1;
+    }
+    counts
+}
+
+#[test]
+fn twenty_patch_tasks_with_two_jobs_are_all_verified() {
+    let (dir, tasks) = fixture(20, "");
+    let out = dir.path().join("results.jsonl");
+    let predictions = dir.path().join("preds.jsonl");
+    let output = Command::new(HONE)
+        .args([
+            "batch",
+            tasks.to_str().unwrap(),
+            "--jobs",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .args([
+            "--predictions",
+            predictions.to_str().unwrap(),
+            "--model-name",
+            "hone-test",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("20 tasks: 20 verified"));
+
+    let results = results(&out);
+    assert_eq!(results.len(), 20);
+    let mut ids: Vec<&str> = results
+        .iter()
+        .map(|result| result["id"].as_str().unwrap())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 20);
+    for result in &results {
+        assert_eq!(result["status"], "verified", "{result}");
+        let id = result["id"].as_str().unwrap();
+        let diff = result["diff"].as_str().unwrap();
+        assert!(
+            diff.contains("+good") && diff.contains(&format!("+{id}")),
+            "{diff}"
+        );
+        for key in ["iterations", "seconds", "tokens", "error"] {
+            assert!(result.get(key).is_some(), "{key} missing in {result}");
+        }
+    }
+    // The repositories are never written to.
+    for name in ["a", "b"] {
+        assert_eq!(git(&dir.path().join(name), &["status", "--porcelain"]), "");
+    }
+    let predictions = results_of(&predictions);
+    assert_eq!(predictions.len(), 20);
+    assert_eq!(predictions[0]["instance_id"], "task-00");
+    assert_eq!(predictions[0]["model_name_or_path"], "hone-test");
+    assert!(predictions[0]["model_patch"]
+        .as_str()
+        .unwrap()
+        .contains("+good"));
+}
+
+fn results_of(path: &Path) -> Vec<serde_json::Value> {
+    results(path)
+}
+
+#[test]
+fn a_killed_run_resumes_without_running_a_finished_task_twice() {
+    let (dir, tasks) = fixture(20, "sleep 0.3; ");
+    let out = dir.path().join("results.jsonl");
+    let mut child = Command::new(HONE)
+        .args([
+            "batch",
+            tasks.to_str().unwrap(),
+            "--jobs",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while results(&out).len() < 6 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Tests the killed run had started may still finish (they are in their own process group).
+    std::thread::sleep(Duration::from_millis(800));
+    let first: Vec<String> = results(&out)
+        .iter()
+        .map(|result| result["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(first.len() >= 6 && first.len() < 20, "{}", first.len());
+    let before = run_counts(dir.path());
+
+    let output = Command::new(HONE)
+        .args([
+            "batch",
+            tasks.to_str().unwrap(),
+            "--jobs",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "an existing results file needs --resume"
+    );
+
+    let output = Command::new(HONE)
+        .args([
+            "batch",
+            tasks.to_str().unwrap(),
+            "--jobs",
+            "2",
+            "--resume",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let all = results(&out);
+    let mut ids: Vec<String> = all
+        .iter()
+        .map(|result| result["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort_unstable();
+    let expected: Vec<String> = (0..20).map(|index| format!("task-{index:02}")).collect();
+    assert_eq!(ids, expected, "every task exactly once in the results");
+    assert!(all.iter().all(|result| result["status"] == "verified"));
+    let after = run_counts(dir.path());
+    for id in &first {
+        assert_eq!(
+            after[id], before[id],
+            "{id} finished before the kill and ran again"
+        );
+        assert_eq!(after[id], 1, "{id}");
+    }
+    for id in &expected {
+        assert!(after.get(id).copied().unwrap_or(0) >= 1, "{id} never ran");
+    }
+}
+
+#[test]
+fn bad_task_lines_are_refused_before_anything_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let tasks = dir.path().join("tasks.jsonl");
+    std::fs::write(&tasks, "{\"id\": \"a\", \"patch\": \"x\"}\nnot json\n").unwrap();
+    let output = Command::new(HONE)
+        .current_dir(dir.path())
+        .args(["batch", "tasks.jsonl"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("line 2"));
+    assert!(
+        !dir.path().join("tasks.results.jsonl").exists()
+            || std::fs::read(dir.path().join("tasks.results.jsonl"))
+                .unwrap()
+                .is_empty()
+    );
+}
