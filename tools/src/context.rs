@@ -72,7 +72,10 @@ pub struct ContextRanking {
 }
 
 mod millis {
-    pub fn serialize<S: serde::Serializer>(duration: &std::time::Duration, serializer: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: serde::Serializer>(
+        duration: &std::time::Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
         serializer.serialize_f64(duration.as_secs_f64() * 1000.0)
     }
 }
@@ -106,8 +109,14 @@ pub fn select_context(repo: &Repository, query: &ContextQuery) -> Result<Context
         .collect();
     let half = candidates.len().div_ceil(2).max(1);
     let documents: Vec<(String, String)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = candidates.chunks(half).map(|chunk| scope.spawn(move || read_texts(root, chunk))).collect();
-        handles.into_iter().flat_map(|handle| handle.join().unwrap_or_default()).collect()
+        let handles: Vec<_> = candidates
+            .chunks(half)
+            .map(|chunk| scope.spawn(move || read_texts(root, chunk)))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().unwrap_or_default())
+            .collect()
     });
     let mut ranking = rank_documents(&documents, query);
     ranking.elapsed = start.elapsed();
@@ -118,11 +127,15 @@ fn read_texts(root: &Path, paths: &[&str]) -> Vec<(String, String)> {
     let mut documents = Vec::with_capacity(paths.len());
     for path in paths {
         let full = root.join(path);
-        let Ok(meta) = std::fs::metadata(&full) else { continue };
+        let Ok(meta) = std::fs::metadata(&full) else {
+            continue;
+        };
         if !meta.is_file() || meta.len() > MAX_RANKED_FILE_BYTES {
             continue;
         }
-        let Ok(bytes) = std::fs::read(&full) else { continue };
+        let Ok(bytes) = std::fs::read(&full) else {
+            continue;
+        };
         if let FileContent::Text(text) = classify(bytes) {
             documents.push((path.to_string(), text));
         }
@@ -141,7 +154,11 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
             for_each_term(line, |term| push_unique(&mut terms, term));
         }
     }
-    let term_index: HashMap<&str, usize> = terms.iter().enumerate().map(|(i, term)| (term.as_str(), i)).collect();
+    let term_index: HashMap<&str, usize> = terms
+        .iter()
+        .enumerate()
+        .map(|(i, term)| (term.as_str(), i))
+        .collect();
     // Term counts per document, only for query terms (one pass over each file).
     let mut counts: Vec<Vec<u32>> = Vec::with_capacity(documents.len());
     let mut lengths: Vec<usize> = Vec::with_capacity(documents.len());
@@ -169,13 +186,24 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
         .iter()
         .map(|&df| (1.0 + (n - df as f64 + 0.5) / (df as f64 + 0.5)).ln())
         .collect();
-    let mut named: Vec<String> = query.named_files.iter().map(|path| path.trim_start_matches("./").to_string()).collect();
+    let mut named: Vec<String> = query
+        .named_files
+        .iter()
+        .map(|path| path.trim_start_matches("./").to_string())
+        .collect();
     for location in extract_locations(&query.task) {
         named.push(location.path);
     }
-    let mut trace: Vec<Location> = query.failure_output.as_deref().map(extract_locations).unwrap_or_default();
+    let mut trace: Vec<Location> = query
+        .failure_output
+        .as_deref()
+        .map(extract_locations)
+        .unwrap_or_default();
     trace.retain(|location| location.line.is_some());
-    let task_words: Vec<&str> = query.task.split(|c: char| c.is_whitespace() || matches!(c, '`' | '"' | '\'' | ',' | '(' | ')')).collect();
+    let task_words: Vec<&str> = query
+        .task
+        .split(|c: char| c.is_whitespace() || matches!(c, '`' | '"' | '\'' | ',' | '(' | ')'))
+        .collect();
 
     let mut ranked: Vec<RankedFile> = Vec::new();
     for (index, (path, _)) in documents.iter().enumerate() {
@@ -209,30 +237,57 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
             reasons.push(Reason::PathTerms { terms: path_terms });
         }
         let file_name = path.rsplit('/').next().unwrap_or(path);
-        if named.iter().any(|name| paths_match(name, path)) || task_words.iter().any(|word| *word == file_name && file_name.contains('.')) {
+        if named.iter().any(|name| paths_match(name, path))
+            || task_words
+                .iter()
+                .any(|word| *word == file_name && file_name.contains('.'))
+        {
             score += NAMED_BOOST;
             reasons.insert(0, Reason::Named);
         }
-        let lines: Vec<usize> =
-            trace.iter().filter(|location| paths_match(&location.path, path)).filter_map(|location| location.line).collect();
+        let lines: Vec<usize> = trace
+            .iter()
+            .filter(|location| paths_match(&location.path, path))
+            .filter_map(|location| location.line)
+            .collect();
         if !lines.is_empty() {
             score += TRACE_BOOST + (lines.len() as f64).ln_1p();
             reasons.insert(0, Reason::InTrace { lines });
         }
         if score > 0.0 {
-            ranked.push(RankedFile { path: path.clone(), score, reasons, regions: Vec::new() });
+            ranked.push(RankedFile {
+                path: path.clone(),
+                score,
+                reasons,
+                regions: Vec::new(),
+            });
         }
     }
-    ranked.sort_by(|a, b| b.score.total_cmp(&a.score).then_with(|| a.path.cmp(&b.path)));
+    ranked.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then_with(|| a.path.cmp(&b.path))
+    });
     ranked.truncate(top);
-    let by_path: HashMap<&str, &str> = documents.iter().map(|(path, text)| (path.as_str(), text.as_str())).collect();
+    let by_path: HashMap<&str, &str> = documents
+        .iter()
+        .map(|(path, text)| (path.as_str(), text.as_str()))
+        .collect();
     for file in &mut ranked {
         if let Some(text) = by_path.get(file.path.as_str()) {
-            let lines: Vec<usize> = trace.iter().filter(|location| paths_match(&location.path, &file.path)).filter_map(|location| location.line).collect();
+            let lines: Vec<usize> = trace
+                .iter()
+                .filter(|location| paths_match(&location.path, &file.path))
+                .filter_map(|location| location.line)
+                .collect();
             file.regions = rank_regions(text, &term_index, &idf, &lines);
         }
     }
-    ContextRanking { files: ranked, files_considered: documents.len(), elapsed: start.elapsed() }
+    ContextRanking {
+        files: ranked,
+        files_considered: documents.len(),
+        elapsed: start.elapsed(),
+    }
 }
 
 fn push_unique(terms: &mut Vec<String>, term: &str) {
@@ -243,13 +298,22 @@ fn push_unique(terms: &mut Vec<String>, term: &str) {
 
 fn is_error_line(line: &str) -> bool {
     let lower = line.to_ascii_lowercase();
-    ["error", "fail", "panicked", "assert", "exception", "expected"].iter().any(|word| lower.contains(word))
+    [
+        "error",
+        "fail",
+        "panicked",
+        "assert",
+        "exception",
+        "expected",
+    ]
+    .iter()
+    .any(|word| lower.contains(word))
 }
 
 const STOPWORDS: &[&str] = &[
-    "the", "and", "for", "that", "this", "with", "from", "into", "when", "make", "should", "not", "are", "was", "fix",
-    "add", "use", "its", "but", "can", "all", "has", "have", "def", "let", "pub", "self", "return", "test", "tests",
-    "file", "line", "error", "new", "fn", "of", "to", "in", "is", "it", "a", "an", "on", "be", "or", "if", "so",
+    "the", "and", "for", "that", "this", "with", "from", "into", "when", "make", "should", "not",
+    "are", "was", "fix", "its", "but", "can", "all", "has", "have", "of", "to", "in", "is", "it",
+    "an", "on", "be", "or", "if", "so",
 ];
 
 /// Call `visit` with each lowercase term of `text`: every identifier, and when it has several
@@ -313,10 +377,19 @@ static REGION_START: LazyLock<Option<Regex>> = LazyLock::new(|| {
 });
 
 /// Split `text` into regions (definitions: functions, classes, impls, ...) and score them.
-fn rank_regions(text: &str, term_index: &HashMap<&str, usize>, idf: &[f64], trace_lines: &[usize]) -> Vec<Region> {
+fn rank_regions(
+    text: &str,
+    term_index: &HashMap<&str, usize>,
+    idf: &[f64],
+    trace_lines: &[usize],
+) -> Vec<Region> {
     let lines: Vec<&str> = text.lines().collect();
-    let Some(pattern) = REGION_START.as_ref() else { return Vec::new() };
-    let starts: Vec<usize> = (0..lines.len()).filter(|&i| pattern.is_match(lines[i])).collect();
+    let Some(pattern) = REGION_START.as_ref() else {
+        return Vec::new();
+    };
+    let starts: Vec<usize> = (0..lines.len())
+        .filter(|&i| pattern.is_match(lines[i]))
+        .collect();
     let mut spans: Vec<(usize, usize)> = Vec::new();
     for (k, &start) in starts.iter().enumerate() {
         let indent = indentation(lines[start]);
@@ -332,7 +405,10 @@ fn rank_regions(text: &str, term_index: &HashMap<&str, usize>, idf: &[f64], trac
         spans.push((start, end));
     }
     if spans.is_empty() {
-        spans = (0..lines.len()).step_by(40).map(|start| (start, (start + 40).min(lines.len()))).collect();
+        spans = (0..lines.len())
+            .step_by(40)
+            .map(|start| (start, (start + 40).min(lines.len())))
+            .collect();
     }
     let mut regions: Vec<Region> = spans
         .into_iter()
@@ -355,13 +431,21 @@ fn rank_regions(text: &str, term_index: &HashMap<&str, usize>, idf: &[f64], trac
                 }
             }
             let mut reasons = Vec::new();
-            let hits: Vec<usize> = trace_lines.iter().copied().filter(|&line| line > start && line <= end).collect();
+            let hits: Vec<usize> = trace_lines
+                .iter()
+                .copied()
+                .filter(|&line| line > start && line <= end)
+                .collect();
             if !hits.is_empty() {
                 score += TRACE_BOOST;
                 reasons.push(Reason::InTrace { lines: hits });
             }
             if !matched.is_empty() {
-                let terms = term_index.iter().filter(|(_, &i)| tf[i] > 0).map(|(term, &i)| (term.to_string(), tf[i] as usize)).collect();
+                let terms = term_index
+                    .iter()
+                    .filter(|(_, &i)| tf[i] > 0)
+                    .map(|(term, &i)| (term.to_string(), tf[i] as usize))
+                    .collect();
                 reasons.push(Reason::Terms { terms });
             }
             (score > 0.0).then(|| Region {
@@ -373,7 +457,11 @@ fn rank_regions(text: &str, term_index: &HashMap<&str, usize>, idf: &[f64], trac
             })
         })
         .collect();
-    regions.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.start_line.cmp(&b.start_line)));
+    regions.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.start_line.cmp(&b.start_line))
+    });
     regions.truncate(3);
     for region in &mut regions {
         for reason in &mut region.reasons {
@@ -389,9 +477,12 @@ fn indentation(line: &str) -> usize {
     line.len() - line.trim_start().len()
 }
 
-static PYTHON_FRAME: LazyLock<Option<Regex>> = LazyLock::new(|| Regex::new(r#"File "([^"]+)", line (\d+)"#).ok());
-static PATH_LINE: LazyLock<Option<Regex>> =
-    LazyLock::new(|| Regex::new(r"((?:[A-Za-z]:)?[\w.@+/\\-]*[\w-]\.[A-Za-z][A-Za-z0-9]{0,5})(?::(\d+))?(?::\d+)?").ok());
+static PYTHON_FRAME: LazyLock<Option<Regex>> =
+    LazyLock::new(|| Regex::new(r#"File "([^"]+)", line (\d+)"#).ok());
+static PATH_LINE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    Regex::new(r"((?:[A-Za-z]:)?[\w.@+/\\-]*[\w-]\.[A-Za-z][A-Za-z0-9]{0,5})(?::(\d+))?(?::\d+)?")
+        .ok()
+});
 
 /// Paths with optional line numbers found in `text` (Python/Rust/Go/JS/Java traces, `path:line:col`).
 pub fn extract_locations(text: &str) -> Vec<Location> {
@@ -412,7 +503,9 @@ pub fn extract_locations(text: &str) -> Vec<Location> {
     }
     if let Some(pattern) = PATH_LINE.as_ref() {
         for captures in pattern.captures_iter(text) {
-            let Some(path) = captures.get(1) else { continue };
+            let Some(path) = captures.get(1) else {
+                continue;
+            };
             let path = path.as_str();
             // `a.b` words (versions, `self.x`, `e.g`) are not paths; require a slash or a line number.
             let line = captures.get(2).and_then(|line| line.as_str().parse().ok());
@@ -426,10 +519,12 @@ pub fn extract_locations(text: &str) -> Vec<Location> {
 
 fn looks_like_file(word: &str) -> bool {
     const EXTENSIONS: &[&str] = &[
-        "rs", "py", "go", "js", "ts", "tsx", "jsx", "java", "c", "h", "cc", "cpp", "hpp", "rb", "php", "cs", "kt",
-        "swift", "toml", "json", "yaml", "yml", "md", "sh", "mjs", "cjs", "scala", "lua", "sql",
+        "rs", "py", "go", "js", "ts", "tsx", "jsx", "java", "c", "h", "cc", "cpp", "hpp", "rb",
+        "php", "cs", "kt", "swift", "toml", "json", "yaml", "yml", "md", "sh", "mjs", "cjs",
+        "scala", "lua", "sql",
     ];
-    word.rsplit_once('.').is_some_and(|(stem, extension)| !stem.is_empty() && EXTENSIONS.contains(&extension))
+    word.rsplit_once('.')
+        .is_some_and(|(stem, extension)| !stem.is_empty() && EXTENSIONS.contains(&extension))
 }
 
 #[cfg(test)]
@@ -439,35 +534,68 @@ mod tests {
 
     fn docs() -> Vec<(String, String)> {
         vec![
-            ("src/parser.rs".into(), "pub fn parse_header(input: &str) -> Header {\n    todo!()\n}\n\nfn helper() {}\n".into()),
-            ("src/render.rs".into(), "pub fn render(page: &Page) -> String {\n    page.title.clone()\n}\n".into()),
-            ("tests/test_calc.py".into(), "import calc\n\ndef test_add():\n    assert calc.add(1, 2) == 3\n".into()),
-            ("calc.py".into(), "def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b\n".into()),
+            (
+                "src/parser.rs".into(),
+                "pub fn parse_header(input: &str) -> Header {\n    todo!()\n}\n\nfn helper() {}\n"
+                    .into(),
+            ),
+            (
+                "src/render.rs".into(),
+                "pub fn render(page: &Page) -> String {\n    page.title.clone()\n}\n".into(),
+            ),
+            (
+                "tests/test_calc.py".into(),
+                "import calc\n\ndef test_add():\n    assert calc.add(1, 2) == 3\n".into(),
+            ),
+            (
+                "calc.py".into(),
+                "def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b\n".into(),
+            ),
         ]
     }
 
     #[test]
     fn identifiers_and_paths_rank_the_right_file() {
-        let query = ContextQuery { task: "parse the header with parseHeader".into(), top: 2, ..Default::default() };
+        let query = ContextQuery {
+            task: "parse the header with parseHeader".into(),
+            top: 2,
+            ..Default::default()
+        };
         let ranking = rank_documents(&docs(), &query);
         assert_eq!(ranking.files[0].path, "src/parser.rs");
         assert_eq!(ranking.files[0].regions[0].start_line, 1);
-        assert!(ranking.files[0].regions[0].name.starts_with("pub fn parse_header"));
+        assert!(ranking.files[0].regions[0]
+            .name
+            .starts_with("pub fn parse_header"));
     }
 
     #[test]
     fn stack_trace_lines_pick_file_and_region() {
         let output = "Traceback (most recent call last):\n  File \"/tmp/x/tests/test_calc.py\", line 4, in test_add\n  File \"/tmp/x/calc.py\", line 2, in add\nAssertionError: -1 != 3\n";
-        let query = ContextQuery { task: "make the failing test pass".into(), failure_output: Some(output.into()), ..Default::default() };
+        let query = ContextQuery {
+            task: "make the failing test pass".into(),
+            failure_output: Some(output.into()),
+            ..Default::default()
+        };
         let ranking = rank_documents(&docs(), &query);
-        let calc = ranking.files.iter().find(|file| file.path == "calc.py").unwrap();
+        let calc = ranking
+            .files
+            .iter()
+            .find(|file| file.path == "calc.py")
+            .unwrap();
         assert!(matches!(&calc.reasons[0], Reason::InTrace { lines } if lines == &[2]));
-        assert_eq!((calc.regions[0].start_line, calc.regions[0].end_line), (1, 2));
+        assert_eq!(
+            (calc.regions[0].start_line, calc.regions[0].end_line),
+            (1, 2)
+        );
     }
 
     #[test]
     fn named_files_are_boosted() {
-        let query = ContextQuery { task: "update render.rs to escape titles".into(), ..Default::default() };
+        let query = ContextQuery {
+            task: "update render.rs to escape titles".into(),
+            ..Default::default()
+        };
         let ranking = rank_documents(&docs(), &query);
         assert_eq!(ranking.files[0].path, "src/render.rs");
         assert_eq!(ranking.files[0].reasons[0], Reason::Named);
@@ -477,10 +605,22 @@ mod tests {
     fn locations_from_compilers_and_runtimes() {
         let text = "error[E0308]: mismatched types\n --> src/lib.rs:10:5\n    at Object.<anonymous> (/home/u/app/src/sum.test.js:4:3)\ncalc_test.go:8: got 3\nsee README.md and version 1.2";
         let locations = extract_locations(text);
-        assert!(locations.contains(&Location { path: "src/lib.rs".into(), line: Some(10) }));
-        assert!(locations.contains(&Location { path: "/home/u/app/src/sum.test.js".into(), line: Some(4) }));
-        assert!(locations.contains(&Location { path: "calc_test.go".into(), line: Some(8) }));
-        assert!(locations.contains(&Location { path: "README.md".into(), line: None }));
+        assert!(locations.contains(&Location {
+            path: "src/lib.rs".into(),
+            line: Some(10)
+        }));
+        assert!(locations.contains(&Location {
+            path: "/home/u/app/src/sum.test.js".into(),
+            line: Some(4)
+        }));
+        assert!(locations.contains(&Location {
+            path: "calc_test.go".into(),
+            line: Some(8)
+        }));
+        assert!(locations.contains(&Location {
+            path: "README.md".into(),
+            line: None
+        }));
         assert!(!locations.iter().any(|location| location.path == "1.2"));
     }
 }

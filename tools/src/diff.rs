@@ -8,11 +8,22 @@ pub const CONTEXT_LINES: usize = 3;
 
 /// A git-style unified diff of one file. `old`/`new` `None` mean absent (creation / deletion).
 /// Returns an empty string when nothing changed.
-pub fn unified_diff(old_path: &str, new_path: &str, old: Option<&str>, new: Option<&str>) -> String {
+pub fn unified_diff(
+    old_path: &str,
+    new_path: &str,
+    old: Option<&str>,
+    new: Option<&str>,
+) -> String {
     file_diff(old_path, new_path, old, new, false)
 }
 
-fn file_diff(old_path: &str, new_path: &str, old: Option<&str>, new: Option<&str>, executable: bool) -> String {
+fn file_diff(
+    old_path: &str,
+    new_path: &str,
+    old: Option<&str>,
+    new: Option<&str>,
+    executable: bool,
+) -> String {
     let renamed = old_path != new_path;
     if old == new && !renamed {
         return String::new();
@@ -32,8 +43,16 @@ fn file_diff(old_path: &str, new_path: &str, old: Option<&str>, new: Option<&str
     if old_text == new_text {
         return out;
     }
-    let old_header = if old.is_some() { format!("a/{old_path}") } else { "/dev/null".to_string() };
-    let new_header = if new.is_some() { format!("b/{new_path}") } else { "/dev/null".to_string() };
+    let old_header = if old.is_some() {
+        format!("a/{old_path}")
+    } else {
+        "/dev/null".to_string()
+    };
+    let new_header = if new.is_some() {
+        format!("b/{new_path}")
+    } else {
+        "/dev/null".to_string()
+    };
     out.push_str(&format!("--- {old_header}\n+++ {new_header}\n"));
     out.push_str(&hunks(old_text, new_text));
     out
@@ -46,9 +65,19 @@ fn hunks(old: &str, new: &str) -> String {
     let mut out = String::new();
     for group in diff.grouped_ops(CONTEXT_LINES) {
         let Some(first) = group.first() else { continue };
-        let old_range = span(group.iter().map(similar::DiffOp::old_range), first.old_range().start);
-        let new_range = span(group.iter().map(similar::DiffOp::new_range), first.new_range().start);
-        out.push_str(&format!("@@ -{} +{} @@\n", range(&old_range), range(&new_range)));
+        let old_range = span(
+            group.iter().map(similar::DiffOp::old_range),
+            first.old_range().start,
+        );
+        let new_range = span(
+            group.iter().map(similar::DiffOp::new_range),
+            first.new_range().start,
+        );
+        out.push_str(&format!(
+            "@@ -{} +{} @@\n",
+            range(&old_range),
+            range(&new_range)
+        ));
         for op in &group {
             for change in diff.iter_changes(op) {
                 let sign = match change.tag() {
@@ -70,7 +99,10 @@ fn hunks(old: &str, new: &str) -> String {
 
 /// The smallest range covering the non-empty `ranges` (the empty ones can carry odd positions
 /// next to a deletion); `fallback` positions an all-empty side.
-fn span(ranges: impl Iterator<Item = std::ops::Range<usize>>, fallback: usize) -> std::ops::Range<usize> {
+fn span(
+    ranges: impl Iterator<Item = std::ops::Range<usize>>,
+    fallback: usize,
+) -> std::ops::Range<usize> {
     let mut covered: Option<std::ops::Range<usize>> = None;
     for range in ranges.filter(|range| !range.is_empty()) {
         covered = Some(match covered {

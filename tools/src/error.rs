@@ -9,7 +9,9 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The path is not inside a git repository.
-    #[error("not inside a git repository: {path}: run hone inside a repository or `git init` first")]
+    #[error(
+        "not inside a git repository: {path}: run hone inside a repository or `git init` first"
+    )]
     NotARepository { path: PathBuf },
     /// The repository has no working tree (bare) where one is needed.
     #[error("the repository at {path} is bare: hone needs a working tree")]
@@ -19,7 +21,10 @@ pub enum Error {
     Git(#[from] git2::Error),
     /// An I/O failure on a specific path.
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// A path in a patch or request that hone refuses to touch.
     #[error("refusing path `{path}`: {reason}")]
     UnsafePath { path: String, reason: String },
@@ -34,7 +39,10 @@ pub enum Error {
     NoTestCommand { root: PathBuf },
     /// A command could not be started at all (not the same as a failing command).
     #[error("could not start `{command}`: {source}")]
-    Spawn { command: String, source: std::io::Error },
+    Spawn {
+        command: String,
+        source: std::io::Error,
+    },
     /// Input that is well-formed but cannot be acted on (explained in the message).
     #[error("{0}")]
     Invalid(String),
@@ -46,6 +54,9 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// Wrap an I/O error with the path it concerns.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { path: path.into(), source }
+        Self::Io {
+            path: path.into(),
+            source,
+        }
     }
 }

@@ -15,11 +15,14 @@ pub mod verify;
 
 pub use context::{select_context, ContextQuery, ContextRanking, RankedFile, Reason, Region};
 pub use edits::{
-    apply_patch, parse_patch, parse_patch_as, plan_patch, render_for_model, render_for_people, ApplyOptions,
-    ApplyReport, BlockStatus, EditBlock, EditFormat, EditOperation, FailureReason, FileChange, Patch,
+    apply_patch, parse_patch, parse_patch_as, plan_patch, render_for_model, render_for_people,
+    ApplyOptions, ApplyReport, BlockStatus, EditBlock, EditFormat, EditOperation, FailureReason,
+    FileChange, Patch,
 };
 pub use error::{Error, Result};
 pub use repo::{FileContent, FileKind, FileStatus, RepoFile, Repository, TreeSource};
 pub use runner::{detect_test_command, run_command, RunOptions, TestReport};
 pub use sandbox::{Sandbox, SandboxOptions};
-pub use verify::{apply_to_worktree, commit_patch, verify_patch, TestChoice, Verdict, Verification, VerifyOptions};
+pub use verify::{
+    apply_to_worktree, commit_patch, verify_patch, TestChoice, Verdict, Verification, VerifyOptions,
+};

@@ -121,7 +121,9 @@ pub struct Repository {
 
 impl std::fmt::Debug for Repository {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Repository").field("root", &self.root).finish()
+        f.debug_struct("Repository")
+            .field("root", &self.root)
+            .finish()
     }
 }
 
@@ -131,34 +133,48 @@ impl Repository {
     /// index during `git commit -a` or `git commit <paths>`).
     pub fn discover(path: &Path) -> Result<Self> {
         let git = git2::Repository::discover(path).map_err(|error| match error.code() {
-            git2::ErrorCode::NotFound => Error::NotARepository { path: path.to_path_buf() },
+            git2::ErrorCode::NotFound => Error::NotARepository {
+                path: path.to_path_buf(),
+            },
             _ => Error::Git(error),
         })?;
-        let index_file = std::env::var_os("GIT_INDEX_FILE").map(PathBuf::from).map(|file| {
-            if file.is_absolute() {
-                file
-            } else {
-                std::env::current_dir().map(|dir| dir.join(&file)).unwrap_or(file)
-            }
-        });
+        let index_file = std::env::var_os("GIT_INDEX_FILE")
+            .map(PathBuf::from)
+            .map(|file| {
+                if file.is_absolute() {
+                    file
+                } else {
+                    std::env::current_dir()
+                        .map(|dir| dir.join(&file))
+                        .unwrap_or(file)
+                }
+            });
         Self::from_git(git, index_file)
     }
 
     /// Open exactly the repository at `path` (no discovery upwards, `GIT_INDEX_FILE` ignored).
     pub fn open(path: &Path) -> Result<Self> {
         let git = git2::Repository::open(path).map_err(|error| match error.code() {
-            git2::ErrorCode::NotFound => Error::NotARepository { path: path.to_path_buf() },
+            git2::ErrorCode::NotFound => Error::NotARepository {
+                path: path.to_path_buf(),
+            },
             _ => Error::Git(error),
         })?;
         Self::from_git(git, None)
     }
 
     fn from_git(git: git2::Repository, index_file: Option<PathBuf>) -> Result<Self> {
-        let workdir = git
-            .workdir()
-            .ok_or_else(|| Error::BareRepository { path: git.path().to_path_buf() })?;
-        let root = workdir.canonicalize().map_err(|error| Error::io(workdir, error))?;
-        Ok(Self { git, root, index_file })
+        let workdir = git.workdir().ok_or_else(|| Error::BareRepository {
+            path: git.path().to_path_buf(),
+        })?;
+        let root = workdir
+            .canonicalize()
+            .map_err(|error| Error::io(workdir, error))?;
+        Ok(Self {
+            git,
+            root,
+            index_file,
+        })
     }
 
     /// The root of the working tree (canonical, absolute).
@@ -181,7 +197,10 @@ impl Repository {
         match self.git.head() {
             Ok(head) => Ok(head.target()),
             Err(error)
-                if matches!(error.code(), git2::ErrorCode::UnbornBranch | git2::ErrorCode::NotFound) =>
+                if matches!(
+                    error.code(),
+                    git2::ErrorCode::UnbornBranch | git2::ErrorCode::NotFound
+                ) =>
             {
                 Ok(None)
             }
@@ -208,9 +227,15 @@ impl Repository {
             if last.as_deref() == Some(entry.path.as_slice()) {
                 continue;
             }
-            let Ok(path) = String::from_utf8(entry.path.clone()) else { continue };
+            let Ok(path) = String::from_utf8(entry.path.clone()) else {
+                continue;
+            };
             last = Some(entry.path);
-            files.push(RepoFile { path, kind: kind_from_mode(entry.mode), tracked: true });
+            files.push(RepoFile {
+                path,
+                kind: kind_from_mode(entry.mode),
+                tracked: true,
+            });
         }
         let mut options = git2::StatusOptions::new();
         options
@@ -231,7 +256,11 @@ impl Repository {
                 Ok(meta) if is_executable(&meta) => FileKind::Executable,
                 _ => FileKind::Regular,
             };
-            files.push(RepoFile { path: path.to_string(), kind, tracked: false });
+            files.push(RepoFile {
+                path: path.to_string(),
+                kind,
+                tracked: false,
+            });
         }
         files.sort_by(|a, b| a.path.cmp(&b.path));
         files.dedup_by(|a, b| a.path == b.path);
@@ -281,7 +310,10 @@ impl Repository {
 
     /// True when any tracked file has staged or unstaged changes (untracked files do not count).
     pub fn has_tracked_changes(&self) -> Result<bool> {
-        Ok(self.dirty_files()?.iter().any(|(_, status)| !status.untracked || status.conflicted))
+        Ok(self
+            .dirty_files()?
+            .iter()
+            .any(|(_, status)| !status.untracked || status.conflicted))
     }
 
     /// Raw bytes of `path` (relative, `/`-separated) in `source`; `None` when absent there.
@@ -295,23 +327,30 @@ impl Repository {
                     Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
                     Err(error) => Err(Error::io(full, error)),
                     Ok(meta) if meta.file_type().is_symlink() => {
-                        let target = std::fs::read_link(&full).map_err(|error| Error::io(&full, error))?;
+                        let target =
+                            std::fs::read_link(&full).map_err(|error| Error::io(&full, error))?;
                         Ok(Some(target.to_string_lossy().into_owned().into_bytes()))
                     }
                     Ok(meta) if meta.is_dir() => Ok(None),
-                    Ok(_) => std::fs::read(&full).map(Some).map_err(|error| Error::io(full, error)),
+                    Ok(_) => std::fs::read(&full)
+                        .map(Some)
+                        .map_err(|error| Error::io(full, error)),
                 }
             }
             TreeSource::Index => {
                 let index = self.index()?;
-                let Some(entry) = index.get_path(Path::new(path), 0) else { return Ok(None) };
+                let Some(entry) = index.get_path(Path::new(path), 0) else {
+                    return Ok(None);
+                };
                 if kind_from_mode(entry.mode) == FileKind::Submodule {
                     return Ok(None);
                 }
                 Ok(Some(self.git.find_blob(entry.id)?.content().to_vec()))
             }
             TreeSource::Head | TreeSource::Revision(_) => {
-                let Some(tree) = self.tree_of(source)? else { return Ok(None) };
+                let Some(tree) = self.tree_of(source)? else {
+                    return Ok(None);
+                };
                 let entry = match tree.get_path(Path::new(path)) {
                     Ok(entry) => entry,
                     Err(error) if error.code() == git2::ErrorCode::NotFound => return Ok(None),
@@ -327,27 +366,39 @@ impl Repository {
 
     /// `path` in `source`, classified; files over `max_bytes` are reported as `TooLarge`
     /// without being read (working tree) and symlinks as `Symlink`.
-    pub fn read_file(&self, path: &str, source: &TreeSource, max_bytes: u64) -> Result<FileContent> {
+    pub fn read_file(
+        &self,
+        path: &str,
+        source: &TreeSource,
+        max_bytes: u64,
+    ) -> Result<FileContent> {
         if *source == TreeSource::WorkTree {
             check_relative(path)?;
             let full = self.root.join(path);
             match std::fs::symlink_metadata(&full) {
-                Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(FileContent::Missing),
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    return Ok(FileContent::Missing)
+                }
                 Err(error) => return Err(Error::io(full, error)),
                 Ok(meta) if meta.file_type().is_symlink() => {
-                    let target = std::fs::read_link(&full).map_err(|error| Error::io(&full, error))?;
-                    return Ok(FileContent::Symlink { target: target.to_string_lossy().into_owned() });
+                    let target =
+                        std::fs::read_link(&full).map_err(|error| Error::io(&full, error))?;
+                    return Ok(FileContent::Symlink {
+                        target: target.to_string_lossy().into_owned(),
+                    });
                 }
                 Ok(meta) if meta.is_dir() => return Ok(FileContent::Missing),
-                Ok(meta) if meta.len() > max_bytes => return Ok(FileContent::TooLarge { size: meta.len() }),
+                Ok(meta) if meta.len() > max_bytes => {
+                    return Ok(FileContent::TooLarge { size: meta.len() })
+                }
                 Ok(_) => {}
             }
         }
         match self.read_bytes(path, source)? {
             None => Ok(FileContent::Missing),
-            Some(bytes) if bytes.len() as u64 > max_bytes => {
-                Ok(FileContent::TooLarge { size: bytes.len() as u64 })
-            }
+            Some(bytes) if bytes.len() as u64 > max_bytes => Ok(FileContent::TooLarge {
+                size: bytes.len() as u64,
+            }),
             Some(bytes) => Ok(classify(bytes)),
         }
     }
@@ -364,7 +415,9 @@ impl Repository {
                     .git
                     .revparse_single(spec)
                     .map_err(|_| Error::UnknownRevision(spec.clone()))?;
-                let tree = object.peel_to_tree().map_err(|_| Error::UnknownRevision(spec.clone()))?;
+                let tree = object
+                    .peel_to_tree()
+                    .map_err(|_| Error::UnknownRevision(spec.clone()))?;
                 Ok(Some(tree))
             }
             TreeSource::Index => {
@@ -391,19 +444,24 @@ impl Repository {
                 let index = self.index()?;
                 if index.has_conflicts() {
                     return Err(Error::Invalid(
-                        "the index has unresolved conflicts: resolve them before exporting it".to_string(),
+                        "the index has unresolved conflicts: resolve them before exporting it"
+                            .to_string(),
                     ));
                 }
                 let mut count = 0;
                 for entry in index.iter() {
-                    let Ok(path) = std::str::from_utf8(&entry.path) else { continue };
+                    let Ok(path) = std::str::from_utf8(&entry.path) else {
+                        continue;
+                    };
                     self.write_entry(dest, path, entry.id, entry.mode)?;
                     count += 1;
                 }
                 Ok(count)
             }
             TreeSource::Head | TreeSource::Revision(_) => {
-                let Some(tree) = self.tree_of(source)? else { return Ok(0) };
+                let Some(tree) = self.tree_of(source)? else {
+                    return Ok(0);
+                };
                 let mut entries = Vec::new();
                 tree.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
                     if entry.kind() == Some(git2::ObjectType::Tree) {
@@ -435,11 +493,13 @@ impl Repository {
             FileKind::Symlink => {
                 let blob = self.git.find_blob(id)?;
                 let link = String::from_utf8_lossy(blob.content()).into_owned();
-                std::os::unix::fs::symlink(link, &target).map_err(|error| Error::io(&target, error))?;
+                std::os::unix::fs::symlink(link, &target)
+                    .map_err(|error| Error::io(&target, error))?;
             }
             kind => {
                 let blob = self.git.find_blob(id)?;
-                std::fs::write(&target, blob.content()).map_err(|error| Error::io(&target, error))?;
+                std::fs::write(&target, blob.content())
+                    .map_err(|error| Error::io(&target, error))?;
                 if kind == FileKind::Executable {
                     set_executable(&target)?;
                 }
@@ -508,13 +568,20 @@ fn file_status_from(status: git2::Status) -> FileStatus {
 /// Check that `path` is a plain relative path inside the repository: not absolute, no `..`,
 /// no `.git` component. Symlink escapes are checked where files are written (`edits::apply`).
 pub fn check_relative(path: &str) -> Result<()> {
-    let refuse = |reason: &str| Err(Error::UnsafePath { path: path.to_string(), reason: reason.to_string() });
+    let refuse = |reason: &str| {
+        Err(Error::UnsafePath {
+            path: path.to_string(),
+            reason: reason.to_string(),
+        })
+    };
     if path.is_empty() {
         return refuse("empty path");
     }
     let as_path = Path::new(path);
     if as_path.is_absolute() || path.starts_with('\\') || path.get(1..2) == Some(":") {
-        return refuse("absolute paths are not allowed: use a path relative to the repository root");
+        return refuse(
+            "absolute paths are not allowed: use a path relative to the repository root",
+        );
     }
     for component in as_path.components() {
         match component {

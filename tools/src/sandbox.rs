@@ -46,7 +46,8 @@ impl SandboxOptions {
     pub fn for_repository(repo: &Repository) -> Self {
         let mut options = Self::default();
         if repo.root().join("Cargo.toml").is_file() {
-            options.cargo_target_dir = Some(repo.git().commondir().join("hone").join("cargo-target"));
+            options.cargo_target_dir =
+                Some(repo.git().commondir().join("hone").join("cargo-target"));
         }
         options
     }
@@ -66,16 +67,27 @@ impl Sandbox {
     /// Materialise `source` of `repo` in a new temporary folder. `TreeSource::WorkTree` means HEAD
     /// plus the working tree's changes: every tracked file as it is on disk (deleted ones left out)
     /// plus untracked files that are not ignored.
-    pub fn create(repo: &Repository, source: &TreeSource, options: &SandboxOptions) -> Result<Self> {
+    pub fn create(
+        repo: &Repository,
+        source: &TreeSource,
+        options: &SandboxOptions,
+    ) -> Result<Self> {
         let start = Instant::now();
         let mut builder = tempfile::Builder::new();
         builder.prefix("hone-sandbox-");
         let dir = match &options.parent_dir {
-            Some(parent) => builder.tempdir_in(parent).map_err(|error| Error::io(parent, error))?,
-            None => builder.tempdir().map_err(|error| Error::io(std::env::temp_dir(), error))?,
+            Some(parent) => builder
+                .tempdir_in(parent)
+                .map_err(|error| Error::io(parent, error))?,
+            None => builder
+                .tempdir()
+                .map_err(|error| Error::io(std::env::temp_dir(), error))?,
         };
         // Keep the repository's folder name: some projects (Python packages, Go modules) care.
-        let name = repo.root().file_name().map_or_else(|| "repo".into(), |name| name.to_os_string());
+        let name = repo
+            .root()
+            .file_name()
+            .map_or_else(|| "repo".into(), |name| name.to_os_string());
         let root = dir.path().join(name);
         std::fs::create_dir(&root).map_err(|error| Error::io(&root, error))?;
         let files = match source {
@@ -86,16 +98,26 @@ impl Sandbox {
             let original = repo.root().join(name);
             let link = root.join(name);
             if original.is_dir() && link.symlink_metadata().is_err() {
-                std::os::unix::fs::symlink(&original, &link).map_err(|error| Error::io(&link, error))?;
+                std::os::unix::fs::symlink(&original, &link)
+                    .map_err(|error| Error::io(&link, error))?;
             }
         }
         let mut env = Vec::new();
         if let Some(target) = &options.cargo_target_dir {
             std::fs::create_dir_all(target).map_err(|error| Error::io(target, error))?;
-            env.push(("CARGO_TARGET_DIR".to_string(), target.to_string_lossy().into_owned()));
+            env.push((
+                "CARGO_TARGET_DIR".to_string(),
+                target.to_string_lossy().into_owned(),
+            ));
         }
         tracing::debug!(files, elapsed = ?start.elapsed(), root = %root.display(), "sandbox created");
-        Ok(Self { _dir: dir, root, files, creation_time: start.elapsed(), env })
+        Ok(Self {
+            _dir: dir,
+            root,
+            files,
+            creation_time: start.elapsed(),
+            env,
+        })
     }
 
     /// The sandbox's repository root.
@@ -130,7 +152,11 @@ impl Sandbox {
         let mut options = options.clone();
         options.cwd = self.root.clone();
         for (name, value) in &self.env {
-            if !options.extra_env.iter().any(|(existing, _)| existing == name) {
+            if !options
+                .extra_env
+                .iter()
+                .any(|(existing, _)| existing == name)
+            {
                 options.extra_env.push((name.clone(), value.clone()));
             }
         }
@@ -163,7 +189,11 @@ fn copy_worktree(repo: &Repository, dest: &Path) -> Result<usize> {
             .collect();
         handles
             .into_iter()
-            .map(|handle| handle.join().unwrap_or_else(|_| Err(Error::Invalid("sandbox copy thread panicked".into()))))
+            .map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|_| Err(Error::Invalid("sandbox copy thread panicked".into())))
+            })
             .collect()
     });
     let mut count = 0;
@@ -181,7 +211,8 @@ fn copy_files(files: &[crate::repo::RepoFile], source: &Path, dest: &Path) -> Re
         match file.kind {
             FileKind::Submodule => {}
             FileKind::Symlink => match std::fs::read_link(&from) {
-                Ok(target) => std::os::unix::fs::symlink(target, &to).map_err(|error| Error::io(&to, error))?,
+                Ok(target) => std::os::unix::fs::symlink(target, &to)
+                    .map_err(|error| Error::io(&to, error))?,
                 Err(error) if error.kind() == std::io::ErrorKind::NotFound => continue,
                 // A tracked symlink replaced by a regular file in the working tree.
                 Err(_) => {

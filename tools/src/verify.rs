@@ -75,14 +75,20 @@ pub struct Verification {
 
 /// Apply `patch` in a sandbox of `options.source`, run the tests there, and report.
 /// The user's tree and index are never touched.
-pub fn verify_patch(repo: &Repository, patch: &Patch, options: &VerifyOptions) -> Result<Verification> {
+pub fn verify_patch(
+    repo: &Repository,
+    patch: &Patch,
+    options: &VerifyOptions,
+) -> Result<Verification> {
     let sandbox = Sandbox::create(repo, &options.source, &options.sandbox)?;
     let command = match &options.test {
         TestChoice::Command(command) => Some(command.clone()),
         TestChoice::Skip => None,
         TestChoice::Detect => Some(
             detect_test_command(sandbox.root())
-                .ok_or_else(|| Error::NoTestCommand { root: repo.root().to_path_buf() })?
+                .ok_or_else(|| Error::NoTestCommand {
+                    root: repo.root().to_path_buf(),
+                })?
                 .command,
         ),
     };
@@ -90,21 +96,47 @@ pub fn verify_patch(repo: &Repository, patch: &Patch, options: &VerifyOptions) -
     let diff = apply.diff();
     let sandbox_time = sandbox.creation_time();
     if !apply.is_success() {
-        return Ok(Verification { verdict: Verdict::EditFailed, apply, test: None, diff, sandbox_time });
+        return Ok(Verification {
+            verdict: Verdict::EditFailed,
+            apply,
+            test: None,
+            diff,
+            sandbox_time,
+        });
     }
     let Some(command) = command else {
-        return Ok(Verification { verdict: Verdict::Verified, apply, test: None, diff, sandbox_time });
+        return Ok(Verification {
+            verdict: Verdict::Verified,
+            apply,
+            test: None,
+            diff,
+            sandbox_time,
+        });
     };
     let mut run = sandbox.run_options();
     run.timeout = options.timeout;
     run.output_cap = options.output_cap;
     let test = sandbox.run(&command, &run)?;
-    let verdict = if test.passed { Verdict::Verified } else { Verdict::TestsFailed };
-    Ok(Verification { verdict, apply, test: Some(test), diff, sandbox_time })
+    let verdict = if test.passed {
+        Verdict::Verified
+    } else {
+        Verdict::TestsFailed
+    };
+    Ok(Verification {
+        verdict,
+        apply,
+        test: Some(test),
+        diff,
+        sandbox_time,
+    })
 }
 
 /// Apply `patch` to the working tree (atomically; nothing written unless every block applies).
-pub fn apply_to_worktree(repo: &Repository, patch: &Patch, options: &ApplyOptions) -> Result<ApplyReport> {
+pub fn apply_to_worktree(
+    repo: &Repository,
+    patch: &Patch,
+    options: &ApplyOptions,
+) -> Result<ApplyReport> {
     crate::edits::apply_patch(repo.root(), patch, options)
 }
 
@@ -132,7 +164,10 @@ pub fn commit_patch(
     if !report.written {
         return Ok((report, None));
     }
-    let head = repo.head_commit()?.map(|oid| git.find_commit(oid)).transpose()?;
+    let head = repo
+        .head_commit()?
+        .map(|oid| git.find_commit(oid))
+        .transpose()?;
     // The commit holds HEAD plus exactly this patch, whatever else is staged.
     let mut tree_index = git2::Index::new()?;
     if let Some(head) = &head {
@@ -146,7 +181,11 @@ pub fn commit_patch(
         }
         match &change.after {
             Some(content) => {
-                let mode = if change.executable { 0o100755 } else { 0o100644 };
+                let mode = if change.executable {
+                    0o100755
+                } else {
+                    0o100644
+                };
                 let blob = git.blob(content.as_bytes())?;
                 tree_index.add(&index_entry(&change.path, mode, blob, content.len()))?;
                 user_index.add_path(Path::new(&change.path))?;
@@ -159,7 +198,14 @@ pub fn commit_patch(
     }
     let tree = git.find_tree(tree_index.write_tree_to(git)?)?;
     let parents: Vec<&git2::Commit<'_>> = head.iter().collect();
-    let oid = git.commit(Some("HEAD"), &signature, &signature, message, &tree, &parents)?;
+    let oid = git.commit(
+        Some("HEAD"),
+        &signature,
+        &signature,
+        message,
+        &tree,
+        &parents,
+    )?;
     user_index.write()?;
     Ok((report, Some(oid)))
 }

@@ -10,7 +10,10 @@ pub mod apply;
 pub mod parse;
 pub mod report;
 
-pub use apply::{apply_patch, plan_patch, ApplyOptions, ApplyReport, BlockFailure, BlockOutcome, BlockStatus, FailureReason, FileChange, MatchRule};
+pub use apply::{
+    apply_patch, plan_patch, ApplyOptions, ApplyReport, BlockFailure, BlockOutcome, BlockStatus,
+    FailureReason, FileChange, MatchRule,
+};
 pub use parse::{parse_patch, parse_patch_as, ParseError};
 pub use report::{render_for_model, render_for_people};
 

@@ -3,7 +3,9 @@
 
 use std::fmt::Write as _;
 
-use super::apply::{ApplyReport, BlockFailure, BlockOutcome, BlockStatus, FailureReason, MatchRule};
+use super::apply::{
+    ApplyReport, BlockFailure, BlockOutcome, BlockStatus, FailureReason, MatchRule,
+};
 
 fn rule_note(rule: MatchRule) -> &'static str {
     match rule {
@@ -22,23 +24,48 @@ pub fn render_for_people(report: &ApplyReport) -> String {
     if failed == 0 {
         let _ = writeln!(out, "all {total} edit block(s) applied");
     } else {
-        let _ = writeln!(out, "{failed} of {total} edit block(s) failed; nothing was written");
+        let _ = writeln!(
+            out,
+            "{failed} of {total} edit block(s) failed; nothing was written"
+        );
     }
     for block in &report.blocks {
         match &block.status {
             BlockStatus::Applied { rule, line } => {
-                let _ = writeln!(out, "  ok    #{} {} {} at line {line}{}", block.index + 1, block.operation, block.path, rule_note(*rule));
+                let _ = writeln!(
+                    out,
+                    "  ok    #{} {} {} at line {line}{}",
+                    block.index + 1,
+                    block.operation,
+                    block.path,
+                    rule_note(*rule)
+                );
             }
             BlockStatus::Failed(failure) => {
-                let _ = writeln!(out, "  FAIL  #{} {} {}: {}", block.index + 1, block.operation, block.path, failure.reason.describe());
+                let _ = writeln!(
+                    out,
+                    "  FAIL  #{} {} {}: {}",
+                    block.index + 1,
+                    block.operation,
+                    block.path,
+                    failure.reason.describe()
+                );
                 if let Some(closest) = &failure.closest {
-                    let _ = writeln!(out, "        did you mean (line {}, {:.0}% similar):", closest.line, closest.similarity * 100.0);
+                    let _ = writeln!(
+                        out,
+                        "        did you mean (line {}, {:.0}% similar):",
+                        closest.line,
+                        closest.similarity * 100.0
+                    );
                     for line in closest.text.lines() {
                         let _ = writeln!(out, "        | {line}");
                     }
                 }
                 if failure.replacement_present && failure.reason != FailureReason::AlreadyApplied {
-                    let _ = writeln!(out, "        note: the replacement text is already in the file");
+                    let _ = writeln!(
+                        out,
+                        "        note: the replacement text is already in the file"
+                    );
                 }
             }
         }
@@ -63,23 +90,40 @@ pub fn render_for_model(report: &ApplyReport) -> String {
         report.blocks.len()
     );
     for (block, failure) in &failures {
-        let _ = writeln!(out, "\n## Block {} ({} {}) failed", block.index + 1, block.operation, block.path);
+        let _ = writeln!(
+            out,
+            "\n## Block {} ({} {}) failed",
+            block.index + 1,
+            block.operation,
+            block.path
+        );
         let _ = writeln!(out, "Reason: {}.", failure.reason.describe());
         match &failure.reason {
             FailureReason::NotFound | FailureReason::AnchorNotFound { .. } => {
                 if let Some(closest) = &failure.closest {
-                    let _ = writeln!(out, "The closest lines in {} are (line {}):", block.path, closest.line);
+                    let _ = writeln!(
+                        out,
+                        "The closest lines in {} are (line {}):",
+                        block.path, closest.line
+                    );
                     let _ = writeln!(out, "```\n{}\n```", closest.text);
                     let _ = writeln!(out, "Copy the SEARCH lines exactly from the file, including whitespace and comments.");
                 } else {
-                    let _ = writeln!(out, "Nothing similar is in {}; check the file path and its current content.", block.path);
+                    let _ = writeln!(
+                        out,
+                        "Nothing similar is in {}; check the file path and its current content.",
+                        block.path
+                    );
                 }
             }
             FailureReason::NotUnique { .. } => {
                 let _ = writeln!(out, "Include more unchanged lines around the change so the SEARCH text occurs only once.");
             }
             FailureReason::FileMissing => {
-                let _ = writeln!(out, "To create it, use an empty SEARCH section; otherwise use an existing path.");
+                let _ = writeln!(
+                    out,
+                    "To create it, use an empty SEARCH section; otherwise use an existing path."
+                );
             }
             FailureReason::AlreadyApplied => {
                 let _ = writeln!(out, "Do not resend this block.");
@@ -94,7 +138,11 @@ pub fn render_for_model(report: &ApplyReport) -> String {
         .map(|block| format!("{} ({})", block.index + 1, block.path))
         .collect();
     if !applied.is_empty() {
-        let _ = writeln!(out, "\nBlocks that matched: {}. Resend them too, together with the corrected blocks.", applied.join(", "));
+        let _ = writeln!(
+            out,
+            "\nBlocks that matched: {}. Resend them too, together with the corrected blocks.",
+            applied.join(", ")
+        );
     }
     out
 }

@@ -13,7 +13,10 @@ pub struct DetectedCommand {
 }
 
 fn found(command: &str, reason: &str) -> Option<DetectedCommand> {
-    Some(DetectedCommand { command: command.to_string(), reason: reason.to_string() })
+    Some(DetectedCommand {
+        command: command.to_string(),
+        reason: reason.to_string(),
+    })
 }
 
 /// The test command for the project at `root`, if one can be detected.
@@ -29,7 +32,10 @@ pub fn detect_test_command(root: &Path) -> Option<DetectedCommand> {
     }
     if let Some(package) = read("package.json") {
         if let Ok(json) = serde_json::from_str::<serde_json::Value>(&package) {
-            if let Some(test) = json.pointer("/scripts/test").and_then(|value| value.as_str()) {
+            if let Some(test) = json
+                .pointer("/scripts/test")
+                .and_then(|value| value.as_str())
+            {
                 if !test.contains("no test specified") {
                     return found("npm test", "package.json has scripts.test");
                 }
@@ -47,22 +53,32 @@ pub fn detect_test_command(root: &Path) -> Option<DetectedCommand> {
     if pytest_config {
         return found("python3 -m pytest -q", "pytest configuration found");
     }
-    let python = read("pyproject.toml").is_some() || read("setup.py").is_some() || has_python_tests(root);
+    let python =
+        read("pyproject.toml").is_some() || read("setup.py").is_some() || has_python_tests(root);
     if python {
-        return found("python3 -m unittest discover -v", "Python project without pytest configuration");
+        return found(
+            "python3 -m unittest discover -v",
+            "Python project without pytest configuration",
+        );
     }
     None
 }
 
 fn has_python_tests(root: &Path) -> bool {
     let is_test = |name: &str| name.starts_with("test") && name.ends_with(".py");
-    let Ok(entries) = std::fs::read_dir(root) else { return false };
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return false;
+    };
     entries.flatten().any(|entry| {
         let name = entry.file_name().to_string_lossy().into_owned();
         is_test(&name)
             || (name == "tests"
                 && std::fs::read_dir(entry.path())
-                    .map(|inner| inner.flatten().any(|file| is_test(&file.file_name().to_string_lossy())))
+                    .map(|inner| {
+                        inner
+                            .flatten()
+                            .any(|file| is_test(&file.file_name().to_string_lossy()))
+                    })
                     .unwrap_or(false))
     })
 }

@@ -35,21 +35,28 @@ fn regex(pattern: &str) -> Regex {
 static CARGO_SUMMARY: LazyLock<Regex> =
     LazyLock::new(|| regex(r"(?m)^test result: \w+\. (\d+) passed; (\d+) failed"));
 static CARGO_FAILED: LazyLock<Regex> = LazyLock::new(|| regex(r"(?m)^test (\S+) \.\.\. FAILED"));
-static PYTEST_SUMMARY: LazyLock<Regex> = LazyLock::new(|| regex(r"(?m)^=+ (.*\b(?:passed|failed|error|errors|no tests ran)\b.*) in [\d.]+s"));
+static PYTEST_SUMMARY: LazyLock<Regex> = LazyLock::new(|| {
+    regex(r"(?m)^=+ (.*\b(?:passed|failed|error|errors|no tests ran)\b.*) in [\d.]+s")
+});
 static PYTEST_FAILED: LazyLock<Regex> = LazyLock::new(|| regex(r"(?m)^(?:FAILED|ERROR) (\S+)"));
 static GO_FAILED: LazyLock<Regex> = LazyLock::new(|| regex(r"(?m)^\s*--- FAIL: (\S+)"));
 static GO_PASSED: LazyLock<Regex> = LazyLock::new(|| regex(r"(?m)^\s*--- PASS: (\S+)"));
-static GO_PACKAGE: LazyLock<Regex> = LazyLock::new(|| regex(r"(?m)^(?:ok|FAIL|---)\s+\S+|^(?:PASS|FAIL)$"));
+static GO_PACKAGE: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"(?m)^(?:ok|FAIL|---)\s+\S+|^(?:PASS|FAIL)$"));
 static TAP_SUMMARY_PASS: LazyLock<Regex> = LazyLock::new(|| regex(r"(?m)^(?:# |ℹ )pass (\d+)"));
 static TAP_SUMMARY_FAIL: LazyLock<Regex> = LazyLock::new(|| regex(r"(?m)^(?:# |ℹ )fail (\d+)"));
-static TAP_FAILED: LazyLock<Regex> = LazyLock::new(|| regex(r"(?m)^\s*not ok \d+ - (.+?)\s*(?:#.*)?$"));
-static SPEC_FAILED: LazyLock<Regex> = LazyLock::new(|| regex(r"(?m)^\s*✖ (.+?)(?: \([\d.]+m?s\))?$"));
+static TAP_FAILED: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"(?m)^\s*not ok \d+ - (.+?)\s*(?:#.*)?$"));
+static SPEC_FAILED: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"(?m)^\s*✖ (.+?)(?: \([\d.]+m?s\))?$"));
 static JEST_SUMMARY: LazyLock<Regex> = LazyLock::new(|| regex(r"(?m)^Tests:\s+(.*\d+ total)"));
 static JEST_FAILED: LazyLock<Regex> = LazyLock::new(|| regex(r"(?m)^\s*● (.+?)\s*$"));
 static UNITTEST_RAN: LazyLock<Regex> = LazyLock::new(|| regex(r"(?m)^Ran (\d+) tests? in"));
 static UNITTEST_RESULT: LazyLock<Regex> = LazyLock::new(|| regex(r"(?m)^(OK|FAILED)\b(.*)$"));
-static UNITTEST_FAILED: LazyLock<Regex> = LazyLock::new(|| regex(r"(?m)^(?:FAIL|ERROR): (\S+) \(([^)]+)\)"));
-static COUNT: LazyLock<Regex> = LazyLock::new(|| regex(r"(\d+) (passed|failed|errors?|skipped|total)"));
+static UNITTEST_FAILED: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"(?m)^(?:FAIL|ERROR): (\S+) \(([^)]+)\)"));
+static COUNT: LazyLock<Regex> =
+    LazyLock::new(|| regex(r"(\d+) (passed|failed|errors?|skipped|total)"));
 
 /// Recognise the framework from the output and extract counts and failing names.
 pub fn parse_test_output(output: &str) -> ParsedTests {
@@ -78,7 +85,11 @@ fn names(pattern: &Regex, output: &str) -> Vec<String> {
 fn count_of(text: &str, word: &str) -> usize {
     COUNT
         .captures_iter(text)
-        .filter(|captures| captures.get(2).is_some_and(|kind| kind.as_str().starts_with(word)))
+        .filter(|captures| {
+            captures
+                .get(2)
+                .is_some_and(|kind| kind.as_str().starts_with(word))
+        })
         .filter_map(|captures| captures.get(1)?.as_str().parse::<usize>().ok())
         .sum()
 }
@@ -88,14 +99,25 @@ fn cargo(output: &str) -> Option<ParsedTests> {
     let (mut passed, mut failed) = (0, 0);
     for captures in CARGO_SUMMARY.captures_iter(output) {
         any = true;
-        passed += captures.get(1).and_then(|m| m.as_str().parse::<usize>().ok()).unwrap_or(0);
-        failed += captures.get(2).and_then(|m| m.as_str().parse::<usize>().ok()).unwrap_or(0);
+        passed += captures
+            .get(1)
+            .and_then(|m| m.as_str().parse::<usize>().ok())
+            .unwrap_or(0);
+        failed += captures
+            .get(2)
+            .and_then(|m| m.as_str().parse::<usize>().ok())
+            .unwrap_or(0);
     }
     let failed_tests = names(&CARGO_FAILED, output);
     if !any && failed_tests.is_empty() {
         return None;
     }
-    Some(ParsedTests { framework: Some(Framework::Cargo), passed: Some(passed), failed: Some(failed.max(failed_tests.len())), failed_tests })
+    Some(ParsedTests {
+        framework: Some(Framework::Cargo),
+        passed: Some(passed),
+        failed: Some(failed.max(failed_tests.len())),
+        failed_tests,
+    })
 }
 
 fn pytest(output: &str) -> Option<ParsedTests> {
@@ -110,14 +132,27 @@ fn pytest(output: &str) -> Option<ParsedTests> {
 }
 
 fn unittest(output: &str) -> Option<ParsedTests> {
-    let ran: usize = UNITTEST_RAN.captures_iter(output).last()?.get(1)?.as_str().parse().ok()?;
+    let ran: usize = UNITTEST_RAN
+        .captures_iter(output)
+        .last()?
+        .get(1)?
+        .as_str()
+        .parse()
+        .ok()?;
     let result = UNITTEST_RESULT.captures_iter(output).last();
     let (mut failed, mut errors) = (0, 0);
     if let Some(result) = &result {
         let detail = result.get(2).map_or("", |m| m.as_str());
-        for part in detail.trim().trim_matches(|c| c == '(' || c == ')').split(',') {
+        for part in detail
+            .trim()
+            .trim_matches(|c| c == '(' || c == ')')
+            .split(',')
+        {
             let mut pieces = part.trim().split('=');
-            match (pieces.next(), pieces.next().and_then(|n| n.parse::<usize>().ok())) {
+            match (
+                pieces.next(),
+                pieces.next().and_then(|n| n.parse::<usize>().ok()),
+            ) {
                 (Some("failures"), Some(n)) => failed = n,
                 (Some("errors"), Some(n)) => errors = n,
                 _ => {}
@@ -130,7 +165,11 @@ fn unittest(output: &str) -> Option<ParsedTests> {
             let method = captures.get(1)?.as_str();
             let context = captures.get(2)?.as_str();
             // Python 3.11+ prints `(module.Class.method)`; older ones `(module.Class)`.
-            Some(if context.ends_with(&format!(".{method}")) { context.to_string() } else { format!("{context}.{method}") })
+            Some(if context.ends_with(&format!(".{method}")) {
+                context.to_string()
+            } else {
+                format!("{context}.{method}")
+            })
         })
         .collect();
     Some(ParsedTests {
@@ -157,7 +196,13 @@ fn jest(output: &str) -> Option<ParsedTests> {
 }
 
 fn node(output: &str) -> Option<ParsedTests> {
-    let passed: usize = TAP_SUMMARY_PASS.captures_iter(output).last()?.get(1)?.as_str().parse().ok()?;
+    let passed: usize = TAP_SUMMARY_PASS
+        .captures_iter(output)
+        .last()?
+        .get(1)?
+        .as_str()
+        .parse()
+        .ok()?;
     let failed: usize = TAP_SUMMARY_FAIL
         .captures_iter(output)
         .last()
@@ -165,9 +210,17 @@ fn node(output: &str) -> Option<ParsedTests> {
         .unwrap_or(0);
     let mut failed_tests = names(&TAP_FAILED, output);
     if failed_tests.is_empty() {
-        failed_tests = names(&SPEC_FAILED, output).into_iter().filter(|name| name != "failing tests:").collect();
+        failed_tests = names(&SPEC_FAILED, output)
+            .into_iter()
+            .filter(|name| name != "failing tests:")
+            .collect();
     }
-    Some(ParsedTests { framework: Some(Framework::NodeTest), passed: Some(passed), failed: Some(failed), failed_tests })
+    Some(ParsedTests {
+        framework: Some(Framework::NodeTest),
+        passed: Some(passed),
+        failed: Some(failed),
+        failed_tests,
+    })
 }
 
 fn go(output: &str) -> Option<ParsedTests> {
@@ -176,10 +229,20 @@ fn go(output: &str) -> Option<ParsedTests> {
     if failed_tests.is_empty() && passed == 0 && !GO_PACKAGE.is_match(output) {
         return None;
     }
-    if failed_tests.is_empty() && passed == 0 && !output.lines().any(|line| line.starts_with("ok  ") || line.starts_with("FAIL\t")) {
+    if failed_tests.is_empty()
+        && passed == 0
+        && !output
+            .lines()
+            .any(|line| line.starts_with("ok  ") || line.starts_with("FAIL\t"))
+    {
         return None;
     }
-    Some(ParsedTests { framework: Some(Framework::GoTest), passed: Some(passed), failed: Some(failed_tests.len()), failed_tests })
+    Some(ParsedTests {
+        framework: Some(Framework::GoTest),
+        passed: Some(passed),
+        failed: Some(failed_tests.len()),
+        failed_tests,
+    })
 }
 
 #[cfg(test)]
@@ -212,7 +275,8 @@ mod tests {
         assert_eq!(parsed.framework, Some(Framework::Unittest));
         assert_eq!((parsed.passed, parsed.failed), (Some(2), Some(1)));
         assert_eq!(parsed.failed_tests, ["test_calc.CalcTest.test_add"]);
-        let old_style = parse_test_output("ERROR: test_x (pkg.T)\nRan 1 test in 0.0s\nFAILED (errors=1)\n");
+        let old_style =
+            parse_test_output("ERROR: test_x (pkg.T)\nRan 1 test in 0.0s\nFAILED (errors=1)\n");
         assert_eq!(old_style.failed_tests, ["pkg.T.test_x"]);
     }
 
@@ -248,6 +312,9 @@ mod tests {
 
     #[test]
     fn unknown_output_is_not_recognised() {
-        assert_eq!(parse_test_output("make: *** [all] Error 1\n").framework, None);
+        assert_eq!(
+            parse_test_output("make: *** [all] Error 1\n").framework,
+            None
+        );
     }
 }

@@ -22,7 +22,10 @@ const KILL_GRACE: Duration = Duration::from_millis(500);
 /// Run `command` with `sh -c` under `options`; a non-zero exit or a timeout is reported in the
 /// `TestReport`, not as an error.
 pub fn run_command(command: &str, options: &RunOptions) -> Result<TestReport> {
-    let spawn_error = |source| Error::Spawn { command: command.to_string(), source };
+    let spawn_error = |source| Error::Spawn {
+        command: command.to_string(),
+        source,
+    };
     let (reader, writer) = std::io::pipe().map_err(spawn_error)?;
     let writer_err = writer.try_clone().map_err(spawn_error)?;
     let mut builder = Command::new("sh");
@@ -76,15 +79,22 @@ pub fn run_command(command: &str, options: &RunOptions) -> Result<TestReport> {
     // Children left behind in the group would keep the pipe open (and run on): end them.
     let _ = killpg(group, Signal::SIGKILL);
     let duration = start.elapsed();
-    let captured = receiver.recv_timeout(Duration::from_secs(5)).unwrap_or_default();
+    let captured = receiver
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_default();
     let exit_code = status.and_then(|status| status.code());
     let signalled = status.and_then(|status| status.signal());
     let mut output = captured.render();
     if let (Some(signal), false) = (signalled, timed_out) {
-        output.push_str(&format!("\n[hone: the command was killed by signal {signal}]\n"));
+        output.push_str(&format!(
+            "\n[hone: the command was killed by signal {signal}]\n"
+        ));
     }
     if timed_out {
-        output.push_str(&format!("\n[hone: timed out after {:.1}s; the process group was killed]\n", options.timeout.as_secs_f64()));
+        output.push_str(&format!(
+            "\n[hone: timed out after {:.1}s; the process group was killed]\n",
+            options.timeout.as_secs_f64()
+        ));
     }
     let parsed = parse_test_output(&output);
     Ok(TestReport {
@@ -114,7 +124,9 @@ impl Captured {
     fn render(&self) -> String {
         let mut bytes = self.head.clone();
         if self.omitted > 0 {
-            bytes.extend_from_slice(format!("\n[... {} bytes omitted ...]\n", self.omitted).as_bytes());
+            bytes.extend_from_slice(
+                format!("\n[... {} bytes omitted ...]\n", self.omitted).as_bytes(),
+            );
         }
         bytes.extend(self.tail.iter());
         String::from_utf8_lossy(&bytes).into_owned()
@@ -146,16 +158,78 @@ fn capture(mut reader: std::io::PipeReader, cap: usize) -> Captured {
 
 /// Variables passed through when scrubbing (exact names).
 const KEEP: &[&str] = &[
-    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "TERM", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TEMP", "TMP",
-    "HOSTNAME", "CI", "COLUMNS", "NO_COLOR", "FORCE_COLOR", "CLICOLOR", "JAVA_HOME", "GOROOT", "GOPATH",
-    "GOCACHE", "GOMODCACHE", "GOFLAGS", "GOPROXY", "GOTOOLCHAIN", "GO111MODULE", "CGO_ENABLED", "CC", "CXX",
-    "AR", "LD_LIBRARY_PATH", "PKG_CONFIG_PATH", "VIRTUAL_ENV", "CONDA_PREFIX", "NODE_PATH", "NODE_OPTIONS",
-    "NVM_DIR", "MAKEFLAGS", "SSL_CERT_FILE", "SSL_CERT_DIR", "RUSTFLAGS", "RUSTDOCFLAGS", "RUSTC_WRAPPER",
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "SHELL",
+    "TERM",
+    "LANG",
+    "LANGUAGE",
+    "TZ",
+    "TMPDIR",
+    "TEMP",
+    "TMP",
+    "HOSTNAME",
+    "CI",
+    "COLUMNS",
+    "NO_COLOR",
+    "FORCE_COLOR",
+    "CLICOLOR",
+    "JAVA_HOME",
+    "GOROOT",
+    "GOPATH",
+    "GOCACHE",
+    "GOMODCACHE",
+    "GOFLAGS",
+    "GOPROXY",
+    "GOTOOLCHAIN",
+    "GO111MODULE",
+    "CGO_ENABLED",
+    "CC",
+    "CXX",
+    "AR",
+    "LD_LIBRARY_PATH",
+    "PKG_CONFIG_PATH",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "NODE_PATH",
+    "NODE_OPTIONS",
+    "NVM_DIR",
+    "MAKEFLAGS",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "RUSTFLAGS",
+    "RUSTDOCFLAGS",
+    "RUSTC_WRAPPER",
 ];
 /// Prefixes passed through when scrubbing (toolchains).
-const KEEP_PREFIXES: &[&str] = &["LC_", "CARGO_", "RUSTUP_", "RUST_", "XDG_", "PYTHON", "PIP_", "UV_", "NPM_CONFIG_", "JEST_"];
+const KEEP_PREFIXES: &[&str] = &[
+    "LC_",
+    "CARGO_",
+    "RUSTUP_",
+    "RUST_",
+    "XDG_",
+    "PYTHON",
+    "PIP_",
+    "UV_",
+    "NPM_CONFIG_",
+    "JEST_",
+];
 /// Name fragments that mark a secret even under a kept prefix.
-const SECRET_MARKERS: &[&str] = &["TOKEN", "SECRET", "PASSWORD", "PASSWD", "API_KEY", "APIKEY", "PRIVATE", "CREDENTIAL", "AUTH", "SESSION", "COOKIE"];
+const SECRET_MARKERS: &[&str] = &[
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "API_KEY",
+    "APIKEY",
+    "PRIVATE",
+    "CREDENTIAL",
+    "AUTH",
+    "SESSION",
+    "COOKIE",
+];
 
 /// The environment to give a command: toolchain and locale variables (PATH, HOME, CARGO_*,
 /// RUSTUP_*, GO*, PYTHON*, ...) minus anything that looks like a secret (TOKEN, SECRET, PASSWORD,
@@ -201,7 +275,11 @@ mod tests {
         assert!(report.output_truncated);
         assert!(report.output.starts_with("1\n2\n"));
         assert!(report.output.contains("bytes omitted"));
-        assert!(report.output.trim_end().ends_with("done"), "{}", report.output);
+        assert!(
+            report.output.trim_end().ends_with("done"),
+            "{}",
+            report.output
+        );
     }
 
     #[test]

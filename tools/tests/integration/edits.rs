@@ -21,9 +21,16 @@ fn reason_name(status: &BlockStatus) -> Option<String> {
 #[test]
 fn edit_fixtures() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/edits");
-    let mut cases: Vec<_> = std::fs::read_dir(&fixtures).unwrap().map(|entry| entry.unwrap().path()).collect();
+    let mut cases: Vec<_> = std::fs::read_dir(&fixtures)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .collect();
     cases.sort();
-    assert!(cases.len() >= 20, "expected the edit fixtures in {}", fixtures.display());
+    assert!(
+        cases.len() >= 20,
+        "expected the edit fixtures in {}",
+        fixtures.display()
+    );
     let mut problems = Vec::new();
     for case in &cases {
         let name = case.file_name().unwrap().to_string_lossy().into_owned();
@@ -47,25 +54,44 @@ fn edit_fixtures() {
                 problems.push(format!("{name}: expected success, got:\n{people}"));
             } else if expected != actual {
                 let show = |files: &std::collections::BTreeMap<String, Vec<u8>>| {
-                    files.iter().map(|(path, bytes)| format!("{path}: {:?}", String::from_utf8_lossy(bytes))).collect::<Vec<_>>().join("\n")
+                    files
+                        .iter()
+                        .map(|(path, bytes)| {
+                            format!("{path}: {:?}", String::from_utf8_lossy(bytes))
+                        })
+                        .collect::<Vec<_>>()
+                        .join("\n")
                 };
-                problems.push(format!("{name}: tree differs\nexpected:\n{}\nactual:\n{}", show(&expected), show(&actual)));
+                problems.push(format!(
+                    "{name}: tree differs\nexpected:\n{}\nactual:\n{}",
+                    show(&expected),
+                    show(&actual)
+                ));
             }
         } else {
             let expected = std::fs::read_to_string(case.join("error")).unwrap();
             let actual: Vec<String> = report
                 .blocks
                 .iter()
-                .filter_map(|block| reason_name(&block.status).map(|reason| format!("{} {reason}", block.index + 1)))
+                .filter_map(|block| {
+                    reason_name(&block.status).map(|reason| format!("{} {reason}", block.index + 1))
+                })
                 .collect();
             let expected: Vec<String> = expected.lines().map(str::to_string).collect();
             if actual != expected {
-                problems.push(format!("{name}: expected failures {expected:?}, got {actual:?}\n{people}"));
+                problems.push(format!(
+                    "{name}: expected failures {expected:?}, got {actual:?}\n{people}"
+                ));
             }
             if snapshot(work.path()) != before || report.written {
                 problems.push(format!("{name}: the tree changed although a block failed"));
             }
         }
     }
-    assert!(problems.is_empty(), "{} fixture problem(s):\n\n{}", problems.len(), problems.join("\n\n"));
+    assert!(
+        problems.is_empty(),
+        "{} fixture problem(s):\n\n{}",
+        problems.len(),
+        problems.join("\n\n")
+    );
 }

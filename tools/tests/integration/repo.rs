@@ -21,8 +21,15 @@ fn lists_tracked_and_untracked_honouring_ignores() {
     let files = repo_handle.list_files().unwrap();
     let paths: Vec<&str> = files.iter().map(|file| file.path.as_str()).collect();
     assert_eq!(paths, [".gitignore", "link.rs", "new.rs", "src/a.rs"]);
-    assert!(files.iter().any(|file| file.path == "link.rs" && file.kind == FileKind::Symlink && !file.tracked));
-    assert!(matches!(repo_handle.read_file("link.rs", &TreeSource::WorkTree, 1000).unwrap(), FileContent::Symlink { .. }));
+    assert!(files
+        .iter()
+        .any(|file| file.path == "link.rs" && file.kind == FileKind::Symlink && !file.tracked));
+    assert!(matches!(
+        repo_handle
+            .read_file("link.rs", &TreeSource::WorkTree, 1000)
+            .unwrap(),
+        FileContent::Symlink { .. }
+    ));
 }
 
 #[test]
@@ -37,11 +44,32 @@ fn reads_head_index_and_worktree_and_reports_dirty_state() {
     let repo_handle = Repository::discover(root).unwrap();
     let read = |source: TreeSource| repo_handle.read_file("f.txt", &source, 1 << 20).unwrap();
     assert_eq!(read(TreeSource::Head), FileContent::Text("head\n".into()));
-    assert_eq!(read(TreeSource::Index), FileContent::Text("staged\n".into()));
-    assert_eq!(read(TreeSource::WorkTree), FileContent::Text("worktree\n".into()));
-    assert_eq!(repo_handle.read_file("bin.dat", &TreeSource::Head, 100).unwrap(), FileContent::Binary);
-    assert_eq!(repo_handle.read_file("big.txt", &TreeSource::WorkTree, 100).unwrap(), FileContent::TooLarge { size: 5000 });
-    assert_eq!(repo_handle.read_file("latin1.txt", &TreeSource::WorkTree, 100).unwrap(), FileContent::NonUtf8);
+    assert_eq!(
+        read(TreeSource::Index),
+        FileContent::Text("staged\n".into())
+    );
+    assert_eq!(
+        read(TreeSource::WorkTree),
+        FileContent::Text("worktree\n".into())
+    );
+    assert_eq!(
+        repo_handle
+            .read_file("bin.dat", &TreeSource::Head, 100)
+            .unwrap(),
+        FileContent::Binary
+    );
+    assert_eq!(
+        repo_handle
+            .read_file("big.txt", &TreeSource::WorkTree, 100)
+            .unwrap(),
+        FileContent::TooLarge { size: 5000 }
+    );
+    assert_eq!(
+        repo_handle
+            .read_file("latin1.txt", &TreeSource::WorkTree, 100)
+            .unwrap(),
+        FileContent::NonUtf8
+    );
     let status = repo_handle.file_status("f.txt").unwrap();
     assert!(status.staged.is_some() && status.unstaged.is_some());
     assert!(repo_handle.file_status("bin.dat").unwrap().is_clean());
@@ -55,24 +83,44 @@ fn empty_repository_and_linked_worktree() {
     let repo = Repository::discover(empty.path()).unwrap();
     assert_eq!(repo.head_commit().unwrap(), None);
     assert_eq!(repo.list_files().unwrap().len(), 1);
-    assert_eq!(repo.read_file("a.txt", &TreeSource::Head, 100).unwrap(), FileContent::Missing);
+    assert_eq!(
+        repo.read_file("a.txt", &TreeSource::Head, 100).unwrap(),
+        FileContent::Missing
+    );
     let sandbox = Sandbox::create(&repo, &TreeSource::Head, &SandboxOptions::default()).unwrap();
     assert!(snapshot(sandbox.root()).is_empty());
 
     let main = repo_with(&[("m.txt", "m\n")]);
     let linked = tempfile::tempdir().unwrap();
     let linked_path = linked.path().join("wt");
-    git(main.path(), &["worktree", "add", "-q", "-b", "side", linked_path.to_str().unwrap()]);
+    git(
+        main.path(),
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "side",
+            linked_path.to_str().unwrap(),
+        ],
+    );
     std::fs::write(linked_path.join("m.txt"), "changed\n").unwrap();
     let repo = Repository::discover(&linked_path).unwrap();
     assert_eq!(repo.root(), linked_path.canonicalize().unwrap());
-    assert_eq!(repo.read_file("m.txt", &TreeSource::Head, 100).unwrap(), FileContent::Text("m\n".into()));
+    assert_eq!(
+        repo.read_file("m.txt", &TreeSource::Head, 100).unwrap(),
+        FileContent::Text("m\n".into())
+    );
     assert!(repo.file_status("m.txt").unwrap().unstaged.is_some());
 }
 
 #[test]
 fn sandboxes_materialise_worktree_index_and_revisions() {
-    let repo = repo_with(&[("a.txt", "one\n"), ("run.sh", "#!/bin/sh\n"), ("gone.txt", "g\n")]);
+    let repo = repo_with(&[
+        ("a.txt", "one\n"),
+        ("run.sh", "#!/bin/sh\n"),
+        ("gone.txt", "g\n"),
+    ]);
     let root = repo.path();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(root.join("run.sh"), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -91,13 +139,27 @@ fn sandboxes_materialise_worktree_index_and_revisions() {
     let files = snapshot(work.root());
     assert_eq!(files.get("a.txt").unwrap(), b"unstaged\n");
     assert!(files.contains_key("untracked.txt") && !files.contains_key("gone.txt"));
-    assert!(std::fs::metadata(work.root().join("run.sh")).unwrap().permissions().mode() & 0o100 != 0);
+    assert!(
+        std::fs::metadata(work.root().join("run.sh"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o100
+            != 0
+    );
 
     let index = Sandbox::create(&repo_handle, &TreeSource::Index, &options).unwrap();
     let files = snapshot(index.root());
     assert_eq!(files.get("a.txt").unwrap(), b"staged\n");
     assert!(files.contains_key("gone.txt") && !files.contains_key("untracked.txt"));
-    assert!(std::fs::metadata(index.root().join("run.sh")).unwrap().permissions().mode() & 0o100 != 0);
+    assert!(
+        std::fs::metadata(index.root().join("run.sh"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o100
+            != 0
+    );
 
     let old = Sandbox::create(&repo_handle, &TreeSource::Revision(first), &options).unwrap();
     let files = snapshot(old.root());
@@ -109,22 +171,40 @@ fn sandboxes_materialise_worktree_index_and_revisions() {
 
 #[test]
 fn verify_then_commit_only_the_patch() {
-    let repo = repo_with(&[("calc.py", "def add(a, b):\n    return a - b\n"), ("other.txt", "o\n")]);
+    let repo = repo_with(&[
+        ("calc.py", "def add(a, b):\n    return a - b\n"),
+        ("other.txt", "o\n"),
+    ]);
     let root = repo.path();
     std::fs::write(root.join("other.txt"), "staged other\n").unwrap();
     git(root, &["add", "other.txt"]);
     let repo_handle = Repository::discover(root).unwrap();
-    let patch = hone_tools::parse_patch("calc.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a + b\n>>>>>>> REPLACE\n").unwrap();
+    let patch = hone_tools::parse_patch(
+        "calc.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a + b\n>>>>>>> REPLACE\n",
+    )
+    .unwrap();
     let mut options = hone_tools::VerifyOptions::new(&repo_handle);
     options.test = hone_tools::TestChoice::Command("grep -q 'a + b' calc.py".into());
     let verification = hone_tools::verify_patch(&repo_handle, &patch, &options).unwrap();
     assert_eq!(verification.verdict, hone_tools::Verdict::Verified);
     assert!(verification.diff.contains("+    return a + b"));
-    assert_eq!(std::fs::read_to_string(root.join("calc.py")).unwrap(), "def add(a, b):\n    return a - b\n", "verify never touches the tree");
-    let (report, commit) = hone_tools::commit_patch(&repo_handle, &patch, "fix add", &Default::default()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(root.join("calc.py")).unwrap(),
+        "def add(a, b):\n    return a - b\n",
+        "verify never touches the tree"
+    );
+    let (report, commit) =
+        hone_tools::commit_patch(&repo_handle, &patch, "fix add", &Default::default()).unwrap();
     assert!(report.written && commit.is_some());
     let shown = git(root, &["show", "--stat", "--format=%s", "HEAD"]);
-    assert!(shown.contains("fix add") && shown.contains("calc.py") && !shown.contains("other.txt"), "{shown}");
+    assert!(
+        shown.contains("fix add") && shown.contains("calc.py") && !shown.contains("other.txt"),
+        "{shown}"
+    );
     let status = git(root, &["status", "--porcelain"]);
-    assert_eq!(status.trim(), "M  other.txt", "only the unrelated staged change remains");
+    assert_eq!(
+        status.trim(),
+        "M  other.txt",
+        "only the unrelated staged change remains"
+    );
 }

@@ -18,10 +18,21 @@ fn walk(root: &Path, dir: &Path, files: &mut BTreeMap<String, Vec<u8>>) {
         if entry.file_name() == ".git" {
             continue;
         }
-        let relative = path.strip_prefix(root).unwrap().to_string_lossy().replace('\\', "/");
+        let relative = path
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         let kind = entry.file_type().unwrap();
         if kind.is_symlink() {
-            files.insert(relative, std::fs::read_link(&path).unwrap().to_string_lossy().into_owned().into_bytes());
+            files.insert(
+                relative,
+                std::fs::read_link(&path)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned()
+                    .into_bytes(),
+            );
         } else if kind.is_dir() {
             walk(root, &path, files);
         } else {
@@ -55,7 +66,11 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         .env_remove("GIT_INDEX_FILE")
         .output()
         .unwrap();
-    assert!(output.status.success(), "git {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 

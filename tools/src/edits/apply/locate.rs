@@ -4,8 +4,12 @@
 
 use super::{ClosestMatch, FailureReason, MatchRule};
 
-const RULES: [MatchRule; 4] =
-    [MatchRule::Exact, MatchRule::TrailingWhitespace, MatchRule::Indentation, MatchRule::Unicode];
+const RULES: [MatchRule; 4] = [
+    MatchRule::Exact,
+    MatchRule::TrailingWhitespace,
+    MatchRule::Indentation,
+    MatchRule::Unicode,
+];
 
 /// Lines `start..end` of the file are replaced by `lines`.
 #[derive(Debug, Clone)]
@@ -36,13 +40,55 @@ pub(super) struct Request<'a> {
 }
 
 pub(super) fn locate(request: &Request<'_>) -> Result<Located, FailureReason> {
+    let result = locate_exactly(request);
+    if result.as_ref().err() != Some(&FailureReason::NotFound) {
+        return result;
+    }
+    // Models often add or drop blank lines at the edges of a block: retry without them (the same
+    // number of blank edge lines is dropped from the replacement, so nothing else changes).
+    let lead = request
+        .search
+        .iter()
+        .take_while(|line| line.trim().is_empty())
+        .count();
+    let trail = request.search[lead..]
+        .iter()
+        .rev()
+        .take_while(|line| line.trim().is_empty())
+        .count();
+    let replace_lead = request
+        .replace
+        .iter()
+        .take_while(|line| line.trim().is_empty())
+        .count()
+        .min(lead);
+    let replace_trail = request.replace[replace_lead..]
+        .iter()
+        .rev()
+        .take_while(|line| line.trim().is_empty())
+        .count()
+        .min(trail);
+    if lead + trail == 0 || lead + trail == request.search.len() {
+        return result;
+    }
+    let trimmed = Request {
+        search: &request.search[lead..request.search.len() - trail],
+        replace: &request.replace[replace_lead..request.replace.len() - replace_trail],
+        ..*request
+    };
+    locate_exactly(&trimmed).map_err(|_| FailureReason::NotFound)
+}
+
+fn locate_exactly(request: &Request<'_>) -> Result<Located, FailureReason> {
     let mut from = 0;
     for anchor in request.anchors {
         let wanted = normalize(anchor, MatchRule::Unicode);
-        let Some(found) =
-            (from..request.file.len()).find(|&i| normalize(request.file[i], MatchRule::Unicode) == wanted)
+        let Some(found) = (from..request.file.len())
+            .find(|&i| normalize(request.file[i], MatchRule::Unicode) == wanted)
         else {
-            return Err(FailureReason::AnchorNotFound { anchor: anchor.clone() });
+            return Err(FailureReason::AnchorNotFound {
+                anchor: anchor.clone(),
+            });
         };
         from = found + 1;
     }
@@ -54,10 +100,19 @@ pub(super) fn locate(request: &Request<'_>) -> Result<Located, FailureReason> {
     }
     if request.search.is_empty() {
         // A pure insertion (unified diff hunk without context): only the line number can place it.
-        let Some(hint) = request.hint else { return Err(FailureReason::NotFound) };
+        let Some(hint) = request.hint else {
+            return Err(FailureReason::NotFound);
+        };
         let at = hint.min(request.file.len());
         let lines = request.replace.iter().map(ToString::to_string).collect();
-        return Ok(Located { splices: vec![Splice { start: at, end: at, lines }], rule: MatchRule::Exact });
+        return Ok(Located {
+            splices: vec![Splice {
+                start: at,
+                end: at,
+                lines,
+            }],
+            rule: MatchRule::Exact,
+        });
     }
     let mut splices = Vec::new();
     let mut loosest = MatchRule::Exact;
@@ -72,15 +127,27 @@ pub(super) fn locate(request: &Request<'_>) -> Result<Located, FailureReason> {
         // After the first segment of an elided block, the next segment is the first match after it.
         let first_after = anchored || (elided && index > 0);
         let (start, rule) = find_unique(request, search, from, first_after)?;
-        let lines = build_replacement(&request.file[start..start + search.len()], search, replace, rule);
-        splices.push(Splice { start, end: start + search.len(), lines });
+        let lines = build_replacement(
+            &request.file[start..start + search.len()],
+            search,
+            replace,
+            rule,
+        );
+        splices.push(Splice {
+            start,
+            end: start + search.len(),
+            lines,
+        });
         from = start + search.len();
         loosest = loosest.max(rule);
     }
     if splices.is_empty() {
         return Err(FailureReason::NotFound);
     }
-    Ok(Located { splices, rule: loosest })
+    Ok(Located {
+        splices,
+        rule: loosest,
+    })
 }
 
 /// The start of the unique match of `needle` at or after `from`, under the first rule that finds
@@ -106,7 +173,9 @@ fn find_unique(
                         return Ok((hint, rule));
                     }
                 }
-                return Err(FailureReason::NotUnique { lines: many.iter().map(|start| start + 1).collect() });
+                return Err(FailureReason::NotUnique {
+                    lines: many.iter().map(|start| start + 1).collect(),
+                });
             }
         }
     }
@@ -122,7 +191,11 @@ pub(super) fn find_all(file: &[&str], needle: &[&str], from: usize, rule: MatchR
     let file_norm: Vec<String> = file.iter().map(|line| normalize(line, rule)).collect();
     let mut found = Vec::new();
     for start in from..=file.len() - needle.len() {
-        if file_norm[start..start + needle.len()].iter().zip(&needle).all(|(a, b)| a == b) {
+        if file_norm[start..start + needle.len()]
+            .iter()
+            .zip(&needle)
+            .all(|(a, b)| a == b)
+        {
             found.push(start);
         }
     }
@@ -148,7 +221,9 @@ pub(crate) fn normalize_unicode(text: &str) -> String {
             '\u{201C}' | '\u{201D}' | '\u{201E}' | '\u{201F}' | '\u{2033}' => out.push('"'),
             '\u{2010}'..='\u{2015}' | '\u{2212}' => out.push('-'),
             '\u{2026}' => out.push_str("..."),
-            '\u{00A0}' | '\u{2000}'..='\u{200A}' | '\u{202F}' | '\u{205F}' | '\u{3000}' => out.push(' '),
+            '\u{00A0}' | '\u{2000}'..='\u{200A}' | '\u{202F}' | '\u{205F}' | '\u{3000}' => {
+                out.push(' ')
+            }
             '\u{200B}' | '\u{200C}' | '\u{200D}' | '\u{FEFF}' => {}
             c => out.push(c),
         }
@@ -164,7 +239,12 @@ fn split_elision<'a>(lines: &'a [&'a str]) -> Vec<&'a [&'a str]> {
 /// The new lines for a match: under `Exact` the replacement as given; otherwise lines the block
 /// leaves unchanged are taken verbatim from the file (keeping its whitespace and characters), and
 /// new lines are re-indented by the difference between the file's and the block's indentation.
-fn build_replacement(matched: &[&str], search: &[&str], replace: &[&str], rule: MatchRule) -> Vec<String> {
+fn build_replacement(
+    matched: &[&str],
+    search: &[&str],
+    replace: &[&str],
+    rule: MatchRule,
+) -> Vec<String> {
     if rule == MatchRule::Exact {
         return replace.iter().map(ToString::to_string).collect();
     }
@@ -175,12 +255,24 @@ fn build_replacement(matched: &[&str], search: &[&str], replace: &[&str], rule: 
     for op in similar::capture_diff_slices(similar::Algorithm::Myers, &search_norm, &replace_norm) {
         match op {
             similar::DiffOp::Equal { old_index, len, .. } => {
-                out.extend(matched[old_index..old_index + len].iter().map(ToString::to_string));
+                out.extend(
+                    matched[old_index..old_index + len]
+                        .iter()
+                        .map(ToString::to_string),
+                );
             }
             similar::DiffOp::Delete { .. } => {}
-            similar::DiffOp::Insert { new_index, new_len, .. }
-            | similar::DiffOp::Replace { new_index, new_len, .. } => {
-                out.extend(replace[new_index..new_index + new_len].iter().map(|line| reindent.apply(line)));
+            similar::DiffOp::Insert {
+                new_index, new_len, ..
+            }
+            | similar::DiffOp::Replace {
+                new_index, new_len, ..
+            } => {
+                out.extend(
+                    replace[new_index..new_index + new_len]
+                        .iter()
+                        .map(|line| reindent.apply(line)),
+                );
             }
         }
     }
@@ -205,7 +297,11 @@ impl Reindent {
         Self {
             block_width: width(block_indent),
             file_width: width(file_indent),
-            unit: if file_indent.starts_with('\t') { '\t' } else { ' ' },
+            unit: if file_indent.starts_with('\t') {
+                '\t'
+            } else {
+                ' '
+            },
             active: rule >= MatchRule::Indentation && block_indent != file_indent,
         }
     }
@@ -234,23 +330,39 @@ fn width(indent: &str) -> usize {
 
 /// True when `lines` occur in the file under any rule (used for "already applied").
 pub(super) fn occurs(file: &[&str], lines: &[&str]) -> bool {
-    let lines: Vec<&str> = lines.iter().copied().filter(|line| line.trim() != "...").collect();
+    let lines: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|line| line.trim() != "...")
+        .collect();
     !lines.is_empty() && !find_all(file, &lines, 0, MatchRule::Unicode).is_empty()
 }
 
 /// The window of file lines most similar to `search` (for "did you mean").
 pub(super) fn closest(file: &[&str], search: &[&str]) -> Option<ClosestMatch> {
-    let search: Vec<&str> = search.iter().copied().filter(|line| line.trim() != "...").collect();
+    let search: Vec<&str> = search
+        .iter()
+        .copied()
+        .filter(|line| line.trim() != "...")
+        .collect();
     if file.is_empty() || search.is_empty() {
         return None;
     }
     let size = search.len().min(file.len());
-    let search_norm: Vec<String> = search.iter().map(|line| normalize(line, MatchRule::Unicode)).collect();
-    let file_norm: Vec<String> = file.iter().map(|line| normalize(line, MatchRule::Unicode)).collect();
+    let search_norm: Vec<String> = search
+        .iter()
+        .map(|line| normalize(line, MatchRule::Unicode))
+        .collect();
+    let file_norm: Vec<String> = file
+        .iter()
+        .map(|line| normalize(line, MatchRule::Unicode))
+        .collect();
     // Cheap pass: windows with the most equal (normalised) lines; then an exact ratio on the best few.
     let mut scored: Vec<(usize, usize)> = (0..=file.len() - size)
         .map(|start| {
-            let equal = (0..size).filter(|&k| !search_norm[k].is_empty() && file_norm[start + k] == search_norm[k]).count();
+            let equal = (0..size)
+                .filter(|&k| !search_norm[k].is_empty() && file_norm[start + k] == search_norm[k])
+                .count();
             (equal, start)
         })
         .collect();
@@ -264,10 +376,19 @@ pub(super) fn closest(file: &[&str], search: &[&str]) -> Option<ClosestMatch> {
             .iter()
             .enumerate()
             .take(5000)
-            .map(|(i, line)| (similar::TextDiff::from_chars(line.as_str(), first.as_str()).ratio(), i))
+            .map(|(i, line)| {
+                (
+                    similar::TextDiff::from_chars(line.as_str(), first.as_str()).ratio(),
+                    i,
+                )
+            })
             .collect();
         by_line.sort_by(|a, b| b.0.total_cmp(&a.0));
-        by_line.iter().take(4).map(|(_, i)| (*i).min(file.len() - size)).collect()
+        by_line
+            .iter()
+            .take(4)
+            .map(|(_, i)| (*i).min(file.len() - size))
+            .collect()
     };
     let wanted = search.join("\n");
     candidates
@@ -275,8 +396,16 @@ pub(super) fn closest(file: &[&str], search: &[&str]) -> Option<ClosestMatch> {
         .map(|start| {
             let text = file[start..start + size].join("\n");
             let similarity = similar::TextDiff::from_chars(text.as_str(), wanted.as_str()).ratio();
-            ClosestMatch { line: start + 1, text, similarity }
+            ClosestMatch {
+                line: start + 1,
+                text,
+                similarity,
+            }
         })
-        .max_by(|a, b| a.similarity.total_cmp(&b.similarity).then(b.line.cmp(&a.line)))
+        .max_by(|a, b| {
+            a.similarity
+                .total_cmp(&b.similarity)
+                .then(b.line.cmp(&a.line))
+        })
         .filter(|best| best.similarity > 0.3)
 }

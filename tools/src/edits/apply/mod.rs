@@ -100,7 +100,10 @@ pub struct BlockFailure {
 #[serde(rename_all = "snake_case", tag = "status")]
 pub enum BlockStatus {
     /// Applied; `line` is the 1-based first line of the change in the file at that point.
-    Applied { rule: MatchRule, line: usize },
+    Applied {
+        rule: MatchRule,
+        line: usize,
+    },
     Failed(BlockFailure),
 }
 
@@ -146,7 +149,9 @@ pub struct ApplyReport {
 impl ApplyReport {
     /// True when every block applied.
     pub fn is_success(&self) -> bool {
-        self.blocks.iter().all(|block| matches!(block.status, BlockStatus::Applied { .. }))
+        self.blocks
+            .iter()
+            .all(|block| matches!(block.status, BlockStatus::Applied { .. }))
     }
 
     /// The blocks that failed.
@@ -172,7 +177,9 @@ pub struct ApplyOptions {
 
 impl Default for ApplyOptions {
     fn default() -> Self {
-        Self { max_file_bytes: crate::repo::DEFAULT_MAX_FILE_BYTES }
+        Self {
+            max_file_bytes: crate::repo::DEFAULT_MAX_FILE_BYTES,
+        }
     }
 }
 
@@ -183,7 +190,12 @@ pub fn plan_patch(root: &Path, patch: &Patch, options: &ApplyOptions) -> Result<
     for block in &patch.blocks {
         blocks.push(files.apply_block(block));
     }
-    Ok(ApplyReport { format: patch.format, blocks, changes: files.changes(), written: false })
+    Ok(ApplyReport {
+        format: patch.format,
+        blocks,
+        changes: files.changes(),
+        written: false,
+    })
 }
 
 /// Apply `patch` to the files under `root`: all blocks or none. Failing blocks are data in the

@@ -37,8 +37,15 @@ pub(super) struct Files {
 
 impl Files {
     pub(super) fn new(root: &Path, max_bytes: u64) -> Result<Self> {
-        let canonical_root = root.canonicalize().map_err(|error| Error::io(root, error))?;
-        Ok(Self { root: root.to_path_buf(), canonical_root, max_bytes, entries: BTreeMap::new() })
+        let canonical_root = root
+            .canonicalize()
+            .map_err(|error| Error::io(root, error))?;
+        Ok(Self {
+            root: root.to_path_buf(),
+            canonical_root,
+            max_bytes,
+            entries: BTreeMap::new(),
+        })
     }
 
     fn entry(&mut self, path: &str) -> &mut Entry {
@@ -47,7 +54,9 @@ impl Files {
             self.entries.insert(path.to_string(), entry);
         }
         // Inserted just above when missing.
-        self.entries.entry(path.to_string()).or_insert_with(|| empty_entry(None))
+        self.entries
+            .entry(path.to_string())
+            .or_insert_with(|| empty_entry(None))
     }
 
     fn load(&self, path: &str) -> Entry {
@@ -63,28 +72,52 @@ impl Files {
             Err(_) => return empty_entry(None),
         };
         if meta.file_type().is_symlink() {
-            return empty_entry(Some(FailureReason::NotText { what: "it is a symlink: edit the file it points to".into() }));
+            return empty_entry(Some(FailureReason::NotText {
+                what: "it is a symlink: edit the file it points to".into(),
+            }));
         }
         if meta.is_dir() {
-            return empty_entry(Some(FailureReason::NotText { what: "it is a directory".into() }));
+            return empty_entry(Some(FailureReason::NotText {
+                what: "it is a directory".into(),
+            }));
         }
         if meta.len() > self.max_bytes {
             return empty_entry(Some(FailureReason::NotText {
-                what: format!("it is {} bytes, over the {}-byte limit", meta.len(), self.max_bytes),
+                what: format!(
+                    "it is {} bytes, over the {}-byte limit",
+                    meta.len(),
+                    self.max_bytes
+                ),
             }));
         }
         let bytes = match std::fs::read(&full) {
             Ok(bytes) => bytes,
-            Err(error) => return empty_entry(Some(FailureReason::NotText { what: format!("unreadable: {error}") })),
+            Err(error) => {
+                return empty_entry(Some(FailureReason::NotText {
+                    what: format!("unreadable: {error}"),
+                }))
+            }
         };
         let text = match classify(bytes) {
             FileContent::Text(text) => text,
-            FileContent::Binary => return empty_entry(Some(FailureReason::NotText { what: "it is binary".into() })),
-            _ => return empty_entry(Some(FailureReason::NotText { what: "it is not valid UTF-8".into() })),
+            FileContent::Binary => {
+                return empty_entry(Some(FailureReason::NotText {
+                    what: "it is binary".into(),
+                }))
+            }
+            _ => {
+                return empty_entry(Some(FailureReason::NotText {
+                    what: "it is not valid UTF-8".into(),
+                }))
+            }
         };
         let newlines = text.matches('\n').count();
         let crlf = newlines > 0 && text.matches("\r\n").count() == newlines;
-        let current = if crlf { text.replace("\r\n", "\n") } else { text.clone() };
+        let current = if crlf {
+            text.replace("\r\n", "\n")
+        } else {
+            text.clone()
+        };
         use std::os::unix::fs::PermissionsExt;
         Entry {
             original: Some(text),
@@ -102,7 +135,10 @@ impl Files {
             if ancestor.exists() {
                 return match ancestor.canonicalize() {
                     Ok(real) if real.starts_with(&self.canonical_root) => None,
-                    Ok(real) => Some(format!("a symlinked folder leads outside the repository ({})", real.display())),
+                    Ok(real) => Some(format!(
+                        "a symlinked folder leads outside the repository ({})",
+                        real.display()
+                    )),
                     Err(error) => Some(format!("cannot resolve {}: {error}", ancestor.display())),
                 };
             }
@@ -112,15 +148,28 @@ impl Files {
 
     pub(super) fn apply_block(&mut self, block: &EditBlock) -> BlockOutcome {
         let (status, search) = match &block.operation {
-            EditOperation::Replace { search, replace, line_hint, anchors, at_end } => {
-                (self.replace(&block.path, search, replace, *line_hint, anchors, *at_end), Some(search.clone()))
-            }
+            EditOperation::Replace {
+                search,
+                replace,
+                line_hint,
+                anchors,
+                at_end,
+            } => (
+                self.replace(&block.path, search, replace, *line_hint, anchors, *at_end),
+                Some(search.clone()),
+            ),
             EditOperation::Create { content } => (self.create(&block.path, content), None),
             EditOperation::Write { content } => (self.write(&block.path, content), None),
             EditOperation::Delete => (self.delete(&block.path), None),
             EditOperation::Move { to } => (self.move_file(&block.path, to), None),
         };
-        BlockOutcome { index: block.index, path: block.path.clone(), operation: block.operation.name(), status, search }
+        BlockOutcome {
+            index: block.index,
+            path: block.path.clone(),
+            operation: block.operation.name(),
+            status,
+            search,
+        }
     }
 
     fn replace(
@@ -136,7 +185,9 @@ impl Files {
         if let Some(reason) = &entry.refused {
             return failed(reason.clone());
         }
-        let Some(current) = entry.current.clone() else { return failed(FailureReason::FileMissing) };
+        let Some(current) = entry.current.clone() else {
+            return failed(FailureReason::FileMissing);
+        };
         let file_lines = split_lines(&current);
         let search_text = search.replace("\r\n", "\n");
         let replace_text = replace.replace("\r\n", "\n");
@@ -144,7 +195,11 @@ impl Files {
         let replace_lines = split_lines(&replace_text);
         let hint = line_hint.map(|line| {
             // Unified diffs count from 1 (0 for "before the first line" with an empty old side).
-            let zero_based = if search_lines.is_empty() { line as isize } else { line as isize - 1 };
+            let zero_based = if search_lines.is_empty() {
+                line as isize
+            } else {
+                line as isize - 1
+            };
             (zero_based + entry.delta).max(0) as usize
         });
         let request = Request {
@@ -158,17 +213,32 @@ impl Files {
         let located = match locate::locate(&request) {
             Ok(located) => located,
             Err(reason) => {
-                let present = !replace_lines.is_empty() && replace_lines != search_lines && locate::occurs(&file_lines, &replace_lines);
-                let reason = if reason == FailureReason::NotFound && present { FailureReason::AlreadyApplied } else { reason };
+                let present = !replace_lines.is_empty()
+                    && replace_lines != search_lines
+                    && locate::occurs(&file_lines, &replace_lines);
+                let reason = if reason == FailureReason::NotFound && present {
+                    FailureReason::AlreadyApplied
+                } else {
+                    reason
+                };
                 let closest = match reason {
-                    FailureReason::NotFound | FailureReason::AnchorNotFound { .. } => locate::closest(&file_lines, &search_lines),
+                    FailureReason::NotFound | FailureReason::AnchorNotFound { .. } => {
+                        locate::closest(&file_lines, &search_lines)
+                    }
                     _ => None,
                 };
-                return BlockStatus::Failed(BlockFailure { reason, closest, replacement_present: present });
+                return BlockStatus::Failed(BlockFailure {
+                    reason,
+                    closest,
+                    replacement_present: present,
+                });
             }
         };
         let first_line = located.splices.first().map_or(1, |splice| splice.start + 1);
-        let touches_end = located.splices.last().is_some_and(|splice| splice.end == file_lines.len());
+        let touches_end = located
+            .splices
+            .last()
+            .is_some_and(|splice| splice.end == file_lines.len());
         let mut lines: Vec<String> = file_lines.iter().map(ToString::to_string).collect();
         let mut delta = 0isize;
         for splice in located.splices.iter().rev() {
@@ -177,15 +247,20 @@ impl Files {
         }
         let file_final = current.ends_with('\n') || current.is_empty();
         // Only a diff that says so (`\ No newline at end of file`) changes the final newline.
-        let final_newline = if touches_end && !replace_text.is_empty() && search_text.ends_with('\n') == file_final {
-            replace_text.ends_with('\n')
-        } else {
-            file_final
-        };
+        let final_newline =
+            if touches_end && !replace_text.is_empty() && search_text.ends_with('\n') == file_final
+            {
+                replace_text.ends_with('\n')
+            } else {
+                file_final
+            };
         let entry = self.entry(path);
         entry.current = Some(join_lines(&lines, final_newline));
         entry.delta += delta;
-        BlockStatus::Applied { rule: located.rule, line: first_line }
+        BlockStatus::Applied {
+            rule: located.rule,
+            line: first_line,
+        }
     }
 
     fn create(&mut self, path: &str, content: &str) -> BlockStatus {
@@ -195,15 +270,23 @@ impl Files {
         }
         let content = content.replace("\r\n", "\n");
         match &entry.current {
-            Some(existing) if existing.trim_end() == content.trim_end() => failed(FailureReason::AlreadyApplied),
+            Some(existing) if existing.trim_end() == content.trim_end() => {
+                failed(FailureReason::AlreadyApplied)
+            }
             Some(existing) if existing.is_empty() => {
                 entry.current = Some(content);
-                BlockStatus::Applied { rule: MatchRule::Exact, line: 1 }
+                BlockStatus::Applied {
+                    rule: MatchRule::Exact,
+                    line: 1,
+                }
             }
             Some(_) => failed(FailureReason::FileExists),
             None => {
                 entry.current = Some(content);
-                BlockStatus::Applied { rule: MatchRule::Exact, line: 1 }
+                BlockStatus::Applied {
+                    rule: MatchRule::Exact,
+                    line: 1,
+                }
             }
         }
     }
@@ -224,7 +307,10 @@ impl Files {
             }
         }
         entry.current = Some(content);
-        BlockStatus::Applied { rule: MatchRule::Exact, line: 1 }
+        BlockStatus::Applied {
+            rule: MatchRule::Exact,
+            line: 1,
+        }
     }
 
     fn delete(&mut self, path: &str) -> BlockStatus {
@@ -235,7 +321,10 @@ impl Files {
         if entry.current.take().is_none() {
             return failed(FailureReason::FileMissing);
         }
-        BlockStatus::Applied { rule: MatchRule::Exact, line: 1 }
+        BlockStatus::Applied {
+            rule: MatchRule::Exact,
+            line: 1,
+        }
     }
 
     fn move_file(&mut self, from: &str, to: &str) -> BlockStatus {
@@ -249,7 +338,9 @@ impl Files {
         if let Some(reason) = &source.refused {
             return failed(reason.clone());
         }
-        let Some(content) = source.current.take() else { return failed(FailureReason::FileMissing) };
+        let Some(content) = source.current.take() else {
+            return failed(FailureReason::FileMissing);
+        };
         let crlf = source.crlf;
         let executable = source.executable;
         let origin = match (&source.moved_from, &source.original) {
@@ -263,16 +354,34 @@ impl Files {
         target.crlf = crlf;
         target.executable = executable;
         target.moved_from = origin;
-        BlockStatus::Applied { rule: MatchRule::Exact, line: 1 }
+        BlockStatus::Applied {
+            rule: MatchRule::Exact,
+            line: 1,
+        }
     }
 
     pub(super) fn changes(&self) -> Vec<FileChange> {
         let mut changes = Vec::new();
         for (path, entry) in &self.entries {
-            let after = entry.current.as_ref().map(|text| if entry.crlf { text.replace('\n', "\r\n") } else { text.clone() });
+            let after = entry.current.as_ref().map(|text| {
+                if entry.crlf {
+                    text.replace('\n', "\r\n")
+                } else {
+                    text.clone()
+                }
+            });
             if let Some(from) = &entry.moved_from {
-                let before = self.entries.get(from).and_then(|source| source.original.clone());
-                changes.push(FileChange { path: path.clone(), moved_from: Some(from.clone()), before, after, executable: entry.executable });
+                let before = self
+                    .entries
+                    .get(from)
+                    .and_then(|source| source.original.clone());
+                changes.push(FileChange {
+                    path: path.clone(),
+                    moved_from: Some(from.clone()),
+                    before,
+                    after,
+                    executable: entry.executable,
+                });
                 continue;
             }
             if entry.moved_away && entry.current.is_none() {
@@ -306,7 +415,11 @@ fn empty_entry(refused: Option<FailureReason>) -> Entry {
 }
 
 fn failed(reason: FailureReason) -> BlockStatus {
-    BlockStatus::Failed(BlockFailure { reason, closest: None, replacement_present: false })
+    BlockStatus::Failed(BlockFailure {
+        reason,
+        closest: None,
+        replacement_present: false,
+    })
 }
 
 /// Lines without terminators; a final newline does not make an extra empty line.

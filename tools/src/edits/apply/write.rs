@@ -25,14 +25,21 @@ pub(super) fn write_changes(root: &Path, changes: &[FileChange]) -> Result<()> {
     result
 }
 
-fn stage_all(root: &Path, changes: &[FileChange], created_dirs: &mut Vec<PathBuf>) -> Result<Vec<Staged>> {
+fn stage_all(
+    root: &Path,
+    changes: &[FileChange],
+    created_dirs: &mut Vec<PathBuf>,
+) -> Result<Vec<Staged>> {
     let mut staged = Vec::new();
     for change in changes {
         let target = root.join(&change.path);
         if let Some(from) = &change.moved_from {
             verify_unchanged(&root.join(from), change.before.as_deref())?;
             verify_unchanged(&target, None)?;
-            staged.push(Staged { target: root.join(from), temp: None });
+            staged.push(Staged {
+                target: root.join(from),
+                temp: None,
+            });
         } else {
             verify_unchanged(&target, change.before.as_deref())?;
         }
@@ -46,11 +53,20 @@ fn stage_all(root: &Path, changes: &[FileChange], created_dirs: &mut Vec<PathBuf
             .prefix(".hone-new-")
             .tempfile_in(&parent)
             .map_err(|error| Error::io(&parent, error))?;
-        std::io::Write::write_all(&mut file, after.as_bytes()).map_err(|error| Error::io(file.path(), error))?;
+        std::io::Write::write_all(&mut file, after.as_bytes())
+            .map_err(|error| Error::io(file.path(), error))?;
         let temp = file.into_temp_path();
-        let source_mode = std::fs::metadata(change.moved_from.as_ref().map_or(target.clone(), |from| root.join(from)));
+        let source_mode = std::fs::metadata(
+            change
+                .moved_from
+                .as_ref()
+                .map_or(target.clone(), |from| root.join(from)),
+        );
         set_mode(&temp, source_mode.ok(), change.executable)?;
-        staged.push(Staged { target, temp: Some(temp) });
+        staged.push(Staged {
+            target,
+            temp: Some(temp),
+        });
     }
     Ok(staged)
 }
@@ -94,7 +110,8 @@ fn set_mode(temp: &Path, original: Option<std::fs::Metadata>, executable: bool) 
         None if executable => 0o755,
         None => 0o644,
     };
-    std::fs::set_permissions(temp, std::fs::Permissions::from_mode(mode)).map_err(|error| Error::io(temp, error))
+    std::fs::set_permissions(temp, std::fs::Permissions::from_mode(mode))
+        .map_err(|error| Error::io(temp, error))
 }
 
 /// Rename everything into place; on failure restore every backup.
@@ -135,6 +152,9 @@ fn commit(staged: Vec<Staged>) -> Result<()> {
 }
 
 fn backup_name(target: &Path, n: usize) -> PathBuf {
-    let name = target.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = target
+        .file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default();
     target.with_file_name(format!(".{name}.hone-backup-{}-{n}", std::process::id()))
 }

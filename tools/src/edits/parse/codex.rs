@@ -17,7 +17,12 @@ struct Chunk {
 
 impl Chunk {
     fn new() -> Self {
-        Self { anchors: Vec::new(), search: Vec::new(), replace: Vec::new(), at_end: false }
+        Self {
+            anchors: Vec::new(),
+            search: Vec::new(),
+            replace: Vec::new(),
+            at_end: false,
+        }
     }
 
     fn is_empty(&self) -> bool {
@@ -27,7 +32,10 @@ impl Chunk {
 
 pub(super) fn parse(text: &str) -> Result<Vec<EditBlock>, ParseError> {
     let lines: Vec<&str> = text.split('\n').collect();
-    let Some(begin) = lines.iter().position(|line| line.trim() == "*** Begin Patch") else {
+    let Some(begin) = lines
+        .iter()
+        .position(|line| line.trim() == "*** Begin Patch")
+    else {
         return Err(ParseError::new(FORMAT, 0, "missing `*** Begin Patch`"));
     };
     let mut blocks = Vec::new();
@@ -45,12 +53,21 @@ pub(super) fn parse(text: &str) -> Result<Vec<EditBlock>, ParseError> {
                     Some(rest) => content.push(rest),
                     None if lines[i].is_empty() && i + 1 == lines.len() => {}
                     None => {
-                        return Err(ParseError::new(FORMAT, i + 1, "lines of an added file must start with `+`"))
+                        return Err(ParseError::new(
+                            FORMAT,
+                            i + 1,
+                            "lines of an added file must start with `+`",
+                        ))
                     }
                 }
                 i += 1;
             }
-            blocks.push(block(path.trim().to_string(), EditOperation::Create { content: join_lines(&content) }));
+            blocks.push(block(
+                path.trim().to_string(),
+                EditOperation::Create {
+                    content: join_lines(&content),
+                },
+            ));
             continue;
         }
         if let Some(path) = line.strip_prefix("*** Delete File: ") {
@@ -62,7 +79,10 @@ pub(super) fn parse(text: &str) -> Result<Vec<EditBlock>, ParseError> {
             let path = path.trim().to_string();
             i += 1;
             let mut move_to = None;
-            if let Some(to) = lines.get(i).and_then(|line| line.strip_prefix("*** Move to: ")) {
+            if let Some(to) = lines
+                .get(i)
+                .and_then(|line| line.strip_prefix("*** Move to: "))
+            {
                 move_to = Some(to.trim().to_string());
                 i += 1;
             }
@@ -90,7 +110,9 @@ pub(super) fn parse(text: &str) -> Result<Vec<EditBlock>, ParseError> {
                     i += 1;
                     continue;
                 }
-                let Some(chunk) = chunks.last_mut() else { break };
+                let Some(chunk) = chunks.last_mut() else {
+                    break;
+                };
                 match line.chars().next() {
                     Some(' ') => {
                         chunk.search.push(line[1..].to_string());
@@ -100,7 +122,10 @@ pub(super) fn parse(text: &str) -> Result<Vec<EditBlock>, ParseError> {
                     Some('+') => chunk.replace.push(line[1..].to_string()),
                     None => {
                         // A blank line inside a chunk is blank context (the space was dropped).
-                        if lines[i + 1..].iter().any(|next| !next.is_empty() && !next.starts_with("***")) {
+                        if lines[i + 1..]
+                            .iter()
+                            .any(|next| !next.is_empty() && !next.starts_with("***"))
+                        {
                             chunk.search.push(String::new());
                             chunk.replace.push(String::new());
                         }

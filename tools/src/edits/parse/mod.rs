@@ -21,7 +21,11 @@ pub struct ParseError {
 
 impl ParseError {
     pub(crate) fn new(format: EditFormat, line: usize, message: impl Into<String>) -> Self {
-        Self { format: Some(format), line, message: message.into() }
+        Self {
+            format: Some(format),
+            line,
+            message: message.into(),
+        }
     }
 }
 
@@ -30,9 +34,10 @@ pub fn parse_patch(text: &str) -> Result<Patch, ParseError> {
     let format = detect_format(text).ok_or_else(|| ParseError {
         format: None,
         line: 0,
-        message: "no edits found: expected SEARCH/REPLACE blocks, a unified diff, a `*** Begin Patch` \
+        message:
+            "no edits found: expected SEARCH/REPLACE blocks, a unified diff, a `*** Begin Patch` \
                   envelope, or a path line followed by a fenced whole file"
-            .to_string(),
+                .to_string(),
     })?;
     parse_patch_as(text, format)
 }
@@ -49,7 +54,11 @@ pub fn parse_patch_as(text: &str, format: EditFormat) -> Result<Patch, ParseErro
         EditFormat::WholeFile => whole_file::parse(&text)?,
     };
     if blocks.is_empty() {
-        return Err(ParseError::new(format, 0, format!("no edits found in the {}", format.name())));
+        return Err(ParseError::new(
+            format,
+            0,
+            format!("no edits found in the {}", format.name()),
+        ));
     }
     for (index, block) in blocks.iter_mut().enumerate() {
         block.index = index;
@@ -94,10 +103,20 @@ pub fn detect_format(text: &str) -> Option<EditFormat> {
 /// return it when what remains looks like a path.
 pub(crate) fn clean_path(line: &str) -> Option<String> {
     let mut text = line.trim();
-    for prefix in ["#", "File:", "file:", "Path:", "path:", "Filename:", "filename:"] {
+    for prefix in [
+        "#",
+        "File:",
+        "file:",
+        "Path:",
+        "path:",
+        "Filename:",
+        "filename:",
+    ] {
         text = text.trim_start_matches(prefix).trim();
     }
-    let text = text.trim_matches(|c: char| matches!(c, '*' | '`' | '"' | '\'' | ':' | ' ')).trim();
+    let text = text
+        .trim_matches(|c: char| matches!(c, '*' | '`' | '"' | '\'' | ':' | ' '))
+        .trim();
     let text = text.strip_prefix("./").unwrap_or(text);
     if text.is_empty() || text.starts_with("```") || text.contains(char::is_whitespace) {
         return None;
@@ -116,5 +135,9 @@ pub(crate) fn join_lines(lines: &[&str]) -> String {
 }
 
 pub(crate) fn block(path: String, operation: super::EditOperation) -> EditBlock {
-    EditBlock { index: 0, path, operation }
+    EditBlock {
+        index: 0,
+        path,
+        operation,
+    }
 }

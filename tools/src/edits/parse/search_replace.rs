@@ -39,40 +39,64 @@ pub(super) fn parse(text: &str) -> Result<Vec<EditBlock>, ParseError> {
             continue;
         }
         let start = i;
-        let path = find_path(&lines[previous_end..start]).or_else(|| last_path.clone()).ok_or_else(|| {
-            ParseError::new(
+        let path = find_path(&lines[previous_end..start])
+            .or_else(|| last_path.clone())
+            .ok_or_else(|| {
+                ParseError::new(
                 FORMAT,
                 start + 1,
                 "SEARCH block without a file path: put the path on its own line before the block",
             )
-        })?;
+            })?;
         let mut j = start + 1;
         while j < lines.len() && !is_divider(lines[j]) {
             if is_replace_marker(lines[j]) || is_search_marker(lines[j]) {
-                return Err(ParseError::new(FORMAT, j + 1, "expected `=======` before this marker"));
+                return Err(ParseError::new(
+                    FORMAT,
+                    j + 1,
+                    "expected `=======` before this marker",
+                ));
             }
             j += 1;
         }
         if j >= lines.len() {
-            return Err(ParseError::new(FORMAT, start + 1, "SEARCH block has no `=======` divider"));
+            return Err(ParseError::new(
+                FORMAT,
+                start + 1,
+                "SEARCH block has no `=======` divider",
+            ));
         }
         let divider = j;
         let mut k = divider + 1;
         while k < lines.len() && !is_replace_marker(lines[k]) {
             if is_search_marker(lines[k]) {
-                return Err(ParseError::new(FORMAT, k + 1, "expected `>>>>>>> REPLACE` before this marker"));
+                return Err(ParseError::new(
+                    FORMAT,
+                    k + 1,
+                    "expected `>>>>>>> REPLACE` before this marker",
+                ));
             }
             k += 1;
         }
         if k >= lines.len() {
-            return Err(ParseError::new(FORMAT, start + 1, "SEARCH block has no `>>>>>>> REPLACE` end"));
+            return Err(ParseError::new(
+                FORMAT,
+                start + 1,
+                "SEARCH block has no `>>>>>>> REPLACE` end",
+            ));
         }
         let search = join_lines(&lines[start + 1..divider]);
         let replace = join_lines(&lines[divider + 1..k]);
         let operation = if search.trim().is_empty() {
             EditOperation::Create { content: replace }
         } else {
-            EditOperation::Replace { search, replace, line_hint: None, anchors: Vec::new(), at_end: false }
+            EditOperation::Replace {
+                search,
+                replace,
+                line_hint: None,
+                anchors: Vec::new(),
+                at_end: false,
+            }
         };
         blocks.push(block(path.clone(), operation));
         last_path = Some(path);

@@ -43,8 +43,14 @@ pub(super) fn parse(text: &str) -> Result<Vec<EditBlock>, ParseError> {
             i += 1;
             continue;
         }
-        if line.starts_with("GIT binary patch") || (line.starts_with("Binary files ") && line.ends_with(" differ")) {
-            return Err(ParseError::new(FORMAT, i + 1, "binary patches are not supported"));
+        if line.starts_with("GIT binary patch")
+            || (line.starts_with("Binary files ") && line.ends_with(" differ"))
+        {
+            return Err(ParseError::new(
+                FORMAT,
+                i + 1,
+                "binary patches are not supported",
+            ));
         }
         if let Some(section) = sections.last_mut() {
             if line.starts_with("new file mode") {
@@ -57,11 +63,17 @@ pub(super) fn parse(text: &str) -> Result<Vec<EditBlock>, ParseError> {
                 section.rename_to = Some(path.trim().to_string());
             }
         }
-        if line.starts_with("--- ") && lines.get(i + 1).is_some_and(|next| next.starts_with("+++ ")) {
+        if line.starts_with("--- ")
+            && lines
+                .get(i + 1)
+                .is_some_and(|next| next.starts_with("+++ "))
+        {
             let old = header_path(&line[4..]);
             let new = header_path(&lines[i + 1][4..]);
             // A `diff --git` section that has no headers yet takes them; otherwise a new file starts.
-            let reuse = sections.last().is_some_and(|section| section.hunks.is_empty() && !section.headers);
+            let reuse = sections
+                .last()
+                .is_some_and(|section| section.hunks.is_empty() && !section.headers);
             if !reuse {
                 sections.push(FileSection::default());
             }
@@ -77,7 +89,11 @@ pub(super) fn parse(text: &str) -> Result<Vec<EditBlock>, ParseError> {
         }
         if line.starts_with("@@") {
             let Some(section) = sections.last_mut() else {
-                return Err(ParseError::new(FORMAT, i + 1, "hunk before any `---`/`+++` file header"));
+                return Err(ParseError::new(
+                    FORMAT,
+                    i + 1,
+                    "hunk before any `---`/`+++` file header",
+                ));
             };
             let (hunk, next) = parse_hunk(&lines, i);
             section.hunks.push(hunk);
@@ -99,7 +115,11 @@ impl FileSection {
         let new_path = self.rename_to.clone().or(self.new_path.clone());
         if self.created {
             let Some(path) = new_path else { return Ok(()) };
-            let content: String = self.hunks.iter().map(|hunk| hunk.replace.as_str()).collect();
+            let content: String = self
+                .hunks
+                .iter()
+                .map(|hunk| hunk.replace.as_str())
+                .collect();
             blocks.push(block(path, EditOperation::Create { content }));
             return Ok(());
         }
@@ -108,7 +128,9 @@ impl FileSection {
             blocks.push(block(path, EditOperation::Delete));
             return Ok(());
         }
-        let Some(path) = old_path.or(new_path.clone()) else { return Ok(()) };
+        let Some(path) = old_path.or(new_path.clone()) else {
+            return Ok(());
+        };
         for hunk in self.hunks {
             blocks.push(block(
                 path.clone(),
@@ -151,7 +173,11 @@ fn parse_hunk(lines: &[&str], start: usize) -> (Hunk, usize) {
         if line.starts_with("@@") || line.starts_with("diff --git ") {
             break;
         }
-        if line.starts_with("--- ") && lines.get(i + 1).is_some_and(|next| next.starts_with("+++ ")) {
+        if line.starts_with("--- ")
+            && lines
+                .get(i + 1)
+                .is_some_and(|next| next.starts_with("+++ "))
+        {
             break;
         }
         match line.chars().next() {
@@ -186,8 +212,21 @@ fn parse_hunk(lines: &[&str], start: usize) -> (Hunk, usize) {
         }
         i += 1;
     }
-    let hint = old_start.map(|line| if old_count == Some(0) { line } else { line.max(1) });
-    (Hunk { old_start: hint, search, replace }, i)
+    let hint = old_start.map(|line| {
+        if old_count == Some(0) {
+            line
+        } else {
+            line.max(1)
+        }
+    });
+    (
+        Hunk {
+            old_start: hint,
+            search,
+            replace,
+        },
+        i,
+    )
 }
 
 fn continues_hunk(lines: &[&str], from: usize) -> bool {
@@ -248,7 +287,10 @@ fn header_path(text: &str) -> Option<String> {
     if text == "/dev/null" || text.is_empty() {
         return None;
     }
-    let text = text.strip_prefix("a/").or_else(|| text.strip_prefix("b/")).unwrap_or(text);
+    let text = text
+        .strip_prefix("a/")
+        .or_else(|| text.strip_prefix("b/"))
+        .unwrap_or(text);
     Some(text.to_string())
 }
 

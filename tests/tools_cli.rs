@@ -1,0 +1,257 @@
+//! End-to-end tests of `hone apply` and `hone context` on real git repositories in tempdirs: a
+//! passing patch lands, a patch that breaks the tests or does not apply leaves the tree and index
+//! byte-identical, timeouts kill grandchildren, --check and --commit behave, bad input exits 2.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+const CALC: &str = "def add(a, b):\n    return a - b\n";
+const TEST: &str = "import unittest\nfrom calc import add\n\nclass T(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(1, 2), 3)\n\nif __name__ == '__main__':\n    unittest.main()\n";
+const TEST_CMD: &str = "python3 -m unittest -q test_calc";
+const FIX: &str =
+    "calc.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a + b\n>>>>>>> REPLACE\n";
+const BREAK: &str =
+    "calc.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a * b\n>>>>>>> REPLACE\n";
+
+fn git(dir: &Path, args: &[&str]) -> String {
+    let output = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn fixture_repo() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    git(root, &["init", "-q", "-b", "main"]);
+    git(root, &["config", "user.name", "t"]);
+    git(root, &["config", "user.email", "t@example.invalid"]);
+    std::fs::write(root.join("calc.py"), CALC).unwrap();
+    std::fs::write(root.join("test_calc.py"), TEST).unwrap();
+    std::fs::write(root.join(".gitignore"), "__pycache__/\n").unwrap();
+    git(root, &["add", "-A"]);
+    git(root, &["commit", "-q", "-m", "initial"]);
+    // A staged and an unstaged change elsewhere: both must survive every failure byte for byte.
+    std::fs::write(root.join("notes.txt"), "staged\n").unwrap();
+    git(root, &["add", "notes.txt"]);
+    std::fs::write(root.join("notes.txt"), "staged\nand unstaged\n").unwrap();
+    dir
+}
+
+/// Every file of the working tree plus the index file itself.
+fn state(root: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(root).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_file() {
+            files.insert(
+                entry.file_name().to_string_lossy().into_owned(),
+                std::fs::read(entry.path()).unwrap(),
+            );
+        }
+    }
+    files.insert(
+        ".git/index".into(),
+        std::fs::read(root.join(".git/index")).unwrap(),
+    );
+    files
+}
+
+fn hone(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hone"))
+        .args(args)
+        .current_dir(dir)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap()
+}
+
+fn write_patch(dir: &Path, text: &str) -> String {
+    let path = dir.join("fix.patch");
+    std::fs::write(&path, text).unwrap();
+    path.to_string_lossy().into_owned()
+}
+
+#[test]
+fn passing_patch_lands() {
+    let repo = fixture_repo();
+    let outside = tempfile::tempdir().unwrap();
+    let patch = write_patch(outside.path(), FIX);
+    let output = hone(repo.path(), &["apply", &patch, "--test", TEST_CMD]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("applied to the working tree") && stdout.contains("+    return a + b"),
+        "{stdout}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("calc.py")).unwrap(),
+        "def add(a, b):\n    return a + b\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.path().join("notes.txt")).unwrap(),
+        "staged\nand unstaged\n"
+    );
+}
+
+#[test]
+fn patch_that_breaks_tests_does_not_land() {
+    let repo = fixture_repo();
+    let outside = tempfile::tempdir().unwrap();
+    let before = state(repo.path());
+    let patch = write_patch(outside.path(), BREAK);
+    let output = hone(repo.path(), &["apply", &patch, "--test", TEST_CMD]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("tests failed") && stdout.contains("test_add"),
+        "{stdout}"
+    );
+    assert_eq!(
+        state(repo.path()),
+        before,
+        "tree and index must be byte-identical"
+    );
+}
+
+#[test]
+fn edit_that_does_not_apply_reports_and_changes_nothing() {
+    let repo = fixture_repo();
+    let outside = tempfile::tempdir().unwrap();
+    let before = state(repo.path());
+    let text = format!("{FIX}\ncalc.py\n<<<<<<< SEARCH\ndef sub(a, b):\n=======\ndef minus(a, b):\n>>>>>>> REPLACE\n");
+    let patch = write_patch(outside.path(), &text);
+    let output = hone(repo.path(), &["apply", &patch, "--test", TEST_CMD]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("1 of 2 edit block(s) failed") && stdout.contains("not found"),
+        "{stdout}"
+    );
+    assert_eq!(state(repo.path()), before);
+}
+
+#[test]
+fn timeout_kills_the_whole_process_group() {
+    let repo = fixture_repo();
+    let outside = tempfile::tempdir().unwrap();
+    let before = state(repo.path());
+    let marker = outside.path().join("grandchild-ran");
+    let patch = write_patch(outside.path(), FIX);
+    let command = format!("(sleep 3; touch {}) & sleep 60", marker.display());
+    let start = std::time::Instant::now();
+    let output = hone(
+        repo.path(),
+        &["apply", &patch, "--test", &command, "--timeout", "1"],
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("TIMED OUT"));
+    assert!(start.elapsed() < std::time::Duration::from_secs(10));
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert!(!marker.exists(), "a grandchild survived the timeout");
+    assert_eq!(state(repo.path()), before);
+}
+
+#[test]
+fn check_verifies_without_applying_and_commit_commits_only_the_patch() {
+    let repo = fixture_repo();
+    let outside = tempfile::tempdir().unwrap();
+    let before = state(repo.path());
+    let patch = write_patch(outside.path(), FIX);
+    let output = hone(
+        repo.path(),
+        &["apply", &patch, "--test", TEST_CMD, "--check"],
+    );
+    assert_eq!(output.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("nothing applied"));
+    assert_eq!(state(repo.path()), before);
+
+    let output = hone(
+        repo.path(),
+        &[
+            "apply", &patch, "--test", TEST_CMD, "--commit", "-m", "fix add",
+        ],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let show = git(repo.path(), &["show", "--stat", "--format=%s", "HEAD"]);
+    assert!(
+        show.contains("fix add") && show.contains("calc.py") && !show.contains("notes.txt"),
+        "{show}"
+    );
+    assert_eq!(
+        git(repo.path(), &["status", "--porcelain"]).trim(),
+        "AM notes.txt"
+    );
+}
+
+#[test]
+fn bad_input_exits_2() {
+    let repo = fixture_repo();
+    let outside = tempfile::tempdir().unwrap();
+    let missing = hone(repo.path(), &["apply", "no-such.patch"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("hint:"));
+    let prose = write_patch(outside.path(), "just some words, no edits\n");
+    assert_eq!(hone(repo.path(), &["apply", &prose]).status.code(), Some(2));
+    let patch = write_patch(outside.path(), FIX);
+    let no_repo = hone(outside.path(), &["apply", &patch]);
+    assert_eq!(no_repo.status.code(), Some(2));
+}
+
+#[test]
+fn context_ranks_files_with_reasons() {
+    let repo = fixture_repo();
+    let output = hone(
+        repo.path(),
+        &[
+            "context",
+            "add returns the wrong sum",
+            "--top",
+            "2",
+            "--json",
+        ],
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let files = json["files"].as_array().unwrap();
+    assert!(!files.is_empty() && files.len() <= 2);
+    let paths: Vec<&str> = files
+        .iter()
+        .map(|file| file["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.contains(&"calc.py"), "{paths:?}");
+    let text = hone(repo.path(), &["context", "fix calc.py"]);
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.lines().next().unwrap().contains("calc.py") && stdout.contains("named in the task"),
+        "{stdout}"
+    );
+}

@@ -1,0 +1,140 @@
+//! Measures hone-tools on a generated 10,000-file repository: context ranking time, sandbox
+//! materialisation time (working tree and index) and test-runner overhead.
+//! Run: `cargo run --release -p hone-tools --example measure [FILES]`.
+#![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use hone_tools::{ContextQuery, Repository, RunOptions, Sandbox, SandboxOptions, TreeSource};
+
+fn main() {
+    let count: usize = std::env::args()
+        .nth(1)
+        .and_then(|arg| arg.parse().ok())
+        .unwrap_or(10_000);
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let start = Instant::now();
+    generate(root, count);
+    let git = |args: &[&str]| {
+        let status = Command::new("git")
+            .args(args)
+            .current_dir(root)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    git(&["init", "-q"]);
+    git(&["add", "-A"]);
+    git(&[
+        "-c",
+        "user.name=m",
+        "-c",
+        "user.email=m@x",
+        "commit",
+        "-q",
+        "-m",
+        "generated",
+    ]);
+    let bytes: u64 = walk_size(root);
+    println!(
+        "generated {count} files ({:.1} MB) in {:.1}s",
+        bytes as f64 / 1e6,
+        start.elapsed().as_secs_f64()
+    );
+    let repo = Repository::discover(root).unwrap();
+
+    let query = ContextQuery {
+        task: "fix the overflow in parse_record_header when the checksum is negative".into(),
+        failure_output: Some("thread 'main' panicked at src/module_42/file_4242.rs:17:9:\nattempt to add with overflow\n".into()),
+        top: 10,
+        ..Default::default()
+    };
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let start = Instant::now();
+        let ranking = hone_tools::select_context(&repo, &query).unwrap();
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+        assert!(ranking.files_considered >= count);
+    }
+    report("context ranking", &times);
+
+    for source in [TreeSource::WorkTree, TreeSource::Index] {
+        let mut times = Vec::new();
+        for _ in 0..3 {
+            let start = Instant::now();
+            let sandbox = Sandbox::create(&repo, &source, &SandboxOptions::default()).unwrap();
+            times.push(start.elapsed().as_secs_f64() * 1000.0);
+            assert!(sandbox.file_count() >= count);
+        }
+        report(&format!("sandbox {source:?}"), &times);
+    }
+
+    let options = RunOptions::new(root);
+    let mut times = Vec::new();
+    for _ in 0..10 {
+        let start = Instant::now();
+        let test = hone_tools::run_command("true", &options).unwrap();
+        assert!(test.passed);
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    report("runner: `true` via hone", &times);
+    let mut times = Vec::new();
+    for _ in 0..10 {
+        let start = Instant::now();
+        Command::new("sh").args(["-c", "true"]).status().unwrap();
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    report("runner: `sh -c true` bare", &times);
+}
+
+fn report(name: &str, times: &[f64]) {
+    let mut sorted = times.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    println!(
+        "{name}: median {:.1} ms, min {:.1} ms, max {:.1} ms ({} runs)",
+        sorted[sorted.len() / 2],
+        sorted[0],
+        sorted[sorted.len() - 1],
+        sorted.len()
+    );
+}
+
+/// Rust-like source files of a few KB each, 100 per folder, with varied identifiers.
+fn generate(root: &Path, count: usize) {
+    let words = [
+        "parse", "record", "header", "buffer", "index", "render", "config", "token", "stream",
+        "cache", "route", "store", "query", "merge", "limit", "batch",
+    ];
+    for i in 0..count {
+        let dir = root.join(format!("src/module_{}", i / 100));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut text = format!("//! Module {i}.\n\nuse std::collections::HashMap;\n\n");
+        for f in 0..6 {
+            let a = words[(i * 7 + f) % words.len()];
+            let b = words[(i * 13 + f * 3) % words.len()];
+            text.push_str(&format!(
+                "pub fn {a}_{b}_{f}(input: &[u8], table: &mut HashMap<u32, u64>) -> Option<u64> {{\n    let mut total = 0u64;\n    for (k, byte) in input.iter().enumerate() {{\n        total = total.wrapping_add(u64::from(*byte) * {i});\n        table.insert(k as u32, total);\n    }}\n    if total > {f} {{ Some(total) }} else {{ None }}\n}}\n\n"
+            ));
+        }
+        std::fs::write(dir.join(format!("file_{i}.rs")), text).unwrap();
+    }
+}
+
+fn walk_size(dir: &Path) -> u64 {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        if entry.file_name() == ".git" {
+            continue;
+        }
+        let meta = entry.metadata().unwrap();
+        total += if meta.is_dir() {
+            walk_size(&entry.path())
+        } else {
+            meta.len()
+        };
+    }
+    total
+}
