@@ -1,0 +1,380 @@
+//! The server's backend over hone-engine: [`EngineFrontend`] turns a request into the engine's
+//! sequences (chat template, tokenisation, settings from the request over generation_config.json,
+//! context check), and [`EngineDecoder`] drives `sampling::BatchDecoder` on the engine thread.
+//!
+//! Every open-ended request becomes `prompt + hole(max_tokens)` and every `suffix` request
+//! `prompt + hole(max_tokens) + suffix` (infill), both through `generate::candidate_requests`, so
+//! `max_tokens` is honoured exactly (the last block of a hole may be shorter than `block_length`).
+//! The engine batches sequences that share a canvas shape and step structure and arrive before the
+//! same step into one forward; others run as separate cohorts in the same step.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use hone_engine::generate::{
+    candidate_requests, CandidateText, GenerateRequest, Prompt as EnginePrompt, Segment,
+};
+use hone_engine::model::DiffusionModel;
+use hone_engine::sampling::cohort::TokenIds;
+use hone_engine::sampling::{
+    BatchDecoder, CacheKind, ConfidenceRule, DreamAlgorithm, FinishReason as EngineFinish,
+    SamplerKind, SamplerSettings, SequenceId, SequenceRequest,
+};
+use hone_engine::tokenizer::{GenerationDefaults, TextTokenizer};
+
+use super::error::ApiError;
+use super::request::{Endpoint, GenerationRequest, Prompt};
+use super::scheduler::{
+    FinishReason, SequenceKey, SequenceStatus, SequenceUpdate, StepDecoder, StepReport,
+};
+use super::{Frontend, Prepared};
+
+/// `max_tokens` when neither the request nor generation_config.json gives one.
+pub const FALLBACK_MAX_TOKENS: usize = 128;
+
+/// One choice, ready for the engine thread.
+#[derive(Debug)]
+pub struct EngineSequence {
+    request: SequenceRequest,
+    text: CandidateText,
+}
+
+/// Request-side half: tokenizer, chat template, defaults and limits.
+pub struct EngineFrontend {
+    model_id: String,
+    tokenizer: Arc<TextTokenizer>,
+    tokens: TokenIds,
+    defaults: GenerationDefaults,
+    max_sequence_length: usize,
+}
+
+impl EngineFrontend {
+    pub fn new(
+        model_id: String,
+        tokenizer: Arc<TextTokenizer>,
+        tokens: TokenIds,
+        defaults: GenerationDefaults,
+        max_sequence_length: usize,
+    ) -> Self {
+        Self {
+            model_id,
+            tokenizer,
+            tokens,
+            defaults,
+            max_sequence_length,
+        }
+    }
+
+    /// The sampler settings of a request: its fields over the checkpoint's generation_config.json
+    /// over the engine's defaults.
+    fn settings(
+        &self,
+        request: &GenerationRequest,
+        max_tokens: usize,
+    ) -> Result<SamplerSettings, ApiError> {
+        let defaults = &self.defaults;
+        let base = SamplerSettings::default();
+        let diffusion = &request.diffusion;
+        let sampler = match diffusion.sampler.as_deref() {
+            Some(name) => name
+                .parse::<SamplerKind>()
+                .map_err(|e| ApiError::invalid("sampler", e.to_string()))?,
+            None => base.sampler,
+        };
+        let parse_default = |name: &str, value: &Option<String>| -> Option<String> {
+            value.clone().filter(|v| !v.is_empty()).map(|v| {
+                tracing::debug!("generation_config.json {name}: {v}");
+                v
+            })
+        };
+        let alg = parse_default("alg", &defaults.alg)
+            .and_then(|alg| alg.parse::<DreamAlgorithm>().ok())
+            .unwrap_or(base.alg);
+        let remasking = parse_default("remasking", &defaults.remasking)
+            .and_then(|rule| rule.parse::<ConfidenceRule>().ok())
+            .unwrap_or(base.remasking);
+        let cache = match diffusion.cache.as_deref() {
+            Some(name) => name
+                .parse::<CacheKind>()
+                .map_err(|e| ApiError::invalid("cache", e.to_string()))?,
+            None => base.cache,
+        };
+        // generation_config.json's step count belongs to its own gen_length and the reference
+        // samplers; fast decoding needs none.
+        let steps = match (diffusion.steps, sampler) {
+            (Some(steps), _) => Some(steps),
+            (None, SamplerKind::Fast) => None,
+            (None, _) => defaults
+                .steps
+                .filter(|_| defaults_gen_length(defaults) == Some(max_tokens)),
+        };
+        let threshold = match (diffusion.tokens_per_step, diffusion.threshold) {
+            (Some(_), None) => None,
+            (_, Some(threshold)) => Some(threshold),
+            (None, None) => defaults.threshold.or(base.threshold),
+        };
+        let settings = SamplerSettings {
+            sampler,
+            gen_length: max_tokens,
+            steps,
+            block_length: diffusion
+                .block_length
+                .or(defaults.block_length)
+                .unwrap_or(base.block_length),
+            temperature: request
+                .temperature
+                .or(defaults.temperature)
+                .unwrap_or(base.temperature),
+            top_p: request.top_p.or(defaults.top_p),
+            top_k: defaults.top_k,
+            remasking,
+            alg,
+            alg_temp: defaults.alg_temp.unwrap_or(base.alg_temp),
+            eps: defaults.eps.unwrap_or(base.eps),
+            cfg_scale: if sampler == SamplerKind::Llada {
+                defaults.cfg_scale.unwrap_or(0.0)
+            } else {
+                0.0
+            },
+            threshold,
+            tokens_per_step: diffusion.tokens_per_step,
+            cache,
+            ..base
+        };
+        settings
+            .validate()
+            .map_err(|e| settings_error(&e.to_string()))?;
+        Ok(settings)
+    }
+}
+
+fn defaults_gen_length(defaults: &GenerationDefaults) -> Option<usize> {
+    defaults.gen_length.or(defaults.max_new_tokens)
+}
+
+/// Name the request field an engine settings error is about.
+fn settings_error(message: &str) -> ApiError {
+    let field = [
+        "block_length",
+        "steps",
+        "threshold",
+        "tokens_per_step",
+        "temperature",
+        "top_p",
+        "sampler",
+        "cache",
+    ]
+    .into_iter()
+    .find(|field| message.contains(field))
+    .unwrap_or("max_tokens");
+    ApiError::invalid(field, message)
+}
+
+impl Frontend for EngineFrontend {
+    type Sequence = EngineSequence;
+
+    fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    fn prepare(
+        &self,
+        request: &GenerationRequest,
+        prompt: &Prompt,
+        seed: u64,
+    ) -> Result<Prepared<EngineSequence>, ApiError> {
+        let max_tokens = request
+            .max_tokens
+            .or(defaults_gen_length(&self.defaults))
+            .unwrap_or(FALLBACK_MAX_TOKENS);
+        let settings = self.settings(request, max_tokens)?;
+        let prompt_field = match request.endpoint {
+            Endpoint::Chat => "messages",
+            Endpoint::Completion => "prompt",
+        };
+        let hole = Segment::Hole {
+            lengths: vec![max_tokens],
+        };
+        let segments = match prompt {
+            Prompt::Chat(messages) => {
+                let turns: Vec<_> = messages
+                    .iter()
+                    .map(|m| {
+                        hone_engine::tokenizer::ChatMessage::new(m.role.clone(), m.content.clone())
+                    })
+                    .collect();
+                let rendered = self.tokenizer.render_chat(&turns, true).map_err(|e| {
+                    ApiError::invalid("messages", format!("the chat template failed: {e}"))
+                })?;
+                vec![Segment::Text(rendered), hole]
+            }
+            Prompt::Text {
+                prompt,
+                suffix: None,
+            } => vec![Segment::Text(prompt.clone()), hole],
+            Prompt::Text {
+                prompt,
+                suffix: Some(suffix),
+            } => {
+                vec![
+                    Segment::Text(prompt.clone()),
+                    hole,
+                    Segment::Text(suffix.clone()),
+                ]
+            }
+        };
+        let engine_request = GenerateRequest {
+            prompt: EnginePrompt::Segments(segments),
+            settings,
+            candidates: 1,
+            seed,
+            stop: request.stop.clone(),
+        };
+        let codec: &dyn hone_engine::generate::TokenCodec = self.tokenizer.as_ref();
+        let (mut sequences, prompt_tokens) =
+            candidate_requests(&engine_request, Some(codec), &self.tokens)
+                .map_err(|e| settings_error(&e.to_string()))?;
+        let total = prompt_tokens + max_tokens;
+        if total > self.max_sequence_length {
+            return Err(ApiError::context_length(
+                prompt_field,
+                format!(
+                    "{prompt_tokens} prompt tokens + max_tokens {max_tokens} = {total} exceed the model's \
+                     context of {} tokens: shorten the prompt or lower max_tokens",
+                    self.max_sequence_length
+                ),
+            ));
+        }
+        let (request, text, _) = sequences
+            .pop()
+            .ok_or_else(|| ApiError::internal("the engine prepared no sequence"))?;
+        Ok(Prepared {
+            sequence: EngineSequence { request, text },
+            prompt_tokens,
+        })
+    }
+}
+
+struct Entry {
+    id: SequenceId,
+    text: CandidateText,
+}
+
+/// Engine-thread half: the model and the batch decoder.
+pub struct EngineDecoder {
+    model: Box<dyn DiffusionModel>,
+    tokenizer: Arc<TextTokenizer>,
+    decoder: BatchDecoder,
+    entries: HashMap<SequenceKey, Entry>,
+    keys: HashMap<SequenceId, SequenceKey>,
+    /// Sequences done or cancelled whose cohort still runs: released once it ends.
+    unreleased: Vec<SequenceId>,
+}
+
+impl EngineDecoder {
+    pub fn new(model: Box<dyn DiffusionModel>, tokenizer: Arc<TextTokenizer>) -> Self {
+        let decoder = BatchDecoder::new(model.info(), 0);
+        Self {
+            model,
+            tokenizer,
+            decoder,
+            entries: HashMap::new(),
+            keys: HashMap::new(),
+            unreleased: Vec::new(),
+        }
+    }
+
+    fn release_finished(&mut self) {
+        let decoder = &mut self.decoder;
+        self.unreleased.retain(|id| decoder.release(*id).is_err());
+    }
+
+    /// The committed prefix's text; a trailing replacement character is a multi-byte character cut
+    /// in half by a token boundary, so it waits for the next token unless the sequence is done.
+    fn text_of(&self, entry: &Entry, finished: bool) -> Result<(String, usize), String> {
+        let canvas = self.decoder.canvas(entry.id).unwrap_or(&[]);
+        let mut ids = entry.text.committed_prefix(canvas);
+        if !entry.text.layout.open_ended {
+            let stop_ids = entry.text.tokens.stop_ids();
+            ids.retain(|id| !stop_ids.contains(id));
+        }
+        let mut text = self
+            .tokenizer
+            .decode(&ids, true)
+            .map_err(|e| e.to_string())?;
+        if !finished {
+            while text.ends_with('\u{fffd}') {
+                text.pop();
+            }
+        }
+        Ok((text, ids.len()))
+    }
+}
+
+impl StepDecoder for EngineDecoder {
+    type Sequence = EngineSequence;
+
+    fn add(&mut self, key: SequenceKey, sequence: EngineSequence) -> Result<(), String> {
+        let id = self
+            .decoder
+            .add(sequence.request)
+            .map_err(|e| e.to_string())?;
+        self.entries.insert(
+            key,
+            Entry {
+                id,
+                text: sequence.text,
+            },
+        );
+        self.keys.insert(id, key);
+        Ok(())
+    }
+
+    fn remove(&mut self, key: SequenceKey) {
+        if let Some(entry) = self.entries.remove(&key) {
+            self.decoder.remove(entry.id);
+            self.keys.remove(&entry.id);
+            self.unreleased.push(entry.id);
+        }
+        self.release_finished();
+    }
+
+    fn step(&mut self) -> Result<StepReport, String> {
+        let before = self.decoder.forward_passes();
+        let events = self
+            .decoder
+            .step(self.model.as_mut())
+            .map_err(|e| e.to_string())?;
+        let forward_passes = (self.decoder.forward_passes() - before) as u64;
+        let mut updates = Vec::with_capacity(events.len());
+        for event in events {
+            let Some(key) = self.keys.get(&event.sequence).copied() else {
+                continue;
+            };
+            let Some(entry) = self.entries.get(&key) else {
+                continue;
+            };
+            let status = match event.finished {
+                None => SequenceStatus::Running,
+                Some(EngineFinish::Stop) => SequenceStatus::Finished(FinishReason::Stop),
+                Some(EngineFinish::Length) => SequenceStatus::Finished(FinishReason::Length),
+                Some(EngineFinish::Cancelled) => {
+                    SequenceStatus::Failed("the sequence was cancelled".into())
+                }
+            };
+            let finished = !matches!(status, SequenceStatus::Running);
+            let (text, tokens) = self.text_of(entry, finished)?;
+            updates.push(SequenceUpdate {
+                key,
+                text,
+                tokens,
+                status,
+            });
+        }
+        self.release_finished();
+        Ok(StepReport {
+            forward_passes,
+            updates,
+        })
+    }
+}
