@@ -338,3 +338,70 @@ fn running_out_of_budget_follows_fail_open() {
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("commit blocked"));
 }
+
+const PY_GOOD: &str = "def add(a, b):\n    return a + b\n\n\ndef double(x):\n    return x * 2\n";
+const PY_BROKEN: &str = "def add(a, b):\n    return a - b\n\n\ndef double(x):\n    return x * 2\n";
+const PY_TEST: &str = "import unittest\n\nfrom calc import add, double\n\n\nclass TestCalc(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n\n    def test_double(self):\n        self.assertEqual(double(4), 8)\n";
+
+/// A Python repository whose staged calc.py breaks `test_add`, with `hook.fix = FIX`, an unstaged
+/// line appended to calc.py, and a script whose one edit call fixes the staged content.
+fn python_fixture(fix: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    ok("git", &repo, &["init", "-q", "-b", "main"]);
+    std::fs::write(repo.join("calc.py"), PY_GOOD).unwrap();
+    std::fs::write(repo.join("test_calc.py"), PY_TEST).unwrap();
+    std::fs::write(
+        repo.join(".hone.toml"),
+        format!("[hook]\ntest = 'python3 -m unittest -q'\nfix = '{fix}'\nbudget = 60\n"),
+    )
+    .unwrap();
+    ok("git", &repo, &["add", "."]);
+    ok("git", &repo, &["commit", "-q", "-m", "start"]);
+    ok(HONE, &repo, &["hook", "install", "pre-commit"]);
+    std::fs::write(repo.join("calc.py"), PY_BROKEN).unwrap();
+    ok("git", &repo, &["add", "calc.py"]);
+    std::fs::write(repo.join("calc.py"), format!("{PY_BROKEN}# unstaged note\n")).unwrap();
+    let fix = "Fix:\n\ncalc.py\n```\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a + b\n>>>>>>> REPLACE\n```\n";
+    let script = dir.path().join("script.json");
+    let calls = serde_json::json!({"calls": [{"kind": "chat", "purpose": "edit", "expect": ["test_add"], "responses": [fix]}]});
+    std::fs::write(&script, calls.to_string()).unwrap();
+    (dir, repo, script)
+}
+
+fn commit_with_script(repo: &Path, script: &Path) -> Output {
+    command("git", repo)
+        .args(["commit", "-m", "change calc"])
+        .env("HONE_BACKEND", "scripted")
+        .env("HONE_SCRIPT", script)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn fix_suggest_writes_a_verified_patch_and_blocks() {
+    let (_dir, repo, script) = python_fixture("suggest");
+    let before = head(&repo);
+    let output = commit_with_script(&repo, &script);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let hint = stderr.lines().find(|line| line.contains("hone apply ")).expect("an apply hint");
+    let file = hint.trim().trim_start_matches("apply it with: hone apply ");
+    let patch = std::fs::read_to_string(repo.join(file)).unwrap();
+    assert!(patch.contains("+    return a + b"), "{patch}");
+    assert_eq!(head(&repo), before);
+    assert_eq!(ok("git", &repo, &["show", ":calc.py"]), PY_BROKEN);
+    assert_eq!(std::fs::read_to_string(repo.join("calc.py")).unwrap(), format!("{PY_BROKEN}# unstaged note\n"));
+}
+
+#[test]
+fn fix_stage_commits_the_fix_and_keeps_unstaged_changes() {
+    let (_dir, repo, script) = python_fixture("stage");
+    let output = commit_with_script(&repo, &script);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert_eq!(ok("git", &repo, &["show", "HEAD:calc.py"]), PY_GOOD);
+    assert_eq!(std::fs::read_to_string(repo.join("calc.py")).unwrap(), format!("{PY_GOOD}# unstaged note\n"));
+    let unstaged = ok("git", &repo, &["diff"]);
+    assert!(unstaged.contains("+# unstaged note") && !unstaged.contains("return a"), "{unstaged}");
+}

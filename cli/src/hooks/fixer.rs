@@ -44,6 +44,8 @@ pub fn propose_fix(
     request.test_timeout = remaining;
     request.failure_output = Some(report.output.clone());
     request.baseline = false;
+    // The failure output already points at the lines; a plan call would only spend the budget.
+    request.plan = false;
     request.budget = Some(remaining);
     request.candidates = settings.config.candidates;
     request.max_iterations = settings.config.max_iterations.unwrap_or(4).max(1);

@@ -94,6 +94,7 @@ mod tests {
             1,
             |item: u32| {
                 ran.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(5));
                 item
             },
             |_| anyhow::bail!("disk full"),
