@@ -262,3 +262,186 @@ fn bad_task_lines_are_refused_before_anything_runs() {
                 .is_empty()
     );
 }
+
+/// A SEARCH/REPLACE answer for `path`.
+fn edit(path: &str, search: &str, replace: &str) -> String {
+    format!("{path}\n```\n<<<<<<< SEARCH\n{search}\n=======\n{replace}\n>>>>>>> REPLACE\n```\n")
+}
+
+/// A repository with src/one.py and src/two.py, and a scripted run per file (plan, then `edit`).
+fn refactor_fixture(edits: [String; 2]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(repo.join("src")).unwrap();
+    git(&repo, &["init", "-q"]);
+    std::fs::write(repo.join("src/one.py"), "def one():\n    return 1\n").unwrap();
+    std::fs::write(repo.join("src/two.py"), "def two():\n    return 2\n").unwrap();
+    std::fs::write(repo.join("README.md"), "# numbers\n").unwrap();
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "start"]);
+    let [first, second] = edits;
+    let script = serde_json::json!({"calls": [
+        {"kind": "chat", "purpose": "plan", "expect": ["src/one.py"], "responses": ["src/one.py:1-2: add a docstring"]},
+        {"kind": "chat", "purpose": "edit", "responses": [first]},
+        {"kind": "chat", "purpose": "plan", "expect": ["src/two.py"], "responses": ["src/two.py:1-2: add a docstring"]},
+        {"kind": "chat", "purpose": "edit", "responses": [second]},
+    ]});
+    std::fs::write(dir.path().join("script.json"), script.to_string()).unwrap();
+    (dir, repo)
+}
+
+fn refactor(dir: &Path, repo: &Path) -> std::process::Output {
+    Command::new(HONE)
+        .current_dir(repo)
+        .args([
+            "refactor",
+            "add a docstring",
+            "--glob",
+            "src/**/*.py",
+            "--jobs",
+            "1",
+        ])
+        .args([
+            "--test",
+            "python3 -m py_compile src/one.py src/two.py",
+            "--backend",
+            "scripted",
+            "--script",
+        ])
+        .arg(dir.join("script.json"))
+        .env("HONE_CONFIG", dir.join("none.toml"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn refactor_merges_each_files_verified_change() {
+    let (dir, repo) = refactor_fixture([
+        edit(
+            "src/one.py",
+            "def one():",
+            "def one():\n    \"\"\"One.\"\"\"",
+        ),
+        edit(
+            "src/two.py",
+            "def two():",
+            "def two():\n    \"\"\"Two.\"\"\"",
+        ),
+    ]);
+    let output = refactor(dir.path(), &repo);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("src/one.py")).unwrap(),
+        "def one():\n    \"\"\"One.\"\"\"\n    return 1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("src/two.py")).unwrap(),
+        "def two():\n    \"\"\"Two.\"\"\"\n    return 2\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("README.md")).unwrap(),
+        "# numbers\n"
+    );
+}
+
+#[test]
+fn refactor_reports_conflicting_edits_and_never_blends_them() {
+    // one.py's task also edits two.py, which two.py's own task edits differently.
+    let stray = format!(
+        "{}\n{}",
+        edit(
+            "src/one.py",
+            "def one():",
+            "def one():\n    \"\"\"One.\"\"\""
+        ),
+        edit(
+            "src/two.py",
+            "def two():",
+            "def two():\n    \"\"\"Two, says one.\"\"\""
+        )
+    );
+    let (dir, repo) = refactor_fixture([
+        stray,
+        edit(
+            "src/two.py",
+            "def two():",
+            "def two():\n    \"\"\"Two.\"\"\"",
+        ),
+    ]);
+    let output = refactor(dir.path(), &repo);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("src/one.py: left out") && stderr.contains("src/two.py"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("src/one.py")).unwrap(),
+        "def one():\n    return 1\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("src/two.py")).unwrap(),
+        "def two():\n    \"\"\"Two.\"\"\"\n    return 2\n"
+    );
+}
+
+#[test]
+fn a_task_without_a_patch_goes_to_the_agent() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("py");
+    std::fs::create_dir(&repo).unwrap();
+    git(&repo, &["init", "-q"]);
+    std::fs::write(repo.join("calc.py"), "def add(a, b):\n    return a - b\n").unwrap();
+    std::fs::write(
+        repo.join("test_calc.py"),
+        "import unittest\n\nfrom calc import add\n\n\nclass T(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n",
+    )
+    .unwrap();
+    git(&repo, &["add", "."]);
+    git(&repo, &["commit", "-q", "-m", "start"]);
+    let task = serde_json::json!({"id": "swe-1", "task": "make test_add pass", "repo": "py", "test": "python3 -m unittest -q"});
+    std::fs::write(dir.path().join("tasks.jsonl"), format!("{task}\n")).unwrap();
+    let script = serde_json::json!({"calls": [
+        {"kind": "chat", "purpose": "plan", "responses": ["calc.py:1-2: add subtracts"]},
+        {"kind": "chat", "purpose": "edit", "expect": ["test_add"], "responses": [edit("calc.py", "    return a - b", "    return a + b")]},
+    ]});
+    std::fs::write(dir.path().join("script.json"), script.to_string()).unwrap();
+    let output = Command::new(HONE)
+        .current_dir(dir.path())
+        .args([
+            "batch",
+            "tasks.jsonl",
+            "--backend",
+            "scripted",
+            "--script",
+            "script.json",
+            "--predictions",
+            "preds.jsonl",
+        ])
+        .env("HONE_CONFIG", dir.path().join("none.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let result = &results(&dir.path().join("tasks.results.jsonl"))[0];
+    assert_eq!(result["status"], "verified", "{result}");
+    assert_eq!(result["iterations"], 1);
+    assert!(result["diff"]
+        .as_str()
+        .unwrap()
+        .contains("+    return a + b"));
+    assert_eq!(
+        std::fs::read_to_string(repo.join("calc.py")).unwrap(),
+        "def add(a, b):\n    return a - b\n"
+    );
+    assert!(std::fs::read_to_string(dir.path().join("preds.jsonl"))
+        .unwrap()
+        .contains("swe-1"));
+}

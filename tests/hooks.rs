@@ -362,7 +362,11 @@ fn python_fixture(fix: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
     ok(HONE, &repo, &["hook", "install", "pre-commit"]);
     std::fs::write(repo.join("calc.py"), PY_BROKEN).unwrap();
     ok("git", &repo, &["add", "calc.py"]);
-    std::fs::write(repo.join("calc.py"), format!("{PY_BROKEN}# unstaged note\n")).unwrap();
+    std::fs::write(
+        repo.join("calc.py"),
+        format!("{PY_BROKEN}# unstaged note\n"),
+    )
+    .unwrap();
     let fix = "Fix:\n\ncalc.py\n```\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a + b\n>>>>>>> REPLACE\n```\n";
     let script = dir.path().join("script.json");
     let calls = serde_json::json!({"calls": [{"kind": "chat", "purpose": "edit", "expect": ["test_add"], "responses": [fix]}]});
@@ -386,22 +390,38 @@ fn fix_suggest_writes_a_verified_patch_and_blocks() {
     let output = commit_with_script(&repo, &script);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    let hint = stderr.lines().find(|line| line.contains("hone apply ")).expect("an apply hint");
+    let hint = stderr
+        .lines()
+        .find(|line| line.contains("hone apply "))
+        .expect("an apply hint");
     let file = hint.trim().trim_start_matches("apply it with: hone apply ");
     let patch = std::fs::read_to_string(repo.join(file)).unwrap();
     assert!(patch.contains("+    return a + b"), "{patch}");
     assert_eq!(head(&repo), before);
     assert_eq!(ok("git", &repo, &["show", ":calc.py"]), PY_BROKEN);
-    assert_eq!(std::fs::read_to_string(repo.join("calc.py")).unwrap(), format!("{PY_BROKEN}# unstaged note\n"));
+    assert_eq!(
+        std::fs::read_to_string(repo.join("calc.py")).unwrap(),
+        format!("{PY_BROKEN}# unstaged note\n")
+    );
 }
 
 #[test]
 fn fix_stage_commits_the_fix_and_keeps_unstaged_changes() {
     let (_dir, repo, script) = python_fixture("stage");
     let output = commit_with_script(&repo, &script);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert_eq!(ok("git", &repo, &["show", "HEAD:calc.py"]), PY_GOOD);
-    assert_eq!(std::fs::read_to_string(repo.join("calc.py")).unwrap(), format!("{PY_GOOD}# unstaged note\n"));
+    assert_eq!(
+        std::fs::read_to_string(repo.join("calc.py")).unwrap(),
+        format!("{PY_GOOD}# unstaged note\n")
+    );
     let unstaged = ok("git", &repo, &["diff"]);
-    assert!(unstaged.contains("+# unstaged note") && !unstaged.contains("return a"), "{unstaged}");
+    assert!(
+        unstaged.contains("+# unstaged note") && !unstaged.contains("return a"),
+        "{unstaged}"
+    );
 }

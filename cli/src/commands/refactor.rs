@@ -190,6 +190,7 @@ pub fn run(args: RefactorArgs) -> anyhow::Result<ExitCode> {
             ExitCode::from(crate::exit::FAILURE)
         });
     }
+    backend.finish()?;
     let delivered = deliver(&repo, &merged.diff, test.as_deref(), &args)?;
     say(&format!(
         "{} of {} files changed, {} failed, {} conflicts ({:.1} s)",
