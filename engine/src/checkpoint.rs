@@ -1,1 +1,368 @@
-//! (being written)
+//! Finding and loading checkpoints: a Hugging Face style folder (`config.json`, `model.safetensors`
+//! or a sharded `model.safetensors.index.json`, `tokenizer.json`, `tokenizer_config.json`,
+//! `generation_config.json`) or a hub id resolved through the HF cache (`hub`). Detects the family
+//! from `config.json` (refusing LLaDA-MoE and unknown architectures by name), maps the weights
+//! (`weights`) and builds the model in the requested dtype on the requested device.
+
+pub mod hub;
+pub mod weights;
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device};
+use candle_nn::VarBuilder;
+use serde_json::Value;
+
+use crate::model::{Architecture, DiffusionModel, ModelInfo};
+use crate::tokenizer::{special_tokens, GenerationDefaults, SpecialTokens, TextTokenizer};
+use crate::{Error, Result};
+use weights::MappedWeights;
+
+/// What to load and where.
+#[derive(Debug, Clone)]
+pub struct ModelSpec {
+    /// A checkpoint folder or a hub id.
+    pub model: String,
+    /// Overrides the family detected from `config.json`.
+    pub arch: Option<Architecture>,
+    pub device: Device,
+    /// `None`: [`crate::device::default_dtype`] of the device.
+    pub dtype: Option<DType>,
+}
+
+/// A model ready to run, with everything needed to turn text into ids and back.
+pub struct LoadedModel {
+    pub model: Box<dyn DiffusionModel>,
+    pub tokenizer: Option<TextTokenizer>,
+    pub special: SpecialTokens,
+    pub generation: GenerationDefaults,
+    /// The name the user gave (folder or hub id).
+    pub name: String,
+    /// The folder the files were read from.
+    pub source: PathBuf,
+}
+
+impl std::fmt::Debug for LoadedModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedModel")
+            .field("info", self.model.info())
+            .field("special", &self.special)
+            .field("name", &self.name)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// Parse an `--arch` value.
+pub fn parse_architecture(name: &str) -> Result<Architecture> {
+    match name.trim().to_ascii_lowercase().as_str() {
+        "llada" => Ok(Architecture::Llada),
+        "dream" => Ok(Architecture::Dream),
+        other => Err(Error::InvalidInput(format!(
+            "unknown architecture `{other}`: use llada or dream"
+        ))),
+    }
+}
+
+const SUPPORTED: &str = "supported: llada (LLaDA-8B Base/Instruct, LLaDA-1.5) and dream (Dream-v0, Dream-Coder, DiffuCoder)";
+
+/// The family of a `config.json`, from `model_type` and `architectures` (MoE variants refused).
+pub fn detect_architecture(config: &Value) -> Result<Architecture> {
+    let model_type = config
+        .get("model_type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    let architectures: Vec<String> = config
+        .get("architectures")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let is_moe = config.as_object().is_some_and(|map| {
+        map.keys()
+            .any(|k| k == "num_experts" || k == "n_experts" || k.starts_with("moe_"))
+    }) || architectures
+        .iter()
+        .any(|a| a.to_ascii_lowercase().contains("moe"));
+    let lower = model_type.to_ascii_lowercase();
+    let says_llada =
+        lower.starts_with("llada") || architectures.iter().any(|a| a.starts_with("LLaDA"));
+    if is_moe {
+        let family = if says_llada {
+            "LLaDA-MoE"
+        } else {
+            "mixture-of-experts models"
+        };
+        return Err(Error::Unsupported(format!(
+            "{family} is not supported yet (config.json has expert fields; model_type `{model_type}`); {SUPPORTED}"
+        )));
+    }
+    if says_llada {
+        return Ok(Architecture::Llada);
+    }
+    if lower == "dream" || architectures.iter().any(|a| a.starts_with("Dream")) {
+        return Ok(Architecture::Dream);
+    }
+    Err(Error::Unsupported(format!(
+        "unknown architecture: config.json says model_type `{model_type}`, architectures {architectures:?}; \
+         {SUPPORTED}; pass --arch llada|dream if the weights are one of these under another config"
+    )))
+}
+
+/// Shard file names of a `model.safetensors.index.json`, in first-seen order.
+pub fn shards_from_index(text: &str, path: &Path) -> Result<Vec<String>> {
+    let index: Value = serde_json::from_str(text)
+        .map_err(|e| Error::Checkpoint(format!("{} is not valid JSON: {e}", path.display())))?;
+    let map = index
+        .get("weight_map")
+        .and_then(Value::as_object)
+        .ok_or_else(|| Error::Checkpoint(format!("{} has no weight_map", path.display())))?;
+    let mut files: Vec<String> = Vec::new();
+    for file in map.values().filter_map(Value::as_str) {
+        if !files.iter().any(|f| f == file) {
+            files.push(file.to_string());
+        }
+    }
+    Ok(files)
+}
+
+/// The files of a checkpoint folder, read and checked, weights not mapped yet.
+#[derive(Debug, Clone)]
+pub struct CheckpointFiles {
+    pub dir: PathBuf,
+    pub config: Value,
+    pub weights: Vec<PathBuf>,
+    pub tokenizer_json: Option<PathBuf>,
+    pub tokenizer_config: Option<Value>,
+    pub generation_config: Option<Value>,
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::Checkpoint(format!("{} is not valid JSON: {e}", path.display())))
+}
+
+fn read_optional_json(path: &Path) -> Result<Option<Value>> {
+    if path.exists() {
+        read_json(path).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+/// Resolve `model` (folder or hub id) to a folder.
+pub fn resolve(model: &str) -> Result<PathBuf> {
+    let path = Path::new(model);
+    if path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    if path.exists() {
+        return Err(Error::Checkpoint(format!(
+            "{model} is a file: pass the checkpoint folder that holds config.json and the weights"
+        )));
+    }
+    if hub::looks_like_hub_id(model) {
+        return hub::resolve(model);
+    }
+    Err(Error::Checkpoint(format!(
+        "model folder {model} does not exist: pass a model folder or a hub id (owner/name)"
+    )))
+}
+
+impl CheckpointFiles {
+    /// Read the folder's JSON files and list its weights.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let config_path = dir.join("config.json");
+        if !config_path.exists() {
+            return Err(Error::Checkpoint(format!(
+                "config.json not found in {}: pass a model folder or a hub id",
+                dir.display()
+            )));
+        }
+        let config = read_json(&config_path)?;
+        let index_path = dir.join("model.safetensors.index.json");
+        let single = dir.join("model.safetensors");
+        let weights = if index_path.exists() {
+            let text = std::fs::read_to_string(&index_path).map_err(|source| Error::Io {
+                path: index_path.clone(),
+                source,
+            })?;
+            shards_from_index(&text, &index_path)?
+                .into_iter()
+                .map(|f| dir.join(f))
+                .collect()
+        } else if single.exists() {
+            vec![single]
+        } else {
+            let pytorch = dir.join("pytorch_model.bin").exists()
+                || dir.join("pytorch_model.bin.index.json").exists();
+            let why = if pytorch {
+                "only PyTorch .bin weights are there; convert them to safetensors first"
+            } else {
+                "expected model.safetensors or model.safetensors.index.json"
+            };
+            return Err(Error::Checkpoint(format!(
+                "no weights in {}: {why}",
+                dir.display()
+            )));
+        };
+        for file in &weights {
+            if !file.exists() {
+                return Err(Error::Checkpoint(format!(
+                    "weights file {} listed in the index is missing: the download is incomplete",
+                    file.display()
+                )));
+            }
+        }
+        let tokenizer_json = Some(dir.join("tokenizer.json")).filter(|p| p.exists());
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            config,
+            weights,
+            tokenizer_json,
+            tokenizer_config: read_optional_json(&dir.join("tokenizer_config.json"))?,
+            generation_config: read_optional_json(&dir.join("generation_config.json"))?,
+        })
+    }
+
+    /// The family: `arch` when given, otherwise detected (MoE configs are refused either way).
+    pub fn architecture(&self, arch: Option<Architecture>) -> Result<Architecture> {
+        match arch {
+            Some(arch) => {
+                if let Err(Error::Unsupported(msg)) = detect_architecture(&self.config) {
+                    if msg.contains("not supported yet") {
+                        return Err(Error::Unsupported(msg));
+                    }
+                }
+                Ok(arch)
+            }
+            None => detect_architecture(&self.config),
+        }
+    }
+
+    /// The model's facts from its config.
+    pub fn info(&self, arch: Architecture) -> Result<ModelInfo> {
+        crate::models::info(arch, &self.config)
+    }
+
+    /// Map the weights (headers are checked; no tensor is read yet).
+    pub fn map_weights(&self) -> Result<MappedWeights> {
+        MappedWeights::open(&self.weights)
+    }
+
+    pub fn tokenizer(&self, arch: Architecture) -> Result<Option<TextTokenizer>> {
+        self.tokenizer_json
+            .as_ref()
+            .map(|path| TextTokenizer::from_files(path, self.tokenizer_config.as_ref(), arch))
+            .transpose()
+    }
+
+    pub fn special_tokens(&self, tokenizer: Option<&TextTokenizer>) -> Result<SpecialTokens> {
+        special_tokens(
+            &self.config,
+            self.generation_config.as_ref(),
+            self.tokenizer_config.as_ref(),
+            tokenizer,
+        )
+    }
+
+    pub fn generation_defaults(&self) -> GenerationDefaults {
+        self.generation_config
+            .as_ref()
+            .map(GenerationDefaults::from_json)
+            .unwrap_or_default()
+    }
+}
+
+/// Build the model of `files` from already mapped `weights`.
+pub fn build_model(
+    files: &CheckpointFiles,
+    arch: Architecture,
+    weights: MappedWeights,
+    device: &Device,
+    dtype: DType,
+) -> Result<Box<dyn DiffusionModel>> {
+    let vb = VarBuilder::from_backend(Box::new(weights), dtype, device.clone());
+    crate::models::build(arch, &files.config, vb).map_err(|e| match e {
+        Error::Candle(inner) => Error::Checkpoint(format!("{}: {inner}", files.dir.display())),
+        other => other,
+    })
+}
+
+/// Resolve, check and load a checkpoint.
+pub fn load(spec: &ModelSpec) -> Result<LoadedModel> {
+    let dir = resolve(&spec.model)?;
+    let files = CheckpointFiles::open(&dir)?;
+    let arch = files.architecture(spec.arch)?;
+    files.info(arch)?;
+    let tokenizer = files.tokenizer(arch)?;
+    let special = files.special_tokens(tokenizer.as_ref())?;
+    let dtype = spec
+        .dtype
+        .unwrap_or_else(|| crate::device::default_dtype(&spec.device));
+    let weights = files.map_weights()?;
+    let model = build_model(&files, arch, weights, &spec.device, dtype)?;
+    Ok(LoadedModel {
+        model,
+        tokenizer,
+        special,
+        generation: files.generation_defaults(),
+        name: spec.model.clone(),
+        source: dir,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn detects_families_and_refuses_the_rest() {
+        assert_eq!(
+            detect_architecture(&json!({"model_type": "llada"})).unwrap(),
+            Architecture::Llada
+        );
+        assert_eq!(
+            detect_architecture(&json!({"model_type": "Dream"})).unwrap(),
+            Architecture::Dream
+        );
+        assert_eq!(
+            detect_architecture(&json!({"architectures": ["LLaDAModelLM"]})).unwrap(),
+            Architecture::Llada
+        );
+        let moe =
+            detect_architecture(&json!({"model_type": "llada", "num_experts": 64, "moe_topk": 8}));
+        let msg = moe.unwrap_err().to_string();
+        assert!(msg.contains("LLaDA-MoE is not supported yet"), "{msg}");
+        let msg = detect_architecture(
+            &json!({"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"]}),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            msg.contains("qwen2") && msg.contains("supported: llada") && msg.contains("--arch"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn index_lists_each_shard_once() {
+        let text = r#"{"weight_map": {"a": "s1.safetensors", "b": "s2.safetensors", "c": "s1.safetensors"}}"#;
+        assert_eq!(
+            shards_from_index(text, Path::new("i.json")).unwrap(),
+            vec!["s1.safetensors", "s2.safetensors"]
+        );
+        assert!(shards_from_index("{}", Path::new("i.json")).is_err());
+    }
+}

@@ -1,1 +1,49 @@
-//! Model files, one per architecture family.
+//! Model files, one per architecture family (`llada`, `dream`), and the shared building blocks they
+//! are made of (`layers`). [`build`] turns a parsed `config.json` and a weight source into a
+//! [`DiffusionModel`]; finding and reading checkpoints is `checkpoint`'s job.
+
+pub mod dream;
+pub mod layers;
+pub mod llada;
+
+use candle_nn::VarBuilder;
+
+use crate::model::{Architecture, DiffusionModel};
+use crate::{Error, Result};
+
+/// Parse `config` as the given family's config.
+fn parse<T: serde::de::DeserializeOwned>(
+    arch: Architecture,
+    config: &serde_json::Value,
+) -> Result<T> {
+    serde_json::from_value(config.clone())
+        .map_err(|e| Error::Checkpoint(format!("config.json is not a valid {arch:?} config: {e}")))
+}
+
+/// Build a model of family `arch` from its `config.json` and the weights behind `vb`.
+pub fn build(
+    arch: Architecture,
+    config: &serde_json::Value,
+    vb: VarBuilder,
+) -> Result<Box<dyn DiffusionModel>> {
+    Ok(match arch {
+        Architecture::Llada => Box::new(llada::Model::load(parse(arch, config)?, vb)?),
+        Architecture::Dream => Box::new(dream::Model::load(parse(arch, config)?, vb)?),
+    })
+}
+
+/// The model's facts from its config alone (no weights), e.g. for `hone engine info`.
+pub fn info(arch: Architecture, config: &serde_json::Value) -> Result<crate::model::ModelInfo> {
+    Ok(match arch {
+        Architecture::Llada => {
+            let c: llada::Config = parse(arch, config)?;
+            c.validate()?;
+            c.info()
+        }
+        Architecture::Dream => {
+            let c: dream::Config = parse(arch, config)?;
+            c.validate()?;
+            c.info()
+        }
+    })
+}

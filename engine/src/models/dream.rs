@@ -1,0 +1,295 @@
+//! Dream, "Dream 7B: Diffusion Large Language Models" (Ye et al., 2025, arXiv:2508.15487): a Qwen2.5
+//! transformer turned bidirectional and trained as a masked diffusion model. The same file serves
+//! Dream-v0 Base/Instruct, Dream-Coder and DiffuCoder, which share `modeling_dream.py`.
+//!
+//! Reference implementation: `modeling_dream.py` of the Dream-org checkpoints (`DreamModel`,
+//! `DreamSdpaAttention`, `DreamRMSNorm`). Tensor names are Qwen2's: `model.embed_tokens`,
+//! `model.layers.{i}.{input_layernorm, self_attn.{q,k,v,o}_proj, post_attention_layernorm,
+//! mlp.{gate,up,down}_proj}`, `model.norm`, `lm_head` (absent with `tie_word_embeddings`). q/k/v have
+//! biases; attention is grouped-query and never causal. RMSNorm runs in f32; the RoPE tables are
+//! computed in f32 and applied in the model dtype, as transformers does.
+//!
+//! Logits come out raw: Dream's sampler reads `logits[i - 1]` for token `i`; that shift lives in
+//! `sampling`, not here. Padding: position ids are `cumsum(mask) - 1` with pads set to 1, and padded
+//! keys are masked. Rows of padded *queries* are never read; they attend to the real keys here (the
+//! reference masks them entirely), which keeps them finite.
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use serde::Deserialize;
+
+use super::layers::{self, Linear, RmsNorm, Rotary};
+use crate::model::{Architecture, DiffusionModel, ForwardInput, ModelInfo};
+use crate::{Error, Result};
+
+fn default_act() -> String {
+    "silu".into()
+}
+fn default_eps() -> f64 {
+    1e-6
+}
+fn default_theta() -> f64 {
+    10_000.0
+}
+fn default_max_len() -> usize {
+    32_768
+}
+
+/// The fields of Dream's `config.json` that shape the network (`configuration_dream.py`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    pub hidden_size: usize,
+    pub intermediate_size: usize,
+    pub num_hidden_layers: usize,
+    pub num_attention_heads: usize,
+    #[serde(default)]
+    pub num_key_value_heads: Option<usize>,
+    pub vocab_size: usize,
+    #[serde(default = "default_max_len")]
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_theta")]
+    pub rope_theta: f64,
+    #[serde(default = "default_eps")]
+    pub rms_norm_eps: f64,
+    #[serde(default)]
+    pub tie_word_embeddings: bool,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    #[serde(default)]
+    pub rope_scaling: Option<serde_json::Value>,
+}
+
+impl Config {
+    pub fn kv_heads(&self) -> usize {
+        self.num_key_value_heads.unwrap_or(self.num_attention_heads)
+    }
+
+    pub fn head_dim(&self) -> usize {
+        self.hidden_size / self.num_attention_heads.max(1)
+    }
+
+    /// Refuse options the reference does not implement either, naming the field.
+    pub fn validate(&self) -> Result<()> {
+        if self.hidden_act != "silu" {
+            return Err(Error::Unsupported(format!(
+                "Dream config: hidden_act `{}` is not supported (only `silu`)",
+                self.hidden_act
+            )));
+        }
+        if self.rope_scaling.as_ref().is_some_and(|v| !v.is_null()) {
+            return Err(Error::Unsupported(
+                "Dream config: rope_scaling is not supported".into(),
+            ));
+        }
+        let (heads, kv) = (self.num_attention_heads, self.kv_heads());
+        if heads == 0 || self.hidden_size % heads != 0 || kv == 0 || heads % kv != 0 {
+            return Err(Error::Checkpoint(format!(
+                "Dream config: hidden_size {} / num_attention_heads {heads} / num_key_value_heads {kv} do not divide evenly",
+                self.hidden_size
+            )));
+        }
+        if self.head_dim() % 2 != 0 {
+            return Err(Error::Checkpoint(format!(
+                "Dream config: head size {} is odd",
+                self.head_dim()
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn info(&self) -> ModelInfo {
+        ModelInfo {
+            architecture: Architecture::Dream,
+            vocab_size: self.vocab_size,
+            logits_width: self.vocab_size,
+            max_sequence_length: self.max_position_embeddings,
+            shift_logits: true,
+            num_layers: self.num_hidden_layers,
+            hidden_size: self.hidden_size,
+            num_heads: self.num_attention_heads,
+            num_kv_heads: self.kv_heads(),
+            head_dim: self.head_dim(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Layer {
+    input_layernorm: RmsNorm,
+    q_proj: Linear,
+    k_proj: Linear,
+    v_proj: Linear,
+    o_proj: Linear,
+    post_attention_layernorm: RmsNorm,
+    gate_proj: Linear,
+    up_proj: Linear,
+    down_proj: Linear,
+}
+
+impl Layer {
+    fn load(vb: VarBuilder, cfg: &Config) -> candle_core::Result<Self> {
+        let d = cfg.hidden_size;
+        let kv_dim = cfg.kv_heads() * cfg.head_dim();
+        let q_dim = cfg.num_attention_heads * cfg.head_dim();
+        let attn = vb.pp("self_attn");
+        let mlp = vb.pp("mlp");
+        Ok(Self {
+            input_layernorm: RmsNorm::load(vb.pp("input_layernorm"), d, cfg.rms_norm_eps, false)?,
+            q_proj: Linear::load(attn.pp("q_proj"), d, q_dim, true)?,
+            k_proj: Linear::load(attn.pp("k_proj"), d, kv_dim, true)?,
+            v_proj: Linear::load(attn.pp("v_proj"), d, kv_dim, true)?,
+            o_proj: Linear::load(attn.pp("o_proj"), q_dim, d, false)?,
+            post_attention_layernorm: RmsNorm::load(
+                vb.pp("post_attention_layernorm"),
+                d,
+                cfg.rms_norm_eps,
+                false,
+            )?,
+            gate_proj: Linear::load(mlp.pp("gate_proj"), d, cfg.intermediate_size, false)?,
+            up_proj: Linear::load(mlp.pp("up_proj"), d, cfg.intermediate_size, false)?,
+            down_proj: Linear::load(mlp.pp("down_proj"), cfg.intermediate_size, d, false)?,
+        })
+    }
+}
+
+/// A Dream-family checkpoint ready to run.
+#[derive(Debug)]
+pub struct Model {
+    config: Config,
+    info: ModelInfo,
+    embed_tokens: Tensor,
+    layers: Vec<Layer>,
+    norm: RmsNorm,
+    lm_head: Linear,
+    rotary: Rotary,
+    device: Device,
+    dtype: DType,
+}
+
+impl Model {
+    /// Build from a `VarBuilder` rooted at the checkpoint's top level.
+    pub fn load(config: Config, vb: VarBuilder) -> Result<Self> {
+        config.validate()?;
+        let dtype = vb.dtype();
+        let device = vb.device().clone();
+        let m = vb.pp("model");
+        let embed_tokens = m
+            .pp("embed_tokens")
+            .get((config.vocab_size, config.hidden_size), "weight")?;
+        let layers = (0..config.num_hidden_layers)
+            .map(|i| Layer::load(m.pp("layers").pp(i), &config))
+            .collect::<candle_core::Result<Vec<_>>>()?;
+        let norm = RmsNorm::load(m.pp("norm"), config.hidden_size, config.rms_norm_eps, false)?;
+        let lm_head = if config.tie_word_embeddings {
+            Linear::from_weight(embed_tokens.clone())
+        } else {
+            Linear::load(
+                vb.pp("lm_head"),
+                config.hidden_size,
+                config.vocab_size,
+                false,
+            )?
+        };
+        let rotary = Rotary::new(config.head_dim(), config.rope_theta);
+        let info = config.info();
+        Ok(Self {
+            config,
+            info,
+            embed_tokens,
+            layers,
+            norm,
+            lm_head,
+            rotary,
+            device,
+            dtype,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+}
+
+/// Dream's position ids for a padded row (`generation_utils.py`): `cumsum(mask) - 1`, pads at 1.
+fn padded_positions(mask: &[f32]) -> Vec<f32> {
+    let mut seen = 0.0f32;
+    mask.iter()
+        .map(|&m| {
+            if m == 0.0 {
+                1.0
+            } else {
+                seen += 1.0;
+                seen - 1.0
+            }
+        })
+        .collect()
+}
+
+impl DiffusionModel for Model {
+    fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    fn device(&self) -> &Device {
+        &self.device
+    }
+
+    fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    fn forward(&mut self, mut input: ForwardInput<'_>) -> Result<Tensor> {
+        let prep = layers::prepare(&input, &self.info, self.config.vocab_size, &self.device)?;
+        let cfg = &self.config;
+        let (heads, kv_heads, head_dim) = (cfg.num_attention_heads, cfg.kv_heads(), cfg.head_dim());
+        let (cos, sin) = match &prep.mask {
+            Some(rows) => {
+                let positions: Vec<Vec<f32>> = rows
+                    .iter()
+                    .map(|row| {
+                        padded_positions(row)[prep.span_start..prep.span_start + prep.len].to_vec()
+                    })
+                    .collect();
+                self.rotary.rows(&positions, &self.device)?
+            }
+            None => self.rotary.range(prep.span_start, prep.len, &self.device)?,
+        };
+        // transformers casts the f32 tables to the activations' dtype and rotates there.
+        let rope_dtype = self.dtype;
+
+        let mut x = layers::embed(&self.embed_tokens, input.input_ids)?;
+        for (i, layer) in self.layers.iter().enumerate() {
+            let h = layer.input_layernorm.forward(&x)?;
+            let q = layers::split_heads(&layer.q_proj.forward(&h)?, heads, head_dim)?;
+            let k = layers::split_heads(&layer.k_proj.forward(&h)?, kv_heads, head_dim)?;
+            let v = layers::split_heads(&layer.v_proj.forward(&h)?, kv_heads, head_dim)?;
+            let q = layers::apply_rope(&q, &cos, &sin, rope_dtype)?;
+            let k = layers::heads_first(&layers::apply_rope(&k, &cos, &sin, rope_dtype)?)?;
+            let v = layers::heads_first(&v)?;
+            let (k, v) = layers::layer_keys_values(&mut input.cache, i, prep.span_start, k, v)?;
+            let att = layers::attention(&q, &k, &v, prep.key_bias.as_ref())?;
+            x = (x + layer.o_proj.forward(&att)?)?;
+
+            let h = layer.post_attention_layernorm.forward(&x)?;
+            let gate = layer.gate_proj.forward(&h)?.silu()?;
+            let up = layer.up_proj.forward(&h)?;
+            x = (x + layer.down_proj.forward(&(gate * up)?)?)?;
+        }
+        let x = self.norm.forward(&x)?;
+        Ok(self.lm_head.forward(&x)?.to_dtype(DType::F32)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::padded_positions;
+
+    #[test]
+    fn padded_positions_follow_dream() {
+        assert_eq!(
+            padded_positions(&[0.0, 0.0, 1.0, 1.0, 1.0]),
+            vec![1.0, 1.0, 0.0, 1.0, 2.0]
+        );
+        assert_eq!(padded_positions(&[1.0, 1.0]), vec![0.0, 1.0]);
+    }
+}
