@@ -277,3 +277,26 @@ mod duration_secs {
         Ok(Duration::try_from_secs_f64(seconds).unwrap_or_default())
     }
 }
+
+/// Shared backends (e.g. the scripted one, kept to check it was used up) are models too.
+impl<T: Model + ?Sized> Model for std::sync::Arc<T> {
+    fn describe(&self) -> ModelDescription {
+        (**self).describe()
+    }
+
+    fn chat<'a>(
+        &'a self,
+        request: &'a ChatRequest,
+        stream: Option<StreamCallback<'a>>,
+    ) -> BoxFuture<'a, Result<ChatResponse>> {
+        (**self).chat(request, stream)
+    }
+
+    fn infill<'a>(&'a self, request: &'a InfillRequest) -> BoxFuture<'a, Result<InfillResponse>> {
+        (**self).infill(request)
+    }
+
+    fn count_tokens(&self, text: &str) -> Option<usize> {
+        (**self).count_tokens(text)
+    }
+}

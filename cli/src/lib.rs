@@ -2,7 +2,9 @@
 //! that plug the local engine and HTTP backends into the agent. Libraries below never print; this crate
 //! owns stdout (data) and stderr (progress, logs, errors).
 
+pub mod backends;
 mod commands;
+pub mod config;
 pub mod engine_options;
 pub mod exit;
 

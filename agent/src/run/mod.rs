@@ -134,6 +134,8 @@ struct Run<'a> {
     root: std::path::PathBuf,
     test_command: String,
     candidates: usize,
+    /// Tokens of code the first prompt may carry (a third of the window at most).
+    context_tokens: usize,
     infill: bool,
     jobs: usize,
     sandbox: SandboxOptions,
@@ -237,6 +239,11 @@ impl<'a> Run<'a> {
             root,
             test_command,
             candidates,
+            context_tokens: description
+                .context_window
+                .map_or(request.context_tokens, |window| {
+                    request.context_tokens.min(window / 3)
+                }),
             infill,
             jobs,
             summary,
@@ -356,7 +363,7 @@ impl<'a> Run<'a> {
                 &self.request.task,
                 failure.as_deref(),
                 &self.request.files,
-                self.request.context_tokens,
+                self.context_tokens,
                 &counter,
             )?;
             (facts, fitted, ranked)

@@ -1,10 +1,473 @@
-//! `hone run`: not built yet.
+//! `hone run "task"`: the agent on this repository — plan, generate candidates, apply and test each in
+//! a sandbox, iterate — then deliver the verified patch (apply to the tree and print the diff by
+//! default; `--dry-run`, `--commit`, `--branch NAME`, `--patch FILE`). Progress goes to stderr, the
+//! summary (or JSON Lines events with `--json`) to stdout. Exit 0: a verified patch; 1: no candidate
+//! passed (the best attempt is printed, the tree untouched); 2: bad input or setup.
 
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use hone_agent::events::{Event, FailStage, Phase};
+use hone_agent::{GenerationMode, RunOutcome, RunRequest, Sampling};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::backends::{self, BackendKind, ModelSettings};
+use crate::config::{parse_duration, Config};
+use crate::exit::{Hinted, FAILURE};
 
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// What to do, in plain words (e.g. "make the failing test pass").
+    pub task: String,
 
-pub fn run(_args: RunArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`hone run` is not available in this build yet")
+    /// Test command (run with `sh -c` in the sandbox); detected from the project when absent.
+    #[arg(long)]
+    pub test: Option<String>,
+    /// Limit for one test run, e.g. 90s or 5m (default 10m).
+    #[arg(long, value_parser = parse_duration)]
+    pub test_timeout: Option<Duration>,
+    /// Candidates per iteration (default: 4 on the local engine, 1 over HTTP).
+    #[arg(long)]
+    pub candidates: Option<usize>,
+    /// Iterations of generate → test → feedback (default 4).
+    #[arg(long)]
+    pub max_iterations: Option<usize>,
+    /// Wall-clock budget for the whole run, e.g. 5m.
+    #[arg(long, value_parser = parse_duration)]
+    pub budget: Option<Duration>,
+    /// Candidates tested at once (default: the number of cores).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Files the task is about (ranked first).
+    #[arg(long = "file", value_name = "PATH")]
+    pub files: Vec<String>,
+    /// How candidates are written: auto (infill on the local engine), edit-blocks or infill.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub mode: ModeArg,
+    /// Skip asking the model for a plan (use the context ranking and failing-test lines).
+    #[arg(long)]
+    pub no_plan: bool,
+    /// Skip the test run before generating (failing tests are then not in the first prompt).
+    #[arg(long)]
+    pub no_baseline: bool,
+
+    /// Backend: local (the diffusion engine) or openai (any OpenAI-compatible endpoint).
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
+    /// Local: model folder or hub id (default per device, see `hone run --help`); openai: model name.
+    #[arg(long, short = 'm')]
+    pub model: Option<String>,
+    /// Local: override architecture detection (llada or dream).
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// Local: auto, cpu, cuda or cuda:N.
+    #[arg(long)]
+    pub device: Option<String>,
+    /// Local: f32, bf16 or f16.
+    #[arg(long)]
+    pub dtype: Option<String>,
+    /// OpenAI: base URL up to /v1 (default https://api.openai.com/v1).
+    #[arg(long)]
+    pub base_url: Option<String>,
+    /// OpenAI: name of the environment variable that holds the API key.
+    #[arg(long)]
+    pub api_key_env: Option<String>,
+    /// OpenAI: extra request header NAME=VALUE (repeatable).
+    #[arg(long = "header", value_name = "NAME=VALUE")]
+    pub headers: Vec<String>,
+    /// TEST ONLY (with the hidden `--backend scripted`): the JSON script of model answers.
+    #[arg(long, hide = true)]
+    pub script: Option<PathBuf>,
+
+    /// Sampling temperature.
+    #[arg(long)]
+    pub temperature: Option<f32>,
+    /// Nucleus sampling.
+    #[arg(long)]
+    pub top_p: Option<f32>,
+    /// Base seed (candidate i uses seed + i).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Diffusion steps (local).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Diffusion block length (local).
+    #[arg(long)]
+    pub block_length: Option<usize>,
+    /// Confidence threshold for parallel decoding (local).
+    #[arg(long)]
+    pub threshold: Option<f32>,
+    /// Longest answer in tokens.
+    #[arg(long)]
+    pub max_tokens: Option<usize>,
+
+    /// Print the diff only; change nothing.
+    #[arg(long, conflicts_with_all = ["commit", "branch"])]
+    pub dry_run: bool,
+    /// Commit the verified patch (message generated from the diff; your git hooks run).
+    #[arg(long)]
+    pub commit: bool,
+    /// Commit on a new branch NAME without moving HEAD or touching the working tree.
+    #[arg(long, value_name = "NAME", conflicts_with = "commit")]
+    pub branch: Option<String>,
+    /// Write the patch to FILE instead of applying it.
+    #[arg(long, value_name = "FILE")]
+    pub patch: Option<PathBuf>,
+    /// Run even with uncommitted changes (the sandbox includes them; only the patch is applied on top).
+    #[arg(long)]
+    pub allow_dirty: bool,
+    /// JSON Lines events on stdout instead of the summary.
+    #[arg(long)]
+    pub json: bool,
+    /// Do not write a transcript under .git/hone/runs.
+    #[arg(long)]
+    pub no_record: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    Auto,
+    EditBlocks,
+    Infill,
+}
+
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir().context("reading the current folder")?;
+    let repo = hone_tools::Repository::discover(&cwd).map_err(|error| {
+        Hinted::new(
+            error,
+            ["run `hone run` inside a git repository (or `git init` one first)"],
+        )
+    })?;
+    let root = repo.root().to_path_buf();
+    if !args.allow_dirty && repo.has_tracked_changes()? {
+        return Err(Hinted::new(
+            anyhow::anyhow!("the working tree has uncommitted changes to tracked files"),
+            [
+                "commit or stash them first, or pass --allow-dirty (the sandbox then includes them and only hone's patch is applied on top)",
+            ],
+        )
+        .into());
+    }
+    drop(repo);
+    let config = Config::load(Some(&root))?;
+    let settings = model_settings(&args, &config)?;
+    let backend = backends::open(&settings)?;
+    let request = run_request(&args, &config, &root);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let display = Display::new(args.json, request.max_iterations);
+    let sink = |event: &Event| display.event(event);
+    let outcome = runtime
+        .block_on(hone_agent::run_task(
+            &request,
+            backend.model.as_ref(),
+            &sink,
+        ))
+        .map_err(agent_error)?;
+    display.finish();
+    let code = deliver(&args, &outcome, &backend, &runtime)?;
+    backend.finish()?;
+    Ok(code)
+}
+
+fn agent_error(error: hone_agent::Error) -> anyhow::Error {
+    let hints: Vec<String> = match &error {
+        hone_agent::Error::Tools(hone_tools::Error::NoTestCommand { .. }) => {
+            vec!["pass --test \"CMD\" or set `test = \"CMD\"` in .hone.toml".into()]
+        }
+        hone_agent::Error::Unsupported { .. } => {
+            vec!["use --mode edit-blocks with this backend".into()]
+        }
+        _ => Vec::new(),
+    };
+    Hinted::new(error, hints).into()
+}
+
+fn model_settings(args: &RunArgs, config: &Config) -> anyhow::Result<ModelSettings> {
+    let backend = match (args.backend, &config.backend) {
+        (Some(kind), _) => kind,
+        (None, Some(name)) => BackendKind::parse(name)?,
+        (None, None) => BackendKind::Local,
+    };
+    let mut settings = ModelSettings::new(backend);
+    settings.model = args.model.clone().or_else(|| config.model.clone());
+    settings.arch = args.arch.clone();
+    settings.device = args
+        .device
+        .clone()
+        .or_else(|| config.device.clone())
+        .unwrap_or_else(|| "auto".into());
+    settings.dtype = args.dtype.clone().or_else(|| config.dtype.clone());
+    settings.base_url = args.base_url.clone().or_else(|| config.base_url.clone());
+    settings.api_key_env = args
+        .api_key_env
+        .clone()
+        .or_else(|| config.api_key_env.clone());
+    settings.headers = config
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for header in &args.headers {
+        let Some((name, value)) = header.split_once('=') else {
+            return Err(Hinted::new(
+                anyhow::anyhow!("--header {header:?} is not NAME=VALUE"),
+                ["e.g. --header X-Team=tools"],
+            )
+            .into());
+        };
+        settings
+            .headers
+            .push((name.trim().to_owned(), value.trim().to_owned()));
+    }
+    settings.script = args.script.clone();
+    Ok(settings)
+}
+
+fn run_request(args: &RunArgs, config: &Config, root: &std::path::Path) -> RunRequest {
+    let mut request = RunRequest::new(root, args.task.clone());
+    request.test_command = args.test.clone().or_else(|| config.test.clone());
+    if let Some(timeout) = args.test_timeout.or(config.test_timeout) {
+        request.test_timeout = timeout;
+    }
+    request.candidates = args.candidates.or(config.candidates);
+    request.max_iterations = args
+        .max_iterations
+        .or(config.max_iterations)
+        .unwrap_or(4)
+        .max(1);
+    request.budget = args.budget.or(config.budget);
+    request.jobs = args.jobs.unwrap_or(0);
+    request.files = args.files.clone();
+    request.mode = match args.mode {
+        ModeArg::Auto => GenerationMode::Auto,
+        ModeArg::EditBlocks => GenerationMode::EditBlocks,
+        ModeArg::Infill => GenerationMode::Infill,
+    };
+    request.plan = !args.no_plan;
+    request.baseline = !args.no_baseline;
+    request.allow_dirty = args.allow_dirty;
+    request.record = !args.no_record;
+    let sampling = &config.sampling;
+    request.sampling = Sampling {
+        temperature: args.temperature.or(sampling.temperature),
+        top_p: args.top_p.or(sampling.top_p),
+        seed: args.seed.or(sampling.seed),
+        steps: args.steps.or(sampling.steps),
+        block_length: args.block_length.or(sampling.block_length),
+        threshold: args.threshold.or(sampling.threshold),
+    };
+    if let Some(max_tokens) = args.max_tokens.or(sampling.max_tokens) {
+        request.max_tokens = max_tokens;
+    }
+    request
+}
+
+/// Deliver the outcome and print the summary; returns the exit code.
+#[allow(clippy::print_stdout)]
+fn deliver(
+    args: &RunArgs,
+    outcome: &RunOutcome,
+    backend: &backends::Backend,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<ExitCode> {
+    let summary = &outcome.summary;
+    let diff = &summary.diff;
+    if !outcome.passed() {
+        if args.json {
+            return Ok(ExitCode::from(FAILURE));
+        }
+        println!(
+            "hone: no verified patch ({}) after {} iteration(s), {} candidate(s) tested",
+            summary.reason, summary.iterations, summary.candidates_tested
+        );
+        if diff.is_empty() {
+            println!("no candidate applied; nothing was changed");
+        } else {
+            println!("best attempt (NOT applied; your tree is untouched):\n{diff}");
+        }
+        print_footer(outcome);
+        return Ok(ExitCode::from(FAILURE));
+    }
+    let mut delivered: Vec<String> = Vec::new();
+    if let Some(path) = &args.patch {
+        hone_agent::delivery::write_patch(path, &outcome.changes)?;
+        delivered.push(format!("patch written to {}", path.display()));
+    }
+    let message = if args.commit || args.branch.is_some() {
+        Some(runtime.block_on(hone_agent::commit_message(
+            backend.model.as_ref(),
+            Some(&args.task),
+            diff,
+        )))
+    } else {
+        None
+    };
+    if let (Some(name), Some(message)) = (&args.branch, &message) {
+        let commit =
+            hone_agent::delivery::commit_on_branch(&outcome.root, &outcome.changes, name, message)?;
+        delivered.push(format!(
+            "committed {} on new branch {name} (HEAD not moved)",
+            short(&commit)
+        ));
+    } else if let (true, Some(message)) = (args.commit, &message) {
+        let commit = hone_agent::delivery::commit(&outcome.root, &outcome.changes, message)
+            .map_err(|error| Hinted::new(error, ["the patch is in the working tree; commit it yourself or fix the hook that refused it"]).with_code(FAILURE))?;
+        delivered.push(format!("applied and committed {}", short(&commit)));
+    } else if !args.dry_run && args.patch.is_none() {
+        hone_agent::delivery::apply_to_tree(&outcome.root, &outcome.changes)?;
+        delivered.push("applied to the working tree".to_owned());
+    }
+    if args.dry_run {
+        delivered.push("dry run: nothing changed".to_owned());
+    }
+    if args.json {
+        let line = serde_json::json!({"event": "delivered", "actions": delivered, "commit_message": message});
+        println!("{line}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    print!("{diff}");
+    if !diff.ends_with('\n') && !diff.is_empty() {
+        println!();
+    }
+    println!(
+        "hone: verified patch ({} file(s)) after {} iteration(s), {} candidate(s) tested: {}",
+        summary.files.len(),
+        summary.iterations,
+        summary.candidates_tested,
+        delivered.join("; ")
+    );
+    print_footer(outcome);
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout)]
+fn print_footer(outcome: &RunOutcome) {
+    let summary = &outcome.summary;
+    println!(
+        "time {:.1} s (model {:.1} s, tests {:.1} s); tokens {} in / {} out; NFE {}",
+        summary.seconds,
+        summary.model_seconds,
+        summary.test_seconds,
+        summary.prompt_tokens,
+        summary.completion_tokens,
+        summary.nfe
+    );
+    if let Some(dir) = &summary.transcript {
+        println!("transcript: {dir} (hone runs show {})", summary.id);
+    }
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
+/// Progress on stderr (a spinner on a terminal, plain lines otherwise) or JSON Lines on stdout.
+struct Display {
+    json: bool,
+    bar: Option<ProgressBar>,
+    plain: bool,
+    max_iterations: usize,
+    stdout: Mutex<std::io::Stdout>,
+}
+
+impl Display {
+    fn new(json: bool, max_iterations: usize) -> Self {
+        let terminal = std::io::stderr().is_terminal();
+        let bar = terminal.then(|| {
+            let bar = ProgressBar::new_spinner();
+            if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed}] {msg}") {
+                bar.set_style(style);
+            }
+            bar.enable_steady_tick(Duration::from_millis(120));
+            bar
+        });
+        Self {
+            json,
+            bar,
+            plain: !terminal,
+            max_iterations,
+            stdout: Mutex::new(std::io::stdout()),
+        }
+    }
+
+    #[allow(clippy::print_stderr)]
+    fn line(&self, text: String) {
+        match &self.bar {
+            Some(bar) => bar.println(text),
+            None if self.plain => eprintln!("{text}"),
+            None => {}
+        }
+    }
+
+    fn status(&self, text: String) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(text);
+        }
+    }
+
+    fn event(&self, event: &Event) {
+        if self.json {
+            if let (Ok(line), Ok(mut stdout)) = (serde_json::to_string(event), self.stdout.lock()) {
+                let _ = writeln!(stdout, "{line}");
+                let _ = stdout.flush();
+            }
+            return;
+        }
+        match event {
+            Event::RunStarted { backend, model, candidates, test_command, mode, .. } => self.line(format!(
+                "hone: {backend} model {model}, {mode}, {candidates} candidate(s) per iteration, tests: {test_command}"
+            )),
+            Event::Phase { iteration, phase } => {
+                let name = match phase {
+                    Phase::Context => "selecting context",
+                    Phase::Plan => "planning",
+                    Phase::Generate => "generating candidates",
+                    Phase::Apply => "applying candidates",
+                    Phase::Test if *iteration == 0 => "running the tests before any change",
+                    Phase::Test => "testing candidates",
+                };
+                if *iteration == 0 {
+                    self.status(name.to_owned());
+                } else {
+                    self.status(format!("iteration {iteration}/{}: {name}", self.max_iterations));
+                }
+            }
+            Event::Plan { items, source } => {
+                let regions: Vec<String> = items
+                    .iter()
+                    .map(|item| if item.start_line > 0 { format!("{}:{}-{}", item.path, item.start_line, item.end_line) } else { item.path.clone() })
+                    .collect();
+                self.line(format!("plan ({source:?}): {}", regions.join(", ")).to_lowercase());
+            }
+            Event::CandidateFailed { iteration, candidate, stage, reason } if *stage != FailStage::Test => {
+                self.line(format!("  {iteration}.{candidate}: {stage:?}: {reason}").to_lowercase());
+            }
+            Event::TestFinished { iteration, candidate, passed, timed_out, failing_tests, seconds } => {
+                let verdict = match (passed, timed_out) {
+                    (true, _) => "passed".to_owned(),
+                    (false, true) => "timed out".to_owned(),
+                    (false, false) if failing_tests.is_empty() => "failed".to_owned(),
+                    (false, false) => format!("failed ({} failing)", failing_tests.len()),
+                };
+                self.line(format!("  {iteration}.{candidate}: tests {verdict} in {seconds:.1} s"));
+            }
+            _ => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
 }
