@@ -284,6 +284,15 @@ fn pre_push_tests_the_pushed_commit() {
         &repo,
         &["remote", "add", "origin", remote.to_str().unwrap()],
     );
+    // An existing pre-push hook that reads the refs on stdin: it must still get all of them.
+    let seen = dir.path().join("seen.txt");
+    let previous = repo.join(".git/hooks/pre-push");
+    std::fs::write(
+        &previous,
+        format!("#!/bin/sh\ncat > '{}'\n", seen.display()),
+    )
+    .unwrap();
+    ok("chmod", &repo, &["755", previous.to_str().unwrap()]);
     ok(HONE, &repo, &["hook", "install", "pre-push"]);
 
     let output = run("git", &repo, &["push", "-q", "origin", "main"]);
@@ -293,6 +302,11 @@ fn pre_push_tests_the_pushed_commit() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(String::from_utf8_lossy(&output.stderr).contains("refs/heads/main"));
+    let refs = std::fs::read_to_string(&seen).unwrap();
+    assert!(
+        refs.starts_with("refs/heads/main ") && refs.contains(head(&repo).trim()),
+        "{refs}"
+    );
 
     // A commit that fails, pushed from a working tree that passes: blocked.
     std::fs::write(repo.join("value.txt"), "bad\n").unwrap();

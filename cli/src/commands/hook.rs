@@ -110,5 +110,18 @@ fn list_hooks() -> anyhow::Result<ExitCode> {
         };
         writeln!(out, "{name:<20} {text}")?;
     }
+    let top = crate::hooks::git::toplevel(&current_dir()?)?;
+    let settings = crate::hooks::settings::HookSettings::load(&top)?;
+    writeln!(
+        out,
+        "settings: test = {}, fix = {}, budget = {:.0} s, fail_open = {}",
+        settings
+            .test
+            .as_deref()
+            .map_or_else(|| "(detected)".to_owned(), |test| format!("`{test}`")),
+        format!("{:?}", settings.fix).to_lowercase(),
+        settings.budget.as_secs_f64(),
+        settings.fail_open
+    )?;
     Ok(ExitCode::SUCCESS)
 }

@@ -36,7 +36,14 @@ pub fn check_tree(
     };
     let mut options = sandbox.run_options();
     options.timeout = timeout;
-    Ok(Check::Ran(sandbox.run(&command, &options)?))
+    let report = sandbox.run(&command, &options)?;
+    tracing::debug!(
+        files = sandbox.file_count(),
+        sandbox_ms = sandbox.creation_time().as_millis(),
+        test_ms = report.duration.as_millis(),
+        "checked {source:?}"
+    );
+    Ok(Check::Ran(report))
 }
 
 /// A few lines for people about a failed report: the failing tests, then the end of the output.
