@@ -7,6 +7,7 @@ mod commands;
 pub mod config;
 pub mod engine_options;
 pub mod exit;
+mod hooks;
 
 use std::process::ExitCode;
 
