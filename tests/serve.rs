@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -23,7 +23,7 @@ fn parity(case: &str) -> PathBuf {
 struct Server {
     child: Child,
     address: String,
-    logs: mpsc::Receiver<String>,
+    logs: Mutex<mpsc::Receiver<String>>,
 }
 
 impl Server {
@@ -64,13 +64,14 @@ impl Server {
                         return Self {
                             child,
                             address,
-                            logs,
+                            logs: Mutex::new(logs),
                         };
                     }
                     seen.push(line);
                 }
                 Err(_) => {
                     let _ = child.kill();
+                    let _ = child.wait();
                     panic!("hone serve did not start: {}", seen.join("\n"));
                 }
             }
@@ -255,7 +256,8 @@ fn streaming_matches_the_whole_response_and_stop_strings_cut() {
     let request = chat(
         "llada-tiny",
         "abc",
-        json!({"max_tokens": 24, "seed": 9, "block_length": 8}),
+        // Sampling at temperature 1 from the random model gives printable characters often enough.
+        json!({"max_tokens": 48, "seed": 9, "block_length": 8, "temperature": 1.0}),
     );
     let (_, whole) = server.post("/v1/chat/completions", &request);
     let text = content(&whole, 0);
@@ -295,7 +297,11 @@ fn streaming_matches_the_whole_response_and_stop_strings_cut() {
 
     // Cut at a stop string taken from the middle of the text.
     let chars: Vec<char> = text.chars().collect();
-    if chars.len() >= 6 {
+    assert!(
+        chars.len() >= 6,
+        "too little text to test stop strings: {text:?}"
+    );
+    {
         let stop: String = chars[3..5].iter().collect();
         let mut stopped = request.clone();
         stopped["stop"] = json!([stop]);
@@ -446,7 +452,7 @@ fn sigterm_finishes_in_flight_requests() {
     let mut server = server;
     let exit = server.child.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
-    let logs: Vec<String> = server.logs.try_iter().collect();
+    let logs: Vec<String> = server.logs.lock().unwrap().try_iter().collect();
     assert!(
         logs.iter().any(|l| l.contains("hone serve: stopped")),
         "{logs:?}"

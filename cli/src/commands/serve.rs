@@ -45,6 +45,11 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 64)]
     pub max_queue: usize,
 
+    /// Milliseconds newly arrived requests wait for others before their first step, so requests
+    /// sent together decode in one batched forward.
+    #[arg(long, default_value_t = 10)]
+    pub batch_window_ms: u64,
+
     /// Largest request body accepted, in bytes; larger ones get 413.
     #[arg(long, default_value_t = 4 * 1024 * 1024)]
     pub max_body_bytes: usize,
@@ -209,6 +214,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_batch: args.max_batch.max(1),
         max_queue: args.max_queue,
         max_body_bytes: args.max_body_bytes,
+        batch_window: Duration::from_millis(args.batch_window_ms),
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
     };
 

@@ -363,7 +363,11 @@ impl StepDecoder for EngineDecoder {
                 }
             };
             let finished = !matches!(status, SequenceStatus::Running);
-            let (text, tokens) = self.text_of(entry, finished)?;
+            // A detokenisation failure ends this sequence only, not the whole batch.
+            let (text, tokens, status) = match self.text_of(entry, finished) {
+                Ok((text, tokens)) => (text, tokens, status),
+                Err(message) => (String::new(), 0, SequenceStatus::Failed(message)),
+            };
             updates.push(SequenceUpdate {
                 key,
                 text,

@@ -68,6 +68,8 @@ pub struct ServerOptions {
     pub max_batch: usize,
     pub max_queue: usize,
     pub max_body_bytes: usize,
+    /// How long a newly admitted sequence waits for others to share its first step (and batch).
+    pub batch_window: Duration,
     /// How long in-flight requests may run on after a shutdown signal before they are failed.
     pub shutdown_timeout: Duration,
 }
@@ -89,6 +91,7 @@ where
     let config = SchedulerConfig {
         max_batch: options.max_batch.max(1),
         max_queue: options.max_queue,
+        batch_window: options.batch_window,
     };
     let scheduler = Arc::new(Scheduler::start(decoder, config, Arc::clone(&metrics))?);
     let state = Arc::new(routes::AppState {

@@ -14,7 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 
@@ -111,6 +111,8 @@ pub type Submission = mpsc::UnboundedReceiver<Event>;
 pub struct SchedulerConfig {
     pub max_batch: usize,
     pub max_queue: usize,
+    /// How long newly admitted sequences wait for company before their first step.
+    pub batch_window: Duration,
 }
 
 enum Command<S> {
@@ -284,10 +286,13 @@ impl<D: StepDecoder> EngineLoop<D> {
                 }
             }
             self.drop_cancelled();
-            self.admit();
+            if self.admit() > 0 && !self.gather(&mut closing) {
+                return;
+            }
             self.publish_gauges();
             if !self.active.is_empty() {
                 self.step();
+                self.publish_gauges();
             }
         }
     }
@@ -353,7 +358,33 @@ impl<D: StepDecoder> EngineLoop<D> {
         Metrics::add(&self.metrics.cancelled, cancelled as u64);
     }
 
-    fn admit(&mut self) {
+    /// Newly admitted sequences start a new cohort in the engine, which only sequences admitted
+    /// before its first step can join: wait up to `batch_window` for requests sent at about the same
+    /// time (clients whose previous answers came back together). Returns false when the loop must
+    /// end now.
+    fn gather(&mut self, closing: &mut bool) -> bool {
+        let deadline = Instant::now() + self.config.batch_window;
+        while self.active.len() < self.config.max_batch.max(1) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            match self.commands.recv_timeout(left) {
+                Ok(command) => {
+                    if !self.apply(command, closing) {
+                        return false;
+                    }
+                    self.admit();
+                }
+                Err(_) => break,
+            }
+        }
+        true
+    }
+
+    /// Move waiting sequences into free batch slots; returns how many.
+    fn admit(&mut self) -> usize {
+        let mut admitted = 0;
         while self.active.len() < self.config.max_batch.max(1) {
             let Some(waiting) = self.waiting.pop_front() else {
                 break;
@@ -368,6 +399,7 @@ impl<D: StepDecoder> EngineLoop<D> {
             );
             match self.decoder.add(key, waiting.job.sequence) {
                 Ok(()) => {
+                    admitted += 1;
                     self.active.insert(
                         key,
                         Active {
@@ -386,6 +418,7 @@ impl<D: StepDecoder> EngineLoop<D> {
                 }
             }
         }
+        admitted
     }
 
     fn publish_gauges(&self) {

@@ -28,6 +28,7 @@ fn options() -> ServerOptions {
         max_batch: 8,
         max_queue: 16,
         max_body_bytes: 64 * 1024,
+        batch_window: Duration::from_millis(5),
         shutdown_timeout: Duration::from_secs(5),
     }
 }
@@ -633,5 +634,41 @@ async fn health_and_metrics() {
     ] {
         assert!(metrics.contains(series), "missing {series} in\n{metrics}");
     }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_non_streaming_client_that_leaves_is_cancelled() {
+    use tokio::io::AsyncWriteExt;
+
+    let server = start(10, options()).await;
+    let body = chat_body("gone", json!({"max_tokens": 180})).to_string();
+    let address = server.base.trim_start_matches("http://").to_string();
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let head = format!(
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: {address}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(
+        server.observed.steps.load(Ordering::SeqCst) > 0,
+        "the request never started"
+    );
+    drop(stream);
+    let mut cancelled = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        if server.observed.removed.lock().unwrap().len() == 1 {
+            cancelled = true;
+            break;
+        }
+    }
+    assert!(
+        cancelled,
+        "the sequence was not removed after the client left"
+    );
+    assert!(server.observed.steps.load(Ordering::SeqCst) < 150);
     server.stop().await;
 }
