@@ -439,3 +439,22 @@ fn fix_stage_commits_the_fix_and_keeps_unstaged_changes() {
         "{unstaged}"
     );
 }
+
+#[test]
+fn hone_skip_hooks_lets_a_commit_through() {
+    let (_dir, repo) = fixture();
+    ok(HONE, &repo, &["hook", "install", "pre-commit"]);
+    std::fs::write(repo.join("value.txt"), "bad\n").unwrap();
+    ok("git", &repo, &["add", "value.txt"]);
+    let output = command("git", &repo)
+        .args(["commit", "-q", "-m", "skipped"])
+        .env("HONE_SKIP_HOOKS", "1")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(ok("git", &repo, &["show", "HEAD:value.txt"]), "bad\n");
+}
