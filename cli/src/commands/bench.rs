@@ -1,10 +1,310 @@
-//! `hone bench`: not built yet.
+//! `hone bench`: the engine's fixed benchmark workload (`hone_engine::bench`) on a checkpoint
+//! (`--model`) or a random-weight model of a config (`--random-config FILE|PRESET`), printing a
+//! table (or `--json`) of step latency, tok/s and tokens per forward, plus the per-step speed-up the
+//! caches give. Flags pick a subset so a quick check (e.g. on a GPU) runs only what it needs.
 
+use std::io::Write;
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct BenchArgs {}
+use anyhow::Context;
+use hone_engine::bench::{self, BenchPlan, BenchResult, StepRule};
+use hone_engine::model::DiffusionModel;
+use hone_engine::sampling::cohort::TokenIds;
+use hone_engine::sampling::{CacheKind, SamplerKind};
 
-pub fn run(_args: BenchArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`hone bench` is not available in this build yet")
+use crate::exit::Hinted;
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// A checkpoint folder or hub id.
+    #[arg(
+        long,
+        short = 'm',
+        required_unless_present = "random_config",
+        conflicts_with = "random_config"
+    )]
+    pub model: Option<String>,
+
+    /// A config.json to build a random-weight model from, or a preset name (llada-100m, dream-100m,
+    /// llada-8b, dream-7b, llada-tiny, dream-tiny).
+    #[arg(long)]
+    pub random_config: Option<String>,
+
+    /// Override architecture detection (llada or dream).
+    #[arg(long)]
+    pub arch: Option<String>,
+
+    /// auto, cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+
+    /// f32, bf16 or f16 (default: f32 on CPU, bf16 on GPU).
+    #[arg(long)]
+    pub dtype: Option<String>,
+
+    /// Prompt lengths (default 64,512).
+    #[arg(long, value_delimiter = ',')]
+    pub prompt_lengths: Vec<usize>,
+
+    /// Generation lengths (default 128,256).
+    #[arg(long, value_delimiter = ',')]
+    pub gen_lengths: Vec<usize>,
+
+    #[arg(long, default_value_t = 32)]
+    pub block_length: usize,
+
+    /// Samplers (default llada,dream,fast).
+    #[arg(long, value_delimiter = ',')]
+    pub samplers: Vec<String>,
+
+    /// Cache modes of fast decoding (default none,prefix,dual).
+    #[arg(long, value_delimiter = ',')]
+    pub caches: Vec<String>,
+
+    /// Fixed tokens-per-step schedules of fast decoding (default 1,2,4).
+    #[arg(long, value_delimiter = ',')]
+    pub tokens_per_step: Vec<usize>,
+
+    /// Thresholds of fast decoding (default 0.9; pass `--thresholds none` for none).
+    #[arg(long, value_delimiter = ',')]
+    pub thresholds: Vec<String>,
+
+    /// Batch sizes (default 1).
+    #[arg(long, value_delimiter = ',')]
+    pub batches: Vec<usize>,
+
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+
+    #[arg(long, default_value_t = 3)]
+    pub repetitions: usize,
+
+    /// Seed of the random weights.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    #[arg(long)]
+    pub json: bool,
+}
+
+fn plan(args: &BenchArgs) -> anyhow::Result<BenchPlan> {
+    let mut plan = BenchPlan {
+        block_length: args.block_length,
+        warmup: args.warmup,
+        repetitions: args.repetitions,
+        ..BenchPlan::default()
+    };
+    if !args.prompt_lengths.is_empty() {
+        plan.prompt_lengths = args.prompt_lengths.clone();
+    }
+    if !args.gen_lengths.is_empty() {
+        plan.gen_lengths = args.gen_lengths.clone();
+    }
+    if !args.samplers.is_empty() {
+        plan.samplers = args
+            .samplers
+            .iter()
+            .map(|s| s.parse::<SamplerKind>())
+            .collect::<Result<_, _>>()?;
+    }
+    if !args.caches.is_empty() {
+        plan.caches = args
+            .caches
+            .iter()
+            .map(|s| s.parse::<CacheKind>())
+            .collect::<Result<_, _>>()?;
+    }
+    if !args.tokens_per_step.is_empty() {
+        plan.tokens_per_step = args
+            .tokens_per_step
+            .iter()
+            .copied()
+            .filter(|&k| k > 0)
+            .collect();
+    }
+    if !args.thresholds.is_empty() {
+        plan.thresholds = args
+            .thresholds
+            .iter()
+            .filter(|s| s.as_str() != "none")
+            .map(|s| {
+                s.parse::<f64>()
+                    .with_context(|| format!("bad threshold `{s}`"))
+            })
+            .collect::<anyhow::Result<_>>()?;
+    }
+    if !args.batches.is_empty() {
+        plan.batches = args.batches.clone();
+    }
+    if plan.batches.contains(&0) {
+        anyhow::bail!("batch sizes must be at least 1");
+    }
+    Ok(plan)
+}
+
+fn load(args: &BenchArgs) -> anyhow::Result<(Box<dyn DiffusionModel>, TokenIds, String)> {
+    let device = hone_engine::device::select_device(&args.device).map_err(|e| {
+        Hinted::new(
+            e,
+            ["use --device cpu, or build with --features cuda for a GPU"],
+        )
+    })?;
+    let dtype = match args.dtype.as_deref() {
+        Some(name) => hone_engine::device::parse_dtype(name)?,
+        None => hone_engine::device::default_dtype(&device),
+    };
+    let arch = args
+        .arch
+        .as_deref()
+        .map(hone_engine::checkpoint::parse_architecture)
+        .transpose()?;
+    if let Some(config) = &args.random_config {
+        let (detected, value) = match hone_engine::random::preset(config) {
+            Some(preset) => preset,
+            None => {
+                let text = std::fs::read_to_string(config).map_err(|e| {
+                    Hinted::new(
+                        anyhow::anyhow!("cannot read --random-config {config}: {e}"),
+                        [format!(
+                            "pass a config.json file or a preset: {}",
+                            hone_engine::random::PRESETS.join(", ")
+                        )],
+                    )
+                })?;
+                let value: serde_json::Value =
+                    serde_json::from_str(&text).with_context(|| format!("{config} is not JSON"))?;
+                (hone_engine::checkpoint::detect_architecture(&value)?, value)
+            }
+        };
+        let arch = arch.unwrap_or(detected);
+        let special = hone_engine::tokenizer::special_tokens(&value, None, None, None)?;
+        let model = hone_engine::random::random_model(arch, &value, args.seed, &device, dtype)?;
+        return Ok((model, TokenIds::from(&special), format!("random {config}")));
+    }
+    let engine = crate::engine_options::EngineOptions {
+        model: args.model.clone().unwrap_or_default(),
+        arch: args.arch.clone(),
+        device: args.device.clone(),
+        dtype: args.dtype.clone(),
+    };
+    let loaded = super::generate::load_model(&engine)?;
+    let tokens = TokenIds::from(&loaded.special);
+    Ok((loaded.model, tokens, loaded.name))
+}
+
+fn rule_name(rule: StepRule) -> String {
+    match rule {
+        StepRule::Reference => "reference".into(),
+        StepRule::TokensPerStep(k) => format!("{k}/step"),
+        StepRule::Threshold(t) => format!("thr {t}"),
+    }
+}
+
+#[allow(clippy::print_stdout, clippy::print_stderr)]
+pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
+    let plan = plan(&args).map_err(|e| Hinted::new(e, ["see `hone bench --help`"]))?;
+    let (mut model, tokens, name) = load(&args)?;
+    let device = hone_engine::device::describe(model.device());
+    let dtype = hone_engine::device::dtype_name(model.dtype());
+    eprintln!(
+        "bench: {name} on {device} ({dtype}), {} cases",
+        plan.cases().len()
+    );
+    let json = args.json;
+    let mut stdout = std::io::stdout().lock();
+    if !json {
+        writeln!(
+            stdout,
+            "{:<6} {:<7} {:<10} {:>6} {:>5} {:>5} {:>4} {:>6} {:>9} {:>9} {:>8}",
+            "sampler",
+            "cache",
+            "rule",
+            "prompt",
+            "gen",
+            "block",
+            "bs",
+            "nfe",
+            "step ms",
+            "tok/s",
+            "tok/fwd"
+        )?;
+    }
+    let mut on_result = |r: &BenchResult| {
+        if !json {
+            let c = &r.case;
+            let _ = writeln!(
+                stdout,
+                "{:<6} {:<7} {:<10} {:>6} {:>5} {:>5} {:>4} {:>6} {:>9.2} {:>9.1} {:>8.2}",
+                format!("{:?}", c.sampler).to_lowercase(),
+                format!("{:?}", c.cache).to_lowercase(),
+                rule_name(c.rule),
+                c.prompt_length,
+                c.gen_length,
+                c.block_length,
+                c.batch,
+                r.forwards,
+                r.step_ms,
+                r.tokens_per_second,
+                r.tokens_per_forward
+            );
+            let _ = stdout.flush();
+        }
+    };
+    let results = bench::run(model.as_mut(), &tokens, &plan, &mut on_result).map_err(|e| {
+        Hinted::new(
+            e,
+            ["pick lengths that fit the model's context (--prompt-lengths, --gen-lengths)"],
+        )
+    })?;
+    let speedups = cache_speedups(&results);
+    if json {
+        let value = serde_json::json!({ "model": name, "device": device, "dtype": dtype, "results": results, "cache_speedups": speedups });
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&value)?)?;
+    } else if !speedups.is_empty() {
+        writeln!(
+            stdout,
+            "\nper-step speed-up over cache none (same prompt, gen, rule, batch):"
+        )?;
+        for s in &speedups {
+            writeln!(stdout, "  {}", s["summary"].as_str().unwrap_or_default())?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Step latency of cache none divided by that of prefix / dual, for matching cases.
+fn cache_speedups(results: &[BenchResult]) -> Vec<serde_json::Value> {
+    let mut out = Vec::new();
+    for none in results
+        .iter()
+        .filter(|r| r.case.sampler == SamplerKind::Fast && r.case.cache == CacheKind::None)
+    {
+        for cached in results.iter().filter(|r| {
+            r.case.sampler == SamplerKind::Fast
+                && r.case.cache != CacheKind::None
+                && r.case.rule == none.case.rule
+                && r.case.prompt_length == none.case.prompt_length
+                && r.case.gen_length == none.case.gen_length
+                && r.case.batch == none.case.batch
+        }) {
+            if cached.step_ms <= 0.0 {
+                continue;
+            }
+            let speedup = none.step_ms / cached.step_ms;
+            let cache = format!("{:?}", cached.case.cache).to_lowercase();
+            out.push(serde_json::json!({
+                "prompt_length": none.case.prompt_length,
+                "gen_length": none.case.gen_length,
+                "batch": none.case.batch,
+                "rule": rule_name(none.case.rule),
+                "cache": cache,
+                "step_speedup": speedup,
+                "summary": format!(
+                    "prompt {} gen {} bs {} {}: {cache} {:.2}x ({:.2} ms -> {:.2} ms per step)",
+                    none.case.prompt_length, none.case.gen_length, none.case.batch, rule_name(none.case.rule), speedup, none.step_ms, cached.step_ms
+                ),
+            }));
+        }
+    }
+    out
 }

@@ -1,10 +1,412 @@
-//! `hone generate`: not built yet.
+//! `hone generate`: text generation (and infill) with the local diffusion engine. Prints the text
+//! on stdout; `--json` prints the candidates with tokens, forward passes (NFE), tokens per forward,
+//! wall time and tok/s; `--visual` redraws the canvas on stderr as it sharpens.
 
+use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct GenerateArgs {}
+use anyhow::Context;
+use hone_engine::checkpoint::{self, LoadedModel, ModelSpec};
+use hone_engine::generate::{
+    self, Candidate, GenerateEvent, GenerateRequest, Prompt, Segment, TokenCodec,
+};
+use hone_engine::sampling::cohort::TokenIds;
+use hone_engine::sampling::SamplerSettings;
+use hone_engine::tokenizer::GenerationDefaults;
 
-pub fn run(_args: GenerateArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`hone generate` is not available in this build yet")
+use crate::engine_options::EngineOptions;
+use crate::exit::Hinted;
+
+/// Marks a hole inside an `--infill` prompt (multi-segment infill).
+pub const HOLE_MARKER: &str = "<|hole|>";
+
+/// Sampler flags shared by `generate` (and reusable by other engine commands).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct SamplerArgs {
+    /// Tokens to generate (infill: the hole length unless --hole-lengths is given).
+    #[arg(long)]
+    pub gen_length: Option<usize>,
+    /// Denoising steps in total (reference samplers; fast decoding without --threshold).
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Semi-autoregressive block length.
+    #[arg(long)]
+    pub block_length: Option<usize>,
+    /// llada | dream | fast (default: fast).
+    #[arg(long)]
+    pub sampler: Option<String>,
+    /// Dream's unmasking order: origin | maskgit_plus | topk_margin | entropy.
+    #[arg(long)]
+    pub alg: Option<String>,
+    /// Confidence measure: low_confidence | random.
+    #[arg(long)]
+    pub remasking: Option<String>,
+    /// Fast decoding: commit every token at least this confident (0 < t <= 1).
+    #[arg(long, conflicts_with = "tokens_per_step")]
+    pub threshold: Option<f64>,
+    /// Fast decoding: commit exactly this many tokens per step instead of a threshold.
+    #[arg(long)]
+    pub tokens_per_step: Option<usize>,
+    /// Fast decoding's KV cache: none | prefix | dual.
+    #[arg(long)]
+    pub cache: Option<String>,
+    /// 0 = greedy.
+    #[arg(long)]
+    pub temperature: Option<f64>,
+    #[arg(long)]
+    pub top_p: Option<f64>,
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// LLaDA classifier-free guidance scale.
+    #[arg(long)]
+    pub cfg_scale: Option<f64>,
+    /// Keep generating past EOS (fast decoding stops at the first block containing EOS).
+    #[arg(long)]
+    pub no_early_stop: bool,
+}
+
+impl SamplerArgs {
+    /// Flags first, then the checkpoint's generation_config.json, then hone's defaults.
+    pub fn settings(&self, defaults: &GenerationDefaults) -> anyhow::Result<SamplerSettings> {
+        let base = SamplerSettings::default();
+        let mut settings = SamplerSettings {
+            gen_length: self
+                .gen_length
+                .or(defaults.gen_length)
+                .or(defaults.max_new_tokens)
+                .unwrap_or(base.gen_length),
+            steps: self.steps.or(defaults.steps),
+            block_length: self
+                .block_length
+                .or(defaults.block_length)
+                .unwrap_or(base.block_length),
+            temperature: self
+                .temperature
+                .or(defaults.temperature)
+                .unwrap_or(base.temperature),
+            top_p: self.top_p.or(defaults.top_p),
+            top_k: self.top_k.or(defaults.top_k),
+            eps: defaults.eps.unwrap_or(base.eps),
+            cfg_scale: self
+                .cfg_scale
+                .or(defaults.cfg_scale)
+                .unwrap_or(base.cfg_scale),
+            alg_temp: defaults.alg_temp.unwrap_or(base.alg_temp),
+            stop_at_eos: !self.no_early_stop,
+            ..base
+        };
+        if let Some(sampler) = &self.sampler {
+            settings.sampler = sampler.parse()?;
+        }
+        if let Some(alg) = self.alg.as_ref().or(defaults.alg.as_ref()) {
+            // generation_config may name algorithms hone does not know (e.g. confidence_threshold).
+            if let Ok(alg) = alg.parse() {
+                settings.alg = alg;
+            } else if self.alg.is_some() {
+                settings.alg = alg.parse()?;
+            }
+        }
+        if let Some(remasking) = self.remasking.as_ref().or(defaults.remasking.as_ref()) {
+            settings.remasking = remasking.parse()?;
+        }
+        if let Some(cache) = &self.cache {
+            settings.cache = cache.parse()?;
+        }
+        if let Some(k) = self.tokens_per_step {
+            settings.tokens_per_step = Some(k);
+            settings.threshold = None;
+        } else if let Some(threshold) = self.threshold.or(defaults.threshold) {
+            settings.threshold = Some(threshold);
+        }
+        if settings.sampler != hone_engine::sampling::SamplerKind::Fast && settings.steps.is_none()
+        {
+            settings.steps = Some(settings.gen_length);
+        }
+        settings.validate()?;
+        Ok(settings)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct GenerateArgs {
+    #[command(flatten)]
+    pub engine: EngineOptions,
+
+    /// The prompt (read from stdin when absent or `-`).
+    pub prompt: Option<String>,
+
+    /// Wrap the prompt as a user message in the model's chat template.
+    #[arg(long)]
+    pub chat: bool,
+
+    #[command(flatten)]
+    pub sampler: SamplerArgs,
+
+    /// Seed of the first candidate (candidate i uses seed + i).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Infill: the prompt is the text before the hole (or contains `<|hole|>` markers).
+    #[arg(long)]
+    pub infill: bool,
+
+    /// Infill: a file with the text after the hole.
+    #[arg(long, requires = "infill")]
+    pub suffix: Option<std::path::PathBuf>,
+
+    /// Infill: candidate hole lengths in tokens (comma separated), decoded in one batch.
+    #[arg(long, value_delimiter = ',', requires = "infill")]
+    pub hole_lengths: Vec<usize>,
+
+    /// Independent samples (different seeds) decoded in one batch.
+    #[arg(long, short = 'n', default_value_t = 1)]
+    pub candidates: usize,
+
+    /// Stop strings (repeatable).
+    #[arg(long)]
+    pub stop: Vec<String>,
+
+    /// Print JSON with the text, tokens, NFE, tokens per forward, wall time and tok/s.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Show the canvas sharpening on stderr, step by step.
+    #[arg(long)]
+    pub visual: bool,
+}
+
+/// Loads the model named by the engine flags, with hints for the usual mistakes.
+pub fn load_model(engine: &EngineOptions) -> anyhow::Result<LoadedModel> {
+    let device = hone_engine::device::select_device(&engine.device).map_err(|e| {
+        Hinted::new(
+            e,
+            ["use --device cpu, or build with --features cuda for a GPU"],
+        )
+    })?;
+    let dtype = engine
+        .dtype
+        .as_deref()
+        .map(hone_engine::device::parse_dtype)
+        .transpose()?;
+    let arch = engine
+        .arch
+        .as_deref()
+        .map(checkpoint::parse_architecture)
+        .transpose()?;
+    let spec = ModelSpec {
+        model: engine.model.clone(),
+        arch,
+        device,
+        dtype,
+    };
+    let loaded = checkpoint::load(&spec)
+        .map_err(|e| Hinted::new(e, ["pass --model with a checkpoint folder or a hub id"]))?;
+    Ok(loaded)
+}
+
+fn read_prompt(prompt: Option<&str>) -> anyhow::Result<String> {
+    match prompt {
+        Some(text) if text != "-" => Ok(text.to_string()),
+        _ => {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("reading the prompt from stdin")?;
+            Ok(text)
+        }
+    }
+}
+
+fn build_prompt(args: &GenerateArgs, text: String, gen_length: usize) -> anyhow::Result<Prompt> {
+    if !args.infill {
+        return Ok(if args.chat {
+            Prompt::Chat(vec![("user".into(), text)])
+        } else {
+            Prompt::Text(text)
+        });
+    }
+    let lengths = if args.hole_lengths.is_empty() {
+        vec![gen_length]
+    } else {
+        args.hole_lengths.clone()
+    };
+    let suffix = match &args.suffix {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading --suffix {}", path.display()))?,
+        None => String::new(),
+    };
+    let mut segments = Vec::new();
+    let parts: Vec<&str> = text.split(HOLE_MARKER).collect();
+    for (i, part) in parts.iter().enumerate() {
+        if !part.is_empty() {
+            segments.push(Segment::Text((*part).to_string()));
+        }
+        if i + 1 < parts.len() {
+            segments.push(Segment::Hole {
+                lengths: lengths.clone(),
+            });
+        }
+    }
+    if parts.len() == 1 {
+        segments.push(Segment::Hole { lengths });
+    }
+    if !suffix.is_empty() {
+        segments.push(Segment::Text(suffix));
+    }
+    Ok(Prompt::Segments(segments))
+}
+
+#[allow(clippy::print_stdout)]
+pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
+    if args.candidates == 0 {
+        return Err(Hinted::new(
+            anyhow::anyhow!("zero candidates requested"),
+            ["pass --candidates 1 or more"],
+        )
+        .into());
+    }
+    let text = read_prompt(args.prompt.as_deref())?;
+    let mut loaded = load_model(&args.engine)?;
+    let settings = args
+        .sampler
+        .settings(&loaded.generation)
+        .map_err(|e| Hinted::new(e, ["see `hone generate --help`"]))?;
+    let prompt = build_prompt(&args, text, settings.gen_length)?;
+    let request = GenerateRequest {
+        prompt,
+        settings,
+        candidates: args.candidates,
+        seed: args.seed,
+        stop: args.stop.clone(),
+    };
+    let tokens = TokenIds::from(&loaded.special);
+    let codec: Option<&dyn TokenCodec> = loaded.tokenizer.as_ref().map(|t| t as &dyn TokenCodec);
+    if codec.is_none() {
+        return Err(Hinted::new(
+            anyhow::anyhow!("{} has no tokenizer.json", loaded.name),
+            ["use a checkpoint folder with tokenizer.json"],
+        )
+        .into());
+    }
+    let visual = args.visual;
+    let terminal = std::io::stderr().is_terminal();
+    let mask = tokens.mask;
+    let mut on_event = |event: &GenerateEvent<'_>| {
+        if let (
+            true,
+            GenerateEvent::Step {
+                candidate: 0,
+                event,
+                canvas,
+                ..
+            },
+        ) = (visual, event)
+        {
+            draw_canvas(codec, canvas, mask, event.step, terminal);
+        }
+    };
+    let output = generate::generate(
+        loaded.model.as_mut(),
+        codec,
+        &tokens,
+        &request,
+        &mut on_event,
+        None,
+    )
+    .map_err(|e| {
+        Hinted::new(
+            e,
+            ["check --gen-length, --block-length, --steps and --threshold"],
+        )
+    })?;
+
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        let usage = &output.usage;
+        let seconds = usage.wall_time.as_secs_f64();
+        let forwards = usage.forward_passes.max(1);
+        let value = serde_json::json!({
+            "model": loaded.name,
+            "settings": request.settings,
+            "candidates": output.candidates.iter().map(candidate_json).collect::<Vec<_>>(),
+            "usage": {
+                "prompt_tokens": usage.prompt_tokens,
+                "generated_tokens": usage.generated_tokens,
+                "forward_passes": usage.forward_passes,
+                "nfe": usage.nfe,
+                "tokens_per_forward": usage.generated_tokens as f64 / forwards as f64,
+                "wall_seconds": seconds,
+                "tokens_per_second": if seconds > 0.0 { usage.generated_tokens as f64 / seconds } else { 0.0 },
+            },
+        });
+        writeln!(stdout, "{}", serde_json::to_string_pretty(&value)?)?;
+    } else if output.candidates.len() == 1 {
+        let candidate = &output.candidates[0];
+        writeln!(
+            stdout,
+            "{}",
+            candidate.filled.as_deref().unwrap_or(&candidate.text)
+        )?;
+    } else {
+        for candidate in &output.candidates {
+            writeln!(
+                stdout,
+                "--- candidate {} (seed {}, hole lengths {:?}, {:?}) ---",
+                candidate.index, candidate.seed, candidate.hole_lengths, candidate.finish_reason
+            )?;
+            writeln!(
+                stdout,
+                "{}",
+                candidate.filled.as_deref().unwrap_or(&candidate.text)
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn candidate_json(candidate: &Candidate) -> serde_json::Value {
+    serde_json::json!({
+        "index": candidate.index,
+        "seed": candidate.seed,
+        "hole_lengths": candidate.hole_lengths,
+        "text": candidate.text,
+        "holes": candidate.holes,
+        "filled": candidate.filled,
+        "tokens": candidate.ids.len(),
+        "ids": candidate.ids,
+        "finish_reason": candidate.finish_reason,
+        "nfe": candidate.forwards,
+        "tokens_per_forward": if candidate.forwards > 0 { candidate.ids.len() as f64 / candidate.forwards as f64 } else { 0.0 },
+    })
+}
+
+/// Redraws the canvas: committed tokens as text, masks as `░`.
+#[allow(clippy::print_stderr)]
+fn draw_canvas(
+    codec: Option<&dyn TokenCodec>,
+    canvas: &[u32],
+    mask: u32,
+    step: usize,
+    terminal: bool,
+) {
+    let Some(codec) = codec else { return };
+    let mut shown = String::new();
+    let mut run = Vec::new();
+    for &token in canvas {
+        if token == mask {
+            if !run.is_empty() {
+                shown.push_str(&codec.decode(&run).unwrap_or_default());
+                run.clear();
+            }
+            shown.push('░');
+        } else {
+            run.push(token);
+        }
+    }
+    shown.push_str(&codec.decode(&run).unwrap_or_default());
+    if terminal {
+        eprint!("\x1b[2J\x1b[H[step {step}]\n{shown}\n");
+    } else {
+        eprintln!("[step {step}] {}", shown.replace('\n', "⏎"));
+    }
 }

@@ -1,1 +1,38 @@
-//! Diffusion decoding: reference samplers and fast parallel decoding.
+//! Diffusion decoding: how a canvas of mask tokens becomes text, one denoising step at a time.
+//!
+//! The pieces, each in its own small file:
+//! - [`settings`]: the user-facing knobs ([`SamplerSettings`]) and their validation;
+//! - [`schedule`]: *how many* tokens to commit at each step (LLaDA's linear schedule, Dream's
+//!   timesteps, fixed tokens per step, confidence thresholds);
+//! - [`select`]: *which* masked positions to commit (top-k by confidence with a written-down tie
+//!   rule, threshold selection, sampling without replacement), plus the seeded RNG;
+//! - [`scoring`]: logits to (token, confidence) per position, on the device where possible; it also
+//!   holds the one function that applies Dream's shift of the logits by one position;
+//! - [`layout`]: the canvas (prompt, holes, suffix) and its blocks; multi-segment infill;
+//! - [`llada`] / [`dream`]: the reference samplers (LLaDA `generate`, Dream `_sample`), token-exact;
+//! - [`fast`]: Fast-dLLM style confidence-threshold parallel decoding with prefix / dual KV cache;
+//! - [`cohort`]: a lockstep batch of sequences that share a canvas shape and a step structure;
+//! - [`decoder`]: the step-level batch decoder for servers (add / remove sequences between steps);
+//! - [`events`]: what each step reports (committed positions, finish reasons).
+//!
+//! This module works on token ids only; text, chat templates and stop strings live in
+//! `crate::generate`.
+
+pub mod cohort;
+pub mod decoder;
+pub mod dream;
+pub mod events;
+pub mod fast;
+pub mod layout;
+pub mod llada;
+pub mod schedule;
+pub mod scoring;
+pub mod select;
+pub mod settings;
+
+pub use cohort::{Cohort, SequenceRequest};
+pub use decoder::{BatchDecoder, SequenceId};
+pub use events::{FinishReason, SequenceEvent};
+pub use layout::{Layout, Piece};
+pub use select::SeededRng;
+pub use settings::{CacheKind, ConfidenceRule, DreamAlgorithm, SamplerKind, SamplerSettings};

@@ -1,0 +1,445 @@
+//! A cohort: sequences decoded in lockstep, one batched forward per step, sharing a canvas shape
+//! and a step structure (sampler, cache mode, blocks, step counts) but each with its own settings,
+//! RNG and stop tokens.
+//!
+//! **Batched == one by one.** Every per-sequence decision (schedule counts, selection, sampling,
+//! early stop) is computed from that sequence's own row and RNG. The cohort only shares the forward
+//! pass, and a forward's row `i` depends only on input row `i` (rows never attend to each other).
+//! A sequence that finishes its block early waits (its row is still computed but commits nothing),
+//! which changes nothing for it; finished and cancelled rows leave the batch at the next point
+//! where the batch is rebuilt anyway (a block start, or every step without a cache).
+
+use candle_core::Tensor;
+
+use super::events::{FinishReason, SequenceEvent};
+use super::layout::Layout;
+use super::scoring::{ConfidenceMeasure, ScoreSpec, TokenChoice};
+use super::select::SeededRng;
+use super::settings::{CacheKind, ConfidenceRule, DreamAlgorithm, SamplerKind, SamplerSettings};
+use super::{dream, fast, llada};
+use crate::model::{CacheMode, DiffusionModel, ForwardInput, KvCache, ModelInfo};
+use crate::{Error, Result};
+
+/// Special ids a sequence needs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TokenIds {
+    pub mask: u32,
+    pub eos: Option<u32>,
+    /// End-of-turn ids (e.g. LLaDA's `<|eot_id|>`); generation also stops at them.
+    pub end_of_turn: Vec<u32>,
+}
+
+impl TokenIds {
+    pub fn stop_ids(&self) -> Vec<u32> {
+        self.eos
+            .iter()
+            .copied()
+            .chain(self.end_of_turn.iter().copied())
+            .collect()
+    }
+}
+
+/// One sequence to decode.
+#[derive(Debug, Clone)]
+pub struct SequenceRequest {
+    pub layout: Layout,
+    /// Key mask over the whole canvas (1 = real, 0 = left padding), for padded batches.
+    pub attention_mask: Option<Vec<u32>>,
+    pub settings: SamplerSettings,
+    pub seed: u64,
+    pub tokens: TokenIds,
+}
+
+/// The step structure sequences must share to be decoded in one cohort.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct CohortKey {
+    canvas_len: usize,
+    prefix_len: usize,
+    blocks: Vec<std::ops::Range<usize>>,
+    sampler: SamplerKind,
+    cache: CacheKind,
+    steps: usize,
+    cfg: bool,
+    fixed_schedule: bool,
+}
+
+impl CohortKey {
+    pub(crate) fn of(request: &SequenceRequest) -> Self {
+        let settings = &request.settings;
+        Self {
+            canvas_len: request.layout.canvas.len(),
+            prefix_len: request.layout.prefix_len(),
+            blocks: request.layout.blocks.clone(),
+            sampler: settings.sampler,
+            cache: if settings.sampler == SamplerKind::Fast {
+                settings.cache
+            } else {
+                CacheKind::None
+            },
+            steps: settings.total_steps(request.layout.generated_len()),
+            cfg: settings.cfg_scale > 0.0,
+            fixed_schedule: settings.threshold.is_none(),
+        }
+    }
+}
+
+/// A sequence inside a cohort.
+#[derive(Debug, Clone)]
+pub(crate) struct Row {
+    pub id: u64,
+    pub canvas: Vec<u32>,
+    pub attention_mask: Option<Vec<u32>>,
+    pub settings: SamplerSettings,
+    pub rng: SeededRng,
+    pub tokens: TokenIds,
+    pub finished: Option<FinishReason>,
+    pub cancelled: bool,
+    pub finish_reported: bool,
+    pub steps_taken: usize,
+    pub forwards: usize,
+    /// LLaDA / fixed schedules: tokens to commit at each step of the current block.
+    pub counts: Vec<usize>,
+}
+
+impl Row {
+    pub fn is_live(&self) -> bool {
+        self.finished.is_none() && !self.cancelled
+    }
+
+    pub fn masked_in(&self, range: std::ops::Range<usize>, mask: u32) -> Vec<usize> {
+        range.filter(|&p| self.canvas[p] == mask).collect()
+    }
+}
+
+/// Sequences decoded in lockstep (see the module note).
+#[derive(Debug)]
+pub struct Cohort {
+    pub(crate) key: CohortKey,
+    pub(crate) layout: Layout,
+    pub(crate) rows: Vec<Row>,
+    pub(crate) info: ModelInfo,
+    /// Current block (index into `layout.blocks`); Dream's reference sampler uses one pass.
+    pub(crate) block: usize,
+    /// Step within the current block (Dream reference: step overall).
+    pub(crate) step: usize,
+    /// Fast decoding: the batched cache and the rows it holds, in order.
+    pub(crate) cache: Option<KvCache>,
+    pub(crate) cached_rows: Vec<usize>,
+    pub(crate) started: bool,
+    pub(crate) done: bool,
+}
+
+impl Cohort {
+    pub fn new(info: &ModelInfo, first_id: u64, requests: Vec<SequenceRequest>) -> Result<Self> {
+        let first = requests
+            .first()
+            .ok_or_else(|| Error::InvalidInput("zero sequences to decode".into()))?;
+        let key = CohortKey::of(first);
+        let layout = first.layout.clone();
+        let mut cohort = Self {
+            key,
+            layout,
+            rows: Vec::new(),
+            info: info.clone(),
+            block: 0,
+            step: 0,
+            cache: None,
+            cached_rows: Vec::new(),
+            started: false,
+            done: false,
+        };
+        for (i, request) in requests.into_iter().enumerate() {
+            cohort.push(first_id + i as u64, request)?;
+        }
+        Ok(cohort)
+    }
+
+    /// Whether `request` can join this cohort (same shape and step structure, not started yet).
+    pub fn accepts(&self, request: &SequenceRequest) -> bool {
+        !self.started && CohortKey::of(request) == self.key
+    }
+
+    /// Adds a sequence before the first step.
+    pub fn push(&mut self, id: u64, request: SequenceRequest) -> Result<()> {
+        if !self.accepts(&request) {
+            return Err(Error::InvalidInput(
+                "internal: sequence does not fit this cohort".into(),
+            ));
+        }
+        validate_request(&request, &self.info)?;
+        self.rows.push(Row {
+            id,
+            canvas: request.layout.canvas.clone(),
+            attention_mask: request.attention_mask,
+            settings: request.settings,
+            rng: SeededRng::new(request.seed),
+            tokens: request.tokens,
+            finished: None,
+            cancelled: false,
+            finish_reported: false,
+            steps_taken: 0,
+            forwards: 0,
+            counts: Vec::new(),
+        });
+        Ok(())
+    }
+
+    pub fn is_done(&self) -> bool {
+        self.done || self.rows.iter().all(|row| !row.is_live())
+    }
+
+    pub fn contains(&self, id: u64) -> bool {
+        self.rows.iter().any(|row| row.id == id)
+    }
+
+    /// Cancels a sequence: it commits nothing more and leaves the batch at the next rebuild.
+    pub fn cancel(&mut self, id: u64) -> Option<SequenceEvent> {
+        let row = self
+            .rows
+            .iter_mut()
+            .find(|row| row.id == id && row.is_live())?;
+        row.cancelled = true;
+        row.finished = Some(FinishReason::Cancelled);
+        row.finish_reported = true;
+        Some(SequenceEvent {
+            sequence: id,
+            step: row.steps_taken,
+            committed: vec![],
+            finished: row.finished,
+        })
+    }
+
+    /// The canvas of a sequence as it stands.
+    pub fn canvas(&self, id: u64) -> Option<&[u32]> {
+        self.rows
+            .iter()
+            .find(|row| row.id == id)
+            .map(|row| row.canvas.as_slice())
+    }
+
+    /// Forward passes a sequence took part in.
+    pub fn forwards(&self, id: u64) -> Option<usize> {
+        self.rows
+            .iter()
+            .find(|row| row.id == id)
+            .map(|row| row.forwards)
+    }
+
+    pub fn ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.rows.iter().map(|row| row.id)
+    }
+
+    /// One denoising step for every live sequence: one batched forward (two rows per sequence
+    /// with classifier-free guidance).
+    pub fn step(&mut self, model: &mut dyn DiffusionModel) -> Result<Vec<SequenceEvent>> {
+        if self.is_done() {
+            self.done = true;
+            return Ok(Vec::new());
+        }
+        self.started = true;
+        let committed = match self.key.sampler {
+            SamplerKind::Llada => llada::step(self, model)?,
+            SamplerKind::Dream => dream::step(self, model)?,
+            SamplerKind::Fast => fast::step(self, model)?,
+        };
+        Ok(self.events(committed))
+    }
+
+    /// Builds events from per-row commits (`committed[i]` belongs to `rows[i]`), after the
+    /// algorithm has set `finished` where a row ended.
+    fn events(&mut self, mut committed: Vec<Vec<(usize, u32)>>) -> Vec<SequenceEvent> {
+        let mut events = Vec::new();
+        for (i, row) in self.rows.iter_mut().enumerate() {
+            let mut mine = std::mem::take(&mut committed[i]);
+            let just_finished = row.finished.is_some() && !row.finish_reported;
+            if mine.is_empty() && !just_finished {
+                continue;
+            }
+            mine.sort_unstable();
+            events.push(SequenceEvent {
+                sequence: row.id,
+                step: row.steps_taken.saturating_sub(1),
+                committed: mine,
+                finished: if just_finished { row.finished } else { None },
+            });
+            row.finish_reported |= just_finished;
+        }
+        if self.rows.iter().all(|row| !row.is_live()) {
+            self.done = true;
+        }
+        events
+    }
+
+    /// Runs one forward for `rows` over `span` of the canvas (extra unconditional rows for CFG are
+    /// the caller's business via `canvases`).
+    pub(crate) fn forward(
+        &self,
+        model: &mut dyn DiffusionModel,
+        canvases: &[&[u32]],
+        masks: &[Option<&[u32]>],
+        span_start: usize,
+        span_len: usize,
+        cache: CacheMode<'_>,
+    ) -> Result<Tensor> {
+        let device = model.device().clone();
+        let total_len = self.layout.canvas.len();
+        let ids: Vec<u32> = canvases
+            .iter()
+            .flat_map(|canvas| canvas[span_start..span_start + span_len].iter().copied())
+            .collect();
+        let input_ids = Tensor::from_vec(ids, (canvases.len(), span_len), &device)?;
+        let mask = if masks.iter().any(Option::is_some) {
+            let values: Vec<u32> = masks
+                .iter()
+                .flat_map(|mask| match mask {
+                    Some(mask) => mask.to_vec(),
+                    None => vec![1; total_len],
+                })
+                .collect();
+            Some(Tensor::from_vec(
+                values,
+                (canvases.len(), total_len),
+                &device,
+            )?)
+        } else {
+            None
+        };
+        model.forward(ForwardInput {
+            input_ids: &input_ids,
+            attention_mask: mask.as_ref(),
+            span_start,
+            total_len,
+            cache,
+        })
+    }
+}
+
+/// Refuses settings that cannot work on this canvas and model.
+fn validate_request(request: &SequenceRequest, info: &ModelInfo) -> Result<()> {
+    let settings = &request.settings;
+    settings.validate()?;
+    let layout = &request.layout;
+    if layout.canvas.len() > info.max_sequence_length {
+        return Err(Error::InvalidInput(format!(
+            "the canvas has {} tokens (prompt and holes), more than the model's context of {}: \
+             shorten the prompt or generate fewer tokens",
+            layout.canvas.len(),
+            info.max_sequence_length
+        )));
+    }
+    if let Some(mask) = &request.attention_mask {
+        if mask.len() != layout.canvas.len() {
+            return Err(Error::InvalidInput(format!(
+                "attention mask has {} entries for a canvas of {} tokens",
+                mask.len(),
+                layout.canvas.len()
+            )));
+        }
+    }
+    if request.tokens.mask as usize >= info.logits_width.max(info.vocab_size) {
+        return Err(Error::InvalidInput(format!(
+            "mask id {} is outside the vocabulary",
+            request.tokens.mask
+        )));
+    }
+    settings.validate_steps(layout.generated_len(), layout.blocks.len())
+}
+
+/// The scoring rule of a row for the sampler it runs.
+pub(crate) fn score_spec(row: &Row, info: &ModelInfo, sampler: SamplerKind) -> ScoreSpec {
+    let settings = &row.settings;
+    let mut spec = ScoreSpec {
+        choice: TokenChoice::GumbelMax,
+        measure: match settings.remasking {
+            ConfidenceRule::LowConfidence => ConfidenceMeasure::Probability,
+            ConfidenceRule::Random => ConfidenceMeasure::Random,
+        },
+        temperature: settings.temperature,
+        top_p: settings.top_p,
+        top_k: settings.top_k,
+        banned: Vec::new(),
+        confidence_banned: Vec::new(),
+        vocab_size: info.vocab_size.min(info.logits_width),
+    };
+    match sampler {
+        SamplerKind::Llada => {
+            if settings.suppress_eos {
+                spec.banned.extend(row.tokens.eos);
+            }
+            if settings.suppress_eos_eot_confidence {
+                // The reference writes `logits_with_noise[.., eos] = logits[.., eot] = -inf` after
+                // choosing x0: only EoT's confidence logit changes (see `llada`).
+                spec.confidence_banned
+                    .extend(row.tokens.end_of_turn.iter().copied());
+            }
+        }
+        SamplerKind::Dream => {
+            spec.choice = TokenChoice::Categorical;
+            spec.measure = match settings.alg {
+                DreamAlgorithm::Origin | DreamAlgorithm::MaskgitPlus => {
+                    ConfidenceMeasure::Probability
+                }
+                DreamAlgorithm::TopkMargin => ConfidenceMeasure::Margin,
+                DreamAlgorithm::Entropy => ConfidenceMeasure::NegEntropy,
+            };
+        }
+        SamplerKind::Fast => {
+            // Fast-dLLM follows each family's own token choice; the mask id is never a valid output.
+            if info.shift_logits {
+                spec.choice = TokenChoice::Categorical;
+            }
+            spec.banned.push(row.tokens.mask);
+            if settings.suppress_eos {
+                spec.banned.extend(row.tokens.eos);
+            }
+        }
+    }
+    spec
+}
+
+/// Scores the candidate `positions` of one row. `window` holds the logits predicting absolute
+/// positions `[window_start, window_start + n)`, `[n, W]`; only the candidates' rows are scored.
+pub(crate) fn score_positions(
+    window: &Tensor,
+    window_start: usize,
+    positions: &[usize],
+    spec: &ScoreSpec,
+    rng: &mut SeededRng,
+) -> Result<Vec<(usize, u32, f64)>> {
+    if positions.is_empty() {
+        return Ok(Vec::new());
+    }
+    let n = window.dim(0)?;
+    let contiguous = positions.len() == n && positions.first() == Some(&window_start);
+    let rows = if contiguous {
+        window.clone()
+    } else {
+        let relative: Vec<u32> = positions
+            .iter()
+            .map(|&p| (p - window_start) as u32)
+            .collect();
+        let index = Tensor::from_vec(relative, positions.len(), window.device())?;
+        window.index_select(&index, 0)?
+    };
+    let scored = super::scoring::score(&rows, spec, rng)?;
+    Ok(positions
+        .iter()
+        .zip(scored.tokens)
+        .zip(scored.confidence)
+        .map(|((&p, token), confidence)| (p, token, confidence))
+        .collect())
+}
+
+impl Cohort {
+    pub(crate) fn key_steps(&self) -> usize {
+        self.key.steps
+    }
+
+    pub(crate) fn key_cfg(&self) -> bool {
+        self.key.cfg
+    }
+
+    pub(crate) fn key_cache(&self) -> CacheKind {
+        self.key.cache
+    }
+}
