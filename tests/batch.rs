@@ -445,3 +445,50 @@ fn a_task_without_a_patch_goes_to_the_agent() {
         .unwrap()
         .contains("swe-1"));
 }
+
+#[test]
+fn ctrl_c_finishes_the_running_tasks_and_keeps_their_results() {
+    let (dir, tasks) = fixture(10, "sleep 0.3; ");
+    let out = dir.path().join("results.jsonl");
+    let mut child = Command::new(HONE)
+        .args([
+            "batch",
+            tasks.to_str().unwrap(),
+            "--jobs",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while results(&out).len() < 2 {
+        assert!(started.elapsed() < Duration::from_secs(60), "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stderr).contains("--resume"));
+    // Every task that started was finished and recorded: nothing ran without a result.
+    let mut recorded: Vec<String> = results(&out)
+        .iter()
+        .map(|result| result["id"].as_str().unwrap().to_owned())
+        .collect();
+    recorded.sort_unstable();
+    let mut ran: Vec<String> = run_counts(dir.path()).into_keys().collect();
+    ran.sort_unstable();
+    assert_eq!(recorded, ran);
+    assert!(recorded.len() < 10, "stopped early");
+}

@@ -101,9 +101,13 @@ pub fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
     let progress = progress_bar(todo.len() as u64);
     let started = Instant::now();
     let mut finished: Vec<TaskResult> = Vec::new();
+    let interrupted = crate::hooks::pool::interrupt_flag(
+        "interrupted: finishing the running tasks (Ctrl-C again to quit now; --resume continues)",
+    );
     run_parallel(
         todo,
         args.jobs,
+        interrupted,
         |task: BatchTask| match &task.patch {
             Some(patch) => crate::hooks::tasks::run_patch_task(&task, patch, timeout),
             None => agent.run(&task, timeout),
@@ -154,6 +158,14 @@ pub fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
         if elapsed > 0.0 { ran as f64 / elapsed } else { 0.0 },
         out.display()
     )?;
+    if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        say(&format!(
+            "stopped early: {} of {} tasks have results; rerun with --resume to finish",
+            ordered.len(),
+            tasks.len()
+        ));
+        return Ok(ExitCode::from(130));
+    }
     Ok(if failed + errors == 0 {
         ExitCode::SUCCESS
     } else {

@@ -121,9 +121,13 @@ pub fn run(args: RefactorArgs) -> anyhow::Result<ExitCode> {
         bar.set_style(style.progress_chars("=> "));
     }
     let mut outcomes: Vec<(String, FileOutcome)> = Vec::new();
+    let interrupted = crate::hooks::pool::interrupt_flag(
+        "interrupted: finishing the running files (Ctrl-C again to quit now)",
+    );
     run_parallel(
         files.clone(),
         args.jobs,
+        interrupted,
         |file: String| {
             let task = format!(
                 "{}\n\nApply this to the file `{file}` only; change other files only if the change requires it.",
@@ -158,6 +162,10 @@ pub fn run(args: RefactorArgs) -> anyhow::Result<ExitCode> {
         },
     )?;
     bar.finish_and_clear();
+    if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+        say("stopped early: nothing applied");
+        return Ok(ExitCode::from(130));
+    }
     // Merge in the glob's file order, whatever order the tasks finished in.
     outcomes.sort_by_key(|(file, _)| files.iter().position(|candidate| candidate == file));
     let mut changed = Vec::new();

@@ -7,10 +7,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Mutex};
 
 /// Run `work` over `items` with at most `jobs` at once; `done` sees each result as it finishes, on
-/// the calling thread (so it may write files without locking).
+/// the calling thread (so it may write files without locking). Setting `cancel` (e.g. on Ctrl-C)
+/// starts no new item; the running ones finish and are handed over.
 pub fn run_parallel<T, R, W, D>(
     items: Vec<T>,
     jobs: usize,
+    cancel: &AtomicBool,
     work: W,
     mut done: D,
 ) -> anyhow::Result<()>
@@ -29,7 +31,7 @@ where
             let sender = sender.clone();
             let (queue, stop, work) = (&queue, &stop, &work);
             scope.spawn(move || loop {
-                if stop.load(Ordering::SeqCst) {
+                if stop.load(Ordering::SeqCst) || cancel.load(Ordering::SeqCst) {
                     break;
                 }
                 // A poisoned queue means another worker panicked: stop taking work.
@@ -66,6 +68,7 @@ mod tests {
         run_parallel(
             (0..6).collect(),
             2,
+            &AtomicBool::new(false),
             |item: u32| {
                 std::thread::sleep(Duration::from_millis(50));
                 item
@@ -92,6 +95,7 @@ mod tests {
         let result = run_parallel(
             (0..50).collect(),
             1,
+            &AtomicBool::new(false),
             |item: u32| {
                 ran.fetch_add(1, Ordering::SeqCst);
                 std::thread::sleep(Duration::from_millis(5));
@@ -102,4 +106,46 @@ mod tests {
         assert!(result.is_err());
         assert!(ran.load(Ordering::SeqCst) < 50);
     }
+
+    #[test]
+    fn cancelling_starts_nothing_new() {
+        let mut seen = 0;
+        run_parallel(
+            (0..10).collect(),
+            2,
+            &AtomicBool::new(true),
+            |item: u32| item,
+            |_| {
+                seen += 1;
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, 0);
+    }
+}
+
+/// A flag set by the first Ctrl-C (SIGINT), so long runs stop starting work and keep what
+/// finished; a second Ctrl-C exits at once (status 130).
+pub fn interrupt_flag(on_first: &'static str) -> &'static AtomicBool {
+    static FLAG: AtomicBool = AtomicBool::new(false);
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            FLAG.store(true, Ordering::SeqCst);
+            super::pre_commit::say(on_first);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        });
+    });
+    &FLAG
 }
