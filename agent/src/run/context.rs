@@ -160,9 +160,14 @@ pub(crate) fn fallback_plan(
     failure_output: Option<&str>,
 ) -> Vec<PlanItem> {
     let mut items: Vec<PlanItem> = Vec::new();
-    let locations = failure_output
+    let mut locations = failure_output
         .map(hone_tools::context::extract_locations)
         .unwrap_or_default();
+    // The code under test before the tests themselves: a trace names the test first, but the fix
+    // is usually elsewhere (and rewriting a test is how a weak model "passes").
+    locations.sort_by_key(|location| is_test_path(&location.path));
+    let mut ranked: Vec<&hone_tools::RankedFile> = ranked.iter().collect();
+    ranked.sort_by_key(|file| is_test_path(&file.path));
     for location in locations {
         let Some(line) = location.line else { continue };
         let Some(content) = current_text(repo, source, &ChangeSet::default(), &location.path)
@@ -195,7 +200,7 @@ pub(crate) fn fallback_plan(
             return items;
         }
     }
-    for file in ranked.iter().take(3) {
+    for file in ranked.into_iter().take(3) {
         let item = match file.regions.first() {
             Some(region) => PlanItem {
                 path: file.path.clone(),
@@ -216,6 +221,21 @@ pub(crate) fn fallback_plan(
         }
     }
     items
+}
+
+/// Whether a path looks like a test file (`test_x.py`, `x_test.go`, `x.test.ts`, `tests/...`).
+pub(crate) fn is_test_path(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let stem = name.split('.').next().unwrap_or(name);
+    stem.starts_with("test_")
+        || stem.ends_with("_test")
+        || stem.ends_with("_tests")
+        || name.contains(".test.")
+        || name.contains(".spec.")
+        || path.starts_with("tests/")
+        || path.starts_with("test/")
+        || path.contains("/tests/")
+        || path.contains("/test/")
 }
 
 fn push_unique(items: &mut Vec<PlanItem>, item: PlanItem) {

@@ -172,7 +172,10 @@ pub(crate) async fn test_all(
             let sandbox_root = candidate.sandbox.root().to_path_buf();
             let report = tokio::task::spawn_blocking(move || {
                 options.cwd = sandbox_root;
-                hone_tools::run_command(&command, &options).map_err(Error::from)
+                let prefix = format!("{}/", options.cwd.display());
+                hone_tools::run_command(&command, &options)
+                    .map(|report| relative_paths(report, &prefix))
+                    .map_err(Error::from)
             })
             .await
             .unwrap_or_else(|error| Err(Error::Backend(format!("test thread failed: {error}"))));
@@ -192,4 +195,11 @@ pub(crate) async fn test_all(
         .await;
     results.sort_by_key(|(index, _, _)| *index);
     results
+}
+
+/// Test output with the sandbox's temporary folder removed from paths, so the model (and the
+/// failure locations) see repository-relative paths.
+pub(crate) fn relative_paths(mut report: TestReport, prefix: &str) -> TestReport {
+    report.output = report.output.replace(prefix, "");
+    report
 }

@@ -143,6 +143,9 @@ struct Run<'a> {
     phases: BTreeMap<&'static str, Duration>,
     passed: Option<ChangeSet>,
     best: Option<Attempt>,
+    /// Tests the baseline run counted: a candidate that runs fewer did not fix anything, it
+    /// removed or disabled tests.
+    baseline_tests: Option<usize>,
 }
 
 impl<'a> Run<'a> {
@@ -250,6 +253,7 @@ impl<'a> Run<'a> {
             phases: BTreeMap::new(),
             passed: None,
             best: None,
+            baseline_tests: None,
         };
         run.emit(Event::RunStarted {
             id: run.id.clone(),
@@ -324,13 +328,16 @@ impl<'a> Run<'a> {
         options.timeout = self.test_timeout();
         let command = self.test_command.clone();
         let report = tokio::task::spawn_blocking(move || {
-            let report = hone_tools::run_command(&command, &options);
+            let prefix = format!("{}/", options.cwd.display());
+            let report = hone_tools::run_command(&command, &options)
+                .map(|report| evaluate::relative_paths(report, &prefix));
             drop(sandbox);
             report
         })
         .await
         .map_err(|error| Error::Backend(format!("test thread failed: {error}")))??;
         self.transcript.write("baseline/test.log", &report.output);
+        self.baseline_tests = test_count(&report);
         self.summary.test_seconds += report.duration.as_secs_f64();
         self.phase("baseline test", since);
         Ok((!report.passed).then(|| summarize_failure(&report)))
@@ -594,7 +601,21 @@ impl<'a> Run<'a> {
             let mut best_failed: Option<(usize, Prepared, TestReport)> = None;
             for (index, candidate, report) in tested {
                 let Some(report) = report else { continue };
-                let report = report?;
+                let mut report = report?;
+                if let (true, Some(before), Some(now)) =
+                    (report.passed, self.baseline_tests, test_count(&report))
+                {
+                    if now < before {
+                        // Deleting the failing test is not a fix.
+                        report.passed = false;
+                        report.output.push_str(&format!(
+                            "\n[hone] the tests passed, but only {now} ran where {before} ran before the change: do not delete, rename or disable tests\n"
+                        ));
+                        report
+                            .failed_tests
+                            .push(format!("{} test(s) no longer run", before - now));
+                    }
+                }
                 self.summary.candidates_tested += 1;
                 self.summary.test_seconds += report.duration.as_secs_f64();
                 let cdir = format!("{dir}/candidate-{}", index + 1);
@@ -868,6 +889,14 @@ fn failure_rank(report: &TestReport, changes: &ChangeSet) -> (usize, usize) {
             .max(1)
     };
     (failing, changes.changed_lines())
+}
+
+/// Tests a run counted, when its framework's output was recognised.
+fn test_count(report: &TestReport) -> Option<usize> {
+    match (report.tests_passed, report.tests_failed) {
+        (None, None) => None,
+        (passed, failed) => Some(passed.unwrap_or(0) + failed.unwrap_or(0)),
+    }
 }
 
 /// One line on why a test run failed.

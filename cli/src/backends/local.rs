@@ -231,7 +231,7 @@ impl LocalModel {
         if ids.len() <= budget {
             return prompt;
         }
-        tracing::warn!(
+        tracing::debug!(
             tokens = ids.len(),
             budget,
             window,
