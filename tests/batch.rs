@@ -450,7 +450,7 @@ fn a_task_without_a_patch_goes_to_the_agent() {
 fn ctrl_c_finishes_the_running_tasks_and_keeps_their_results() {
     let (dir, tasks) = fixture(10, "sleep 0.3; ");
     let out = dir.path().join("results.jsonl");
-    let mut child = Command::new(HONE)
+    let child = Command::new(HONE)
         .args([
             "batch",
             tasks.to_str().unwrap(),

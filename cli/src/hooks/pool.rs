@@ -54,6 +54,31 @@ where
     })
 }
 
+/// A flag set by the first Ctrl-C (SIGINT), so long runs stop starting work and keep what
+/// finished; a second Ctrl-C exits at once (status 130).
+pub fn interrupt_flag(on_first: &'static str) -> &'static AtomicBool {
+    static FLAG: AtomicBool = AtomicBool::new(false);
+    std::thread::spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async {
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            FLAG.store(true, Ordering::SeqCst);
+            super::pre_commit::say(on_first);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                std::process::exit(130);
+            }
+        });
+    });
+    &FLAG
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -123,29 +148,4 @@ mod tests {
         .unwrap();
         assert_eq!(seen, 0);
     }
-}
-
-/// A flag set by the first Ctrl-C (SIGINT), so long runs stop starting work and keep what
-/// finished; a second Ctrl-C exits at once (status 130).
-pub fn interrupt_flag(on_first: &'static str) -> &'static AtomicBool {
-    static FLAG: AtomicBool = AtomicBool::new(false);
-    std::thread::spawn(move || {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            return;
-        };
-        runtime.block_on(async {
-            if tokio::signal::ctrl_c().await.is_err() {
-                return;
-            }
-            FLAG.store(true, Ordering::SeqCst);
-            super::pre_commit::say(on_first);
-            if tokio::signal::ctrl_c().await.is_ok() {
-                std::process::exit(130);
-            }
-        });
-    });
-    &FLAG
 }
