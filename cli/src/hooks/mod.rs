@@ -1,7 +1,10 @@
-//! Git hook automation and scripted batch work: installing hook scripts (`install`), the hooks
-//! themselves (`pre_commit`, `commit_msg`, `pre_push`), and the machinery `hone batch` and
-//! `hone refactor` share (`pool` for N-at-a-time work, `results` for the crash-safe results file).
-//! The clap types live in `commands::{hook, batch, refactor}`.
+//! Git hook automation and scripted batch work. Hooks: installing the scripts (`install`, with
+//! `git` for where hooks live), the hooks themselves (`pre_commit`, `commit_msg`, `pre_push`), the
+//! tree check they share (`check`: a hone-tools sandbox of the index or a commit plus the test
+//! runner), their settings (`settings`), model (`model`) and fixer (`fixer`: the agent on the
+//! staged content). Batch work: N-at-a-time workers (`pool`), the crash-safe results file
+//! (`results`), batch tasks (`tasks`, `agent_tasks`) and the refactor merge (`merge`). The clap
+//! types live in `commands::{hook, batch, refactor}`.
 
 pub mod agent_tasks;
 pub mod check;
