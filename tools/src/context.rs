@@ -159,19 +159,35 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
         .enumerate()
         .map(|(i, term)| (term.as_str(), i))
         .collect();
-    // Term counts per document, only for query terms (one pass over each file).
+    let matcher = TermMatcher::new(&term_index);
+    // Term counts per document, only for query terms (one pass over each file, two threads).
+    let half = documents.len().div_ceil(2).max(1);
+    let counted: Vec<(Vec<u32>, usize)> = std::thread::scope(|scope| {
+        let matcher = &matcher;
+        let handles: Vec<_> = documents
+            .chunks(half)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .map(|(_, text)| {
+                            let mut tf = vec![0u32; matcher.len];
+                            let length = matcher.count(text, &mut tf);
+                            (tf, length)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().unwrap_or_default())
+            .collect()
+    });
+    let mut document_frequency = vec![0usize; terms.len()];
     let mut counts: Vec<Vec<u32>> = Vec::with_capacity(documents.len());
     let mut lengths: Vec<usize> = Vec::with_capacity(documents.len());
-    let mut document_frequency = vec![0usize; terms.len()];
-    for (_, text) in documents {
-        let mut tf = vec![0u32; terms.len()];
-        let mut length = 0;
-        for_each_term(text, |term| {
-            length += 1;
-            if let Some(&i) = term_index.get(term) {
-                tf[i] += 1;
-            }
-        });
+    for (tf, length) in counted {
         for (i, count) in tf.iter().enumerate() {
             if *count > 0 {
                 document_frequency[i] += 1;
@@ -220,7 +236,7 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
             matched.push((terms[i].clone(), tf as usize));
         }
         if !matched.is_empty() {
-            matched.sort_by(|a, b| b.1.cmp(&a.1));
+            matched.sort_by_key(|term| std::cmp::Reverse(term.1));
             matched.truncate(8);
             reasons.push(Reason::Terms { terms: matched });
         }
@@ -287,6 +303,106 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
         files: ranked,
         files_considered: documents.len(),
         elapsed: start.elapsed(),
+    }
+}
+
+/// Counts query terms in a text fast: a word is lowercased and looked up only when its length and
+/// first letter could belong to a query term, which skips most words of most files.
+struct TermMatcher<'a> {
+    index: &'a HashMap<&'a str, usize>,
+    first_letters: [bool; 256],
+    lengths: u128,
+    len: usize,
+}
+
+impl<'a> TermMatcher<'a> {
+    fn new(index: &'a HashMap<&'a str, usize>) -> Self {
+        let mut first_letters = [false; 256];
+        let mut lengths = 0u128;
+        for term in index.keys() {
+            if let Some(&first) = term.as_bytes().first() {
+                first_letters[usize::from(first)] = true;
+            }
+            lengths |= 1u128 << term.len().min(127);
+        }
+        Self {
+            index,
+            first_letters,
+            lengths,
+            len: index.len(),
+        }
+    }
+
+    fn could_match(&self, word: &[u8]) -> bool {
+        !word.is_empty()
+            && self.lengths & (1u128 << word.len().min(127)) != 0
+            && self.first_letters[usize::from(word[0].to_ascii_lowercase())]
+    }
+
+    /// Add the counts of `text`'s query terms to `tf`; returns the number of words in `text`.
+    fn count(&self, text: &str, tf: &mut [u32]) -> usize {
+        let bytes = text.as_bytes();
+        let mut buffer = String::with_capacity(64);
+        let mut words = 0;
+        let mut i = 0;
+        while i < bytes.len() {
+            if !bytes[i].is_ascii_alphanumeric() {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            let mut mixed = false;
+            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
+                mixed |= bytes[i] == b'_'
+                    || (bytes[i].is_ascii_uppercase()
+                        && i > start
+                        && bytes[i - 1].is_ascii_lowercase());
+                i += 1;
+            }
+            let word = text[start..i].trim_matches('_');
+            if word.len() < 2 || word.len() > 64 {
+                continue;
+            }
+            words += 1;
+            if self.could_match(word.as_bytes()) {
+                self.lookup(word, &mut buffer, tf);
+            }
+            if mixed {
+                for_each_part(word, |part| {
+                    if self.could_match(part.as_bytes()) {
+                        self.lookup(part, &mut buffer, tf);
+                    }
+                });
+            }
+        }
+        words
+    }
+
+    fn lookup(&self, word: &str, buffer: &mut String, tf: &mut [u32]) {
+        buffer.clear();
+        buffer.push_str(word);
+        buffer.make_ascii_lowercase();
+        if let Some(&i) = self.index.get(buffer.as_str()) {
+            tf[i] += 1;
+        }
+    }
+}
+
+/// The parts of an identifier split on `_` and lower→upper case changes (only when several).
+fn for_each_part(word: &str, mut visit: impl FnMut(&str)) {
+    let bytes = word.as_bytes();
+    let mut part_start = 0;
+    for j in 1..=bytes.len() {
+        let boundary = j == bytes.len()
+            || bytes[j] == b'_'
+            || (bytes[j].is_ascii_uppercase() && bytes[j - 1].is_ascii_lowercase());
+        if boundary {
+            let part = word[part_start..j].trim_matches('_');
+            if part.len() >= 2 && part.len() < word.len() {
+                visit(part);
+            }
+            part_start = j;
+        }
     }
 }
 

@@ -6,4 +6,5 @@ mod edits;
 mod git_apply;
 mod properties;
 mod repo;
+mod reports;
 mod support;

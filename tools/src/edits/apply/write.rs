@@ -16,7 +16,7 @@ struct Staged {
 
 pub(super) fn write_changes(root: &Path, changes: &[FileChange]) -> Result<()> {
     let mut created_dirs: Vec<PathBuf> = Vec::new();
-    let result = stage_all(root, changes, &mut created_dirs).and_then(|staged| commit(staged));
+    let result = stage_all(root, changes, &mut created_dirs).and_then(commit);
     if result.is_err() {
         for dir in created_dirs.iter().rev() {
             let _ = std::fs::remove_dir(dir);
