@@ -208,3 +208,61 @@ fn verify_then_commit_only_the_patch() {
         "only the unrelated staged change remains"
     );
 }
+
+#[test]
+fn refuses_escaping_symlinks_symlinked_files_and_binaries() {
+    let outside = tempfile::tempdir().unwrap();
+    let repo = repo_with(&[("a.txt", "a\n"), ("data.bin", "x\0y\n")]);
+    let root = repo.path();
+    std::os::unix::fs::symlink(outside.path(), root.join("escape")).unwrap();
+    std::os::unix::fs::symlink("a.txt", root.join("alias.txt")).unwrap();
+    let text = "escape/evil.txt\n<<<<<<< SEARCH\n=======\nevil\n>>>>>>> REPLACE\n\
+                alias.txt\n<<<<<<< SEARCH\na\n=======\nb\n>>>>>>> REPLACE\n\
+                data.bin\n<<<<<<< SEARCH\nx\n=======\nz\n>>>>>>> REPLACE\n\
+                /etc/passwd\n<<<<<<< SEARCH\nroot\n=======\nx\n>>>>>>> REPLACE\n";
+    let patch = hone_tools::parse_patch(text).unwrap();
+    let before = snapshot(root);
+    let report = hone_tools::apply_patch(root, &patch, &Default::default()).unwrap();
+    let reasons: Vec<String> = report
+        .failures()
+        .map(|(_, failure)| {
+            serde_json::to_value(&failure.reason).unwrap()["kind"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        ["unsafe_path", "not_text", "not_text", "unsafe_path"]
+    );
+    assert_eq!(snapshot(root), before);
+    assert!(std::fs::read_dir(outside.path()).unwrap().next().is_none());
+}
+
+#[test]
+fn index_sandbox_in_a_linked_worktree() {
+    let main = repo_with(&[("m.txt", "m\n")]);
+    let linked = tempfile::tempdir().unwrap();
+    let linked_path = linked.path().join("wt");
+    git(
+        main.path(),
+        &[
+            "worktree",
+            "add",
+            "-q",
+            "-b",
+            "side",
+            linked_path.to_str().unwrap(),
+        ],
+    );
+    std::fs::write(linked_path.join("m.txt"), "staged in worktree\n").unwrap();
+    git(&linked_path, &["add", "m.txt"]);
+    std::fs::write(linked_path.join("m.txt"), "unstaged\n").unwrap();
+    let repo = Repository::discover(&linked_path).unwrap();
+    let sandbox = Sandbox::create(&repo, &TreeSource::Index, &SandboxOptions::default()).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(sandbox.root().join("m.txt")).unwrap(),
+        "staged in worktree\n"
+    );
+}
