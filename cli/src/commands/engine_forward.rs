@@ -1,10 +1,195 @@
-//! `hone engine forward`: not built yet.
+//! `hone engine forward`: one forward pass of a checkpoint on ids read from a safetensors file
+//! (`input_ids` i64 `[B, L]`, optional `attention_mask`), writing the raw, unshifted logits (f32
+//! `[B, L, V]`) to another. The tool with which anyone can check parity on any checkpoint. Also
+//! owns the translation of engine options and engine errors for the `engine` subcommands.
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct ForwardArgs {}
+use candle_core::{DType, Device, Tensor};
+use hone_engine::checkpoint::{self, ModelSpec};
+use hone_engine::model::{CacheMode, ForwardInput};
 
-pub fn run(_args: ForwardArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`hone engine forward` is not available in this build yet")
+use crate::engine_options::EngineOptions;
+use crate::exit::{Hinted, FAILURE};
+
+#[derive(Debug, clap::Args)]
+pub struct ForwardArgs {
+    #[command(flatten)]
+    pub engine: EngineOptions,
+
+    /// Safetensors file with `input_ids` (integer [batch, len]) and optionally `attention_mask`
+    /// (same shape, 1 = token, 0 = padding).
+    #[arg(long)]
+    pub input: PathBuf,
+
+    /// Where to write `logits` (f32 [batch, len, vocab], raw: Dream's shift is not applied).
+    #[arg(long)]
+    pub output: PathBuf,
+}
+
+/// An engine error for people: bad input and setup problems exit 2 with a hint, failures of the
+/// computation itself exit 1.
+pub(crate) fn engine_error(error: hone_engine::Error) -> anyhow::Error {
+    use hone_engine::Error;
+    let hint: Option<&str> = match &error {
+        Error::Checkpoint(_) => Some(
+            "a checkpoint is a folder with config.json and model.safetensors (or a sharded index)",
+        ),
+        Error::Unsupported(_) => None,
+        Error::InvalidInput(_) => None,
+        Error::Tokenizer(_) => {
+            Some("the checkpoint's tokenizer.json / tokenizer_config.json could not be used")
+        }
+        Error::Io { .. } => None,
+        Error::Candle(_) => {
+            return Hinted::new(anyhow::Error::new(error), Vec::<String>::new())
+                .with_code(FAILURE)
+                .into();
+        }
+        #[allow(unreachable_patterns)]
+        _ => None,
+    };
+    Hinted::new(anyhow::Error::new(error), hint).into()
+}
+
+/// The engine's [`ModelSpec`] for the shared `--model --arch --device --dtype` flags.
+pub(crate) fn model_spec(options: &EngineOptions) -> anyhow::Result<ModelSpec> {
+    let arch = options
+        .arch
+        .as_deref()
+        .map(checkpoint::parse_architecture)
+        .transpose()
+        .map_err(engine_error)?;
+    let device = hone_engine::device::select_device(&options.device).map_err(engine_error)?;
+    let dtype = options
+        .dtype
+        .as_deref()
+        .map(hone_engine::device::parse_dtype)
+        .transpose()
+        .map_err(engine_error)?;
+    Ok(ModelSpec {
+        model: options.model.clone(),
+        arch,
+        device,
+        dtype,
+    })
+}
+
+fn bad_input(message: String) -> anyhow::Error {
+    Hinted::new(anyhow::anyhow!(message), ["the input is a safetensors file with `input_ids` (i64 [batch, len]) and optionally `attention_mask`"]).into()
+}
+
+/// Read and check the input file: ids as u32 `[B, L]` and the optional mask.
+fn read_input(path: &Path) -> anyhow::Result<(Tensor, Option<Tensor>)> {
+    if !path.exists() {
+        return Err(bad_input(format!(
+            "input file {} does not exist",
+            path.display()
+        )));
+    }
+    let mut tensors: HashMap<String, Tensor> = candle_core::safetensors::load(path, &Device::Cpu)
+        .map_err(|e| {
+        bad_input(format!(
+            "{} is not a readable safetensors file (truncated?): {e}",
+            path.display()
+        ))
+    })?;
+    let Some(ids) = tensors.remove("input_ids") else {
+        let mut found: Vec<&String> = tensors.keys().collect();
+        found.sort();
+        return Err(bad_input(format!(
+            "{} has no `input_ids` tensor (found: {found:?})",
+            path.display()
+        )));
+    };
+    let ids = integer_matrix(&ids, "input_ids")?;
+    let (batch, len) = ids.dims2()?;
+    if batch == 0 || len == 0 {
+        return Err(bad_input(format!(
+            "`input_ids` is empty (shape [{batch}, {len}])"
+        )));
+    }
+    let mask = match tensors.remove("attention_mask") {
+        Some(mask) => {
+            let mask = integer_matrix(&mask, "attention_mask")?;
+            if mask.dims() != ids.dims() {
+                return Err(bad_input(format!(
+                    "`attention_mask` has shape {:?}, `input_ids` has {:?}: they must match",
+                    mask.dims(),
+                    ids.dims()
+                )));
+            }
+            Some(mask)
+        }
+        None => None,
+    };
+    Ok((ids, mask))
+}
+
+/// An integer `[B, L]` tensor as u32, refusing floats, other ranks and negative values.
+fn integer_matrix(tensor: &Tensor, name: &str) -> anyhow::Result<Tensor> {
+    if tensor.rank() != 2 {
+        return Err(bad_input(format!(
+            "`{name}` must be 2-D [batch, len], got shape {:?}",
+            tensor.dims()
+        )));
+    }
+    if !matches!(
+        tensor.dtype(),
+        DType::I64 | DType::U32 | DType::U8 | DType::I32 | DType::I16
+    ) {
+        return Err(bad_input(format!(
+            "`{name}` must hold integers, got {:?}",
+            tensor.dtype()
+        )));
+    }
+    let wide = tensor.to_dtype(DType::I64)?;
+    if tensor.elem_count() > 0 && wide.min_all()?.to_scalar::<i64>()? < 0 {
+        return Err(bad_input(format!("`{name}` holds negative values")));
+    }
+    if tensor.elem_count() > 0 && wide.max_all()?.to_scalar::<i64>()? > i64::from(u32::MAX) {
+        return Err(bad_input(format!("`{name}` holds values beyond u32")));
+    }
+    Ok(wide.to_dtype(DType::U32)?)
+}
+
+#[allow(clippy::print_stderr)]
+pub fn run(args: ForwardArgs) -> anyhow::Result<ExitCode> {
+    let (ids, mask) = read_input(&args.input)?;
+    let spec = model_spec(&args.engine)?;
+    let loaded = checkpoint::load(&spec).map_err(engine_error)?;
+    let mut model = loaded.model;
+    let device = model.device().clone();
+    let ids = ids.to_device(&device)?;
+    let mask = mask.map(|m| m.to_device(&device)).transpose()?;
+    let total_len = ids.dim(1)?;
+    let started = std::time::Instant::now();
+    let logits = model
+        .forward(ForwardInput {
+            input_ids: &ids,
+            attention_mask: mask.as_ref(),
+            span_start: 0,
+            total_len,
+            cache: CacheMode::None,
+        })
+        .map_err(engine_error)?;
+    let elapsed = started.elapsed();
+    let logits = logits.to_device(&Device::Cpu)?;
+    let dims = logits.dims().to_vec();
+    let tensors = HashMap::from([("logits".to_string(), logits)]);
+    candle_core::safetensors::save(&tensors, &args.output).map_err(|e| {
+        Hinted::new(
+            anyhow::anyhow!("cannot write {}: {e}", args.output.display()),
+            ["check that the folder exists and is writable"],
+        )
+    })?;
+    eprintln!(
+        "wrote logits {dims:?} to {} ({:?}, forward {:.1} ms)",
+        args.output.display(),
+        model.info().architecture,
+        elapsed.as_secs_f64() * 1e3
+    );
+    Ok(ExitCode::SUCCESS)
 }

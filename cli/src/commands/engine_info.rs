@@ -1,10 +1,167 @@
-//! `hone engine info`: not built yet.
+//! `hone engine info`: what a checkpoint is (architecture, shapes, parameters, stored dtype, special
+//! ids, tokenizer, generation defaults) and the memory it needs, read from its config and weight
+//! headers. With `--load` it also builds the model and reports the process's peak resident memory,
+//! which stays near the weights' size because the files are memory-mapped and released as read.
 
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct InfoArgs {}
+use hone_engine::checkpoint::{self, CheckpointFiles};
+use serde_json::json;
 
-pub fn run(_args: InfoArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("`hone engine info` is not available in this build yet")
+use super::engine_forward::{engine_error, model_spec};
+use crate::engine_options::EngineOptions;
+
+#[derive(Debug, clap::Args)]
+pub struct InfoArgs {
+    #[command(flatten)]
+    pub engine: EngineOptions,
+
+    /// Also load the weights (on --device, in --dtype) and report peak memory.
+    #[arg(long)]
+    pub load: bool,
+
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `VmHWM` (peak resident set) and `VmRSS` of this process in bytes, where /proc exists.
+fn memory_status() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    };
+    Some((field("VmHWM:")?, field("VmRSS:")?))
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
+    let spec = model_spec(&args.engine)?;
+    let dir = checkpoint::resolve(&spec.model).map_err(engine_error)?;
+    let files = CheckpointFiles::open(&dir).map_err(engine_error)?;
+    let arch = files.architecture(spec.arch).map_err(engine_error)?;
+    let info = files.info(arch).map_err(engine_error)?;
+    let tokenizer = files.tokenizer(arch).map_err(engine_error)?;
+    let special = files
+        .special_tokens(tokenizer.as_ref())
+        .map_err(engine_error)?;
+    let weights = files.map_weights().map_err(engine_error)?;
+    let dtype = spec
+        .dtype
+        .unwrap_or_else(|| hone_engine::device::default_dtype(&spec.device));
+    let parameters = weights.parameter_count();
+    let stored_bytes = weights.data_bytes();
+    let stored_dtype = weights.stored_dtype().map(|d| d.as_str().to_string());
+    let weight_bytes = parameters * dtype.size_in_bytes() as u64;
+    // Keys and values of every layer for 1,024 positions of one sequence.
+    let kv_bytes_per_1k = 2
+        * info.num_layers as u64
+        * (info.num_kv_heads * info.head_dim) as u64
+        * dtype.size_in_bytes() as u64
+        * 1024;
+
+    let mut report = json!({
+        "model": spec.model,
+        "source": dir.display().to_string(),
+        "architecture": info.architecture,
+        "layers": info.num_layers,
+        "hidden_size": info.hidden_size,
+        "heads": info.num_heads,
+        "kv_heads": info.num_kv_heads,
+        "head_dim": info.head_dim,
+        "vocab_size": info.vocab_size,
+        "logits_width": info.logits_width,
+        "max_sequence_length": info.max_sequence_length,
+        "shift_logits": info.shift_logits,
+        "parameters": parameters,
+        "stored_dtype": stored_dtype,
+        "stored_bytes": stored_bytes,
+        "weight_files": files.weights.len(),
+        "device": hone_engine::device::describe(&spec.device),
+        "dtype": dtype.as_str(),
+        "weights_bytes_in_dtype": weight_bytes,
+        "kv_cache_bytes_per_1k_tokens": kv_bytes_per_1k,
+        "special_tokens": special,
+        "tokenizer": tokenizer.as_ref().map(|t| json!({
+            "vocab_size": t.vocab_size(),
+            "chat_template": if t.chat_template().1 { "built-in fallback" } else { "checkpoint's own" },
+        })),
+        "generation_defaults": files.generation_defaults(),
+    });
+
+    if args.load {
+        let before = memory_status();
+        let started = std::time::Instant::now();
+        let model = checkpoint::build_model(&files, arch, weights, &spec.device, dtype)
+            .map_err(engine_error)?;
+        let load_seconds = started.elapsed().as_secs_f64();
+        let after = memory_status();
+        report["load_seconds"] = json!(load_seconds);
+        if let (Some((_, rss_before)), Some((peak, rss))) = (before, after) {
+            report["rss_before_load_bytes"] = json!(rss_before);
+            report["peak_rss_bytes"] = json!(peak);
+            report["rss_after_load_bytes"] = json!(rss);
+        }
+        drop(model);
+    }
+
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        use std::io::Write;
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        write_text(&mut out, &report)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_text(out: &mut impl std::io::Write, r: &serde_json::Value) -> anyhow::Result<()> {
+    let s = |key: &str| r[key].to_string().trim_matches('"').to_string();
+    let bytes = |key: &str| r[key].as_u64().map(mib).unwrap_or_else(|| "-".into());
+    writeln!(out, "model:          {} ({})", s("model"), s("source"))?;
+    writeln!(out, "architecture:   {}", s("architecture"))?;
+    writeln!(
+        out,
+        "shape:          {} layers, hidden {}, {} heads ({} kv) of {}, vocab {} (logits {}), max length {}",
+        s("layers"), s("hidden_size"), s("heads"), s("kv_heads"), s("head_dim"), s("vocab_size"), s("logits_width"), s("max_sequence_length")
+    )?;
+    let params = r["parameters"].as_u64().unwrap_or(0);
+    writeln!(
+        out,
+        "parameters:     {params} ({:.2} B)",
+        params as f64 / 1e9
+    )?;
+    writeln!(
+        out,
+        "stored:         {} in {} file(s), {}",
+        s("stored_dtype"),
+        s("weight_files"),
+        bytes("stored_bytes")
+    )?;
+    writeln!(out, "runs as:        {} on {}", s("dtype"), s("device"))?;
+    writeln!(
+        out,
+        "memory needed:  weights {} + KV cache {} per 1k tokens per sequence",
+        bytes("weights_bytes_in_dtype"),
+        bytes("kv_cache_bytes_per_1k_tokens")
+    )?;
+    writeln!(out, "special ids:    {}", r["special_tokens"])?;
+    writeln!(out, "tokenizer:      {}", r["tokenizer"])?;
+    writeln!(out, "generation:     {}", r["generation_defaults"])?;
+    if r.get("peak_rss_bytes").is_some() {
+        writeln!(
+            out,
+            "loaded in:      {:.2} s; resident before {}, peak {}, after {}",
+            r["load_seconds"].as_f64().unwrap_or(0.0),
+            bytes("rss_before_load_bytes"),
+            bytes("peak_rss_bytes"),
+            bytes("rss_after_load_bytes")
+        )?;
+    }
+    Ok(())
 }

@@ -1,0 +1,427 @@
+//! Forward-pass parity with the PyTorch references on every case of `../shared/parity`, the cache
+//! modes against the no-cache pass, padding invariants, and clear errors on bad checkpoints and
+//! bad inputs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use candle_core::{DType, Device, Tensor};
+use hone_engine::checkpoint::{self, ModelSpec};
+use hone_engine::model::{CacheMode, DiffusionModel, ForwardInput, KvCache};
+use hone_engine::Error;
+
+const TOLERANCE: f32 = 1e-4;
+
+fn parity_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/parity")
+}
+
+fn cases() -> Vec<PathBuf> {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(parity_dir())
+        .expect("../shared/parity is missing")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("forward.safetensors").exists())
+        .collect();
+    cases.sort();
+    assert!(
+        cases.len() >= 4,
+        "expected the four parity cases, found {cases:?}"
+    );
+    cases
+}
+
+fn load(dir: &Path) -> Box<dyn DiffusionModel> {
+    let spec = ModelSpec {
+        model: dir.display().to_string(),
+        arch: None,
+        device: Device::Cpu,
+        dtype: Some(DType::F32),
+    };
+    checkpoint::load(&spec).unwrap().model
+}
+
+fn golden(dir: &Path) -> HashMap<String, Tensor> {
+    candle_core::safetensors::load(dir.join("forward.safetensors"), &Device::Cpu).unwrap()
+}
+
+fn forward(
+    model: &mut dyn DiffusionModel,
+    ids: &Tensor,
+    mask: Option<&Tensor>,
+    start: usize,
+    total: usize,
+    cache: CacheMode<'_>,
+) -> Tensor {
+    model
+        .forward(ForwardInput {
+            input_ids: ids,
+            attention_mask: mask,
+            span_start: start,
+            total_len: total,
+            cache,
+        })
+        .unwrap()
+}
+
+fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+    assert_eq!(a.dims(), b.dims());
+    (a - b)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap()
+}
+
+#[test]
+fn logits_match_the_reference_on_every_case() {
+    for dir in cases() {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let data = golden(&dir);
+        let ids = data["input_ids"].to_dtype(DType::U32).unwrap();
+        let total = ids.dim(1).unwrap();
+        let mut model = load(&dir);
+        let logits = forward(model.as_mut(), &ids, None, 0, total, CacheMode::None);
+        let err = max_abs_diff(&logits, &data["logits"]);
+        eprintln!("parity {name}: max abs err {err:.3e}");
+        assert!(err <= TOLERANCE, "{name}: max abs error {err}");
+
+        if let (Some(mask), Some(expected)) =
+            (data.get("padded_attention_mask"), data.get("padded_logits"))
+        {
+            let padded = forward(model.as_mut(), &ids, Some(mask), 0, total, CacheMode::None);
+            let err = max_abs_diff(&padded, expected);
+            eprintln!("parity {name} padded: max abs err {err:.3e}");
+            assert!(err <= TOLERANCE, "{name} padded: max abs error {err}");
+            assert!(
+                max_abs_diff(&padded, &logits) > 1e-3,
+                "{name}: the mask must change the padded row"
+            );
+        }
+    }
+}
+
+#[test]
+fn cache_modes_reproduce_the_uncached_pass() {
+    for dir in cases() {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let ids = golden(&dir)["input_ids"].to_dtype(DType::U32).unwrap();
+        let total = ids.dim(1).unwrap();
+        let mut model = load(&dir);
+        let full = forward(model.as_mut(), &ids, None, 0, total, CacheMode::None);
+
+        let mut cache = KvCache::new(model.info().num_layers);
+        let recorded = forward(
+            model.as_mut(),
+            &ids,
+            None,
+            0,
+            total,
+            CacheMode::Record(&mut cache),
+        );
+        assert_eq!(
+            max_abs_diff(&recorded, &full),
+            0.0,
+            "{name}: record must not change the logits"
+        );
+        assert_eq!(cache.len(), total);
+
+        let start = 10;
+        let span = ids.narrow(1, start, total - start).unwrap();
+        let prefix = forward(
+            model.as_mut(),
+            &span,
+            None,
+            start,
+            total,
+            CacheMode::Prefix(&cache),
+        );
+        let err = max_abs_diff(&prefix, &full.narrow(1, start, total - start).unwrap());
+        eprintln!("cache {name} prefix: max abs diff {err:.3e}");
+        assert!(err <= 1e-5, "{name}: prefix cache differs by {err}");
+
+        let (start, n) = (8, 8);
+        let span = ids.narrow(1, start, n).unwrap();
+        let dual = forward(
+            model.as_mut(),
+            &span,
+            None,
+            start,
+            total,
+            CacheMode::Dual(&mut cache),
+        );
+        let err = max_abs_diff(&dual, &full.narrow(1, start, n).unwrap());
+        eprintln!("cache {name} dual: max abs diff {err:.3e}");
+        assert!(err <= 1e-5, "{name}: dual cache differs by {err}");
+        assert_eq!(
+            cache.len(),
+            total,
+            "{name}: dual keeps the whole sequence cached"
+        );
+
+        // A changed token in the span must change the span's logits (the cache is not stale-only).
+        let changed = Tensor::full(3u32, span.dims(), &Device::Cpu).unwrap();
+        let other = forward(
+            model.as_mut(),
+            &changed,
+            None,
+            start,
+            total,
+            CacheMode::Dual(&mut cache),
+        );
+        assert!(
+            max_abs_diff(&other, &dual) > 1e-3,
+            "{name}: new span tokens must matter"
+        );
+    }
+}
+
+/// Dream shifts positions past left padding, so a padded row's real tokens get the logits of the
+/// same tokens alone.
+#[test]
+fn dream_left_padding_equals_the_unpadded_row() {
+    let dir = parity_dir().join("dream-tiny");
+    let ids = golden(&dir)["input_ids"].to_dtype(DType::U32).unwrap();
+    let (pad, len) = (5, 19);
+    let row = ids.narrow(0, 0, 1).unwrap().narrow(1, 0, len).unwrap();
+    let mut model = load(&dir);
+    let alone = forward(model.as_mut(), &row, None, 0, len, CacheMode::None);
+    let padding = Tensor::full(251u32, (1, pad), &Device::Cpu).unwrap();
+    let padded_ids = Tensor::cat(&[&padding, &row], 1).unwrap();
+    let mask = Tensor::cat(
+        &[
+            &Tensor::zeros((1, pad), DType::U32, &Device::Cpu).unwrap(),
+            &Tensor::ones((1, len), DType::U32, &Device::Cpu).unwrap(),
+        ],
+        1,
+    )
+    .unwrap();
+    let padded = forward(
+        model.as_mut(),
+        &padded_ids,
+        Some(&mask),
+        0,
+        pad + len,
+        CacheMode::None,
+    );
+    let err = max_abs_diff(&padded.narrow(1, pad, len).unwrap(), &alone);
+    assert!(err <= 1e-5, "padded row differs by {err}");
+}
+
+fn forward_err(
+    model: &mut dyn DiffusionModel,
+    ids: &Tensor,
+    mask: Option<&Tensor>,
+    total: usize,
+) -> String {
+    let input = ForwardInput {
+        input_ids: ids,
+        attention_mask: mask,
+        span_start: 0,
+        total_len: total,
+        cache: CacheMode::None,
+    };
+    match model.forward(input) {
+        Err(Error::InvalidInput(msg)) => msg,
+        other => panic!("expected an input error, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_inputs_are_refused_with_clear_errors() {
+    let mut model = load(&parity_dir().join("llada-tiny"));
+    let dev = Device::Cpu;
+    let out_of_range = Tensor::new(&[[1u32, 256]], &dev).unwrap();
+    assert!(forward_err(model.as_mut(), &out_of_range, None, 2).contains("out of range"));
+    let empty = Tensor::zeros((1, 0), DType::U32, &dev).unwrap();
+    assert!(forward_err(model.as_mut(), &empty, None, 0).contains("empty"));
+    let ids = Tensor::new(&[[1u32, 2, 3]], &dev).unwrap();
+    let bad_mask = Tensor::ones((1, 2), DType::U32, &dev).unwrap();
+    assert!(forward_err(model.as_mut(), &ids, Some(&bad_mask), 3).contains("attention_mask"));
+    assert!(forward_err(model.as_mut(), &ids, None, 2).contains("span"));
+    let too_long = Tensor::zeros((1, 600), DType::U32, &dev).unwrap();
+    assert!(forward_err(model.as_mut(), &too_long, None, 600).contains("longer"));
+    let cache = KvCache::default();
+    let input = ForwardInput {
+        input_ids: &ids,
+        attention_mask: None,
+        span_start: 1,
+        total_len: 4,
+        cache: CacheMode::Prefix(&cache),
+    };
+    let err = model.forward(input).unwrap_err().to_string();
+    assert!(err.contains("record"), "{err}");
+}
+
+/// Copy a parity checkpoint into a temp folder, letting `edit` change its tensors.
+fn edited_checkpoint(
+    case: &str,
+    edit: impl FnOnce(&mut HashMap<String, Tensor>),
+) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = parity_dir().join(case);
+    std::fs::copy(src.join("config.json"), tmp.path().join("config.json")).unwrap();
+    let mut tensors =
+        candle_core::safetensors::load(src.join("model.safetensors"), &Device::Cpu).unwrap();
+    edit(&mut tensors);
+    candle_core::safetensors::save(&tensors, tmp.path().join("model.safetensors")).unwrap();
+    tmp
+}
+
+fn load_err(dir: &Path) -> String {
+    let spec = ModelSpec {
+        model: dir.display().to_string(),
+        arch: None,
+        device: Device::Cpu,
+        dtype: None,
+    };
+    checkpoint::load(&spec).unwrap_err().to_string()
+}
+
+#[test]
+fn broken_checkpoints_name_the_problem() {
+    let missing = "model.transformer.blocks.1.up_proj.weight";
+    let tmp = edited_checkpoint("llada-tiny", |t| {
+        t.remove(missing);
+    });
+    let err = load_err(tmp.path());
+    assert!(err.contains(missing) && err.contains("missing"), "{err}");
+
+    let tmp = edited_checkpoint("dream-tiny", |t| {
+        t.insert(
+            "model.norm.weight".into(),
+            Tensor::ones(65, DType::F32, &Device::Cpu).unwrap(),
+        );
+    });
+    let err = load_err(tmp.path());
+    assert!(
+        err.contains("model.norm.weight") && err.contains("shape"),
+        "{err}"
+    );
+
+    // Untied Dream without lm_head: the head is named.
+    let tmp = edited_checkpoint("dream-tiny", |t| {
+        t.remove("lm_head.weight");
+    });
+    assert!(load_err(tmp.path()).contains("lm_head.weight"));
+
+    let tmp = edited_checkpoint("llada-tiny", |_| {});
+    let bytes = std::fs::read(tmp.path().join("model.safetensors")).unwrap();
+    std::fs::write(
+        tmp.path().join("model.safetensors"),
+        &bytes[..bytes.len() / 2],
+    )
+    .unwrap();
+    let err = load_err(tmp.path());
+    assert!(
+        err.contains("truncated") && err.contains("model.safetensors"),
+        "{err}"
+    );
+
+    std::fs::write(
+        tmp.path().join("model.safetensors"),
+        b"not a safetensors file",
+    )
+    .unwrap();
+    assert!(load_err(tmp.path()).contains("not a valid safetensors file"));
+
+    std::fs::remove_file(tmp.path().join("model.safetensors")).unwrap();
+    assert!(load_err(tmp.path()).contains("no weights"));
+
+    std::fs::write(
+        tmp.path().join("config.json"),
+        r#"{"model_type": "llada", "num_experts": 64}"#,
+    )
+    .unwrap();
+    assert!(load_err(tmp.path()).contains("LLaDA-MoE is not supported yet"));
+    std::fs::write(tmp.path().join("config.json"), r#"{"model_type": "gpt2"}"#).unwrap();
+    let err = load_err(tmp.path());
+    assert!(err.contains("gpt2") && err.contains("supported"), "{err}");
+
+    assert!(load_err(&tmp.path().join("nope")).contains("does not exist"));
+}
+
+#[test]
+fn sharded_checkpoints_load_like_single_files() {
+    let src = parity_dir().join("dream-tied");
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::copy(src.join("config.json"), tmp.path().join("config.json")).unwrap();
+    let tensors =
+        candle_core::safetensors::load(src.join("model.safetensors"), &Device::Cpu).unwrap();
+    let mut names: Vec<&String> = tensors.keys().collect();
+    names.sort();
+    let first: Vec<&String> = names.iter().step_by(2).copied().collect();
+    let second: Vec<&String> = names.iter().skip(1).step_by(2).copied().collect();
+    let mut weight_map = serde_json::Map::new();
+    for (file, part) in [
+        ("model-00001-of-00002.safetensors", &first),
+        ("model-00002-of-00002.safetensors", &second),
+    ] {
+        let shard: HashMap<String, Tensor> = part
+            .iter()
+            .map(|n| ((*n).clone(), tensors[*n].clone()))
+            .collect();
+        candle_core::safetensors::save(&shard, tmp.path().join(file)).unwrap();
+        for n in part.iter() {
+            weight_map.insert((*n).clone(), serde_json::Value::String(file.into()));
+        }
+    }
+    let index = serde_json::json!({"metadata": {}, "weight_map": weight_map});
+    std::fs::write(
+        tmp.path().join("model.safetensors.index.json"),
+        index.to_string(),
+    )
+    .unwrap();
+
+    let ids = golden(&src)["input_ids"].to_dtype(DType::U32).unwrap();
+    let total = ids.dim(1).unwrap();
+    let sharded = forward(
+        load(tmp.path()).as_mut(),
+        &ids,
+        None,
+        0,
+        total,
+        CacheMode::None,
+    );
+    let single = forward(load(&src).as_mut(), &ids, None, 0, total, CacheMode::None);
+    assert_eq!(max_abs_diff(&sharded, &single), 0.0);
+}
+
+#[test]
+fn bf16_logits_stay_close_to_the_f32_reference() {
+    let dir = parity_dir().join("llada-tiny");
+    let spec = ModelSpec {
+        model: dir.display().to_string(),
+        arch: None,
+        device: Device::Cpu,
+        dtype: Some(DType::BF16),
+    };
+    let mut model = checkpoint::load(&spec).unwrap().model;
+    let data = golden(&dir);
+    let ids = data["input_ids"].to_dtype(DType::U32).unwrap();
+    let logits = forward(
+        model.as_mut(),
+        &ids,
+        None,
+        0,
+        ids.dim(1).unwrap(),
+        CacheMode::None,
+    );
+    assert_eq!(logits.dtype(), DType::F32);
+    let err = max_abs_diff(&logits, &data["logits"]);
+    let spread = data["logits"]
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    eprintln!("bf16 llada-tiny: max abs err {err:.3e} (logit scale {spread:.2})");
+    assert!(
+        err <= 0.05 * spread.max(1.0),
+        "bf16 error {err} too large for logits of scale {spread}"
+    );
+}
