@@ -82,3 +82,55 @@ fn has_python_tests(root: &Path) -> bool {
                     .unwrap_or(false))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn detect_with(files: &[(&str, &str)]) -> Option<String> {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, content) in files {
+            let full = dir.path().join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, content).unwrap();
+        }
+        detect_test_command(dir.path()).map(|detected| detected.command)
+    }
+
+    #[test]
+    fn detects_each_ecosystem() {
+        assert_eq!(
+            detect_with(&[("Cargo.toml", "[package]\n")]).as_deref(),
+            Some("cargo test")
+        );
+        assert_eq!(
+            detect_with(&[("Makefile", "all:\n\ntest:\n\tpytest\n")]).as_deref(),
+            Some("make test")
+        );
+        assert_eq!(
+            detect_with(&[("package.json", r#"{"scripts":{"test":"jest"}}"#)]).as_deref(),
+            Some("npm test")
+        );
+        assert_eq!(
+            detect_with(&[(
+                "package.json",
+                r#"{"scripts":{"test":"echo \"Error: no test specified\" && exit 1"}}"#
+            )]),
+            None
+        );
+        assert_eq!(
+            detect_with(&[("go.mod", "module x\n")]).as_deref(),
+            Some("go test ./...")
+        );
+        assert_eq!(
+            detect_with(&[("pyproject.toml", "[tool.pytest.ini_options]\n")]).as_deref(),
+            Some("python3 -m pytest -q")
+        );
+        assert_eq!(
+            detect_with(&[("tests/test_a.py", "")]).as_deref(),
+            Some("python3 -m unittest discover -v")
+        );
+        assert_eq!(detect_with(&[("README.md", "hi")]), None);
+    }
+}

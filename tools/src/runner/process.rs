@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{killpg, Signal};
@@ -48,10 +48,17 @@ pub fn run_command(command: &str, options: &RunOptions) -> Result<TestReport> {
     drop(builder);
     let group = Pid::from_raw(child.id() as i32);
     let cap = options.output_cap.max(1);
-    let (sender, receiver) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = sender.send(capture(reader, cap));
-    });
+    // The reader fills a shared buffer, so that output is kept even if a process that escaped the
+    // group (setsid) holds the pipe open and the reader never finishes.
+    let captured = Arc::new(Mutex::new(Captured::default()));
+    let (done_sender, done) = mpsc::channel::<()>();
+    {
+        let captured = Arc::clone(&captured);
+        std::thread::spawn(move || {
+            capture(reader, cap, &captured);
+            let _ = done_sender.send(());
+        });
+    }
     let mut timed_out = false;
     let mut pause = Duration::from_millis(1);
     let status = loop {
@@ -79,9 +86,12 @@ pub fn run_command(command: &str, options: &RunOptions) -> Result<TestReport> {
     // Children left behind in the group would keep the pipe open (and run on): end them.
     let _ = killpg(group, Signal::SIGKILL);
     let duration = start.elapsed();
-    let captured = receiver
-        .recv_timeout(Duration::from_secs(5))
-        .unwrap_or_default();
+    let _ = done.recv_timeout(Duration::from_secs(2));
+    let captured = std::mem::take(
+        &mut *captured
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()),
+    );
     let exit_code = status.and_then(|status| status.code());
     let signalled = status.and_then(|status| status.signal());
     let mut output = captured.render();
@@ -133,13 +143,15 @@ impl Captured {
     }
 }
 
-fn capture(mut reader: std::io::PipeReader, cap: usize) -> Captured {
-    let mut captured = Captured::default();
+fn capture(mut reader: std::io::PipeReader, cap: usize, shared: &Mutex<Captured>) {
     let mut buffer = [0u8; 8192];
     loop {
         let read = match reader.read(&mut buffer) {
             Ok(0) | Err(_) => break,
             Ok(read) => read,
+        };
+        let Ok(mut captured) = shared.lock() else {
+            break;
         };
         let mut chunk = &buffer[..read];
         if captured.head.len() < cap {
@@ -153,7 +165,6 @@ fn capture(mut reader: std::io::PipeReader, cap: usize) -> Captured {
             captured.omitted += 1;
         }
     }
-    captured
 }
 
 /// Variables passed through when scrubbing (exact names).
@@ -296,5 +307,16 @@ mod tests {
         assert!(start.elapsed() < Duration::from_secs(5));
         std::thread::sleep(Duration::from_millis(2500));
         assert!(!marker.exists(), "the grandchild survived the timeout");
+    }
+
+    #[test]
+    fn output_survives_a_process_that_escaped_the_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let options = RunOptions::new(dir.path());
+        let start = Instant::now();
+        let report = run_command("setsid sleep 4 & echo kept; exit 0", &options).unwrap();
+        assert!(report.passed);
+        assert!(report.output.contains("kept"), "{}", report.output);
+        assert!(start.elapsed() < Duration::from_millis(3500));
     }
 }
