@@ -573,12 +573,26 @@ fn rank_regions(
             })
         })
         .collect();
+    // Best first; among equal scores the smaller region (a method rather than its whole impl).
     regions.sort_by(|a, b| {
         b.score
             .total_cmp(&a.score)
+            .then((a.end_line - a.start_line).cmp(&(b.end_line - b.start_line)))
             .then(a.start_line.cmp(&b.start_line))
     });
-    regions.truncate(3);
+    let mut picked: Vec<Region> = Vec::new();
+    for region in regions {
+        let overlaps = picked
+            .iter()
+            .any(|seen| region.start_line <= seen.end_line && seen.start_line <= region.end_line);
+        if !overlaps {
+            picked.push(region);
+        }
+        if picked.len() == 3 {
+            break;
+        }
+    }
+    let mut regions = picked;
     for region in &mut regions {
         for reason in &mut region.reasons {
             if let Reason::Terms { terms } = reason {
