@@ -92,6 +92,8 @@ pub struct TestFeedback {
     pub locations: Vec<FailureLocation>,
     pub output: String,
     pub output_truncated: bool,
+    /// The failed edits were discarded (they removed tests), so the files are as before them.
+    pub reverted: bool,
 }
 
 /// A line a failure points at, with a few lines around it.

@@ -172,3 +172,22 @@ fn char_estimate_errs_high() {
     assert_eq!(CharEstimate.count(""), 0);
     assert_eq!(CharEstimate.count("abcdefg"), 2);
 }
+
+#[test]
+fn reverted_feedback_says_the_edits_were_discarded() {
+    let feedback = TestFeedback {
+        command: "pytest".into(),
+        exit_code: Some(1),
+        reverted: true,
+        ..Default::default()
+    };
+    let rendered = test_feedback(&feedback).unwrap();
+    assert!(
+        rendered.contains("Those edits were discarded"),
+        "{rendered}"
+    );
+    assert!(
+        !rendered.contains("now contain your previous edits"),
+        "{rendered}"
+    );
+}

@@ -127,10 +127,40 @@ pub(crate) struct TestSettings {
     /// Shared cargo target folder of the repository; each concurrent slot gets its own subfolder so
     /// parallel builds do not wait on cargo's lock.
     pub cargo_target_dir: Option<PathBuf>,
+    /// Tests the baseline run counted (see [`removed_tests`]).
+    pub baseline_tests: Option<usize>,
 }
 
-/// One test result, or `None` when skipped because another candidate passed first.
-pub(crate) type Tested = (usize, Prepared, Option<Result<TestReport>>);
+/// One test result (`None` when skipped because another candidate passed first), and whether the
+/// candidate passed only by running fewer tests than the baseline.
+pub(crate) type Tested = (usize, Prepared, Option<Result<TestReport>>, bool);
+
+/// Tests a run counted, when its framework's output was recognised.
+pub(crate) fn test_count(report: &TestReport) -> Option<usize> {
+    match (report.tests_passed, report.tests_failed) {
+        (None, None) => None,
+        (passed, failed) => Some(passed.unwrap_or(0) + failed.unwrap_or(0)),
+    }
+}
+
+/// A run that "passes" with fewer tests than the baseline removed or disabled tests: that is not a
+/// fix. Marks the report failed (with the reason in its output) and returns true.
+pub(crate) fn removed_tests(report: &mut TestReport, baseline: Option<usize>) -> bool {
+    let (true, Some(before), Some(now)) = (report.passed, baseline, test_count(report)) else {
+        return false;
+    };
+    if now >= before {
+        return false;
+    }
+    report.passed = false;
+    report.output.push_str(&format!(
+        "\n[hone] the tests passed, but only {now} ran where {before} ran before the change: do not delete, rename or disable tests\n"
+    ));
+    report
+        .failed_tests
+        .push(format!("{} test(s) no longer run", before - now));
+    true
+}
 
 /// Test the candidates concurrently; `on_start` / `on_finish` report progress.
 pub(crate) async fn test_all(
@@ -148,7 +178,7 @@ pub(crate) async fn test_all(
         async move {
             let index = candidate.index;
             if passed.load(Ordering::SeqCst) {
-                return (index, candidate, None);
+                return (index, candidate, None, false);
             }
             on_start(index);
             let slot = slots
@@ -182,18 +212,22 @@ pub(crate) async fn test_all(
             if let Ok(mut free) = slots.lock() {
                 free.push(slot);
             }
+            let mut report = report;
+            let removed = report
+                .as_mut()
+                .is_ok_and(|report| removed_tests(report, settings.baseline_tests));
             if report.as_ref().is_ok_and(|report| report.passed) {
                 passed.store(true, Ordering::SeqCst);
             }
             on_finish(index, &report);
-            (index, candidate, Some(report))
+            (index, candidate, Some(report), removed)
         }
     });
     let mut results: Vec<Tested> = futures::stream::iter(futures)
         .buffer_unordered(jobs)
         .collect()
         .await;
-    results.sort_by_key(|(index, _, _)| *index);
+    results.sort_by_key(|(index, _, _, _)| *index);
     results
 }
 

@@ -337,7 +337,7 @@ impl<'a> Run<'a> {
         .await
         .map_err(|error| Error::Backend(format!("test thread failed: {error}")))??;
         self.transcript.write("baseline/test.log", &report.output);
-        self.baseline_tests = test_count(&report);
+        self.baseline_tests = evaluate::test_count(&report);
         self.summary.test_seconds += report.duration.as_secs_f64();
         self.phase("baseline test", since);
         Ok((!report.passed).then(|| summarize_failure(&report)))
@@ -562,6 +562,7 @@ impl<'a> Run<'a> {
                 timeout: self.test_timeout(),
                 jobs: self.jobs,
                 cargo_target_dir: self.sandbox.cargo_target_dir.clone(),
+                baseline_tests: self.baseline_tests,
             };
             let events = self.events;
             let transcript = &self.transcript;
@@ -599,22 +600,12 @@ impl<'a> Run<'a> {
             // Choose.
             let mut passing: Vec<(usize, ChangeSet)> = Vec::new();
             let mut best_failed: Option<(usize, Prepared, TestReport)> = None;
-            for (index, candidate, report) in tested {
+            let mut shrank: HashSet<usize> = HashSet::new();
+            for (index, candidate, report, removed_tests) in tested {
                 let Some(report) = report else { continue };
-                let mut report = report?;
-                if let (true, Some(before), Some(now)) =
-                    (report.passed, self.baseline_tests, test_count(&report))
-                {
-                    if now < before {
-                        // Deleting the failing test is not a fix.
-                        report.passed = false;
-                        report.output.push_str(&format!(
-                            "\n[hone] the tests passed, but only {now} ran where {before} ran before the change: do not delete, rename or disable tests\n"
-                        ));
-                        report
-                            .failed_tests
-                            .push(format!("{} test(s) no longer run", before - now));
-                    }
+                let report = report?;
+                if removed_tests {
+                    shrank.insert(index);
                 }
                 self.summary.candidates_tested += 1;
                 self.summary.test_seconds += report.duration.as_secs_f64();
@@ -672,16 +663,18 @@ impl<'a> Run<'a> {
                     }) {
                         self.best = Some(attempt);
                     }
+                    // A change that removed tests is not a base to build on.
+                    let reverted = shrank.contains(&index);
                     let feedback = {
                         let repo = self.repo()?;
-                        self.test_feedback(&repo, &report, &candidate.total)?
+                        self.test_feedback(&repo, &report, &candidate.total, reverted)?
                     };
                     self.transcript
                         .write(&format!("{dir}/feedback.txt"), &feedback);
                     messages.push(Message::assistant(generated[index].text.clone()));
                     messages.push(Message::user(feedback.clone()));
                     infill_feedback = Some(summarize_failure(&report));
-                    if !self.infill {
+                    if !self.infill && !reverted {
                         carried = candidate.total;
                     }
                     Some(index + 1)
@@ -811,6 +804,7 @@ impl<'a> Run<'a> {
         repo: &Repository,
         report: &TestReport,
         state: &ChangeSet,
+        reverted: bool,
     ) -> Result<String> {
         let locations =
             context::failure_locations(repo, &self.request.source, state, &report.output);
@@ -823,6 +817,7 @@ impl<'a> Run<'a> {
             locations,
             output: truncate_middle(&report.output, 6000),
             output_truncated: report.output_truncated || report.output.len() > 6000,
+            reverted,
         };
         Ok(hone_prompts::test_feedback(&feedback)?)
     }
@@ -889,14 +884,6 @@ fn failure_rank(report: &TestReport, changes: &ChangeSet) -> (usize, usize) {
             .max(1)
     };
     (failing, changes.changed_lines())
-}
-
-/// Tests a run counted, when its framework's output was recognised.
-fn test_count(report: &TestReport) -> Option<usize> {
-    match (report.tests_passed, report.tests_failed) {
-        (None, None) => None,
-        (passed, failed) => Some(passed.unwrap_or(0) + failed.unwrap_or(0)),
-    }
 }
 
 /// One line on why a test run failed.
