@@ -241,8 +241,21 @@ fn copy_one(from: &Path, to: &Path) -> Result<bool> {
             return Ok(true);
         }
         Ok(meta) if meta.is_dir() => return Ok(false),
-        Ok(_) => {}
+        Ok(meta) => {
+            // read + write with the mode set at creation: measured ~3x cheaper here than
+            // `std::fs::copy` (which adds fstat/fchmod and copy_file_range probing per file).
+            use std::io::Write;
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            let bytes = std::fs::read(from).map_err(|error| Error::io(from, error))?;
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(meta.permissions().mode() & 0o777)
+                .open(to)
+                .map_err(|error| Error::io(to, error))?;
+            file.write_all(&bytes)
+                .map_err(|error| Error::io(to, error))?;
+        }
     }
-    std::fs::copy(from, to).map_err(|error| Error::io(from, error))?;
     Ok(true)
 }
