@@ -592,3 +592,86 @@ fn local_engine_runs_the_loop_on_a_tiny_checkpoint() {
     assert_eq!(fixture.read("calc.py"), PY_CALC);
     assert_eq!(fixture.git_status(), "");
 }
+
+/// A one-shot OpenAI-compatible endpoint on loopback: answers each POST with the next canned text
+/// as a streamed (SSE) chat completion, and records the requests.
+fn fake_openai(answers: Vec<String>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}/v1", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let mut requests = Vec::new();
+        for answer in answers {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = BufReader::new(stream);
+            let mut head = String::new();
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if let Some(value) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = value.trim().parse().unwrap();
+                }
+                head.push_str(&line);
+                if line == "\r\n" {
+                    break;
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            requests.push(format!("{head}{}", String::from_utf8(body).unwrap()));
+            let chunk = json!({"choices": [{"index": 0, "delta": {"content": answer}, "finish_reason": "stop"}]});
+            let events = format!("data: {chunk}\n\ndata: [DONE]\n\n");
+            let mut stream = reader.into_inner();
+            write!(stream, "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{events}", events.len()).unwrap();
+        }
+        requests
+    });
+    (base, handle)
+}
+
+#[test]
+fn openai_backend_end_to_end_against_a_loopback_endpoint() {
+    let fixture = python();
+    let (base, server) = fake_openai(vec!["calc.py:1-2: add subtracts".into(), plain_fix()]);
+    let output = Command::new(env!("CARGO_BIN_EXE_hone"))
+        .current_dir(fixture.path())
+        .args([
+            "run",
+            "fix add",
+            "--backend",
+            "openai",
+            "--base-url",
+            &base,
+            "--model",
+            "coder",
+            "--api-key-env",
+            "HONE_TEST_KEY",
+        ])
+        .args(["--test", PY_TEST_COMMAND])
+        .env("HONE_TEST_KEY", "sk-loopback")
+        .env("HOME", fixture.scratch.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    assert!(fixture.read("calc.py").contains("return a + b"));
+    let requests = server.join().unwrap();
+    assert_eq!(
+        requests.len(),
+        2,
+        "a plan, then one candidate (the HTTP default)"
+    );
+    assert!(
+        requests[1]
+            .to_ascii_lowercase()
+            .contains("authorization: bearer sk-loopback"),
+        "{}",
+        requests[1]
+    );
+    assert!(
+        requests[1].contains("\"model\":\"coder\""),
+        "{}",
+        requests[1]
+    );
+    assert!(requests[1].contains("\"n\":1"), "{}", requests[1]);
+}
