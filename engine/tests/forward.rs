@@ -12,6 +12,9 @@ use hone_engine::model::{CacheMode, DiffusionModel, ForwardInput, KvCache};
 use hone_engine::Error;
 
 const TOLERANCE: f32 = 1e-4;
+/// Cached and uncached passes compute the same sums over different row counts, so the matmul
+/// kernels may add in another order: equal up to float rounding (measured: at most 2e-5).
+const CACHE_TOLERANCE: f32 = 5e-5;
 
 fn parity_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/parity")
@@ -141,7 +144,10 @@ fn cache_modes_reproduce_the_uncached_pass() {
         );
         let err = max_abs_diff(&prefix, &full.narrow(1, start, total - start).unwrap());
         eprintln!("cache {name} prefix: max abs diff {err:.3e}");
-        assert!(err <= 1e-5, "{name}: prefix cache differs by {err}");
+        assert!(
+            err <= CACHE_TOLERANCE,
+            "{name}: prefix cache differs by {err}"
+        );
 
         let (start, n) = (8, 8);
         let span = ids.narrow(1, start, n).unwrap();
@@ -155,7 +161,10 @@ fn cache_modes_reproduce_the_uncached_pass() {
         );
         let err = max_abs_diff(&dual, &full.narrow(1, start, n).unwrap());
         eprintln!("cache {name} dual: max abs diff {err:.3e}");
-        assert!(err <= 1e-5, "{name}: dual cache differs by {err}");
+        assert!(
+            err <= CACHE_TOLERANCE,
+            "{name}: dual cache differs by {err}"
+        );
         assert_eq!(
             cache.len(),
             total,
@@ -328,9 +337,6 @@ fn broken_checkpoints_name_the_problem() {
     .unwrap();
     assert!(load_err(tmp.path()).contains("not a valid safetensors file"));
 
-    std::fs::remove_file(tmp.path().join("model.safetensors")).unwrap();
-    assert!(load_err(tmp.path()).contains("no weights"));
-
     std::fs::write(
         tmp.path().join("config.json"),
         r#"{"model_type": "llada", "num_experts": 64}"#,
@@ -340,6 +346,9 @@ fn broken_checkpoints_name_the_problem() {
     std::fs::write(tmp.path().join("config.json"), r#"{"model_type": "gpt2"}"#).unwrap();
     let err = load_err(tmp.path());
     assert!(err.contains("gpt2") && err.contains("supported"), "{err}");
+
+    std::fs::remove_file(tmp.path().join("model.safetensors")).unwrap();
+    assert!(load_err(tmp.path()).contains("no weights"));
 
     assert!(load_err(&tmp.path().join("nope")).contains("does not exist"));
 }
