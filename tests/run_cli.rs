@@ -675,3 +675,44 @@ fn openai_backend_end_to_end_against_a_loopback_endpoint() {
     );
     assert!(requests[1].contains("\"n\":1"), "{}", requests[1]);
 }
+
+#[test]
+fn commit_delivery_uses_a_generated_message_and_runs_the_users_hooks() {
+    let fixture = python();
+    let hook = fixture.path().join(".git/hooks/commit-msg");
+    std::fs::write(&hook, "#!/bin/sh\nprintf '\\nHook-Ran: yes\\n' >> \"$1\"\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let script = json!({"calls": [
+        chat("edit", vec![plain_fix()]),
+        chat("commit-message", vec!["```\nFix add\n```".into()]),
+    ]});
+    let output = fixture.hone(
+        &[
+            "fix add",
+            "--test",
+            PY_TEST_COMMAND,
+            "--no-plan",
+            "--commit",
+        ],
+        script,
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let git = git2::Repository::open(fixture.path()).unwrap();
+    let head = git.head().unwrap().peel_to_commit().unwrap();
+    assert_eq!(
+        head.summary(),
+        Some("Fix add"),
+        "fences stripped from the model's message"
+    );
+    assert!(
+        head.message().unwrap().contains("Hook-Ran: yes"),
+        "{:?}",
+        head.message()
+    );
+    assert_eq!(fixture.git_status(), "", "the commit holds the patch");
+    assert!(fixture.read("calc.py").contains("return a + b"));
+}
