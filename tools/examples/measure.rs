@@ -101,7 +101,12 @@ fn main() {
         (cpu_ms() - cpu) / 5.0
     );
 
-    for source in [TreeSource::WorkTree, TreeSource::Index] {
+    for source in [
+        TreeSource::Index,
+        TreeSource::WorkTree,
+        TreeSource::Index,
+        TreeSource::WorkTree,
+    ] {
         let mut times = Vec::new();
         let cpu = cpu_ms();
         for _ in 0..3 {
