@@ -126,6 +126,8 @@ pub struct RunListing {
     pub summary: Option<serde_json::Value>,
     /// From `request.json`.
     pub task: Option<String>,
+    /// From `error.txt`: the run stopped on an error (backend, setup).
+    pub error: Option<String>,
 }
 
 /// Runs under `runs_dir`, newest first.
@@ -165,6 +167,9 @@ pub fn read_run(dir: &Path) -> RunListing {
         dir: dir.to_path_buf(),
         summary: read_json("summary.json"),
         task,
+        error: fs::read_to_string(dir.join("error.txt"))
+            .ok()
+            .map(|text| text.trim().to_owned()),
     }
 }
 

@@ -91,9 +91,13 @@ impl LocalModel {
             dtype,
         };
         let loaded = hone_engine::checkpoint::load(&spec).map_err(|error| {
-            let mut hints = vec![format!(
+            let mut hints: Vec<String> = Vec::new();
+            // The engine's own message already says how to download a missing hub checkpoint.
+            if !error.to_string().contains("download") {
+                hints.push(format!(
                 "fetch it with `huggingface-cli download {model_name}` (or `hf download {model_name}`), or pass --model DIR: a folder with config.json, tokenizer.json and *.safetensors"
-            )];
+            ));
+            }
             if settings.model.is_none() {
                 hints.push(format!(
                     "without --model hone uses {DEFAULT_CPU_MODEL} on CPU and {DEFAULT_CUDA_MODEL} on CUDA; --backend openai --base-url URL uses a server instead"

@@ -19,6 +19,14 @@ use crate::backends::{self, BackendKind, ModelSettings};
 use crate::config::{parse_duration, Config};
 use crate::exit::{Hinted, FAILURE};
 
+/// Print a line on stdout; a closed pipe (`hone ... | head`) is not an error worth a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// What to do, in plain words (e.g. "make the failing test pass").
@@ -184,6 +192,9 @@ fn agent_error(error: hone_agent::Error) -> anyhow::Error {
         hone_agent::Error::Tools(hone_tools::Error::NoTestCommand { .. }) => {
             vec!["pass --test \"CMD\" or set `test = \"CMD\"` in .hone.toml".into()]
         }
+        hone_agent::Error::Http { .. } => vec![
+            "is the server running and reachable? check --base-url (it usually ends in /v1)".into(),
+        ],
         hone_agent::Error::Unsupported { .. } => {
             vec!["use --mode edit-blocks with this backend".into()]
         }
@@ -273,7 +284,6 @@ fn run_request(args: &RunArgs, config: &Config, root: &std::path::Path) -> RunRe
 }
 
 /// Deliver the outcome and print the summary; returns the exit code.
-#[allow(clippy::print_stdout)]
 fn deliver(
     args: &RunArgs,
     outcome: &RunOutcome,
@@ -286,14 +296,16 @@ fn deliver(
         if args.json {
             return Ok(ExitCode::from(FAILURE));
         }
-        println!(
+        say!(
             "hone: no verified patch ({}) after {} iteration(s), {} candidate(s) tested",
-            summary.reason, summary.iterations, summary.candidates_tested
+            summary.reason,
+            summary.iterations,
+            summary.candidates_tested
         );
         if diff.is_empty() {
-            println!("no candidate applied; nothing was changed");
+            say!("no candidate applied; nothing was changed");
         } else {
-            println!("best attempt (NOT applied; your tree is untouched):\n{diff}");
+            say!("best attempt (NOT applied; your tree is untouched):\n{diff}");
         }
         print_footer(outcome);
         return Ok(ExitCode::from(FAILURE));
@@ -332,14 +344,17 @@ fn deliver(
     }
     if args.json {
         let line = serde_json::json!({"event": "delivered", "actions": delivered, "commit_message": message});
-        println!("{line}");
+        say!("{line}");
         return Ok(ExitCode::SUCCESS);
     }
-    print!("{diff}");
-    if !diff.ends_with('\n') && !diff.is_empty() {
-        println!();
+    {
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout().lock(), "{diff}");
     }
-    println!(
+    if !diff.ends_with('\n') && !diff.is_empty() {
+        say!();
+    }
+    say!(
         "hone: verified patch ({} file(s)) after {} iteration(s), {} candidate(s) tested: {}",
         summary.files.len(),
         summary.iterations,
@@ -350,10 +365,9 @@ fn deliver(
     Ok(ExitCode::SUCCESS)
 }
 
-#[allow(clippy::print_stdout)]
 fn print_footer(outcome: &RunOutcome) {
     let summary = &outcome.summary;
-    println!(
+    say!(
         "time {:.1} s (model {:.1} s, tests {:.1} s); tokens {} in / {} out; NFE {}",
         summary.seconds,
         summary.model_seconds,
@@ -363,7 +377,7 @@ fn print_footer(outcome: &RunOutcome) {
         summary.nfe
     );
     if let Some(dir) = &summary.transcript {
-        println!("transcript: {dir} (hone runs show {})", summary.id);
+        say!("transcript: {dir} (hone runs show {})", summary.id);
     }
 }
 
@@ -404,7 +418,10 @@ impl Display {
     fn line(&self, text: String) {
         match &self.bar {
             Some(bar) => bar.println(text),
-            None if self.plain => eprintln!("{text}"),
+            None if self.plain => {
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stderr().lock(), "{text}");
+            }
             None => {}
         }
     }

@@ -9,6 +9,14 @@ use hone_agent::transcript::{list_runs, read_run, RunListing};
 
 use crate::exit::Hinted;
 
+/// Print a line on stdout; a closed pipe (`hone ... | head`) is not an error worth a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 #[derive(Debug, clap::Args)]
 pub struct RunsArgs {
     #[command(subcommand)]
@@ -39,7 +47,6 @@ fn field<'a>(run: &'a RunListing, name: &str) -> Option<&'a serde_json::Value> {
     run.summary.as_ref().and_then(|summary| summary.get(name))
 }
 
-#[allow(clippy::print_stdout)]
 pub fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
     let dir = runs_dir()?;
     match args.command {
@@ -47,7 +54,7 @@ pub fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
             let runs = list_runs(&dir)?;
             if args.json {
                 for run in &runs {
-                    println!(
+                    say!(
                         "{}",
                         serde_json::json!({"id": run.id, "task": run.task, "summary": run.summary})
                     );
@@ -55,17 +62,24 @@ pub fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::SUCCESS);
             }
             if runs.is_empty() {
-                println!("no runs recorded in {}", dir.display());
+                say!("no runs recorded in {}", dir.display());
                 return Ok(ExitCode::SUCCESS);
             }
-            println!(
+            say!(
                 "{:<22} {:<10} {:>5} {:>8}  task",
-                "id", "status", "iter", "seconds"
+                "id",
+                "status",
+                "iter",
+                "seconds"
             );
             for run in &runs {
-                let status = field(run, "status")
-                    .and_then(|v| v.as_str())
-                    .unwrap_or("unfinished");
+                let status = field(run, "status").and_then(|v| v.as_str()).unwrap_or(
+                    if run.error.is_some() {
+                        "error"
+                    } else {
+                        "unfinished"
+                    },
+                );
                 let iterations = field(run, "iterations")
                     .and_then(|v| v.as_u64())
                     .unwrap_or(0);
@@ -80,7 +94,7 @@ pub fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
                     .next()
                     .unwrap_or("");
                 let task: String = task.chars().take(60).collect();
-                println!(
+                say!(
                     "{:<22} {status:<10} {iterations:>5} {seconds:>8.1}  {task}",
                     run.id
                 );
@@ -90,16 +104,16 @@ pub fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
         Some(RunsCommand::Show { id }) => {
             let run = find(&dir, &id)?;
             if args.json {
-                println!(
+                say!(
                     "{}",
                     serde_json::json!({"id": run.id, "dir": run.dir, "task": run.task, "summary": run.summary})
                 );
                 return Ok(ExitCode::SUCCESS);
             }
-            println!("run {}", run.id);
-            println!("folder: {}", run.dir.display());
+            say!("run {}", run.id);
+            say!("folder: {}", run.dir.display());
             if let Some(task) = &run.task {
-                println!("task: {task}");
+                say!("task: {task}");
             }
             match &run.summary {
                 Some(summary) => {
@@ -120,7 +134,7 @@ pub fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
                             .get(key)
                             .filter(|value| !value.is_null() && value.as_str() != Some(""))
                         {
-                            println!(
+                            say!(
                                 "{key}: {}",
                                 value
                                     .as_str()
@@ -129,15 +143,20 @@ pub fn run(args: RunsArgs) -> anyhow::Result<ExitCode> {
                         }
                     }
                 }
-                None => println!("status: unfinished (no summary.json: the run was interrupted)"),
+                None => match &run.error {
+                    Some(error) => say!("status: error\nerror: {error}"),
+                    None => {
+                        say!("status: unfinished (no summary.json: the run was interrupted)")
+                    }
+                },
             }
-            println!("files:");
+            say!("files:");
             for file in recorded_files(&run.dir) {
-                println!("  {file}");
+                say!("  {file}");
             }
             if let Ok(diff) = std::fs::read_to_string(run.dir.join("final.diff")) {
                 if !diff.is_empty() {
-                    println!("diff:\n{diff}");
+                    say!("diff:\n{diff}");
                 }
             }
             Ok(ExitCode::SUCCESS)
