@@ -66,7 +66,8 @@ pub struct RunArgs {
     /// Backend: local (the diffusion engine) or openai (any OpenAI-compatible endpoint).
     #[arg(long, value_enum)]
     pub backend: Option<BackendKind>,
-    /// Local: model folder or hub id (default per device, see `hone run --help`); openai: model name.
+    /// Local: model folder or hub id (default: fredzzp/open-dcoder-0.5B on CPU,
+    /// apple/DiffuCoder-7B-cpGRPO on CUDA); openai: model name.
     #[arg(long, short = 'm')]
     pub model: Option<String>,
     /// Local: override architecture detection (llada or dream).
