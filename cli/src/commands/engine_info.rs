@@ -152,7 +152,21 @@ fn write_text(out: &mut impl std::io::Write, r: &serde_json::Value) -> anyhow::R
     )?;
     writeln!(out, "special ids:    {}", r["special_tokens"])?;
     writeln!(out, "tokenizer:      {}", r["tokenizer"])?;
-    writeln!(out, "generation:     {}", r["generation_defaults"])?;
+    // Only the settings the checkpoint actually suggests.
+    let generation: serde_json::Map<String, serde_json::Value> = r["generation_defaults"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    writeln!(
+        out,
+        "generation:     {}",
+        serde_json::Value::Object(generation)
+    )?;
     if r.get("peak_rss_bytes").is_some() {
         writeln!(
             out,

@@ -82,13 +82,17 @@ impl Config {
             ));
         }
         let (heads, kv) = (self.num_attention_heads, self.kv_heads());
-        if heads == 0 || self.hidden_size % heads != 0 || kv == 0 || heads % kv != 0 {
+        if heads == 0
+            || !self.hidden_size.is_multiple_of(heads)
+            || kv == 0
+            || !heads.is_multiple_of(kv)
+        {
             return Err(Error::Checkpoint(format!(
                 "Dream config: hidden_size {} / num_attention_heads {heads} / num_key_value_heads {kv} do not divide evenly",
                 self.hidden_size
             )));
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return Err(Error::Checkpoint(format!(
                 "Dream config: head size {} is odd",
                 self.head_dim()
@@ -255,7 +259,7 @@ impl DiffusionModel for Model {
             None => self.rotary.range(prep.span_start, prep.len, &self.device)?,
         };
         // transformers casts the f32 tables to the activations' dtype and rotates there.
-        let rope_dtype = self.dtype;
+        let (cos, sin) = (cos.to_dtype(self.dtype)?, sin.to_dtype(self.dtype)?);
 
         let mut x = layers::embed(&self.embed_tokens, input.input_ids)?;
         for (i, layer) in self.layers.iter().enumerate() {
@@ -263,8 +267,8 @@ impl DiffusionModel for Model {
             let q = layers::split_heads(&layer.q_proj.forward(&h)?, heads, head_dim)?;
             let k = layers::split_heads(&layer.k_proj.forward(&h)?, kv_heads, head_dim)?;
             let v = layers::split_heads(&layer.v_proj.forward(&h)?, kv_heads, head_dim)?;
-            let q = layers::apply_rope(&q, &cos, &sin, rope_dtype)?;
-            let k = layers::heads_first(&layers::apply_rope(&k, &cos, &sin, rope_dtype)?)?;
+            let q = layers::apply_rope(&q, &cos, &sin)?;
+            let k = layers::heads_first(&layers::apply_rope(&k, &cos, &sin)?)?;
             let v = layers::heads_first(&v)?;
             let (k, v) = layers::layer_keys_values(&mut input.cache, i, prep.span_start, k, v)?;
             let att = layers::attention(&q, &k, &v, prep.key_bias.as_ref())?;

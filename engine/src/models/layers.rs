@@ -146,18 +146,12 @@ impl Rotary {
     }
 }
 
-/// Apply RoPE to `x` laid out `[batch, len, heads, head_dim]` (contiguous), in `compute` dtype.
-pub fn apply_rope(
-    x: &Tensor,
-    cos: &Tensor,
-    sin: &Tensor,
-    compute: DType,
-) -> candle_core::Result<Tensor> {
+/// Apply RoPE to `x` laid out `[batch, len, heads, head_dim]`, rotating in the dtype of `cos`/`sin`
+/// (f32 tables for LLaDA's `rope_full_precision`, the model dtype for Dream) and returning `x`'s.
+pub fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Tensor> {
     let dtype = x.dtype();
-    let x = x.to_dtype(compute)?.contiguous()?;
-    let cos = cos.to_dtype(compute)?;
-    let sin = sin.to_dtype(compute)?;
-    candle_nn::rotary_emb::rope_thd(&x, &cos, &sin)?.to_dtype(dtype)
+    let x = x.to_dtype(cos.dtype())?.contiguous()?;
+    candle_nn::rotary_emb::rope_thd(&x, cos, sin)?.to_dtype(dtype)
 }
 
 /// What one forward pass needs besides the ids, validated once for all layers.

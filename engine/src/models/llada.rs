@@ -161,16 +161,16 @@ impl Config {
         }
         let kv = self.kv_heads();
         if self.n_heads == 0
-            || self.d_model % self.n_heads != 0
+            || !self.d_model.is_multiple_of(self.n_heads)
             || kv == 0
-            || self.n_heads % kv != 0
+            || !self.n_heads.is_multiple_of(kv)
         {
             return Err(Error::Checkpoint(format!(
                 "LLaDA config: d_model {} / n_heads {} / n_kv_heads {kv} do not divide evenly",
                 self.d_model, self.n_heads
             )));
         }
-        if self.head_dim() % 2 != 0 {
+        if !self.head_dim().is_multiple_of(2) {
             return Err(Error::Checkpoint(format!(
                 "LLaDA config: head size {} is odd",
                 self.head_dim()
@@ -337,11 +337,13 @@ impl DiffusionModel for Model {
         let (heads, kv_heads, head_dim) = (cfg.n_heads, cfg.kv_heads(), cfg.head_dim());
         // LLaDA never shifts positions for padding: the span's positions are its indices.
         let (cos, sin) = self.rotary.range(prep.span_start, prep.len, &self.device)?;
+        // `rope_full_precision`: rotate in f32 whatever the model dtype, as the reference does.
         let rope_dtype = if cfg.rope_full_precision {
             DType::F32
         } else {
             self.dtype
         };
+        let (cos, sin) = (cos.to_dtype(rope_dtype)?, sin.to_dtype(rope_dtype)?);
 
         let mut x = layers::embed(&self.wte, input.input_ids)?;
         if cfg.input_emb_norm == Some(true) {
@@ -356,18 +358,8 @@ impl DiffusionModel for Model {
                 q = qn.forward(&q)?;
                 k = kn.forward(&k)?;
             }
-            let q = layers::apply_rope(
-                &layers::split_heads(&q, heads, head_dim)?,
-                &cos,
-                &sin,
-                rope_dtype,
-            )?;
-            let k = layers::apply_rope(
-                &layers::split_heads(&k, kv_heads, head_dim)?,
-                &cos,
-                &sin,
-                rope_dtype,
-            )?;
+            let q = layers::apply_rope(&layers::split_heads(&q, heads, head_dim)?, &cos, &sin)?;
+            let k = layers::apply_rope(&layers::split_heads(&k, kv_heads, head_dim)?, &cos, &sin)?;
             let k = layers::heads_first(&k)?;
             let v = layers::heads_first(&layers::split_heads(&v, kv_heads, head_dim)?)?;
             let (k, v) = layers::layer_keys_values(&mut input.cache, i, prep.span_start, k, v)?;
