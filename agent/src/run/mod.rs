@@ -4,29 +4,32 @@
 //! and a wall-clock budget. The user's tree is never touched here: delivery is a separate step
 //! (`crate::delivery`) on the returned [`RunOutcome`].
 
+mod candidates;
+mod commit;
 mod context;
 mod evaluate;
 mod generate;
+mod report;
 mod request;
+mod understand;
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
-use hone_prompts::{PlanItem, TaskPrompt, TestFeedback};
+use hone_prompts::TaskPrompt;
 use hone_tools::{Repository, SandboxOptions, TestReport};
 
 use crate::changes::ChangeSet;
-use crate::events::{
-    Event, EventSink, FailStage, Phase, PlanSource, PlannedRegion, RunStatus, RunSummary,
-    SelectedFile,
-};
-use crate::model::{estimate_tokens, ChatRequest, Message, Model, Purpose};
+use crate::events::{Event, EventSink, FailStage, Phase, RunStatus, RunSummary};
+use crate::model::{Message, Model};
 use crate::transcript::{new_run_id, write_summary, Transcript};
 use crate::{Error, Result};
 
-use evaluate::{fingerprint, NotTested, Prepared, TestSettings};
-use generate::Generated;
+pub use commit::commit_message;
+use evaluate::{fingerprint, Prepared, TestSettings};
+use report::{failure_rank, first_line, render_messages, summarize_failure};
 pub use request::{GenerationMode, RunOutcome, RunRequest};
+use understand::Understanding;
 
 /// Run a task to the end. Errors are setup or backend failures; a run whose candidates all fail is
 /// an `Ok` outcome with status `failed` (or `budget`).
@@ -58,61 +61,6 @@ pub fn run_task_blocking(
         .build()
         .map_err(|source| Error::io("starting the async runtime", source))?
         .block_on(run_task(request, model, events))
-}
-
-/// Ask the model for a commit message for `diff`; falls back to the task's first line.
-pub async fn commit_message(model: &dyn Model, task: Option<&str>, diff: &str) -> String {
-    let fallback = task
-        .and_then(|task| task.lines().next())
-        .map(|line| format!("hone: {}", line.chars().take(64).collect::<String>()))
-        .unwrap_or_else(|| "hone: apply verified change".to_owned());
-    let Ok(prompt) = hone_prompts::commit_message_request(task, diff) else {
-        return fallback;
-    };
-    let request = ChatRequest {
-        messages: vec![Message::user(prompt)],
-        n: 1,
-        max_tokens: 160,
-        purpose: Purpose::CommitMessage,
-        ..Default::default()
-    };
-    match model.chat(&request, None).await {
-        Ok(response) => response
-            .candidates
-            .first()
-            .map(|candidate| clean_message(&candidate.text))
-            .filter(|message| !message.is_empty())
-            .unwrap_or(fallback),
-        Err(error) => {
-            tracing::warn!(%error, "could not generate a commit message");
-            fallback
-        }
-    }
-}
-
-fn clean_message(text: &str) -> String {
-    let text = text.trim().trim_matches('`').trim();
-    let lines: Vec<&str> = text
-        .lines()
-        .filter(|line| !line.trim_start().starts_with("```"))
-        .collect();
-    let first = lines
-        .first()
-        .map(|line| line.trim().trim_matches('"'))
-        .unwrap_or("");
-    let summary: String = first.chars().take(72).collect();
-    let rest = lines
-        .iter()
-        .skip(1)
-        .map(|line| line.trim_end())
-        .collect::<Vec<_>>()
-        .join("\n");
-    let rest = rest.trim();
-    if rest.is_empty() {
-        summary
-    } else {
-        format!("{summary}\n\n{rest}")
-    }
 }
 
 /// The best failed attempt so far.
@@ -353,99 +301,14 @@ impl<'a> Run<'a> {
     async fn drive(&mut self) -> Result<RunStatus> {
         let failure = self.baseline().await?;
 
-        // Context.
-        let since = Instant::now();
-        self.emit(Event::Phase {
-            iteration: 1,
-            phase: Phase::Context,
-        });
-        let model = self.model;
-        let counter = |text: &str| estimate_tokens(model, text);
-        let (facts, fitted, ranked) = {
-            let repo = self.repo()?;
-            let facts = context::repo_facts(&repo, &self.request.source, &self.test_command)?;
-            let (fitted, ranked) = context::ranked_context(
-                &repo,
-                &self.request.source,
-                &self.request.task,
-                failure.as_deref(),
-                &self.request.files,
-                self.context_tokens,
-                &counter,
-            )?;
-            (facts, fitted, ranked)
+        let Some(Understanding {
+            facts,
+            fitted,
+            plan,
+        }) = self.understand(failure.as_deref()).await?
+        else {
+            return Ok(RunStatus::Budget);
         };
-        self.emit(Event::ContextSelected {
-            files: fitted
-                .files
-                .iter()
-                .map(|file| SelectedFile {
-                    path: file.path.clone(),
-                    start_line: file.start_line,
-                    end_line: file.end_line,
-                    reason: file.reason.clone(),
-                })
-                .collect(),
-            omitted: fitted.omitted.clone(),
-            prompt_tokens: fitted.files.iter().map(|file| counter(&file.content)).sum(),
-        });
-        self.phase("context", since);
-
-        // Plan.
-        let since = Instant::now();
-        let mut plan: Vec<PlanItem> = Vec::new();
-        if self.request.plan {
-            self.emit(Event::Phase {
-                iteration: 1,
-                phase: Phase::Plan,
-            });
-            let prompt =
-                hone_prompts::plan_request(&self.request.task, &fitted.files, failure.as_deref())?;
-            self.transcript.write("plan/prompt.txt", &prompt);
-            let request = ChatRequest {
-                messages: vec![Message::user(prompt)],
-                n: 1,
-                max_tokens: 256,
-                stop: Vec::new(),
-                sampling: self.request.sampling.clone(),
-                purpose: Purpose::Plan,
-            };
-            let Some(response) = self.within_budget(self.model.chat(&request, None)).await? else {
-                return Ok(RunStatus::Budget);
-            };
-            self.summary.add_usage(&response.usage);
-            let text = response
-                .candidates
-                .first()
-                .map(|candidate| candidate.text.clone())
-                .unwrap_or_default();
-            self.transcript.write("plan/response.txt", &text);
-            let repo = self.repo()?;
-            plan = crate::plan::parse_plan(&text, |path| {
-                context::current_text(&repo, &self.request.source, &ChangeSet::default(), path)
-                    .map(|content| content.lines().count())
-            });
-        }
-        let source = if plan.is_empty() {
-            let repo = self.repo()?;
-            plan = context::fallback_plan(&repo, &self.request.source, &ranked, failure.as_deref());
-            PlanSource::Fallback
-        } else {
-            PlanSource::Model
-        };
-        self.emit(Event::Plan {
-            items: plan
-                .iter()
-                .map(|item| PlannedRegion {
-                    path: item.path.clone(),
-                    start_line: item.start_line,
-                    end_line: item.end_line,
-                    why: item.why.clone(),
-                })
-                .collect(),
-            source,
-        });
-        self.phase("plan", since);
 
         // Iterations.
         let system = hone_prompts::system_prompt(&facts)?;
@@ -707,121 +570,6 @@ impl<'a> Run<'a> {
         Ok(RunStatus::Failed)
     }
 
-    /// Parse and apply every candidate in its own sandbox; returns those ready to test and the
-    /// first failure report (candidate index, text for the model).
-    #[allow(clippy::type_complexity)]
-    fn apply_all(
-        &mut self,
-        iteration: usize,
-        generated: &[Generated],
-        carried: &ChangeSet,
-        failed: &HashSet<u64>,
-    ) -> Result<(Vec<Prepared>, Option<(usize, String)>)> {
-        let repo = self.repo()?;
-        let mut prepared: Vec<Prepared> = Vec::new();
-        let mut first_failure: Option<(usize, String)> = None;
-        let mut seen: HashSet<u64> = HashSet::new();
-        for candidate in generated {
-            let number = candidate.index + 1;
-            let cdir = format!("iteration-{iteration}/candidate-{number}");
-            let patch = match &candidate.patch {
-                Ok(patch) => patch,
-                Err(message) => {
-                    let report = format!(
-                        "No edit blocks could be read from your answer: {message}. Use the SEARCH/REPLACE format exactly."
-                    );
-                    self.transcript.write(&format!("{cdir}/apply.txt"), &report);
-                    self.emit(Event::CandidateFailed {
-                        iteration,
-                        candidate: number,
-                        stage: FailStage::Parse,
-                        reason: message.clone(),
-                    });
-                    first_failure.get_or_insert((candidate.index, report));
-                    continue;
-                }
-            };
-            self.transcript
-                .write_json(&format!("{cdir}/edits.json"), patch);
-            match evaluate::prepare(
-                &repo,
-                &self.request.source,
-                &self.sandbox,
-                carried,
-                candidate.index,
-                patch,
-                failed,
-            )? {
-                Ok(ready) => {
-                    let key = fingerprint(&ready.total);
-                    if !seen.insert(key) {
-                        self.emit(Event::CandidateFailed {
-                            iteration,
-                            candidate: number,
-                            stage: FailStage::Duplicate,
-                            reason: "same change as another candidate of this iteration".into(),
-                        });
-                        continue;
-                    }
-                    self.emit(Event::CandidateApplied {
-                        iteration,
-                        candidate: number,
-                        files: ready.total.paths(),
-                        diff_lines: ready.total.changed_lines(),
-                    });
-                    prepared.push(ready);
-                }
-                Err(NotTested::Duplicate) => {
-                    self.emit(Event::CandidateFailed {
-                        iteration,
-                        candidate: number,
-                        stage: FailStage::Duplicate,
-                        reason: "same change as a candidate that already failed: not tested again"
-                            .into(),
-                    });
-                }
-                Err(NotTested::Apply(report)) => {
-                    let for_model = hone_tools::render_for_model(&report);
-                    self.transcript.write(
-                        &format!("{cdir}/apply.txt"),
-                        &hone_tools::render_for_people(&report),
-                    );
-                    self.emit(Event::CandidateFailed {
-                        iteration,
-                        candidate: number,
-                        stage: FailStage::Apply,
-                        reason: first_line(&for_model).to_owned(),
-                    });
-                    first_failure.get_or_insert((candidate.index, for_model));
-                }
-            }
-        }
-        Ok((prepared, first_failure))
-    }
-
-    fn test_feedback(
-        &self,
-        repo: &Repository,
-        report: &TestReport,
-        state: &ChangeSet,
-        reverted: bool,
-    ) -> Result<String> {
-        let locations =
-            context::failure_locations(repo, &self.request.source, state, &report.output);
-        let feedback = TestFeedback {
-            command: report.command.clone(),
-            exit_code: report.exit_code,
-            timed_out: report.timed_out,
-            timeout_seconds: self.test_timeout().as_secs(),
-            failing_tests: report.failed_tests.clone(),
-            locations,
-            output: truncate_middle(&report.output, 6000),
-            output_truncated: report.output_truncated || report.output.len() > 6000,
-            reverted,
-        };
-        Ok(hone_prompts::test_feedback(&feedback)?)
-    }
-
     fn finish(mut self, status: RunStatus) -> RunOutcome {
         let changes = match (&self.passed, &self.best) {
             (Some(changes), _) => changes.clone(),
@@ -869,81 +617,4 @@ impl<'a> Run<'a> {
             phase_seconds,
         }
     }
-}
-
-/// Ordering of failed candidates: fewer failing tests first (timeouts and unparsed failures count
-/// as many), then smaller diffs.
-fn failure_rank(report: &TestReport, changes: &ChangeSet) -> (usize, usize) {
-    let failing = if report.timed_out {
-        usize::MAX / 2
-    } else {
-        report
-            .tests_failed
-            .unwrap_or(report.failed_tests.len())
-            .max(report.failed_tests.len())
-            .max(1)
-    };
-    (failing, changes.changed_lines())
-}
-
-/// One line on why a test run failed.
-fn summarize_failure(report: &TestReport) -> String {
-    if report.timed_out {
-        return format!(
-            "`{}` timed out after {:.0} s",
-            report.command,
-            report.duration.as_secs_f64()
-        );
-    }
-    let mut text = format!(
-        "`{}` failed (exit code {})",
-        report.command,
-        report.exit_code.map_or("none".into(), |c| c.to_string())
-    );
-    if !report.failed_tests.is_empty() {
-        let names: Vec<&str> = report
-            .failed_tests
-            .iter()
-            .take(5)
-            .map(String::as_str)
-            .collect();
-        text.push_str(&format!(": {}", names.join(", ")));
-        if report.failed_tests.len() > 5 {
-            text.push_str(&format!(" and {} more", report.failed_tests.len() - 5));
-        }
-    }
-    text
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines()
-        .find(|line| !line.trim().is_empty())
-        .unwrap_or("")
-}
-
-fn truncate_middle(text: &str, limit: usize) -> String {
-    if text.len() <= limit {
-        return text.to_owned();
-    }
-    let head_end = (0..=limit / 3)
-        .rev()
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(0);
-    let tail_start = (text.len() - limit * 2 / 3..text.len())
-        .find(|&i| text.is_char_boundary(i))
-        .unwrap_or(text.len());
-    format!(
-        "{}\n[... {} bytes omitted ...]\n{}",
-        &text[..head_end],
-        tail_start - head_end,
-        &text[tail_start..]
-    )
-}
-
-fn render_messages(messages: &[Message]) -> String {
-    messages
-        .iter()
-        .map(|message| format!("===== {} =====\n{}", message.role.as_str(), message.content))
-        .collect::<Vec<_>>()
-        .join("\n")
 }

@@ -1,0 +1,126 @@
+//! The start of a run, before any candidate: select the context (ranked, read from the base state,
+//! fitted to the token budget) and get a plan — the model's when it names real files and lines,
+//! otherwise the fallback from the context ranking and the failing tests.
+
+use std::time::Instant;
+
+use hone_prompts::{Fitted, PlanItem, RepoFacts};
+
+use super::{context, Run};
+use crate::changes::ChangeSet;
+use crate::events::{Event, Phase, PlanSource, PlannedRegion, SelectedFile};
+use crate::model::{estimate_tokens, ChatRequest, Message, Purpose};
+use crate::Result;
+
+/// What the run knows before generating.
+pub(super) struct Understanding {
+    pub facts: RepoFacts,
+    pub fitted: Fitted,
+    pub plan: Vec<PlanItem>,
+}
+
+impl Run<'_> {
+    /// Context and plan; `None` when the budget ran out meanwhile.
+    pub(super) async fn understand(
+        &mut self,
+        failure: Option<&str>,
+    ) -> Result<Option<Understanding>> {
+        // Context.
+        let since = Instant::now();
+        self.emit(Event::Phase {
+            iteration: 1,
+            phase: Phase::Context,
+        });
+        let model = self.model;
+        let counter = |text: &str| estimate_tokens(model, text);
+        let (facts, fitted, ranked) = {
+            let repo = self.repo()?;
+            let facts = context::repo_facts(&repo, &self.request.source, &self.test_command)?;
+            let (fitted, ranked) = context::ranked_context(
+                &repo,
+                &self.request.source,
+                &self.request.task,
+                failure,
+                &self.request.files,
+                self.context_tokens,
+                &counter,
+            )?;
+            (facts, fitted, ranked)
+        };
+        self.emit(Event::ContextSelected {
+            files: fitted
+                .files
+                .iter()
+                .map(|file| SelectedFile {
+                    path: file.path.clone(),
+                    start_line: file.start_line,
+                    end_line: file.end_line,
+                    reason: file.reason.clone(),
+                })
+                .collect(),
+            omitted: fitted.omitted.clone(),
+            prompt_tokens: fitted.files.iter().map(|file| counter(&file.content)).sum(),
+        });
+        self.phase("context", since);
+
+        // Plan.
+        let since = Instant::now();
+        let mut plan: Vec<PlanItem> = Vec::new();
+        if self.request.plan {
+            self.emit(Event::Phase {
+                iteration: 1,
+                phase: Phase::Plan,
+            });
+            let prompt = hone_prompts::plan_request(&self.request.task, &fitted.files, failure)?;
+            self.transcript.write("plan/prompt.txt", &prompt);
+            let request = ChatRequest {
+                messages: vec![Message::user(prompt)],
+                n: 1,
+                max_tokens: 256,
+                stop: Vec::new(),
+                sampling: self.request.sampling.clone(),
+                purpose: Purpose::Plan,
+            };
+            let Some(response) = self.within_budget(self.model.chat(&request, None)).await? else {
+                return Ok(None);
+            };
+            self.summary.add_usage(&response.usage);
+            let text = response
+                .candidates
+                .first()
+                .map(|candidate| candidate.text.clone())
+                .unwrap_or_default();
+            self.transcript.write("plan/response.txt", &text);
+            let repo = self.repo()?;
+            plan = crate::plan::parse_plan(&text, |path| {
+                context::current_text(&repo, &self.request.source, &ChangeSet::default(), path)
+                    .map(|content| content.lines().count())
+            });
+        }
+        let source = if plan.is_empty() {
+            let repo = self.repo()?;
+            plan = context::fallback_plan(&repo, &self.request.source, &ranked, failure);
+            PlanSource::Fallback
+        } else {
+            PlanSource::Model
+        };
+        self.emit(Event::Plan {
+            items: plan
+                .iter()
+                .map(|item| PlannedRegion {
+                    path: item.path.clone(),
+                    start_line: item.start_line,
+                    end_line: item.end_line,
+                    why: item.why.clone(),
+                })
+                .collect(),
+            source,
+        });
+        self.phase("plan", since);
+        Ok(Some(Understanding {
+            facts,
+            fitted,
+            plan,
+        }))
+    }
+}
