@@ -333,8 +333,11 @@ pub fn candidate_requests(
         }
     }
     let mut out = Vec::new();
+    let infill = matches!(request.prompt, Prompt::Segments(_));
     for (pieces, lengths) in variants {
-        let layout = Layout::from_pieces(&pieces, settings.block_length, tokens.mask)?;
+        let mut layout = Layout::from_pieces(&pieces, settings.block_length, tokens.mask)?;
+        // Explicit holes are infill even at the end: EOS inside them is padding, not a stop.
+        layout.open_ended &= !infill;
         let generated = layout.generated_len();
         let mut settings = settings.clone();
         settings.gen_length = generated;

@@ -1,0 +1,244 @@
+//! End-to-end tests of `hone generate`, `hone engine sample` and `hone bench` on the tiny parity
+//! checkpoints (random weights, char-level tokenizer: the text is gibberish; the tests check the
+//! mechanics, flags, JSON shapes and exit codes).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn parity(case: &str) -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/parity")).join(case)
+}
+
+fn hone(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_hone"))
+        .args(args)
+        .env_remove("HONE_MODEL")
+        .output()
+        .unwrap()
+}
+
+fn stdout_json(output: &Output) -> Value {
+    assert!(
+        output.status.success(),
+        "stderr: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn generate_prints_text_and_json_stats() {
+    let model = parity("llada-tiny");
+    let model = model.to_str().unwrap();
+    let plain = hone(&[
+        "generate",
+        "--model",
+        model,
+        "--device",
+        "cpu",
+        "--gen-length",
+        "16",
+        "--block-length",
+        "8",
+        "def add(a, b):",
+    ]);
+    assert!(
+        plain.status.success(),
+        "{}",
+        String::from_utf8_lossy(&plain.stderr)
+    );
+
+    let json = stdout_json(&hone(&[
+        "generate",
+        "--model",
+        model,
+        "--device",
+        "cpu",
+        "--gen-length",
+        "16",
+        "--block-length",
+        "8",
+        "--cache",
+        "dual",
+        "--tokens-per-step",
+        "2",
+        "--no-early-stop",
+        "--json",
+        "def add(a, b):",
+    ]));
+    let usage = &json["usage"];
+    assert_eq!(usage["prompt_tokens"], 14);
+    assert_eq!(usage["generated_tokens"], 16);
+    assert_eq!(usage["forward_passes"], 8, "16 tokens at 2 per step");
+    assert_eq!(usage["tokens_per_forward"], 2.0);
+    assert!(usage["wall_seconds"].as_f64().unwrap() > 0.0);
+    assert!(usage["tokens_per_second"].as_f64().unwrap() > 0.0);
+    assert_eq!(json["candidates"].as_array().unwrap().len(), 1);
+}
+
+#[test]
+fn generate_infills_between_prefix_and_suffix_at_several_lengths() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let suffix = dir.path().join("suffix.txt");
+    std::fs::write(&suffix, "\n    return c\n").unwrap();
+    let model = parity("dream-tiny");
+    let json = stdout_json(&hone(&[
+        "generate",
+        "--model",
+        model.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--block-length",
+        "4",
+        "--infill",
+        "--suffix",
+        suffix.to_str().unwrap(),
+        "--hole-lengths",
+        "4,8",
+        "--candidates",
+        "2",
+        "--json",
+        "def f(a, b):\n    c = ",
+    ]));
+    let candidates = json["candidates"].as_array().unwrap();
+    assert_eq!(candidates.len(), 4);
+    for candidate in candidates {
+        let filled = candidate["filled"].as_str().unwrap();
+        assert!(filled.starts_with("def f(a, b):\n    c = "), "{filled}");
+        assert!(filled.ends_with("\n    return c\n"), "{filled}");
+    }
+}
+
+#[test]
+fn generate_refuses_bad_settings_with_exit_2() {
+    let model = parity("llada-tiny");
+    let model = model.to_str().unwrap();
+    for (flags, needle) in [
+        (
+            vec!["--gen-length", "30", "--block-length", "8"],
+            "not a multiple",
+        ),
+        (vec!["--threshold", "1.5"], "(0, 1]"),
+        (vec!["--candidates", "0"], "zero candidates"),
+        (
+            vec![
+                "--sampler",
+                "llada",
+                "--gen-length",
+                "32",
+                "--block-length",
+                "8",
+                "--steps",
+                "6",
+            ],
+            "split evenly",
+        ),
+        (
+            vec!["--gen-length", "1024", "--block-length", "32"],
+            "context",
+        ),
+    ] {
+        let mut args = vec!["generate", "--model", model, "--device", "cpu"];
+        args.extend(flags);
+        args.push("hello");
+        let output = hone(&args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}
+
+#[test]
+fn engine_sample_checks_parity_cases_and_fails_on_mismatch() {
+    for case in ["llada-tiny", "dream-tied"] {
+        let dir = parity(case);
+        let output = hone(&[
+            "engine",
+            "sample",
+            "--model",
+            dir.to_str().unwrap(),
+            "--cases",
+            dir.join("generate.json").to_str().unwrap(),
+            "--json",
+        ]);
+        let json = stdout_json(&output);
+        assert_eq!(json["all_match"], true, "{case}: {json}");
+    }
+
+    // Change one expected id: exit 1 and the mismatch is named.
+    let dir = parity("llada-tiny");
+    let mut cases: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("generate.json")).unwrap()).unwrap();
+    let first = &mut cases["cases"][0]["expected_ids"][0];
+    let last = first.as_array().unwrap().len() - 1;
+    first[last] = Value::from((first[last].as_u64().unwrap() + 1) % 200);
+    let temp = tempfile::TempDir::new().unwrap();
+    let path = temp.path().join("cases.json");
+    std::fs::write(&path, serde_json::to_string(&cases).unwrap()).unwrap();
+    let output = hone(&[
+        "engine",
+        "sample",
+        "--model",
+        dir.to_str().unwrap(),
+        "--cases",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stdout).contains("MISMATCH"));
+}
+
+#[test]
+fn bench_runs_a_chosen_subset_on_a_random_model() {
+    let json = stdout_json(&hone(&[
+        "bench",
+        "--random-config",
+        "llada-tiny",
+        "--device",
+        "cpu",
+        "--prompt-lengths",
+        "8",
+        "--gen-lengths",
+        "16",
+        "--block-length",
+        "8",
+        "--samplers",
+        "fast,llada",
+        "--caches",
+        "none,prefix,dual",
+        "--tokens-per-step",
+        "2",
+        "--thresholds",
+        "none",
+        "--batches",
+        "1,2",
+        "--warmup",
+        "0",
+        "--repetitions",
+        "1",
+        "--json",
+    ]));
+    let results = json["results"].as_array().unwrap();
+    assert_eq!(results.len(), 8, "(3 caches + llada) x 2 batch sizes");
+    for result in results {
+        assert!(result["step_ms"].as_f64().unwrap() > 0.0);
+        if result["case"]["sampler"] == "fast" {
+            assert_eq!(result["forwards"], 8);
+            assert_eq!(
+                result["tokens_per_forward"].as_f64().unwrap() * 8.0,
+                result["tokens"].as_f64().unwrap()
+            );
+        }
+    }
+    assert_eq!(json["cache_speedups"].as_array().unwrap().len(), 4);
+
+    let output = hone(&["bench", "--device", "cpu"]);
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "either --model or --random-config is required"
+    );
+}
