@@ -25,7 +25,11 @@ impl Hinted {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Self { error: error.into(), hints: hints.into_iter().map(Into::into).collect(), code: BAD_INPUT }
+        Self {
+            error: error.into(),
+            hints: hints.into_iter().map(Into::into).collect(),
+            code: BAD_INPUT,
+        }
     }
 
     /// Use another exit code than 2.

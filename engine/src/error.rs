@@ -8,7 +8,10 @@ pub enum Error {
     Candle(#[from] candle_core::Error),
 
     #[error("{}: {source}", path.display())]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     /// A checkpoint folder, file or tensor is missing or malformed.
     #[error("{0}")]

@@ -27,6 +27,23 @@ pub struct ForwardArgs {
     /// Where to write `logits` (f32 [batch, len, vocab], raw: Dream's shift is not applied).
     #[arg(long)]
     pub output: PathBuf,
+
+    /// Compare the logits with a tensor of this safetensors file (e.g. a parity `forward.safetensors`)
+    /// and exit 1 when the error exceeds `--tolerance`.
+    #[arg(long)]
+    pub expect: Option<PathBuf>,
+
+    /// Name of the expected tensor in `--expect`.
+    #[arg(long, default_value = "logits", requires = "expect")]
+    pub expect_key: String,
+
+    /// Largest accepted error: max |out - ref| (or, with `--relative`, ||out - ref|| / ||ref||).
+    #[arg(long, default_value_t = 1e-4, requires = "expect")]
+    pub tolerance: f64,
+
+    /// Compare by relative L2 error instead of max absolute error (for bf16 / f16 runs).
+    #[arg(long, requires = "expect")]
+    pub relative: bool,
 }
 
 /// An engine error for people: bad input and setup problems exit 2 with a hint, failures of the
@@ -178,7 +195,7 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<ExitCode> {
     let elapsed = started.elapsed();
     let logits = logits.to_device(&Device::Cpu)?;
     let dims = logits.dims().to_vec();
-    let tensors = HashMap::from([("logits".to_string(), logits)]);
+    let tensors = HashMap::from([("logits".to_string(), logits.clone())]);
     candle_core::safetensors::save(&tensors, &args.output).map_err(|e| {
         Hinted::new(
             anyhow::anyhow!("cannot write {}: {e}", args.output.display()),
@@ -191,5 +208,70 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<ExitCode> {
         model.info().architecture,
         elapsed.as_secs_f64() * 1e3
     );
-    Ok(ExitCode::SUCCESS)
+    match &args.expect {
+        Some(path) => compare(&logits, path, &args),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Compare `logits` with the expected tensor; prints one line on stdout and returns exit 1 when the
+/// error is over the tolerance.
+#[allow(clippy::print_stdout)]
+fn compare(logits: &Tensor, path: &Path, args: &ForwardArgs) -> anyhow::Result<ExitCode> {
+    let mut expected = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
+        Hinted::new(
+            anyhow::anyhow!("{} is not a readable safetensors file: {e}", path.display()),
+            ["pass the file holding the reference logits, e.g. a parity forward.safetensors"],
+        )
+    })?;
+    let Some(reference) = expected.remove(&args.expect_key) else {
+        return Err(Hinted::new(
+            anyhow::anyhow!("{} has no `{}` tensor", path.display(), args.expect_key),
+            ["name the reference tensor with --expect-key"],
+        )
+        .into());
+    };
+    if reference.dims() != logits.dims() {
+        return Err(Hinted::new(
+            anyhow::anyhow!(
+                "expected `{}` has shape {:?}, the logits have {:?}",
+                args.expect_key,
+                reference.dims(),
+                logits.dims()
+            ),
+            ["compare logits computed from the same input_ids"],
+        )
+        .into());
+    }
+    let reference = reference.to_dtype(DType::F64)?;
+    let difference = (logits.to_dtype(DType::F64)? - &reference)?;
+    let (kind, error) = if args.relative {
+        let norm = |t: &Tensor| -> anyhow::Result<f64> {
+            Ok(t.sqr()?.sum_all()?.to_scalar::<f64>()?.sqrt())
+        };
+        let reference_norm = norm(&reference)?;
+        (
+            "relative L2 error",
+            norm(&difference)? / reference_norm.max(f64::MIN_POSITIVE),
+        )
+    } else {
+        (
+            "max abs error",
+            difference.abs()?.max_all()?.to_scalar::<f64>()?,
+        )
+    };
+    let verdict = if error.is_finite() && error <= args.tolerance {
+        "ok"
+    } else {
+        "FAIL"
+    };
+    println!(
+        "{kind} {error:.3e} (tolerance {:.1e}): {verdict}",
+        args.tolerance
+    );
+    Ok(if verdict == "ok" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(FAILURE)
+    })
 }

@@ -1,15 +1,15 @@
 //! One module per subcommand; each owns its clap `Args` and a `run` returning the exit code.
 
-pub mod run;
-pub mod runs;
-pub mod generate;
+pub mod apply;
+pub mod batch;
 pub mod bench;
+pub mod context;
 pub mod engine_forward;
 pub mod engine_info;
 pub mod engine_sample;
-pub mod context;
-pub mod apply;
-pub mod serve;
-pub mod batch;
-pub mod refactor;
+pub mod generate;
 pub mod hook;
+pub mod refactor;
+pub mod run;
+pub mod runs;
+pub mod serve;
