@@ -224,13 +224,17 @@ fn cut_at_stop(mut text: String, stop: &[String]) -> (String, bool) {
     }
 }
 
+/// One canvas of a request: the sequence to decode, how its text is read back, and the lengths of
+/// its holes.
+pub type CandidateCanvas = (SequenceRequest, CandidateText, Vec<usize>);
+
 /// Builds the canvases of a request: one per (variant, sample). Returns the requests, each with
 /// its `CandidateText` and seed, and the prompt token count.
 pub fn candidate_requests(
     request: &GenerateRequest,
     codec: Option<&dyn TokenCodec>,
     tokens: &TokenIds,
-) -> Result<(Vec<(SequenceRequest, CandidateText, Vec<usize>)>, usize)> {
+) -> Result<(Vec<CandidateCanvas>, usize)> {
     if request.candidates == 0 {
         return Err(Error::InvalidInput(
             "zero candidates requested: ask for at least 1".into(),
@@ -261,7 +265,7 @@ pub fn candidate_requests(
                 return Err(Error::InvalidInput("gen_length must be at least 1".into()));
             }
             if settings.sampler != crate::sampling::SamplerKind::Dream
-                && settings.gen_length % settings.block_length != 0
+                && !settings.gen_length.is_multiple_of(settings.block_length)
             {
                 return Err(Error::InvalidInput(format!(
                     "gen_length {} is not a multiple of block_length {}: pick a block length that divides it",

@@ -255,7 +255,8 @@ impl SamplerSettings {
                 self.gen_length
             )));
         }
-        if self.sampler != SamplerKind::Dream && self.gen_length % self.block_length != 0 {
+        if self.sampler != SamplerKind::Dream && !self.gen_length.is_multiple_of(self.block_length)
+        {
             return Err(invalid(format!(
                 "gen_length {} is not a multiple of block_length {}: pick a block length that divides it",
                 self.gen_length, self.block_length
@@ -273,7 +274,7 @@ impl SamplerSettings {
         };
         if fixed {
             let steps = self.total_steps(generated);
-            if num_blocks > 0 && steps % num_blocks != 0 {
+            if num_blocks > 0 && !steps.is_multiple_of(num_blocks) {
                 return Err(invalid(format!(
                     "steps {steps} cannot be split evenly over {num_blocks} blocks: use a multiple of {num_blocks}"
                 )));
