@@ -24,3 +24,26 @@ pub struct EngineOptions {
     #[arg(long)]
     pub dtype: Option<String>,
 }
+
+/// A `--random-config` value: a preset name (`hone_engine::random::PRESETS`) or a config.json file;
+/// returns the detected architecture and the config for `hone_engine::random::random_model`.
+pub fn read_random_config(
+    config: &str,
+) -> anyhow::Result<(hone_engine::model::Architecture, serde_json::Value)> {
+    use anyhow::Context as _;
+    if let Some(preset) = hone_engine::random::preset(config) {
+        return Ok(preset);
+    }
+    let text = std::fs::read_to_string(config).map_err(|e| {
+        crate::exit::Hinted::new(
+            anyhow::anyhow!("cannot read --random-config {config}: {e}"),
+            [format!(
+                "pass a config.json file or a preset: {}",
+                hone_engine::random::PRESETS.join(", ")
+            )],
+        )
+    })?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("{config} is not JSON"))?;
+    Ok((hone_engine::checkpoint::detect_architecture(&value)?, value))
+}

@@ -159,23 +159,7 @@ fn load(args: &BenchArgs) -> anyhow::Result<(Box<dyn DiffusionModel>, TokenIds, 
         .map(hone_engine::checkpoint::parse_architecture)
         .transpose()?;
     if let Some(config) = &args.random_config {
-        let (detected, value) = match hone_engine::random::preset(config) {
-            Some(preset) => preset,
-            None => {
-                let text = std::fs::read_to_string(config).map_err(|e| {
-                    Hinted::new(
-                        anyhow::anyhow!("cannot read --random-config {config}: {e}"),
-                        [format!(
-                            "pass a config.json file or a preset: {}",
-                            hone_engine::random::PRESETS.join(", ")
-                        )],
-                    )
-                })?;
-                let value: serde_json::Value =
-                    serde_json::from_str(&text).with_context(|| format!("{config} is not JSON"))?;
-                (hone_engine::checkpoint::detect_architecture(&value)?, value)
-            }
-        };
+        let (detected, value) = crate::engine_options::read_random_config(config)?;
         let arch = arch.unwrap_or(detected);
         let special = hone_engine::tokenizer::special_tokens(&value, None, None, None)?;
         let model = hone_engine::random::random_model(arch, &value, args.seed, &device, dtype)?;

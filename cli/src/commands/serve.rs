@@ -99,23 +99,7 @@ fn load(args: &ServeArgs) -> anyhow::Result<Loaded> {
             defaults: loaded.generation,
         });
     };
-    let (arch, value) = match hone_engine::random::preset(config) {
-        Some(preset) => preset,
-        None => {
-            let text = std::fs::read_to_string(config).map_err(|e| {
-                Hinted::new(
-                    anyhow::anyhow!("cannot read --random-config {config}: {e}"),
-                    [format!(
-                        "pass a config.json file or a preset: {}",
-                        hone_engine::random::PRESETS.join(", ")
-                    )],
-                )
-            })?;
-            let value: serde_json::Value =
-                serde_json::from_str(&text).with_context(|| format!("{config} is not JSON"))?;
-            (hone_engine::checkpoint::detect_architecture(&value)?, value)
-        }
-    };
+    let (arch, value) = crate::engine_options::read_random_config(config)?;
     let device = hone_engine::device::select_device(&args.engine.device).map_err(|e| {
         Hinted::new(
             e,
