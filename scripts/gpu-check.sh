@@ -92,7 +92,7 @@ if [ -d "$parity" ]; then
     # Sampler cases compared in f32 on the device (token-exact).
     if "$bin" engine sample --model "$case" --device "$device" --dtype f32 \
         --cases "$case/generate.json" >"$out/$name-sample.txt" 2>&1; then
-      echo "sample   $name: $(tail -n 1 "$out/$name-sample.txt")" | tee -a "$summary"
+      echo "sample   $name: $(tail -n 1 "$out/$name-sample.txt")" | tee -a "$summary"  # "N cases match, 0 mismatch"
     else
       parity_status=FAIL
       echo "sample   $name: FAIL $(tail -n 1 "$out/$name-sample.txt")" | tee -a "$summary"
@@ -131,22 +131,34 @@ for batch in 1 8; do
     continue
   fi
   timeout "$left" "$bin" "${common[@]}" --batches "$batch" --warmup "$warmup" \
-    >"$out/bench-b$batch.jsonl" 2>"$out/bench-b$batch.log" || {
-      bench_status=partial
-      echo "bench batch $batch: stopped (exit $?), partial results kept" | tee -a "$summary"
-    }
+    >"$out/bench-b$batch.json" 2>"$out/bench-b$batch.log"
+  status=$?
+  if [ "$status" -ne 0 ]; then
+    bench_status=partial
+    echo "bench batch $batch: stopped (exit $status; 124 = out of time budget)" | tee -a "$summary"
+  fi
 done
 
 echo "== table"
-cat "$out"/bench-b*.jsonl >"$out/bench.jsonl" 2>/dev/null
-python3 - "$out/bench.jsonl" <<'PY' | tee "$out/table.txt"
+# `hone bench --json` prints one JSON document per run, written when the run ends; the stderr log has
+# each case's line as it finishes, so a run cut by the budget still leaves its finished cases there.
+python3 - "$out"/bench-b1.json "$out"/bench-b8.json <<'PY' | tee "$out/table.txt"
 import json, sys
+results = []
+for path in sys.argv[1:]:
+    try:
+        results += json.load(open(path))["results"]
+    except (OSError, ValueError, KeyError):
+        # Cut by the budget: take the finished cases from the per-case lines of the log.
+        log = path[: -len(".json")] + ".log"
+        try:
+            for line in open(log):
+                if line.startswith("{"):
+                    results.append(json.loads(line))
+        except OSError:
+            pass
 rows = []
-for line in open(sys.argv[1]):
-    line = line.strip()
-    if not line.startswith("{"):
-        continue
-    r = json.loads(line)
+for r in results:
     c = r["case"]
     rule = c["rule"]
     rows.append((c["batch"], c["cache"], rule.get("value"), r["step_ms"], r["tokens_per_second"],

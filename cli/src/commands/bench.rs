@@ -214,7 +214,13 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
         )?;
     }
     let mut on_result = |r: &BenchResult| {
-        if !json {
+        if json {
+            // One compact line per finished case on stderr, so a run stopped by a time budget
+            // (scripts/gpu-check.sh) still leaves every finished case behind.
+            if let Ok(line) = serde_json::to_string(r) {
+                eprintln!("{line}");
+            }
+        } else {
             let c = &r.case;
             let _ = writeln!(
                 stdout,

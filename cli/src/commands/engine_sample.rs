@@ -112,6 +112,7 @@ pub fn run(args: SampleArgs) -> anyhow::Result<ExitCode> {
     let tokens = TokenIds::from(&loaded.special);
     let mut stdout = std::io::stdout().lock();
     let mut all_match = true;
+    let (mut matched, mut mismatched) = (0usize, 0usize);
     let mut reports = Vec::new();
     for (index, case) in cases.iter().enumerate() {
         let settings = case
@@ -131,6 +132,11 @@ pub fn run(args: SampleArgs) -> anyhow::Result<ExitCode> {
             .as_ref()
             .map(|expected| *expected == produced);
         all_match &= matches != Some(false);
+        match matches {
+            Some(true) => matched += 1,
+            Some(false) => mismatched += 1,
+            None => {}
+        }
         if args.json {
             reports.push(serde_json::json!({
                 "case": index,
@@ -163,6 +169,8 @@ pub fn run(args: SampleArgs) -> anyhow::Result<ExitCode> {
         let value =
             serde_json::json!({ "model": loaded.name, "all_match": all_match, "cases": reports });
         writeln!(stdout, "{}", serde_json::to_string_pretty(&value)?)?;
+    } else {
+        writeln!(stdout, "{matched} cases match, {mismatched} mismatch")?;
     }
     Ok(if all_match {
         ExitCode::SUCCESS
