@@ -39,8 +39,11 @@ fn cuda(ordinal: usize) -> Result<Device> {
         ));
     }
     Device::new_cuda(ordinal).map_err(|e| {
+        // candle appends a backtrace to the message when RUST_BACKTRACE is set: keep the cause only.
+        let message = e.to_string();
+        let cause = message.lines().next().unwrap_or_default();
         Error::Unsupported(format!(
-            "CUDA device {ordinal} is not available ({e}): check the driver with `nvidia-smi`, or pass --device cpu"
+            "CUDA device {ordinal} is not available ({cause}): check the driver with `nvidia-smi`, or pass --device cpu"
         ))
     })
 }
