@@ -6,6 +6,9 @@
 #
 #   scripts/gpu-check.sh --device cpu --shape llada-tiny --binary target/release/hone
 #
+# To prepare a device run: scripts/cuda-toolchain.sh && scripts/gpu-pack.sh, then run
+# `bash scripts/gpu-check.sh` on the device with `.device` carried along.
+#
 # Options:
 #   --binary PATH    the hone binary (default: $HONE_BIN, else .device/hone, else target/release/hone)
 #   --device D       cuda (default), cuda:N or cpu
@@ -30,6 +33,16 @@ while [ $# -gt 0 ]; do
     *) echo "gpu-check: unknown option $1 (see the header of $0)" >&2; exit 2 ;;
   esac
 done
+# scripts/gpu-pack.sh leaves the binary xz-compressed so that it travels under the 64 MiB limit.
+if [ -z "$bin" ] && [ -f "$root/.device/hone.xz" ] && [ ! -x "$root/.device/hone" ]; then
+  if command -v xz >/dev/null; then
+    xz -dc "$root/.device/hone.xz" >"$root/.device/hone"
+  else
+    python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
+      "$root/.device/hone.xz" "$root/.device/hone"
+  fi
+  chmod +x "$root/.device/hone"
+fi
 if [ -z "$bin" ]; then
   for candidate in "$root/.device/hone" "$root/target/release/hone"; do
     [ -x "$candidate" ] && { bin=$candidate; break; }
@@ -58,6 +71,10 @@ for root in roots:
         print(path)
 PY
   ); do LD_LIBRARY_PATH=$lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}; done
+  # libcuda.so.1 is the driver's: usually on the loader path already, else under /usr/local/nvidia.
+  for lib in /usr/local/nvidia/lib64 /usr/local/nvidia/lib; do
+    [ -d "$lib" ] && LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$lib
+  done
   export LD_LIBRARY_PATH
 fi
 
