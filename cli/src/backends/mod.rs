@@ -85,6 +85,33 @@ impl ModelSettings {
             script: None,
         }
     }
+
+    /// The configuration layer: the backend (`backend` if given, else the config's, else local)
+    /// with the config's model, device, dtype, endpoint and headers. Commands put their flags on top.
+    pub fn from_config(
+        backend: Option<BackendKind>,
+        config: &crate::config::Config,
+    ) -> anyhow::Result<Self> {
+        let backend = match (backend, &config.backend) {
+            (Some(kind), _) => kind,
+            (None, Some(name)) => BackendKind::parse(name)?,
+            (None, None) => BackendKind::Local,
+        };
+        let mut settings = Self::new(backend);
+        settings.model = config.model.clone();
+        if let Some(device) = &config.device {
+            settings.device = device.clone();
+        }
+        settings.dtype = config.dtype.clone();
+        settings.base_url = config.base_url.clone();
+        settings.api_key_env = config.api_key_env.clone();
+        settings.headers = config
+            .headers
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Ok(settings)
+    }
 }
 
 /// An opened backend. Keep it for the whole command and call [`Backend::finish`] at the end.

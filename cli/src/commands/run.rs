@@ -205,30 +205,23 @@ fn agent_error(error: hone_agent::Error) -> anyhow::Error {
 }
 
 fn model_settings(args: &RunArgs, config: &Config) -> anyhow::Result<ModelSettings> {
-    let backend = match (args.backend, &config.backend) {
-        (Some(kind), _) => kind,
-        (None, Some(name)) => BackendKind::parse(name)?,
-        (None, None) => BackendKind::Local,
-    };
-    let mut settings = ModelSettings::new(backend);
-    settings.model = args.model.clone().or_else(|| config.model.clone());
+    let mut settings = ModelSettings::from_config(args.backend, config)?;
+    if let Some(model) = &args.model {
+        settings.model = Some(model.clone());
+    }
     settings.arch = args.arch.clone();
-    settings.device = args
-        .device
-        .clone()
-        .or_else(|| config.device.clone())
-        .unwrap_or_else(|| "auto".into());
-    settings.dtype = args.dtype.clone().or_else(|| config.dtype.clone());
-    settings.base_url = args.base_url.clone().or_else(|| config.base_url.clone());
-    settings.api_key_env = args
-        .api_key_env
-        .clone()
-        .or_else(|| config.api_key_env.clone());
-    settings.headers = config
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    if let Some(device) = &args.device {
+        settings.device = device.clone();
+    }
+    if let Some(dtype) = &args.dtype {
+        settings.dtype = Some(dtype.clone());
+    }
+    if let Some(base_url) = &args.base_url {
+        settings.base_url = Some(base_url.clone());
+    }
+    if let Some(api_key_env) = &args.api_key_env {
+        settings.api_key_env = Some(api_key_env.clone());
+    }
     for header in &args.headers {
         let Some((name, value)) = header.split_once('=') else {
             return Err(Hinted::new(

@@ -27,22 +27,10 @@ pub struct ModelArgs {
 /// Settings for `backend` from flags over configuration. The scripted backend's script may come
 /// from `HONE_SCRIPT`, so that hooks (which take no flags) can be tested with it.
 pub fn settings(args: &ModelArgs, config: &Config) -> anyhow::Result<ModelSettings> {
-    let backend = match (args.backend, &config.backend) {
-        (Some(kind), _) => kind,
-        (None, Some(name)) => BackendKind::parse(name)?,
-        (None, None) => BackendKind::Local,
-    };
-    let mut settings = ModelSettings::new(backend);
-    settings.model = args.model.clone().or_else(|| config.model.clone());
-    settings.device = config.device.clone().unwrap_or_else(|| "auto".into());
-    settings.dtype = config.dtype.clone();
-    settings.base_url = config.base_url.clone();
-    settings.api_key_env = config.api_key_env.clone();
-    settings.headers = config
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    let mut settings = ModelSettings::from_config(args.backend, config)?;
+    if let Some(model) = &args.model {
+        settings.model = Some(model.clone());
+    }
     settings.script = args
         .script
         .clone()
