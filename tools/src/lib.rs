@@ -8,6 +8,7 @@ pub mod context;
 pub mod diff;
 pub mod edits;
 pub mod error;
+mod parallel;
 pub mod repo;
 pub mod runner;
 pub mod sandbox;

@@ -181,25 +181,10 @@ fn copy_worktree(repo: &Repository, dest: &Path) -> Result<usize> {
     for dir in &dirs {
         std::fs::create_dir_all(dir).map_err(|error| Error::io(dir, error))?;
     }
-    let half = files.len().div_ceil(2);
-    let results: Vec<Result<usize>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = files
-            .chunks(half.max(1))
-            .map(|chunk| scope.spawn(move || copy_files(chunk, source, dest)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|_| Err(Error::Invalid("sandbox copy thread panicked".into())))
-            })
-            .collect()
-    });
-    let mut count = 0;
-    for result in results {
-        count += result?;
-    }
+    let counts = crate::parallel::in_two_halves(&files, "sandbox copy", |chunk| {
+        copy_files(chunk, source, dest)
+    })?;
+    let count = counts.iter().sum();
     Ok(count)
 }
 

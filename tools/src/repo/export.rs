@@ -61,33 +61,13 @@ impl Repository {
             std::fs::create_dir_all(dir).map_err(|error| Error::io(dir, error))?;
         }
         let git_dir = self.git.path().to_path_buf();
-        let half = entries.len().div_ceil(2).max(1);
-        let results: Vec<Result<()>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = entries
-                .chunks(half)
-                .map(|chunk| {
-                    let git_dir = &git_dir;
-                    scope.spawn(move || -> Result<()> {
-                        let git = git2::Repository::open(git_dir)?;
-                        for (path, id, mode) in chunk {
-                            write_entry(&git, dest, path, *id, *mode)?;
-                        }
-                        Ok(())
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .map(|handle| {
-                    handle
-                        .join()
-                        .unwrap_or_else(|_| Err(Error::Invalid("export thread panicked".into())))
-                })
-                .collect()
-        });
-        for result in results {
-            result?;
-        }
+        crate::parallel::in_two_halves(&entries, "export", |chunk| {
+            let git = git2::Repository::open(&git_dir)?;
+            for (path, id, mode) in chunk {
+                write_entry(&git, dest, path, *id, *mode)?;
+            }
+            Ok(())
+        })?;
         Ok(entries.len())
     }
 }
