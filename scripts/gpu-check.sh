@@ -13,7 +13,7 @@
 #   --binary PATH    the hone binary (default: $HONE_BIN, else .device/hone, else target/release/hone)
 #   --device D       cuda (default), cuda:N or cpu
 #   --shape P        random-model preset for the bench (default llada-8b; llada-tiny for a dry run)
-#   --parity DIR     parity cases (default: ../shared/parity, else .device/parity)
+#   --parity DIR     parity cases (default: tests/fixtures/parity)
 #   --budget S       seconds the bench may take in all (default 420: the whole check fits 8 minutes)
 set -uo pipefail
 
@@ -50,7 +50,7 @@ if [ -z "$bin" ]; then
 fi
 [ -n "$bin" ] && [ -x "$bin" ] || { echo "gpu-check: no hone binary: pass --binary PATH" >&2; exit 2; }
 if [ -z "$parity" ]; then
-  for candidate in "$root/../shared/parity" "$root/.device/parity"; do
+  for candidate in "$root/tests/fixtures/parity" "$root/.device/parity"; do
     [ -d "$candidate" ] && { parity=$candidate; break; }
   done
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares .device/ (git-ignored) for scripts/gpu-check.sh on a bare GPU machine: a `--features cuda`
 # release binary, stripped and xz-compressed (about 69 MB -> 11 MB, so the tree stays under the 64 MiB
-# a device call carries), and a copy of ../shared/parity (which does not travel by itself).
+# a device call carries). The parity cases travel with the working tree (tests/fixtures/parity).
 #
 #   scripts/cuda-toolchain.sh && scripts/gpu-pack.sh
 #   then on the device, from the repository root:  bash scripts/gpu-check.sh   (carry: .device)
@@ -16,6 +16,4 @@ target=${CARGO_TARGET_DIR:-$root/target}
 mkdir -p .device
 strip -o .device/hone "$target/release/hone"
 xz -6 -T2 -f .device/hone
-rm -rf .device/parity
-cp -r ../shared/parity .device/parity
 ls -la .device .device/hone.xz >&2

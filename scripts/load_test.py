@@ -8,7 +8,7 @@ requests, completion tokens, wall time, tokens/s, requests/s, p50 / p99 latency,
 (from /metrics).
 
 Example (a ~100M random LLaDA shape, char tokenizer of the tiny parity checkpoint):
-  hone serve --model ../shared/parity/llada-tiny --random-config llada-100m --device cpu \
+  hone serve --model tests/fixtures/parity/llada-tiny --random-config llada-100m --device cpu \
       --port 8321 --max-batch 16 --max-queue 64 &
   python3 scripts/load_test.py --base-url http://127.0.0.1:8321/v1 --model llada-tiny \
       --concurrency 1,4,16 --requests 4 --max-tokens 32 --block-length 32 --tokens-per-step 4

@@ -1,5 +1,5 @@
 //! End-to-end tests of `hone engine forward` and `hone engine info`: parity with the reference
-//! logits from the command line on every case of `../shared/parity`, clear exit-2 errors on bad
+//! logits from the command line on every case of `tests/fixtures/parity`, clear exit-2 errors on bad
 //! input, and the memory `info --load` reports for a memory-mapped checkpoint.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use safetensors::tensor::{Dtype, TensorView};
 
 fn parity_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/parity")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity")
 }
 
 fn hone(args: &[&str]) -> Output {

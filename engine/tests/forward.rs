@@ -1,4 +1,4 @@
-//! Forward-pass parity with the PyTorch references on every case of `../shared/parity`, the cache
+//! Forward-pass parity with the PyTorch references on every case of `tests/fixtures/parity`, the cache
 //! modes against the no-cache pass, padding invariants, and clear errors on bad checkpoints and
 //! bad inputs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
@@ -17,12 +17,12 @@ const TOLERANCE: f32 = 1e-4;
 const CACHE_TOLERANCE: f32 = 5e-5;
 
 fn parity_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/parity")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/parity")
 }
 
 fn cases() -> Vec<PathBuf> {
     let mut cases: Vec<PathBuf> = std::fs::read_dir(parity_dir())
-        .expect("../shared/parity is missing")
+        .expect("tests/fixtures/parity is missing: run scripts/sync-fixtures.sh")
         .map(|e| e.unwrap().path())
         .filter(|p| p.join("forward.safetensors").exists())
         .collect();

@@ -1,4 +1,4 @@
-//! Sampler tests: parity with the reference samplers on the tiny checkpoints of `shared/parity`,
+//! Sampler tests: parity with the reference samplers on the tiny checkpoints of `tests/fixtures/parity`,
 //! and behaviour (batched == one by one, cache plumbing, infill, determinism, early stop,
 //! streaming, the step-level decoder, bad settings) on a deterministic toy model.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -715,7 +715,7 @@ fn bad_requests_are_clear_errors() {
 // ---------------------------------------------------------------------------------------------
 
 fn parity_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/parity"))
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/parity"))
 }
 
 #[test]

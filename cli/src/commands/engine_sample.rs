@@ -1,5 +1,5 @@
 //! `hone engine sample --model DIR --cases FILE [--json]`: runs every sampler case of a file in the
-//! format of `shared/parity/*/generate.json` (ids in, ids out) and says per case whether the ids
+//! format of `tests/fixtures/parity/*/generate.json` (ids in, ids out) and says per case whether the ids
 //! equal `expected_ids`. Exit 1 on any mismatch: this is how anyone checks sampler parity on any
 //! checkpoint.
 
@@ -105,7 +105,7 @@ pub fn run(args: SampleArgs) -> anyhow::Result<ExitCode> {
     let cases = read_cases(&args.cases).map_err(|e| {
         Hinted::new(
             e,
-            ["pass a file like shared/parity/llada-tiny/generate.json"],
+            ["pass a file like tests/fixtures/parity/llada-tiny/generate.json"],
         )
     })?;
     let mut loaded = super::generate::load_model(&args.engine)?;
