@@ -9,7 +9,11 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn parity(case: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parity")).join(case)
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/parity"
+    ))
+    .join(case)
 }
 
 fn hone(args: &[&str]) -> Output {

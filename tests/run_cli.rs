@@ -548,7 +548,10 @@ fn deleting_the_failing_test_is_not_a_pass() {
 /// tokenizer. Its output is gibberish, so this checks the loop's mechanics, not quality.
 #[test]
 fn local_engine_runs_the_loop_on_a_tiny_checkpoint() {
-    let model = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parity/llada-tiny");
+    let model = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/parity/llada-tiny"
+    );
     let fixture = python();
     let output = fixture.hone_plain(&[
         "run",

@@ -16,7 +16,11 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 fn parity(case: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parity")).join(case)
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/parity"
+    ))
+    .join(case)
 }
 
 /// A `hone serve` process on a free loopback port, killed on drop.

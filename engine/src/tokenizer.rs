@@ -370,7 +370,8 @@ mod qwen3_tests {
     use std::path::PathBuf;
 
     fn qwen3() -> TextTokenizer {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tokenizers/qwen3");
+        let dir =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tokenizers/qwen3");
         let text = std::fs::read_to_string(dir.join("tokenizer_config.json")).unwrap();
         let config: Value = serde_json::from_str(&text).unwrap();
         TextTokenizer::from_files(
@@ -425,7 +426,8 @@ mod qwen3_tests {
 
     #[test]
     fn builtin_templates_render() {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tokenizers/qwen3");
+        let dir =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tokenizers/qwen3");
         // Without tokenizer_config.json the vocabulary's <|im_start|> selects the ChatML fallback.
         let tokenizer =
             TextTokenizer::from_files(&dir.join("tokenizer.json"), None, Architecture::Llada)

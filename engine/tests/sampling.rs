@@ -715,7 +715,10 @@ fn bad_requests_are_clear_errors() {
 // ---------------------------------------------------------------------------------------------
 
 fn parity_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/parity"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/parity"
+    ))
 }
 
 #[test]
