@@ -8,7 +8,6 @@ pub mod config;
 pub mod engine_options;
 pub mod exit;
 mod hooks;
-mod serve;
 
 use std::process::ExitCode;
 

@@ -1,12 +1,14 @@
 //! Choosing and opening the model backend behind the agent's `Model` trait: the local diffusion
 //! engine (adapter in `local`, engine on its own thread), an OpenAI-compatible endpoint, or — for
-//! tests only, and only when named — the scripted backend.
+//! tests only, and only when named — the scripted backend. `serve` adapts the engine to `hone serve`'s
+//! HTTP stack (hone-serve's `Frontend` and `StepDecoder`).
 //!
 //! Default local model (no `--model`): `fredzzp/open-dcoder-0.5B` (Open-dCoder 0.5B, a Qwen2-based
 //! masked-diffusion code model, ~1 GB) on CPU; `apple/DiffuCoder-7B-cpGRPO` (~15 GB) on CUDA. Both
 //! resolve from the Hugging Face cache, or are downloaded on first use when a network is available.
 
 pub mod local;
+pub mod serve;
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -13,10 +13,10 @@ use hone_engine::model::DiffusionModel;
 use hone_engine::sampling::cohort::TokenIds;
 use hone_engine::tokenizer::{GenerationDefaults, TextTokenizer};
 
+use crate::backends::serve::{EngineDecoder, EngineFrontend};
 use crate::engine_options::EngineOptions;
 use crate::exit::Hinted;
-use crate::serve::engine::{EngineDecoder, EngineFrontend};
-use crate::serve::ServerOptions;
+use hone_serve::ServerOptions;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -216,7 +216,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         })?;
         let bound = listener.local_addr()?;
         eprintln!("hone serve: listening on http://{bound}/v1 (model `{model_id}`)");
-        crate::serve::serve(listener, frontend, decoder, options, shutdown_signal()).await?;
+        hone_serve::serve(listener, frontend, decoder, options, shutdown_signal()).await?;
         eprintln!("hone serve: stopped");
         Ok::<_, anyhow::Error>(())
     })?;

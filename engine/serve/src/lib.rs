@@ -1,5 +1,6 @@
-//! `hone serve`: the local diffusion engine behind an OpenAI-compatible HTTP API (axum on tokio) with
-//! dynamic batching.
+//! `hone serve`'s HTTP stack: an OpenAI-compatible API (axum on tokio) with dynamic batching, for any
+//! engine that implements [`Frontend`] and [`scheduler::StepDecoder`]. This crate does not depend on
+//! candle or hone-engine: the local engine's implementation lives in `hone-cli` (`backends/serve.rs`).
 //!
 //! Layers, each testable alone:
 //! - [`request`] parses OpenAI bodies into an engine-independent [`request::GenerationRequest`],
@@ -9,12 +10,11 @@
 //!   step by step, with sequences joining and leaving between steps;
 //! - [`scheduler`] runs the engine thread and the bounded queue (429 when full, 503 when closing);
 //! - [`routes`] turns events into OpenAI responses and SSE chunk streams;
-//! - [`engine`] implements `Frontend` and `StepDecoder` over hone-engine.
+//! - `hone-cli`'s `backends::serve` implements `Frontend` and `StepDecoder` over hone-engine.
 //!
 //! Unit tests run the whole HTTP stack over a scripted decoder (`fake`); end-to-end tests of the
 //! binary on a tiny checkpoint live in the top-level `tests/serve.rs`.
 
-pub mod engine;
 pub mod error;
 pub mod metrics;
 pub mod request;

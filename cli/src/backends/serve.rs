@@ -22,12 +22,12 @@ use hone_engine::sampling::{
 };
 use hone_engine::tokenizer::{GenerationDefaults, TextTokenizer};
 
-use super::error::ApiError;
-use super::request::{Endpoint, GenerationRequest, Prompt};
-use super::scheduler::{
+use hone_serve::error::ApiError;
+use hone_serve::request::{Endpoint, GenerationRequest, Prompt};
+use hone_serve::scheduler::{
     FinishReason, SequenceKey, SequenceStatus, SequenceUpdate, StepDecoder, StepReport,
 };
-use super::{Frontend, Prepared};
+use hone_serve::{Frontend, Prepared};
 
 /// `max_tokens` when neither the request nor generation_config.json gives one.
 pub const FALLBACK_MAX_TOKENS: usize = 128;
