@@ -47,6 +47,22 @@ pub enum Error {
         context: String,
         source: serde_json::Error,
     },
+    /// A line of a batch tasks file is not a valid task (nothing runs on bad input).
+    #[error("tasks line {line}: {reason}")]
+    TaskLine { line: usize, reason: String },
+    /// A batch results file already holds results and resuming was not asked for.
+    #[error("{} already holds results", path.display())]
+    ResultsExist { path: std::path::PathBuf },
+    /// A line of a batch results file (read to resume) is not a result line.
+    #[error("{} line {line}: not a result line: {reason}", path.display())]
+    ResultsLine {
+        path: std::path::PathBuf,
+        line: usize,
+        reason: String,
+    },
+    /// A batch worker panicked or was lost.
+    #[error("a batch task stopped unexpectedly: {0}")]
+    TaskLost(String),
     /// The run was set up wrongly (dirty tree, no test command, bad option).
     #[error("{0}")]
     Setup(String),

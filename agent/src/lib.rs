@@ -1,6 +1,7 @@
 //! hone's agent: the plan → generate → apply → test → iterate loop, and the `Model` trait through which
 //! it reaches any backend (local engine, OpenAI-compatible endpoint, scripted fake in tests).
 
+pub mod batch;
 pub mod changes;
 pub mod delivery;
 pub mod error;
@@ -21,5 +22,6 @@ pub use model::{
     Segment, StreamCallback, StreamUpdate, Usage,
 };
 pub use run::{
-    commit_message, run_task, run_task_blocking, GenerationMode, RunOutcome, RunRequest,
+    commit_message, run_task, run_task_blocking, GenerationMode, RunDefaults, RunOutcome,
+    RunRequest,
 };

@@ -179,6 +179,17 @@ struct HookLayer {
 }
 
 impl Config {
+    /// The agent's run defaults from this configuration: the one place every caller of the agent
+    /// (`hone batch` agent tasks, `hone refactor`, hook fixes) takes them from.
+    pub fn run_defaults(&self) -> hone_agent::RunDefaults {
+        hone_agent::RunDefaults {
+            test_command: self.test.clone(),
+            candidates: self.candidates,
+            max_iterations: self.max_iterations,
+            budget: self.budget,
+        }
+    }
+
     /// Load the layers for a repository (or none). Environment variables are read from the process.
     pub fn load(repo_root: Option<&Path>) -> anyhow::Result<Self> {
         Self::load_with(repo_root, &|name| std::env::var(name).ok())

@@ -8,6 +8,7 @@ pub mod config;
 pub mod engine_options;
 pub mod exit;
 mod hooks;
+mod interrupt;
 
 use std::process::ExitCode;
 

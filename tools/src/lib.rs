@@ -22,7 +22,7 @@ pub use edits::{
 };
 pub use error::{Error, Result};
 pub use repo::{FileContent, FileKind, FileStatus, RepoFile, Repository, TreeSource};
-pub use runner::{detect_test_command, run_command, RunOptions, TestReport};
+pub use runner::{describe_failure, detect_test_command, run_command, RunOptions, TestReport};
 pub use sandbox::{Sandbox, SandboxOptions};
 pub use verify::{
     apply_to_worktree, commit_patch, verify_patch, TestChoice, Verdict, Verification, VerifyOptions,

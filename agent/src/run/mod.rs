@@ -7,6 +7,7 @@
 mod candidates;
 mod commit;
 mod context;
+mod defaults;
 mod evaluate;
 mod generate;
 mod report;
@@ -26,6 +27,7 @@ use crate::transcript::{new_run_id, write_summary, Transcript};
 use crate::{Error, Result};
 
 pub use commit::commit_message;
+pub use defaults::RunDefaults;
 use evaluate::{fingerprint, Prepared, TestSettings};
 use report::{failure_rank, first_line, render_messages, summarize_failure};
 pub use request::{GenerationMode, RunOutcome, RunRequest};

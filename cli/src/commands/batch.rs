@@ -1,8 +1,8 @@
 //! `hone batch TASKS.jsonl`: run many tasks (patch tasks verified with the tests, or agent tasks),
 //! N at a time, each in its own sandbox, writing one result line per task the moment it finishes.
 //! `--resume` continues an interrupted run without running a finished id twice; `--predictions`
-//! also writes SWE-bench style predictions. Parsing and running a task live in
-//! `crate::hooks::tasks`, the results file in `crate::hooks::results`.
+//! also writes SWE-bench style predictions. Parsing and running tasks, the worker pool and the
+//! results file live in `hone_agent::batch`; this module parses flags, adds hints and prints.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::hooks::pool::run_parallel;
-use crate::hooks::results::{ResultsFile, Status, TaskResult};
-use crate::hooks::tasks::{parse_tasks, BatchTask};
+use hone_agent::batch::{
+    parse_tasks, run_parallel, run_patch_task, AgentTasks, BatchTask, ResultsFile, Status,
+    TaskResult,
+};
 
 #[derive(Debug, clap::Args)]
 pub struct BatchArgs {
@@ -72,9 +73,9 @@ pub fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
         .tasks
         .parent()
         .map_or_else(|| cwd.clone(), |parent| cwd.join(parent));
-    let tasks = parse_tasks(&text, &base, &cwd)?;
+    let tasks = parse_tasks(&text, &base, &cwd).map_err(with_hints)?;
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.tasks));
-    let (mut results_file, resumed) = ResultsFile::open(&out, args.resume)?;
+    let (mut results_file, resumed) = ResultsFile::open(&out, args.resume).map_err(with_hints)?;
     if resumed.dropped_bytes > 0 {
         say(&format!(
             "dropped an incomplete last line ({} bytes) left by an interrupted run; that task runs again",
@@ -97,22 +98,44 @@ pub fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
 
     let timeout = Duration::from_secs(args.timeout.max(1));
     let config = crate::config::Config::load(crate::hooks::git::toplevel(&cwd).ok().as_deref())?;
-    let agent = crate::hooks::agent_tasks::AgentRunner::for_tasks(&todo, &args.model, config)?;
+    // The model is opened only when some task has no patch.
+    let backend = if todo.iter().any(|task| task.patch.is_none()) {
+        Some(crate::hooks::model::open(&args.model, &config)?)
+    } else {
+        None
+    };
+    let agent = AgentTasks::new(
+        backend.as_ref().map(|backend| backend.model.clone()),
+        config.run_defaults(),
+    );
     let progress = progress_bar(todo.len() as u64);
     let started = Instant::now();
     let mut finished: Vec<TaskResult> = Vec::new();
-    let interrupted = crate::hooks::pool::interrupt_flag(
+    let interrupted = crate::interrupt::interrupt_flag(
         "interrupted: finishing the running tasks (Ctrl-C again to quit now; --resume continues)",
     );
     run_parallel(
         todo,
         args.jobs,
         interrupted,
-        |task: BatchTask| match &task.patch {
-            Some(patch) => crate::hooks::tasks::run_patch_task(&task, patch, timeout),
-            None => agent.run(&task, timeout),
+        |task: BatchTask| {
+            let agent = agent.clone();
+            async move {
+                match task.patch.clone() {
+                    // Sandbox creation and the tests block: off the async workers.
+                    Some(patch) => {
+                        let id = task.id.clone();
+                        tokio::task::spawn_blocking(move || run_patch_task(&task, &patch, timeout))
+                            .await
+                            .unwrap_or_else(|error| {
+                                hone_agent::batch::error_result(&id, 0.0, &error)
+                            })
+                    }
+                    None => agent.run(&task, timeout).await,
+                }
+            }
         },
-        |result: TaskResult| {
+        |result: TaskResult| -> anyhow::Result<()> {
             results_file.append(&result)?;
             progress.set_message(format!("{} {}", result.id, status_word(result.status)));
             progress.inc(1);
@@ -121,7 +144,9 @@ pub fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
         },
     )?;
     progress.finish_and_clear();
-    agent.finish()?;
+    if let Some(backend) = &backend {
+        backend.finish()?;
+    }
     let elapsed = started.elapsed().as_secs_f64();
 
     let mut all: HashMap<String, TaskResult> = resumed
@@ -171,6 +196,24 @@ pub fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(crate::exit::FAILURE)
     })
+}
+
+/// The agent's batch errors with what the user can do about them.
+fn with_hints(error: hone_agent::Error) -> anyhow::Error {
+    let hints: &[&str] = match &error {
+        hone_agent::Error::TaskLine { .. } => &[
+            r#"each line is a JSON object: {"id": "...", "task": "...", "repo"?: "...", "test"?: "...", "files"?: [...], "patch"?: "..."}"#,
+        ],
+        hone_agent::Error::ResultsExist { .. } => &[
+            "pass --resume to continue that run (finished ids are skipped)",
+            "or pass --out with another file",
+        ],
+        hone_agent::Error::ResultsLine { .. } => &[
+            "--resume needs the file a previous `hone batch` wrote; pass --out with another file",
+        ],
+        _ => return error.into(),
+    };
+    crate::exit::Hinted::new(error, hints.iter().copied()).into()
 }
 
 fn status_word(status: Status) -> &'static str {

@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::hooks::merge::{merge, FileResult};
-use crate::hooks::pool::run_parallel;
-use hone_agent::run::{run_task_blocking, RunRequest};
+use hone_agent::batch::{merge, run_parallel, FileResult};
+use hone_agent::run::{run_task, RunRequest};
 
 #[derive(Debug, clap::Args)]
 pub struct RefactorArgs {
@@ -107,6 +106,7 @@ pub fn run(args: RefactorArgs) -> anyhow::Result<ExitCode> {
     let backend = crate::hooks::model::open(&args.model, &config)?;
     let model = backend.model.clone();
     let test = args.test.clone().or_else(|| config.test.clone());
+    let defaults = config.run_defaults();
 
     let started = Instant::now();
     say(&format!(
@@ -121,7 +121,7 @@ pub fn run(args: RefactorArgs) -> anyhow::Result<ExitCode> {
         bar.set_style(style.progress_chars("=> "));
     }
     let mut outcomes: Vec<(String, FileOutcome)> = Vec::new();
-    let interrupted = crate::hooks::pool::interrupt_flag(
+    let interrupted = crate::interrupt::interrupt_flag(
         "interrupted: finishing the running files (Ctrl-C again to quit now)",
     );
     run_parallel(
@@ -138,23 +138,30 @@ pub fn run(args: RefactorArgs) -> anyhow::Result<ExitCode> {
             request.test_command = test.clone();
             request.max_iterations = args.max_iterations;
             request.budget = args.budget.map(Duration::from_secs);
+            // Configured candidates (and a configured budget when --budget is absent).
+            defaults.apply(&mut request);
+            request.max_iterations = args.max_iterations;
             request.allow_dirty = args.allow_dirty;
             // The workers already run files in parallel: one core's worth of candidates each.
             request.jobs = 1;
-            let outcome = match run_task_blocking(&request, model.as_ref(), &hone_agent::NoEvents) {
-                Ok(outcome) if outcome.passed() && outcome.changes.is_empty() => {
-                    FileOutcome::Unchanged
-                }
-                Ok(outcome) if outcome.passed() => FileOutcome::Changed(FileResult {
-                    target: file.clone(),
-                    diff: outcome.changes.unified_diff(),
-                }),
-                Ok(outcome) => FileOutcome::Failed(outcome.summary.reason.clone()),
-                Err(error) => FileOutcome::Failed(error.to_string()),
-            };
-            (file, outcome)
+            let model = model.clone();
+            async move {
+                let outcome = match run_task(&request, model.as_ref(), &hone_agent::NoEvents).await
+                {
+                    Ok(outcome) if outcome.passed() && outcome.changes.is_empty() => {
+                        FileOutcome::Unchanged
+                    }
+                    Ok(outcome) if outcome.passed() => FileOutcome::Changed(FileResult {
+                        target: file.clone(),
+                        diff: outcome.changes.unified_diff(),
+                    }),
+                    Ok(outcome) => FileOutcome::Failed(outcome.summary.reason.clone()),
+                    Err(error) => FileOutcome::Failed(error.to_string()),
+                };
+                (file, outcome)
+            }
         },
-        |(file, outcome)| {
+        |(file, outcome)| -> anyhow::Result<()> {
             bar.set_message(file.clone());
             bar.inc(1);
             outcomes.push((file, outcome));
@@ -237,7 +244,7 @@ fn deliver(
     if verification.verdict != hone_tools::Verdict::Verified {
         say("the merged patch does not pass the tests although each part did; nothing applied");
         if let Some(report) = &verification.test {
-            say(&crate::hooks::check::describe_failure(report));
+            say(&hone_tools::describe_failure(report));
         }
         return Ok(false);
     }

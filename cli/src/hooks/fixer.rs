@@ -47,8 +47,7 @@ pub fn propose_fix(
     // The failure output already points at the lines; a plan call would only spend the budget.
     request.plan = false;
     request.budget = Some(remaining);
-    request.candidates = settings.config.candidates;
-    request.max_iterations = settings.config.max_iterations.unwrap_or(4).max(1);
+    settings.config.run_defaults().apply(&mut request);
     let outcome = match run_task_blocking(&request, backend.model.as_ref(), &NoEvents) {
         Ok(outcome) => outcome,
         Err(error) => {

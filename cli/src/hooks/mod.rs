@@ -1,25 +1,19 @@
-//! Git hook automation and scripted batch work. Hooks: installing the scripts (`install`, with
-//! `git` for where hooks live), the hooks themselves (`pre_commit`, `commit_msg`, `pre_push`), the
-//! tree check they share (`check`: a hone-tools sandbox of the index or a commit plus the test
-//! runner), their settings (`settings`), model (`model`) and fixer (`fixer`: the agent on the
-//! staged content). Batch work: N-at-a-time workers (`pool`), the crash-safe results file
-//! (`results`), batch tasks (`tasks`, `agent_tasks`) and the refactor merge (`merge`). The clap
-//! types live in `commands::{hook, batch, refactor}`.
+//! Git hooks: installing the scripts (`install`, with `git` for where hooks live), the hooks
+//! themselves (`pre_commit`, `commit_msg`, `pre_push`), the tree check they share (`check`: a
+//! hone-tools sandbox of the index or a commit plus the test runner), their settings (`settings`),
+//! model (`model`, also used by `hone batch` and `hone refactor`) and fixer (`fixer`: the agent on
+//! the staged content). The batch runner lives in `hone_agent::batch`; the clap types in
+//! `commands::{hook, batch, refactor}`.
 
-pub mod agent_tasks;
 pub mod check;
 pub mod commit_msg;
 pub mod fixer;
 pub mod git;
 pub mod install;
-pub mod merge;
 pub mod model;
-pub mod pool;
 pub mod pre_commit;
 pub mod pre_push;
-pub mod results;
 pub mod settings;
-pub mod tasks;
 
 use std::process::ExitCode;
 

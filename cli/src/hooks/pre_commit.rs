@@ -13,9 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use hone_tools::TreeSource;
 
-use super::check::{check_tree, describe_failure, Check};
+use super::check::{check_tree, Check};
 use super::git::git;
 use super::settings::{FixMode, HookSettings};
+use hone_tools::describe_failure;
 
 /// Print a line for the person committing (git shows hook stderr).
 #[allow(clippy::print_stderr)]

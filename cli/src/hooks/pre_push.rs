@@ -12,9 +12,10 @@ use std::time::Instant;
 use anyhow::Context;
 use hone_tools::TreeSource;
 
-use super::check::{check_tree, describe_failure, Check};
+use super::check::{check_tree, Check};
 use super::pre_commit::{out_of_budget, say};
 use super::settings::HookSettings;
+use hone_tools::describe_failure;
 
 /// One ref being pushed.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,6 +9,7 @@
 pub mod detect;
 pub mod parsers;
 pub mod process;
+pub mod summary;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,6 +17,7 @@ use std::time::Duration;
 pub use detect::{detect_test_command, DetectedCommand};
 pub use parsers::{parse_test_output, Framework, ParsedTests};
 pub use process::{run_command, scrub_environment};
+pub use summary::describe_failure;
 
 /// Default timeout of a test command.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(600);

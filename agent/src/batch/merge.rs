@@ -32,13 +32,13 @@ pub struct Merged {
 }
 
 /// Paths a unified diff writes (its `+++` and `---` sides, `/dev/null` aside).
-pub fn touched_paths(diff: &str) -> anyhow::Result<Vec<String>> {
+pub fn touched_paths(diff: &str) -> hone_tools::Result<Vec<String>> {
     Ok(hone_tools::parse_patch(diff)?.paths())
 }
 
 /// Merge `results` in order: a task's diff is included when none of its paths was touched by an
 /// included one. Results whose own file is their only path never conflict with one another.
-pub fn merge(results: &[FileResult]) -> anyhow::Result<Merged> {
+pub fn merge(results: &[FileResult]) -> hone_tools::Result<Merged> {
     // Tasks that stay inside their own file go first, so a task that strays into another
     // file cannot push out that file's own task.
     let mut order: Vec<(&FileResult, Vec<String>)> = Vec::new();

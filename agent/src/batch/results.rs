@@ -8,8 +8,9 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
 
 /// How a task ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -61,25 +62,25 @@ pub struct Resumed {
 impl ResultsFile {
     /// Open `path` for appending. Without `resume` an existing non-empty file is refused, so an
     /// earlier run's results are never mixed with or lost to a new one.
-    pub fn open(path: &Path, resume: bool) -> anyhow::Result<(Self, Resumed)> {
+    pub fn open(path: &Path, resume: bool) -> Result<(Self, Resumed)> {
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(path)
-            .with_context(|| format!("could not open {} for writing", path.display()))?;
+            .map_err(|source| {
+                Error::io(
+                    format!("could not open {} for writing", path.display()),
+                    source,
+                )
+            })?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)
-            .with_context(|| format!("could not read {}", path.display()))?;
+            .map_err(|source| Error::io(format!("could not read {}", path.display()), source))?;
         if !bytes.is_empty() && !resume {
-            return Err(crate::exit::Hinted::new(
-                anyhow::anyhow!("{} already holds results", path.display()),
-                [
-                    "pass --resume to continue that run (finished ids are skipped)",
-                    "or pass --out with another file",
-                ],
-            )
-            .into());
+            return Err(Error::ResultsExist {
+                path: path.to_owned(),
+            });
         }
         let complete = bytes
             .iter()
@@ -92,19 +93,21 @@ impl ResultsFile {
         if resumed.dropped_bytes > 0 {
             // A torn line from a killed run: its task did not finish, so it runs again.
             file.set_len(complete as u64)
-                .with_context(|| format!("could not truncate {}", path.display()))?;
-            file.seek(SeekFrom::End(0))?;
+                .and_then(|()| file.seek(SeekFrom::End(0)).map(drop))
+                .map_err(|source| {
+                    Error::io(format!("could not truncate {}", path.display()), source)
+                })?;
         }
         for (number, line) in bytes[..complete].split(|&byte| byte == b'\n').enumerate() {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            let result: TaskResult = serde_json::from_slice(line).map_err(|error| {
-                crate::exit::Hinted::new(
-                    anyhow::anyhow!("{} line {}: not a result line: {error}", path.display(), number + 1),
-                    ["--resume needs the file a previous `hone batch` wrote; pass --out with another file"],
-                )
-            })?;
+            let result: TaskResult =
+                serde_json::from_slice(line).map_err(|error| Error::ResultsLine {
+                    path: path.to_owned(),
+                    line: number + 1,
+                    reason: error.to_string(),
+                })?;
             resumed.done.insert(result.id.clone());
             resumed.results.push(result);
         }
@@ -118,14 +121,22 @@ impl ResultsFile {
     }
 
     /// Append one result and wait until it is on disk.
-    pub fn append(&mut self, result: &TaskResult) -> anyhow::Result<()> {
-        let mut line = serde_json::to_vec(result)?;
+    pub fn append(&mut self, result: &TaskResult) -> Result<()> {
+        let mut line = serde_json::to_vec(result).map_err(|source| Error::Json {
+            context: "encoding a batch result".into(),
+            source,
+        })?;
         line.push(b'\n');
         // One write call per line: an interrupted run leaves at most one torn line, at the end.
         self.file
             .write_all(&line)
             .and_then(|()| self.file.sync_data())
-            .with_context(|| format!("could not write to {}", self.path.display()))
+            .map_err(|source| {
+                Error::io(
+                    format!("could not write to {}", self.path.display()),
+                    source,
+                )
+            })
     }
 }
 

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use super::results::{Status, TaskResult};
+use crate::{Error, Result};
 
 /// One line of the tasks file, as written.
 #[derive(Debug, Deserialize)]
@@ -44,7 +45,7 @@ pub struct BatchTask {
 /// Parse a tasks file. Relative `repo` paths are resolved against `base` (the tasks file's folder);
 /// a missing `repo` means `default_repo`. Blank lines are skipped. Any bad line, a duplicate id or a
 /// missing repository folder is an error naming the line: nothing runs on bad input.
-pub fn parse_tasks(text: &str, base: &Path, default_repo: &Path) -> anyhow::Result<Vec<BatchTask>> {
+pub fn parse_tasks(text: &str, base: &Path, default_repo: &Path) -> Result<Vec<BatchTask>> {
     let mut tasks = Vec::new();
     let mut ids = HashSet::new();
     for (index, line) in text.lines().enumerate() {
@@ -52,13 +53,9 @@ pub fn parse_tasks(text: &str, base: &Path, default_repo: &Path) -> anyhow::Resu
         if line.trim().is_empty() {
             continue;
         }
-        let bad = |message: String| {
-            crate::exit::Hinted::new(
-                anyhow::anyhow!("tasks line {number}: {message}"),
-                [
-                    r#"each line is a JSON object: {"id": "...", "task": "...", "repo"?: "...", "test"?: "...", "files"?: [...], "patch"?: "..."}"#,
-                ],
-            )
+        let bad = |reason: String| Error::TaskLine {
+            line: number,
+            reason,
         };
         let parsed: TaskLine =
             serde_json::from_str(line).map_err(|error| bad(format!("not a task: {error}")))?;
@@ -68,16 +65,15 @@ pub fn parse_tasks(text: &str, base: &Path, default_repo: &Path) -> anyhow::Resu
             other => {
                 return Err(bad(format!(
                     "`id` must be a non-empty string or a number, not {other}"
-                ))
-                .into())
+                )))
             }
         };
         if !ids.insert(id.clone()) {
-            return Err(bad(format!("id `{id}` appears twice; ids must be unique")).into());
+            return Err(bad(format!("id `{id}` appears twice; ids must be unique")));
         }
         let task = parsed.task.unwrap_or_default();
         if task.trim().is_empty() && parsed.patch.is_none() {
-            return Err(bad(format!("task `{id}` has neither `task` nor `patch`")).into());
+            return Err(bad(format!("task `{id}` has neither `task` nor `patch`")));
         }
         let repo = parsed
             .repo
@@ -86,8 +82,7 @@ pub fn parse_tasks(text: &str, base: &Path, default_repo: &Path) -> anyhow::Resu
             return Err(bad(format!(
                 "repository {} of task `{id}` is not a folder",
                 repo.display()
-            ))
-            .into());
+            )));
         }
         tasks.push(BatchTask {
             id,
@@ -121,7 +116,7 @@ pub fn run_patch_task(task: &BatchTask, patch_text: &str, timeout: Duration) -> 
 }
 
 /// A result for a task that could not run.
-pub fn error_result(id: &str, seconds: f64, error: &anyhow::Error) -> TaskResult {
+pub fn error_result(id: &str, seconds: f64, error: &dyn std::fmt::Display) -> TaskResult {
     TaskResult {
         id: id.to_owned(),
         status: Status::Error,
@@ -137,7 +132,7 @@ fn verify(
     task: &BatchTask,
     patch_text: &str,
     timeout: Duration,
-) -> anyhow::Result<(Status, String, Option<String>)> {
+) -> hone_tools::Result<(Status, String, Option<String>)> {
     use hone_tools::{TestChoice, Verdict};
 
     let repo = hone_tools::Repository::discover(&task.repo)?;
@@ -168,7 +163,7 @@ fn verify(
         Verdict::TestsFailed => {
             let why = verification.test.as_ref().map_or_else(
                 || "the tests failed".to_owned(),
-                super::check::describe_failure,
+                hone_tools::describe_failure,
             );
             (Status::Failed, verification.diff, Some(why))
         }
