@@ -96,7 +96,14 @@ fn locate_exactly(request: &Request<'_>) -> Result<Located, FailureReason> {
     let search_parts = split_elision(request.search);
     let replace_parts = split_elision(request.replace);
     if search_parts.len() != replace_parts.len() {
-        return Err(FailureReason::ElisionMismatch);
+        return Err(FailureReason::ElisionMismatch {
+            detail: format!(
+                "the old text has {} `...` line(s) and the new text {}: they must have the same \
+                 number, at the same places",
+                search_parts.len() - 1,
+                replace_parts.len() - 1
+            ),
+        });
     }
     if request.search.is_empty() {
         // A pure insertion (unified diff hunk without context): only the line number can place it.
@@ -104,9 +111,14 @@ fn locate_exactly(request: &Request<'_>) -> Result<Located, FailureReason> {
             return Err(FailureReason::NotFound);
         };
         let at = hint.min(request.file.len());
-        let lines: Vec<String> = request.replace.iter().map(ToString::to_string).collect();
-        let tab_width = FileStyle::detect(request.file).tab_width;
-        check_edges(request.file, at, at, &lines, &lines, tab_width)?;
+        let style = FileStyle::detect(request.file);
+        let map = IndentMap::new(&[], &[], &style);
+        let lines = request
+            .replace
+            .iter()
+            .map(|line| map.apply(line))
+            .collect::<Result<Vec<String>, FailureReason>>()?;
+        check_edges(request.file, at, at, &lines, &lines, style.tab_width)?;
         return Ok(Located {
             splices: vec![Splice {
                 start: at,
@@ -124,7 +136,13 @@ fn locate_exactly(request: &Request<'_>) -> Result<Located, FailureReason> {
             if replace.is_empty() {
                 continue;
             }
-            return Err(FailureReason::ElisionMismatch);
+            return Err(FailureReason::ElisionMismatch {
+                detail: format!(
+                    "the new text has lines {} its `...` where the old text has none, so nothing \
+                     says where they go; add the unchanged lines next to them to both sides",
+                    if index == 0 { "before" } else { "after" }
+                ),
+            });
         }
         // After the first segment of an elided block, the next segment is the first match after it.
         let first_after = anchored || (elided && index > 0);
@@ -155,10 +173,15 @@ fn find_unique(
     from: usize,
     first_after: bool,
 ) -> Result<(usize, MatchRule), FailureReason> {
+    // Old text made only of blank lines says nothing about where it is: only the line number (or
+    // the end of the file) can place it.
+    let blank = needle.iter().all(|line| line.trim().is_empty());
     for rule in RULES {
         let mut matches = find_all(request.file, needle, from, rule);
         if request.at_end {
             matches.retain(|&start| start + needle.len() == request.file.len());
+        } else if blank {
+            matches.retain(|&start| request.hint == Some(start));
         }
         match matches.as_slice() {
             [] => continue,
@@ -254,8 +277,7 @@ fn build_replacement(
     // Output ranges before the first and after the last kept line (added lines at the edges).
     let mut first_kept: Option<usize> = None;
     let mut after_last_kept = 0;
-    for op in similar::capture_diff_slices(similar::Algorithm::Myers, &search_keys, &replace_keys)
-    {
+    for op in similar::capture_diff_slices(similar::Algorithm::Myers, &search_keys, &replace_keys) {
         match op {
             similar::DiffOp::Equal { old_index, len, .. } => {
                 first_kept.get_or_insert(out.len());

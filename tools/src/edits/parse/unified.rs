@@ -214,7 +214,8 @@ fn parse_hunk(lines: &[&str], start: usize) -> (Hunk, usize) {
             Some('\\') => strip_final_newline(&mut search, &mut replace, last),
             // Models drop the space of blank context lines; an empty line inside the counts, or
             // followed by more hunk lines, is such a line.
-            None if counted.is_some() || continues_hunk(lines, i + 1) => {
+            // The last element is what follows the patch's final newline, not a line.
+            None if (counted.is_some() && i + 1 < lines.len()) || continues_hunk(lines, i + 1) => {
                 search.push('\n');
                 replace.push('\n');
                 old_left = old_left.saturating_sub(1);
