@@ -102,6 +102,20 @@ impl OpenAiModel {
             "stream": self.config.stream,
         });
         let sampling = &request.sampling;
+        // A re-ask (the server ignored `n`) must not get the same answer again: it always carries a
+        // seed (the caller's plus the candidate's index, or one derived from the request), and a
+        // sampling temperature when the caller left it to the server (whose default may be greedy).
+        let reask = seed_offset > 0;
+        let seed = match sampling.seed {
+            Some(seed) => Some(seed.wrapping_add(seed_offset)),
+            None if reask => Some(derived_seed(request).wrapping_add(seed_offset)),
+            None => None,
+        };
+        let temperature = match sampling.temperature {
+            Some(temperature) => Some(temperature),
+            None if reask => Some(REASK_TEMPERATURE),
+            None => None,
+        };
         let fields = [
             // OpenAI accepts at most four stop strings; more would be a 400.
             (
@@ -109,15 +123,9 @@ impl OpenAiModel {
                 (!request.stop.is_empty())
                     .then(|| json!(request.stop.iter().take(4).collect::<Vec<_>>())),
             ),
-            (
-                "temperature",
-                sampling.temperature.map(|value| json!(value)),
-            ),
+            ("temperature", temperature.map(|value| json!(value))),
             ("top_p", sampling.top_p.map(|value| json!(value))),
-            (
-                "seed",
-                sampling.seed.map(|value| json!(value + seed_offset)),
-            ),
+            ("seed", seed.map(|value| json!(value))),
             // Diffusion settings understood by `hone serve`; only sent when the user set them.
             ("steps", sampling.steps.map(|value| json!(value))),
             (
@@ -336,6 +344,23 @@ impl OpenAiModel {
             .collect();
         Ok((candidates, usage))
     }
+}
+
+/// Temperature of a re-ask when the caller set none.
+const REASK_TEMPERATURE: f32 = 0.7;
+
+/// A seed that depends only on what is asked (FNV-1a over the messages), so re-asks differ from
+/// one another through their offsets and a rerun of the same request asks the same way.
+fn derived_seed(request: &ChatRequest) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for message in &request.messages {
+        for byte in message.role.as_str().bytes().chain(message.content.bytes()) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    // Servers read seeds as signed 32- or 64-bit integers; stay well inside both.
+    hash % (1 << 31)
 }
 
 fn parse_finish(reason: &str) -> FinishReason {

@@ -1,5 +1,5 @@
 //! Run transcripts: every run writes a folder (by default `.git/hone/runs/<id>/`, inside `.git` so it
-//! is never tracked) with the request, prompts, raw model outputs, diffs, test logs, the events as
+//! is never tracked) with the request, prompts (and their token counts by section), raw model outputs, diffs, test logs, the events as
 //! JSON Lines and a final `summary.json`. `hone runs` lists them. Writing a transcript never stops a
 //! run: failures are logged and ignored.
 
@@ -69,6 +69,30 @@ impl Transcript {
             Ok(text) => self.write(relative, &(text + "\n")),
             Err(error) => tracing::warn!(%error, "could not serialise {relative}"),
         }
+    }
+
+    /// Record what a request sent, in tokens: each section, the total, the answer budget asked
+    /// for and the backend's window when known.
+    pub fn write_prompt_tokens(
+        &self,
+        relative: &str,
+        sections: &[(String, usize)],
+        max_tokens: usize,
+        window: Option<usize>,
+    ) {
+        let total: usize = sections.iter().map(|(_, tokens)| tokens).sum();
+        self.write_json(
+            relative,
+            &serde_json::json!({
+                "sections": sections
+                    .iter()
+                    .map(|(name, tokens)| serde_json::json!({"name": name, "tokens": tokens}))
+                    .collect::<Vec<_>>(),
+                "total": total,
+                "max_tokens": max_tokens,
+                "window": window,
+            }),
+        );
     }
 
     /// Append an event to `events.jsonl`.

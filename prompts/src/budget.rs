@@ -111,3 +111,82 @@ fn narrow(file: &ContextFile, budget: usize, counter: &dyn TokenCounter) -> Opti
         whole: false,
     })
 }
+
+/// One part of a prompt that competes for the model's window (code, failing tests, the file list,
+/// repository instructions, and any section a caller adds, such as a repository map).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Section {
+    pub name: String,
+    /// Tokens the section would take whole.
+    pub wanted: usize,
+    /// Tokens it gets before any later section gets more than its own floor.
+    pub floor: usize,
+}
+
+impl Section {
+    pub fn new(name: impl Into<String>, wanted: usize, floor: usize) -> Self {
+        Self {
+            name: name.into(),
+            wanted,
+            floor,
+        }
+    }
+}
+
+/// Split `available` tokens between `sections`, given most important first: each gets its floor
+/// (scaled down together when even the floors do not fit), then the rest tops the sections up to
+/// what they want, in order. The result never exceeds `available` and never gives a section more
+/// than it wants.
+pub fn allot(available: usize, sections: &[Section]) -> Vec<usize> {
+    let floors: Vec<usize> = sections
+        .iter()
+        .map(|section| section.floor.min(section.wanted))
+        .collect();
+    let floor_total: usize = floors.iter().sum();
+    let mut given: Vec<usize> = if floor_total > available {
+        floors
+            .iter()
+            .map(|floor| floor * available / floor_total.max(1))
+            .collect()
+    } else {
+        floors
+    };
+    let mut left = available.saturating_sub(given.iter().sum());
+    for (section, tokens) in sections.iter().zip(&mut given) {
+        let more = section.wanted.saturating_sub(*tokens).min(left);
+        *tokens += more;
+        left -= more;
+    }
+    given
+}
+
+/// The longest head of `text`, cut at a line end, that fits in `budget` tokens, with a note saying
+/// how many lines were cut; `text` itself when it fits.
+pub fn cut_to_tokens(text: &str, budget: usize, counter: &dyn TokenCounter) -> String {
+    if counter.count(text) <= budget {
+        return text.to_owned();
+    }
+    let lines: Vec<&str> = text.lines().collect();
+    let note_cost = 12;
+    let mut used = 0;
+    let mut kept = 0;
+    for line in &lines {
+        let cost = counter.count(line) + 1;
+        if used + cost + note_cost > budget {
+            break;
+        }
+        used += cost;
+        kept += 1;
+    }
+    let mut out = lines[..kept].join("\n");
+    if kept < lines.len() {
+        if kept > 0 {
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "[... {} more line(s) cut to fit the prompt]",
+            lines.len() - kept
+        ));
+    }
+    out
+}

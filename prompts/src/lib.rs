@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 use minijinja::Environment;
 use serde::Serialize;
 
-pub use budget::{fit_context, CharEstimate, Fitted, TokenCounter};
+pub use budget::{allot, cut_to_tokens, fit_context, CharEstimate, Fitted, Section, TokenCounter};
 
 /// Errors of this crate.
 #[derive(Debug, thiserror::Error)]
@@ -234,13 +234,107 @@ pub fn task_message(prompt: &TaskPrompt<'_>) -> Result<String> {
     )
 }
 
-/// The request for a plan: which files and line ranges to change, one line each.
+/// The request for a plan: which files and line ranges to change, one line each. It shows an
+/// outline of each context file (its block-opening lines, numbered), not the code: the plan only
+/// names regions, and the code itself is sent once, with the edit request that follows.
 pub fn plan_request(task: &str, context: &[ContextFile], failing: Option<&str>) -> Result<String> {
-    let fence = fence_for(context.iter().map(|file| file.content.as_str()));
+    let outlined: Vec<minijinja::Value> = context
+        .iter()
+        .map(|file| {
+            minijinja::context! {
+                ..minijinja::Value::from_serialize(file),
+                ..minijinja::context! { outline => outline(&file.content, file.start_line.max(1), PLAN_OUTLINE_LINES) }
+            }
+        })
+        .collect();
     render(
         "plan.j2",
-        minijinja::context! { task, context => with_language(context), failing, fence },
+        minijinja::context! { task, context => outlined, failing },
     )
+}
+
+/// Outline lines per file in a plan request at most.
+const PLAN_OUTLINE_LINES: usize = 40;
+
+/// The lines of `content` that open a block (the next non-blank line is indented deeper) or start a
+/// top-level item, numbered from `first_line`, at most `limit` of them (then a count of the rest).
+/// Works for any indented language: `def`/`class`, `fn`/`impl`, `if`, test cases, table entries.
+pub fn outline(content: &str, first_line: usize, limit: usize) -> String {
+    let lines: Vec<&str> = content.lines().collect();
+    let indent = |line: &str| line.len() - line.trim_start().len();
+    let mut picked = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let next = lines[index + 1..]
+            .iter()
+            .find(|next| !next.trim().is_empty());
+        let opens = next.is_some_and(|next| indent(next) > indent(line));
+        let trimmed = line.trim();
+        let comment = ["#", "//", "/*", "*", "--", ";"]
+            .iter()
+            .any(|marker| trimmed.starts_with(marker))
+            && !trimmed.starts_with("#[")
+            && !trimmed.starts_with("#include");
+        let top_level = indent(line) == 0
+            && !comment
+            && !matches!(trimmed, "}" | ")" | "]" | "};" | ");" | "end");
+        if opens || top_level {
+            picked.push(format!("{:>5}: {}", first_line + index, line.trim_end()));
+        }
+    }
+    let total = picked.len();
+    if total > limit {
+        picked.truncate(limit);
+        picked.push(format!("      (and {} more)", total - limit));
+    }
+    picked.join("\n")
+}
+
+/// Tokens of each part of a task message, in the order they appear: the task, repository
+/// instructions, the file list, the failing tests, the plan, each code file (`code: <path>`), and
+/// what the template adds around them (`frame`).
+pub fn task_sections(
+    prompt: &TaskPrompt<'_>,
+    counter: &dyn TokenCounter,
+) -> Result<Vec<(String, usize)>> {
+    let total = counter.count(&task_message(prompt)?);
+    let mut sections = vec![("task".to_owned(), counter.count(prompt.task))];
+    if let Some(instructions) = &prompt.repo.instructions {
+        sections.push(("instructions".to_owned(), counter.count(instructions)));
+    }
+    sections.push((
+        "file list".to_owned(),
+        counter.count(&prompt.repo.files.join("\n")),
+    ));
+    if let Some(failing) = prompt.failing {
+        sections.push(("failing tests".to_owned(), counter.count(failing)));
+    }
+    if !prompt.plan.is_empty() {
+        let plan: Vec<String> = prompt
+            .plan
+            .iter()
+            .map(|item| {
+                format!(
+                    "{}:{}-{}: {}",
+                    item.path, item.start_line, item.end_line, item.why
+                )
+            })
+            .collect();
+        sections.push(("plan".to_owned(), counter.count(&plan.join("\n"))));
+    }
+    for file in prompt.context {
+        let name = if file.whole {
+            format!("code: {}", file.path)
+        } else {
+            format!("code: {}:{}-{}", file.path, file.start_line, file.end_line)
+        };
+        sections.push((name, counter.count(&file.content)));
+    }
+    let counted: usize = sections.iter().map(|(_, tokens)| tokens).sum();
+    sections.push(("frame".to_owned(), total.saturating_sub(counted)));
+    Ok(sections)
 }
 
 /// Feedback after the tests failed.

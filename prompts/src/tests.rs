@@ -191,3 +191,98 @@ fn reverted_feedback_says_the_edits_were_discarded() {
         "{rendered}"
     );
 }
+
+#[test]
+fn allot_gives_floors_first_then_tops_up_in_order() {
+    let sections = [
+        Section::new("failing", 300, 100),
+        Section::new("code", 5000, 1000),
+        Section::new("files", 400, 0),
+    ];
+    // Plenty: everyone gets what they want.
+    assert_eq!(allot(10_000, &sections), vec![300, 5000, 400]);
+    // Tight: floors, then the rest in order (failing, then code), nothing for the file list.
+    assert_eq!(allot(2000, &sections), vec![300, 1700, 0]);
+    // Not even the floors fit: scaled down together, never over the total.
+    let given = allot(550, &sections);
+    assert!(given.iter().sum::<usize>() <= 550, "{given:?}");
+    assert_eq!(given, vec![50, 500, 0]);
+    // A section that wants less than its floor gets what it wants.
+    assert_eq!(allot(100, &[Section::new("small", 10, 50)]), vec![10]);
+}
+
+#[test]
+fn cut_to_tokens_keeps_whole_lines_and_says_what_it_cut() {
+    let text = (1..=100)
+        .map(|i| format!("line number {i}"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let counter = CharEstimate;
+    assert_eq!(cut_to_tokens("short", 100, &counter), "short");
+    let cut = cut_to_tokens(&text, 60, &counter);
+    assert!(counter.count(&cut) <= 60, "{}", counter.count(&cut));
+    assert!(cut.starts_with("line number 1\nline number 2\n"), "{cut}");
+    assert!(
+        cut.ends_with("more line(s) cut to fit the prompt]"),
+        "{cut}"
+    );
+}
+
+#[test]
+fn outline_lists_block_openers_with_their_line_numbers() {
+    let content = "import os\n\nclass A:\n    def f(self):\n        if x:\n            return 1\n        return 2\n\ndef g():\n    pass\n";
+    assert_eq!(
+        outline(content, 1, 10),
+        "    1: import os\n    3: class A:\n    4:     def f(self):\n    5:         if x:\n    9: def g():"
+    );
+    // Numbered from the first line shown, and capped.
+    assert_eq!(
+        outline(content, 20, 2),
+        "   20: import os\n   22: class A:\n      (and 3 more)"
+    );
+    let rust = "fn main() {\n    run();\n}\n";
+    assert_eq!(outline(rust, 1, 10), "    1: fn main() {");
+}
+
+#[test]
+fn plan_request_is_an_outline_not_the_code() {
+    let mut file = calc();
+    file.content = format!(
+        "def add(a, b):\n    return a - b\n{}",
+        "# filler line of a long file\n".repeat(200)
+    );
+    let prompt = plan_request("make add add", &[file.clone()], None).unwrap();
+    assert!(prompt.contains("    1: def add(a, b):"), "{prompt}");
+    assert!(!prompt.contains("filler"), "{prompt}");
+    assert!(CharEstimate.count(&prompt) < CharEstimate.count(&file.content) / 4);
+}
+
+#[test]
+fn task_sections_add_up_to_the_rendered_message() {
+    let repo = repo();
+    let context = [calc()];
+    let prompt = TaskPrompt {
+        task: "make add add",
+        repo: &repo,
+        context: &context,
+        omitted_paths: &[],
+        plan: &[],
+        failing: Some("test_calc.TestCalc.test_add"),
+    };
+    let counter = CharEstimate;
+    let sections = task_sections(&prompt, &counter).unwrap();
+    let names: Vec<&str> = sections.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "task",
+            "instructions",
+            "file list",
+            "failing tests",
+            "code: calc.py",
+            "frame"
+        ]
+    );
+    let total: usize = sections.iter().map(|(_, tokens)| tokens).sum();
+    assert_eq!(total, counter.count(&task_message(&prompt).unwrap()));
+}

@@ -1,6 +1,8 @@
 //! Gathering what the prompts need from the repository: the ranked context (read from the run's base
-//! state and fitted to the token budget), repository facts (file list, AGENTS.md / README excerpt),
-//! the fallback plan, and the lines failing tests point at.
+//! state and fitted to the token budget; a test file as the failing tests' own functions), repository
+//! facts (file list, AGENTS.md / README excerpt), the fallback plan, and the lines failing tests point
+//! at; and the token budgets: the first prompt's sections split within the backend's window, the
+//! answer budget, and a conversation kept inside the window on later iterations.
 
 use hone_prompts::{ContextFile, FailureLocation, PlanItem, RepoFacts, TokenCounter};
 use hone_tools::{ContextQuery, Repository, TreeSource};
@@ -28,6 +30,218 @@ pub(crate) fn current_text(
     repo.read_file(path, source, hone_tools::repo::DEFAULT_MAX_FILE_BYTES)
         .ok()
         .and_then(|content| content.text().map(str::to_owned))
+}
+
+/// Tokens the template and message framing add around the sections of the first prompt.
+const FRAME_TOKENS: usize = 200;
+/// Answer room kept on top of a whole file's tokens (the path line, fences, a sentence).
+const WHOLE_FILE_MARGIN: usize = 96;
+/// The smallest answer budget worth asking for.
+const MIN_ANSWER_TOKENS: usize = 256;
+
+/// Token budgets of the first prompt's variable sections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FirstPromptBudget {
+    /// Tokens of code (`fit_context`).
+    pub code: usize,
+    pub failing: usize,
+    pub file_list: usize,
+    pub instructions: usize,
+    /// Budgets of the caller's extra sections (e.g. a repository map), in the order given.
+    pub extra: Vec<usize>,
+}
+
+/// The answer room reserved before the prompt is built: the requested answer budget, but at most
+/// three eighths of a known window (a 4,096-token window keeps 2,560 for the prompt).
+pub(crate) fn answer_reserve(window: Option<usize>, max_tokens: usize) -> usize {
+    window.map_or(max_tokens, |window| max_tokens.min(window * 3 / 8))
+}
+
+/// What the first prompt has to fit in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PromptRoom {
+    /// The backend's window, when known.
+    pub window: Option<usize>,
+    /// Tokens kept for the answer.
+    pub answer: usize,
+    /// Tokens of the parts that are never cut (system prompt, task).
+    pub fixed: usize,
+    /// Tokens of code wanted (the run's code budget).
+    pub code_wanted: usize,
+}
+
+/// Split what the window leaves after the answer and the fixed parts (`fixed`: system prompt and
+/// task) between the failing tests, the code, the file list, the instructions and any `extra`
+/// sections, most important first. Without a known window every section gets what it wants and
+/// the code its usual budget (`code_wanted`).
+pub(crate) fn first_prompt_budget(
+    room: &PromptRoom,
+    facts: &RepoFacts,
+    failing: Option<&str>,
+    extra: &[hone_prompts::Section],
+    counter: &dyn TokenCounter,
+) -> FirstPromptBudget {
+    let mut sections = vec![
+        hone_prompts::Section::new(
+            "failing tests",
+            failing.map_or(0, |text| counter.count(text)),
+            64,
+        ),
+        hone_prompts::Section::new("code", room.code_wanted, 512),
+        hone_prompts::Section::new("file list", file_list_tokens(&facts.files, counter), 96),
+        hone_prompts::Section::new(
+            "instructions",
+            facts
+                .instructions
+                .as_deref()
+                .map_or(0, |text| counter.count(text)),
+            96,
+        ),
+    ];
+    sections.extend(extra.iter().cloned());
+    let given: Vec<usize> = match room.window {
+        Some(window) => {
+            let available = window.saturating_sub(room.answer + room.fixed + FRAME_TOKENS);
+            hone_prompts::allot(available, &sections)
+        }
+        None => sections.iter().map(|section| section.wanted).collect(),
+    };
+    FirstPromptBudget {
+        failing: given[0],
+        code: given[1],
+        file_list: given[2],
+        instructions: given[3],
+        extra: given[4..].to_vec(),
+    }
+}
+
+/// Tokens of one line of the file list (`- path`).
+fn path_tokens(path: &str, counter: &dyn TokenCounter) -> usize {
+    counter.count(path) + 2
+}
+
+fn file_list_tokens(files: &[String], counter: &dyn TokenCounter) -> usize {
+    files.iter().map(|path| path_tokens(path, counter)).sum()
+}
+
+/// The repository facts and failing summary cut to their budgets.
+pub(crate) fn fit_facts(
+    mut facts: RepoFacts,
+    failing: Option<&str>,
+    budget: &FirstPromptBudget,
+    counter: &dyn TokenCounter,
+) -> (RepoFacts, Option<String>) {
+    let mut used = 0;
+    let mut files = Vec::new();
+    for path in facts.files {
+        let cost = path_tokens(&path, counter);
+        if used + cost > budget.file_list {
+            break;
+        }
+        used += cost;
+        files.push(path);
+    }
+    facts.files = files;
+    facts.instructions = facts
+        .instructions
+        .map(|text| hone_prompts::cut_to_tokens(&text, budget.instructions, counter))
+        .filter(|text| !text.trim().is_empty() && !text.starts_with("[..."));
+    if facts.instructions.is_none() {
+        facts.instructions_source = None;
+    }
+    let failing = failing.map(|text| hone_prompts::cut_to_tokens(text, budget.failing, counter));
+    (facts, failing)
+}
+
+/// The answer budget for edit blocks: the requested one, raised to hold any file of the context
+/// rewritten whole (models answer small files with whole-file blocks, and a cut-off whole file is
+/// lost), and capped by what a known window leaves after the prompt.
+pub(crate) fn answer_budget(
+    window: Option<usize>,
+    max_tokens: usize,
+    context: &[ContextFile],
+    prompt_tokens: usize,
+    counter: &dyn TokenCounter,
+) -> usize {
+    let whole_file = context
+        .iter()
+        .filter(|file| file.whole)
+        .map(|file| {
+            let tokens = counter.count(&file.content);
+            tokens + tokens / 8 + counter.count(&file.path) + WHOLE_FILE_MARGIN
+        })
+        .max()
+        .unwrap_or(0);
+    let wanted = max_tokens.max(whole_file);
+    match window {
+        Some(window) => wanted
+            .min(window.saturating_sub(prompt_tokens))
+            .max(MIN_ANSWER_TOKENS),
+        None => wanted,
+    }
+}
+
+/// Keep a conversation inside a known window with `answer` tokens to spare: drop the oldest
+/// answer/feedback turns after the task (the latest turn stays), then cut the latest message.
+/// Returns how many messages were dropped.
+pub(crate) fn fit_conversation(
+    messages: &mut Vec<crate::model::Message>,
+    window: Option<usize>,
+    answer: usize,
+    counter: &dyn TokenCounter,
+) -> usize {
+    let Some(window) = window else { return 0 };
+    let limit = window.saturating_sub(answer);
+    let total = |messages: &[crate::model::Message]| -> usize {
+        messages
+            .iter()
+            .map(|message| counter.count(&message.content) + 4)
+            .sum()
+    };
+    let mut dropped = 0;
+    // messages: system, task, then (answer, feedback) pairs.
+    while total(messages) > limit && messages.len() > 4 {
+        messages.drain(2..4);
+        dropped += 2;
+    }
+    let over = total(messages).saturating_sub(limit);
+    if over > 0 && messages.len() > 2 {
+        if let Some(last) = messages.last_mut() {
+            let keep = counter.count(&last.content).saturating_sub(over);
+            last.content = hone_prompts::cut_to_tokens(&last.content, keep, counter);
+        }
+    }
+    dropped
+}
+
+/// Token counts of what a request sends, by section: the system prompt, the first task message's
+/// sections, then each later message by role.
+pub(crate) fn message_sections(
+    messages: &[crate::model::Message],
+    task_sections: &[(String, usize)],
+    counter: &dyn TokenCounter,
+) -> Vec<(String, usize)> {
+    let mut sections = Vec::new();
+    let mut turn = 0;
+    for (index, message) in messages.iter().enumerate() {
+        match (index, message.role) {
+            (0, crate::model::Role::System) => {
+                sections.push(("system".to_owned(), counter.count(&message.content)));
+            }
+            (1, _) if !task_sections.is_empty() => sections.extend(task_sections.iter().cloned()),
+            (_, role) => {
+                if role == crate::model::Role::Assistant {
+                    turn += 1;
+                }
+                let name = match role {
+                    crate::model::Role::Assistant => format!("earlier answer {turn}"),
+                    _ => format!("feedback {turn}"),
+                };
+                sections.push((name, counter.count(&message.content)));
+            }
+        }
+    }
+    sections
 }
 
 /// Repository facts for the prompts.
@@ -90,6 +304,29 @@ pub(crate) fn ranked_context(
         };
         let lines = content.lines().count();
         let reason = describe_reasons(&ranked.reasons);
+        // A test file is shown as the failing tests' own functions (with the file's imports), not
+        // whole: the rest of the file is other tests, and it is often the largest file ranked.
+        if is_test_path(&ranked.path) {
+            let focused = failing_test_regions(&content, &ranked.path, failure_output);
+            if !focused.is_empty() {
+                files.extend(focused.into_iter().map(|(start, end)| {
+                    ContextFile {
+                        path: ranked.path.clone(),
+                        content: content
+                            .lines()
+                            .skip(start - 1)
+                            .take(end + 1 - start)
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                        reason: reason.clone(),
+                        start_line: start,
+                        end_line: end,
+                        whole: start == 1 && end == lines,
+                    }
+                }));
+                continue;
+            }
+        }
         // Centre a narrowed window on the best region: `fit_context` narrows around the middle.
         let (content, start_line, end_line, whole) = match ranked.regions.first() {
             Some(region) if lines > WHOLE_FILE_LINES * 3 => {
@@ -118,6 +355,179 @@ pub(crate) fn ranked_context(
         hone_prompts::fit_context(files, budget, counter),
         ranking.files,
     ))
+}
+
+/// Lines (1-based, inclusive ranges, in file order) of a test file worth showing for a failure:
+/// its import header and the whole function of each failing test the output names or points into.
+/// Empty when the output names none of the file's tests.
+pub(crate) fn failing_test_regions(
+    content: &str,
+    path: &str,
+    failure_output: Option<&str>,
+) -> Vec<(usize, usize)> {
+    let Some(output) = failure_output else {
+        return Vec::new();
+    };
+    let lines: Vec<&str> = content.lines().collect();
+    let mut starts: Vec<usize> = Vec::new();
+    // Lines the output points at in this file, as the definitions around them.
+    for location in hone_tools::context::extract_locations(output) {
+        if location.path != path {
+            continue;
+        }
+        if let Some(line) = location
+            .line
+            .filter(|&line| line >= 1 && line <= lines.len())
+        {
+            if let Some(start) = enclosing_definition(&lines, line - 1) {
+                starts.push(start);
+            }
+        }
+    }
+    // Test names in the output that this file defines.
+    for word in output.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
+        if word.len() < 4 {
+            continue;
+        }
+        if let Some(start) = lines.iter().position(|line| defines(line, word)) {
+            starts.push(start);
+        }
+    }
+    starts.sort_unstable();
+    starts.dedup();
+    let mut regions: Vec<(usize, usize)> = Vec::new();
+    for start in starts.into_iter().take(MAX_FOCUSED_TESTS) {
+        let (from, to) = definition_span(&lines, start);
+        let (from, to) = (from + 1, to + 1);
+        match regions.last_mut() {
+            Some(last) if from <= last.1 + 1 => last.1 = last.1.max(to),
+            _ => regions.push((from, to)),
+        }
+    }
+    if regions.is_empty() {
+        return regions;
+    }
+    // The header: the lines before the first definition or class (imports, fixtures' setup),
+    // when short enough to be worth it.
+    let header_end = lines
+        .iter()
+        .position(|line| {
+            let trimmed = line.trim_start();
+            line.len() == trimmed.len()
+                && DEFINITION_STARTS
+                    .iter()
+                    .chain(&["class ", "impl ", "mod ", "describe("])
+                    .any(|start| trimmed.starts_with(start))
+        })
+        .unwrap_or(0);
+    let header_end = lines[..header_end]
+        .iter()
+        .rposition(|line| !line.trim().is_empty())
+        .map_or(0, |last| last + 1);
+    if header_end > 0 && header_end <= MAX_TEST_HEADER_LINES {
+        match regions.first_mut() {
+            Some(first) if first.0 <= header_end + 1 => first.0 = 1,
+            _ => regions.insert(0, (1, header_end)),
+        }
+    }
+    regions
+}
+
+/// Failing tests shown from one test file at most.
+const MAX_FOCUSED_TESTS: usize = 3;
+/// Longest import header shown with focused tests.
+const MAX_TEST_HEADER_LINES: usize = 20;
+/// How definitions start, trimmed (Python, Rust, Go, JavaScript, Java-ish test cases).
+const DEFINITION_STARTS: [&str; 10] = [
+    "def ",
+    "async def ",
+    "fn ",
+    "pub fn ",
+    "async fn ",
+    "func ",
+    "function ",
+    "it(",
+    "test(",
+    "public void ",
+];
+
+/// Whether `line` defines `name` (`def name(`, `fn name(`, `it("name"` ...).
+fn defines(line: &str, name: &str) -> bool {
+    let trimmed = line.trim_start();
+    DEFINITION_STARTS.iter().any(|start| {
+        trimmed.strip_prefix(start).is_some_and(|rest| {
+            // `it("name"` / `test('name'`: the name is the quoted text.
+            let rest = if start.ends_with('(') {
+                match rest.strip_prefix(['"', '\'', '`']) {
+                    Some(quoted) => quoted,
+                    None => return false,
+                }
+            } else {
+                rest
+            };
+            rest.strip_prefix(name)
+                .is_some_and(|after| after.starts_with(['(', '<', ' ', '"', '\'', '`']))
+        })
+    })
+}
+
+/// The 0-based line of the definition enclosing line `at` (or starting there).
+fn enclosing_definition(lines: &[&str], at: usize) -> Option<usize> {
+    let indent = |line: &str| line.len() - line.trim_start().len();
+    // Only lines indented less than everything seen so far enclose the line.
+    let mut bound = indent(lines[at]) + 1;
+    for index in (0..=at).rev() {
+        let line = lines[index];
+        if line.trim().is_empty() {
+            continue;
+        }
+        let depth = indent(line);
+        if depth >= bound {
+            continue;
+        }
+        let trimmed = line.trim_start();
+        if DEFINITION_STARTS
+            .iter()
+            .any(|start| trimmed.starts_with(start))
+        {
+            return Some(index);
+        }
+        bound = depth;
+    }
+    None
+}
+
+/// 0-based first and last line of the definition starting at `start`: decorators and attributes
+/// above it, and its body (every following line indented deeper, plus a closing bracket line at
+/// its own depth).
+fn definition_span(lines: &[&str], start: usize) -> (usize, usize) {
+    let indent = |line: &str| line.len() - line.trim_start().len();
+    let depth = indent(lines[start]);
+    let mut from = start;
+    while from > 0 {
+        let above = lines[from - 1];
+        let trimmed = above.trim_start();
+        if indent(above) == depth && (trimmed.starts_with('@') || trimmed.starts_with("#[")) {
+            from -= 1;
+        } else {
+            break;
+        }
+    }
+    let mut end = start;
+    for (index, line) in lines.iter().enumerate().skip(start + 1) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        if indent(line) > depth {
+            end = index;
+            continue;
+        }
+        if indent(line) == depth && matches!(line.trim(), "}" | "});" | "})" | "end" | ")") {
+            end = index;
+        }
+        break;
+    }
+    (from, end)
 }
 
 fn describe_reasons(reasons: &[hone_tools::Reason]) -> String {
@@ -293,4 +703,47 @@ pub(crate) fn failure_locations(
         }
     }
     locations
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    const TESTS: &str = "import unittest\nfrom calc import add, sub\n\n\nclass CalcTests(unittest.TestCase):\n    def test_sub(self):\n        self.assertEqual(sub(3, 1), 2)\n\n    def test_add(self):\n        total = add(2, 3)\n        self.assertEqual(total, 5)\n\n    def test_zero(self):\n        self.assertEqual(add(0, 0), 0)\n";
+
+    #[test]
+    fn a_failing_test_named_in_the_output_is_shown_with_the_imports() {
+        let output =
+            "`python -m unittest` failed (exit code 1): test_add (test_calc.CalcTests.test_add)";
+        assert_eq!(
+            failing_test_regions(TESTS, "test_calc.py", Some(output)),
+            vec![(1, 2), (9, 11)]
+        );
+    }
+
+    #[test]
+    fn a_trace_line_inside_a_test_selects_that_test() {
+        let output = "  File \"test_calc.py\", line 14, in test_zero\n    self.assertEqual(add(0, 0), 0)\nAssertionError";
+        assert_eq!(
+            failing_test_regions(TESTS, "test_calc.py", Some(output)),
+            vec![(1, 2), (13, 14)]
+        );
+    }
+
+    #[test]
+    fn nothing_named_means_no_focus() {
+        assert!(failing_test_regions(TESTS, "test_calc.py", Some("exit code 2")).is_empty());
+        assert!(failing_test_regions(TESTS, "test_calc.py", None).is_empty());
+    }
+
+    #[test]
+    fn rust_test_functions_with_attributes_and_closing_braces() {
+        let tests = "use calc::add;\n\n#[test]\nfn adds() {\n    assert_eq!(add(2, 3), 5);\n}\n\n#[test]\nfn adds_zero() {\n    assert_eq!(add(0, 0), 0);\n}\n";
+        assert_eq!(
+            failing_test_regions(tests, "tests/calc.rs", Some("---- adds stdout ----")),
+            vec![(1, 6)]
+        );
+    }
 }

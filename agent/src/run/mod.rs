@@ -305,6 +305,7 @@ impl<'a> Run<'a> {
 
         let Some(Understanding {
             facts,
+            failing,
             fitted,
             plan,
         }) = self.understand(failure.as_deref()).await?
@@ -313,15 +314,28 @@ impl<'a> Run<'a> {
         };
 
         // Iterations.
+        let model = self.model;
+        let counter = |text: &str| crate::model::estimate_tokens(model, text);
+        let window = model.describe().context_window;
         let system = hone_prompts::system_prompt(&facts)?;
-        let task_message = hone_prompts::task_message(&TaskPrompt {
+        let task_prompt = TaskPrompt {
             task: &self.request.task,
             repo: &facts,
             context: &fitted.files,
             omitted_paths: &fitted.omitted,
             plan: &plan,
-            failing: failure.as_deref(),
-        })?;
+            failing: failing.as_deref(),
+        };
+        let task_message = hone_prompts::task_message(&task_prompt)?;
+        let task_sections = hone_prompts::task_sections(&task_prompt, &counter)?;
+        let prompt_tokens = counter(&system) + counter(&task_message);
+        let max_tokens = context::answer_budget(
+            window,
+            self.request.max_tokens,
+            &fitted.files,
+            prompt_tokens,
+            &counter,
+        );
         let mut messages = vec![Message::system(system), Message::user(task_message)];
         let mut carried = ChangeSet::default();
         let mut failed: HashSet<u64> = HashSet::new();
@@ -377,13 +391,20 @@ impl<'a> Run<'a> {
                 );
                 self.within_budget(future).await?
             } else {
+                context::fit_conversation(&mut messages, window, max_tokens, &counter);
                 self.transcript
                     .write(&format!("{dir}/prompt.txt"), &render_messages(&messages));
+                self.transcript.write_prompt_tokens(
+                    &format!("{dir}/prompt-tokens.json"),
+                    &context::message_sections(&messages, &task_sections, &counter),
+                    max_tokens,
+                    window,
+                );
                 let future = generate::edit_blocks(
                     self.model,
                     &messages,
                     self.candidates,
-                    self.request.max_tokens,
+                    max_tokens,
                     &self.request.sampling,
                 );
                 self.within_budget(future).await?

@@ -1,5 +1,6 @@
 //! The start of a run, before any candidate: select the context (ranked, read from the base state,
-//! fitted to the token budget) and get a plan — the model's when it names real files and lines,
+//! its sections fitted to the backend's window with room for the answer) and get a plan (asked with
+//! an outline of the context, so the code itself is sent once, with the edit request) — the model's when it names real files and lines,
 //! otherwise the fallback from the context ranking and the failing tests.
 
 use std::time::Instant;
@@ -12,9 +13,14 @@ use crate::events::{Event, Phase, PlanSource, PlannedRegion, SelectedFile};
 use crate::model::{estimate_tokens, ChatRequest, Message, Purpose};
 use crate::Result;
 
+/// Longest plan answer.
+const PLAN_TOKENS: usize = 256;
+
 /// What the run knows before generating.
 pub(super) struct Understanding {
     pub facts: RepoFacts,
+    /// The failing-tests summary, cut to its budget.
+    pub failing: Option<String>,
     pub fitted: Fitted,
     pub plan: Vec<PlanItem>,
 }
@@ -33,19 +39,31 @@ impl Run<'_> {
         });
         let model = self.model;
         let counter = |text: &str| estimate_tokens(model, text);
-        let (facts, fitted, ranked) = {
+        let window = model.describe().context_window;
+        let (facts, failing, fitted, ranked) = {
             let repo = self.repo()?;
             let facts = context::repo_facts(&repo, &self.request.source, &self.test_command)?;
+            // Sections share what a known window leaves after the answer and the fixed parts.
+            let fixed =
+                counter(&hone_prompts::system_prompt(&facts)?) + counter(&self.request.task);
+            let room = context::PromptRoom {
+                window,
+                answer: context::answer_reserve(window, self.request.max_tokens),
+                fixed,
+                code_wanted: self.context_tokens,
+            };
+            let budget = context::first_prompt_budget(&room, &facts, failure, &[], &counter);
+            let (facts, failing) = context::fit_facts(facts, failure, &budget, &counter);
             let (fitted, ranked) = context::ranked_context(
                 &repo,
                 &self.request.source,
                 &self.request.task,
                 failure,
                 &self.request.files,
-                self.context_tokens,
+                budget.code,
                 &counter,
             )?;
-            (facts, fitted, ranked)
+            (facts, failing, fitted, ranked)
         };
         self.emit(Event::ContextSelected {
             files: fitted
@@ -71,12 +89,19 @@ impl Run<'_> {
                 iteration: 1,
                 phase: Phase::Plan,
             });
-            let prompt = hone_prompts::plan_request(&self.request.task, &fitted.files, failure)?;
+            let prompt =
+                hone_prompts::plan_request(&self.request.task, &fitted.files, failing.as_deref())?;
             self.transcript.write("plan/prompt.txt", &prompt);
+            self.transcript.write_prompt_tokens(
+                "plan/prompt-tokens.json",
+                &[("plan request".to_owned(), counter(&prompt))],
+                PLAN_TOKENS,
+                window,
+            );
             let request = ChatRequest {
                 messages: vec![Message::user(prompt)],
                 n: 1,
-                max_tokens: 256,
+                max_tokens: PLAN_TOKENS,
                 stop: Vec::new(),
                 sampling: self.request.sampling.clone(),
                 purpose: Purpose::Plan,
@@ -119,6 +144,7 @@ impl Run<'_> {
         self.phase("plan", since);
         Ok(Some(Understanding {
             facts,
+            failing,
             fitted,
             plan,
         }))

@@ -3,4 +3,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod openai;
+mod prompt_budget;
 mod run_loop;

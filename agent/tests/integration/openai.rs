@@ -20,6 +20,8 @@ struct Server {
     calls: AtomicUsize,
     /// Answer the first this-many calls with 429.
     busy_calls: usize,
+    /// Answer with one choice whatever `n` asks (llama.cpp, some proxies).
+    ignore_n: bool,
     bodies: Mutex<Vec<Value>>,
     headers: Mutex<Vec<HeaderMap>>,
 }
@@ -54,7 +56,11 @@ async fn completions(
         )
             .into_response();
     }
-    let n = body["n"].as_u64().unwrap_or(1) as usize;
+    let n = if server.ignore_n {
+        1
+    } else {
+        body["n"].as_u64().unwrap_or(1) as usize
+    };
     let texts: Vec<String> = (0..n)
         .map(|i| {
             format!(
@@ -145,6 +151,45 @@ async fn plain_answer_with_n_candidates_and_headers() {
     let headers = server.headers.lock().unwrap()[0].clone();
     assert_eq!(headers["authorization"], "Bearer sk-test");
     assert_eq!(headers["x-extra"], "yes");
+}
+
+#[tokio::test]
+async fn reasks_when_n_is_ignored_vary_the_seed_and_sample() {
+    let server = Arc::new(Server {
+        ignore_n: true,
+        ..Server::default()
+    });
+    let base = serve(server.clone()).await;
+    let model = OpenAiModel::new(config(&base, false)).unwrap();
+    // No seed and no temperature from the caller: the re-asks bring their own.
+    let response = model.chat(&request(3), None).await.unwrap();
+    assert_eq!(response.candidates.len(), 3);
+    let bodies = server.bodies.lock().unwrap().clone();
+    assert_eq!(
+        bodies.len(),
+        3,
+        "one call, then a re-ask per missing candidate"
+    );
+    assert!(bodies[0].get("seed").is_none(), "{}", bodies[0]);
+    assert!(bodies[0].get("temperature").is_none(), "{}", bodies[0]);
+    let seeds: Vec<u64> = bodies[1..]
+        .iter()
+        .map(|body| body["seed"].as_u64().unwrap())
+        .collect();
+    assert_ne!(seeds[0], seeds[1], "each re-ask has its own seed");
+    for body in &bodies[1..] {
+        assert!(body["temperature"].as_f64().unwrap() > 0.0, "{body}");
+    }
+    // The caller's seed and temperature win, shifted per candidate.
+    server.bodies.lock().unwrap().clear();
+    let mut chat = request(2);
+    chat.sampling.seed = Some(40);
+    chat.sampling.temperature = Some(0.2);
+    model.chat(&chat, None).await.unwrap();
+    let bodies = server.bodies.lock().unwrap().clone();
+    assert_eq!(bodies[0]["seed"], 40);
+    assert_eq!(bodies[1]["seed"], 41);
+    assert_eq!(bodies[1]["temperature"].as_f64().unwrap() as f32, 0.2);
 }
 
 #[tokio::test]

@@ -68,6 +68,8 @@ pub struct ModelSettings {
     pub api_key_env: Option<String>,
     pub headers: Vec<(String, String)>,
     pub timeout: Duration,
+    /// OpenAI: the model's context window in tokens, when known (prompts are budgeted to it).
+    pub context_window: Option<usize>,
     /// Scripted backend only.
     pub script: Option<PathBuf>,
 }
@@ -84,6 +86,7 @@ impl ModelSettings {
             api_key_env: None,
             headers: Vec::new(),
             timeout: Duration::from_secs(600),
+            context_window: None,
             script: None,
         }
     }
@@ -177,6 +180,7 @@ pub fn open(settings: &ModelSettings) -> anyhow::Result<Backend> {
             }
             config.headers = settings.headers.clone();
             config.timeout = settings.timeout;
+            config.context_window = settings.context_window;
             let model = OpenAiModel::new(config)
                 .map_err(|error| Hinted::new(error, ["check --base-url"]))?;
             Ok(Backend {

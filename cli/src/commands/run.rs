@@ -85,6 +85,10 @@ pub struct RunArgs {
     /// OpenAI: name of the environment variable that holds the API key.
     #[arg(long)]
     pub api_key_env: Option<String>,
+    /// OpenAI: the model's context window in tokens; the prompt is then budgeted to fit it with
+    /// room for the answer.
+    #[arg(long, value_name = "TOKENS")]
+    pub context_window: Option<usize>,
     /// OpenAI: extra request header NAME=VALUE (repeatable).
     #[arg(long = "header", value_name = "NAME=VALUE")]
     pub headers: Vec<String>,
@@ -234,6 +238,14 @@ fn model_settings(args: &RunArgs, config: &Config) -> anyhow::Result<ModelSettin
             .headers
             .push((name.trim().to_owned(), value.trim().to_owned()));
     }
+    if let Some(window) = args.context_window.filter(|window| *window < 1024) {
+        return Err(Hinted::new(
+            anyhow::anyhow!("--context-window {window} is too small for a prompt and an answer"),
+            ["pass the model's real window in tokens (at least 1024), or leave it out"],
+        )
+        .into());
+    }
+    settings.context_window = args.context_window;
     settings.script = args.script.clone();
     Ok(settings)
 }

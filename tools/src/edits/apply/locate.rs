@@ -96,7 +96,14 @@ fn locate_exactly(request: &Request<'_>) -> Result<Located, FailureReason> {
     let search_parts = split_elision(request.search);
     let replace_parts = split_elision(request.replace);
     if search_parts.len() != replace_parts.len() {
-        return Err(FailureReason::ElisionMismatch);
+        return Err(FailureReason::ElisionMismatch {
+            detail: format!(
+                "the old text has {} `...` line(s) and the new text {}: they must have the same \
+                 number, at the same places",
+                search_parts.len() - 1,
+                replace_parts.len() - 1
+            ),
+        });
     }
     if request.search.is_empty() {
         // A pure insertion (unified diff hunk without context): only the line number can place it.
@@ -104,7 +111,14 @@ fn locate_exactly(request: &Request<'_>) -> Result<Located, FailureReason> {
             return Err(FailureReason::NotFound);
         };
         let at = hint.min(request.file.len());
-        let lines = request.replace.iter().map(ToString::to_string).collect();
+        let style = FileStyle::detect(request.file);
+        let map = IndentMap::new(&[], &[], &style);
+        let lines = request
+            .replace
+            .iter()
+            .map(|line| map.apply(line))
+            .collect::<Result<Vec<String>, FailureReason>>()?;
+        check_edges(request.file, at, at, &lines, &lines, style.tab_width)?;
         return Ok(Located {
             splices: vec![Splice {
                 start: at,
@@ -122,17 +136,18 @@ fn locate_exactly(request: &Request<'_>) -> Result<Located, FailureReason> {
             if replace.is_empty() {
                 continue;
             }
-            return Err(FailureReason::ElisionMismatch);
+            return Err(FailureReason::ElisionMismatch {
+                detail: format!(
+                    "the new text has lines {} its `...` where the old text has none, so nothing \
+                     says where they go; add the unchanged lines next to them to both sides",
+                    if index == 0 { "before" } else { "after" }
+                ),
+            });
         }
         // After the first segment of an elided block, the next segment is the first match after it.
         let first_after = anchored || (elided && index > 0);
         let (start, rule) = find_unique(request, search, from, first_after)?;
-        let lines = build_replacement(
-            &request.file[start..start + search.len()],
-            search,
-            replace,
-            rule,
-        );
+        let lines = build_replacement(request.file, start, search, replace)?;
         splices.push(Splice {
             start,
             end: start + search.len(),
@@ -158,10 +173,15 @@ fn find_unique(
     from: usize,
     first_after: bool,
 ) -> Result<(usize, MatchRule), FailureReason> {
+    // Old text made only of blank lines says nothing about where it is: only the line number (or
+    // the end of the file) can place it.
+    let blank = needle.iter().all(|line| line.trim().is_empty());
     for rule in RULES {
         let mut matches = find_all(request.file, needle, from, rule);
         if request.at_end {
             matches.retain(|&start| start + needle.len() == request.file.len());
+        } else if blank {
+            matches.retain(|&start| request.hint == Some(start));
         }
         match matches.as_slice() {
             [] => continue,
@@ -236,30 +256,37 @@ fn split_elision<'a>(lines: &'a [&'a str]) -> Vec<&'a [&'a str]> {
     lines.split(|line| line.trim() == "...").collect()
 }
 
-/// The new lines for a match: under `Exact` the replacement as given; otherwise lines the block
-/// leaves unchanged are taken verbatim from the file (keeping its whitespace and characters), and
-/// new lines are re-indented by the difference between the file's and the block's indentation.
+/// The new lines for a match. Lines the block leaves unchanged (equal in its old and new text, up
+/// to trailing whitespace) are taken verbatim from the file, so context keeps the file's bytes.
+/// Changed lines keep the block's own relative indentation, mapped into the file's indentation
+/// through the offset the match found (`IndentMap`). Added lines at an edge of the block (no kept
+/// line between them and the edge) that would dedent out of the block around them are refused:
+/// that is what a hunk with dropped context looks like, and placing it is a guess.
 fn build_replacement(
-    matched: &[&str],
+    file: &[&str],
+    start: usize,
     search: &[&str],
     replace: &[&str],
-    rule: MatchRule,
-) -> Vec<String> {
-    if rule == MatchRule::Exact {
-        return replace.iter().map(ToString::to_string).collect();
-    }
-    let search_norm: Vec<String> = search.iter().map(|line| normalize(line, rule)).collect();
-    let replace_norm: Vec<String> = replace.iter().map(|line| normalize(line, rule)).collect();
-    let reindent = Reindent::new(matched, search, rule);
+) -> Result<Vec<String>, FailureReason> {
+    let matched = &file[start..start + search.len()];
+    let search_keys: Vec<&str> = search.iter().map(|line| line.trim_end()).collect();
+    let replace_keys: Vec<&str> = replace.iter().map(|line| line.trim_end()).collect();
+    let style = FileStyle::detect(file);
+    let map = IndentMap::new(matched, search, &style);
     let mut out = Vec::with_capacity(replace.len());
-    for op in similar::capture_diff_slices(similar::Algorithm::Myers, &search_norm, &replace_norm) {
+    // Output ranges before the first and after the last kept line (added lines at the edges).
+    let mut first_kept: Option<usize> = None;
+    let mut after_last_kept = 0;
+    for op in similar::capture_diff_slices(similar::Algorithm::Myers, &search_keys, &replace_keys) {
         match op {
             similar::DiffOp::Equal { old_index, len, .. } => {
+                first_kept.get_or_insert(out.len());
                 out.extend(
                     matched[old_index..old_index + len]
                         .iter()
                         .map(ToString::to_string),
                 );
+                after_last_kept = out.len();
             }
             similar::DiffOp::Delete { .. } => {}
             similar::DiffOp::Insert {
@@ -268,54 +295,218 @@ fn build_replacement(
             | similar::DiffOp::Replace {
                 new_index, new_len, ..
             } => {
-                out.extend(
-                    replace[new_index..new_index + new_len]
-                        .iter()
-                        .map(|line| reindent.apply(line)),
-                );
+                for line in &replace[new_index..new_index + new_len] {
+                    out.push(map.apply(line)?);
+                }
             }
         }
     }
-    out
+    let (leading, trailing) = match first_kept {
+        Some(first) => (&out[..first], &out[after_last_kept..]),
+        None => (&out[..], &out[..]),
+    };
+    let end = start + search.len();
+    check_edges(file, start, end, leading, trailing, style.tab_width)?;
+    Ok(out)
 }
 
-/// Re-indentation from the block's indentation to the file's, measured on the first non-blank line.
-struct Reindent {
-    block_width: usize,
-    file_width: usize,
-    unit: char,
-    active: bool,
+/// Refuse added lines at the edges of a block that would cut the block around them: a leading
+/// added line less indented than the first line of the match when the line before the match opens
+/// (or is in) that block, or a trailing added line less indented than the first line after it.
+pub(super) fn check_edges(
+    file: &[&str],
+    start: usize,
+    end: usize,
+    leading: &[String],
+    trailing: &[String],
+    tab_width: usize,
+) -> Result<(), FailureReason> {
+    let width_of = |line: &str| width(indent_of(line), tab_width);
+    let least = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| width_of(line))
+            .min()
+    };
+    let first_inside = file[start..]
+        .iter()
+        .find(|line| !line.trim().is_empty())
+        .map(|line| width_of(line));
+    let before = file[..start]
+        .iter()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .map(|line| width_of(line));
+    if let (Some(added), Some(inside)) = (least(leading), first_inside) {
+        if added < inside && before.is_none_or(|before| before <= inside) {
+            return Err(FailureReason::UnclearIndentation {
+                detail: format!(
+                    "the new lines at the start of the block are indented less ({added} columns) \
+                     than the lines around line {} where they would go ({inside} columns); include \
+                     the unchanged lines before the change so the place is clear",
+                    start + 1
+                ),
+            });
+        }
+    }
+    let after = file[end.min(file.len())..]
+        .iter()
+        .find(|line| !line.trim().is_empty())
+        .map(|line| width_of(line));
+    if let (Some(added), Some(after)) = (least(trailing), after) {
+        if added < after {
+            return Err(FailureReason::UnclearIndentation {
+                detail: format!(
+                    "the new lines at the end of the block are indented less ({added} columns) \
+                     than the line after them (line {}, {after} columns); include the unchanged \
+                     lines after the change so the place is clear",
+                    end + 1
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
-impl Reindent {
-    fn new(matched: &[&str], search: &[&str], rule: MatchRule) -> Self {
-        let first = search.iter().position(|line| !line.trim().is_empty());
-        let (block_indent, file_indent) = match first {
-            Some(i) => (indent_of(search[i]), indent_of(matched[i])),
-            None => ("", ""),
-        };
+/// How the file indents: with tabs or spaces, and how many columns one level is.
+pub(super) struct FileStyle {
+    pub tabs: bool,
+    /// Columns of one indentation level (spaces files) and of one tab.
+    pub tab_width: usize,
+}
+
+impl FileStyle {
+    /// Most indented lines decide tabs vs spaces; the most common step between the indentation of
+    /// consecutive lines is the level width (4 when the file says nothing).
+    pub fn detect(file: &[&str]) -> Self {
+        let mut tab_lines = 0usize;
+        let mut space_lines = 0usize;
+        let mut steps = [0usize; 9];
+        let mut previous = 0usize;
+        for line in file.iter().filter(|line| !line.trim().is_empty()) {
+            let indent = indent_of(line);
+            if indent.starts_with('\t') {
+                tab_lines += 1;
+                continue;
+            }
+            if indent.starts_with(' ') {
+                space_lines += 1;
+            }
+            let current = indent.len();
+            if current > previous && current - previous <= 8 {
+                steps[current - previous] += 1;
+            }
+            previous = current;
+        }
+        let mut unit = 4;
+        let mut best = 0;
+        for step in [4, 2, 8, 3] {
+            if steps[step] > best {
+                best = steps[step];
+                unit = step;
+            }
+        }
         Self {
-            block_width: width(block_indent),
-            file_width: width(file_indent),
-            unit: if file_indent.starts_with('\t') {
-                '\t'
-            } else {
-                ' '
-            },
-            active: rule >= MatchRule::Indentation && block_indent != file_indent,
+            tabs: tab_lines > space_lines,
+            tab_width: unit,
         }
     }
 
-    fn apply(&self, line: &str) -> String {
-        if !self.active || line.trim().is_empty() {
-            return line.to_string();
+    /// An indentation of `columns` written the file's way.
+    fn render(&self, columns: usize) -> String {
+        if self.tabs {
+            let mut out = "\t".repeat(columns / self.tab_width);
+            out.push_str(&" ".repeat(columns % self.tab_width));
+            out
+        } else {
+            " ".repeat(columns)
+        }
+    }
+
+    /// True when `indent` is already written the file's way (no tab in a spaces file, no leading
+    /// spaces standing for a level in a tabs file).
+    fn fits(&self, indent: &str) -> bool {
+        if self.tabs {
+            !indent.starts_with(&" ".repeat(self.tab_width))
+        } else {
+            !indent.contains('\t')
+        }
+    }
+}
+
+/// From the block's indentation to the file's: the match pairs each non-blank old line of the block
+/// with a file line; when every pair differs by the same number of columns (for some tab width),
+/// a new line's indentation is its own plus that offset. Pairs that agree on nothing make the
+/// indentation of new lines unknowable, and such a block is refused rather than guessed.
+struct IndentMap<'s> {
+    style: &'s FileStyle,
+    /// The block's indentation equals the file's on every matched line.
+    identity: bool,
+    /// (tab width, column offset) when consistent.
+    shift: Option<(usize, isize)>,
+}
+
+impl<'s> IndentMap<'s> {
+    fn new(matched: &[&str], search: &[&str], style: &'s FileStyle) -> Self {
+        let pairs: Vec<(&str, &str)> = search
+            .iter()
+            .zip(matched)
+            .filter(|(block, file)| !block.trim().is_empty() && !file.trim().is_empty())
+            .map(|(block, file)| (indent_of(block), indent_of(file)))
+            .collect();
+        let identity = pairs.iter().all(|(block, file)| block == file);
+        let mut candidates = vec![style.tab_width];
+        candidates.extend([4, 8, 2].into_iter().filter(|w| *w != style.tab_width));
+        let shift = candidates.into_iter().find_map(|tab_width| {
+            let mut offsets = pairs.iter().map(|(block, file)| {
+                width(file, tab_width) as isize - width(block, tab_width) as isize
+            });
+            let first = offsets.next().unwrap_or(0);
+            offsets
+                .all(|offset| offset == first)
+                .then_some((tab_width, first))
+        });
+        Self {
+            style,
+            identity,
+            shift,
+        }
+    }
+
+    fn apply(&self, line: &str) -> Result<String, FailureReason> {
+        if line.trim().is_empty() {
+            return Ok(if self.identity {
+                line.to_string()
+            } else {
+                String::new()
+            });
         }
         let indent = indent_of(line);
-        let new_width = (width(indent) + self.file_width).saturating_sub(self.block_width);
-        let unit_width = if self.unit == '\t' { 4 } else { 1 };
-        let mut out: String = std::iter::repeat_n(self.unit, new_width / unit_width).collect();
+        if self.identity && self.style.fits(indent) {
+            return Ok(line.to_string());
+        }
+        let Some((tab_width, offset)) = self.shift else {
+            return Err(FailureReason::UnclearIndentation {
+                detail: "the old text's indentation differs from the file's by different amounts \
+                         on different lines, so the new lines' indentation is unclear; copy the \
+                         old lines with the file's exact indentation"
+                    .to_string(),
+            });
+        };
+        let columns = width(indent, tab_width) as isize + offset;
+        if columns < 0 {
+            return Err(FailureReason::UnclearIndentation {
+                detail: format!(
+                    "the new line `{}` would be indented left of column 0 once the block is \
+                     shifted to the file's indentation",
+                    line.trim()
+                ),
+            });
+        }
+        let mut out = self.style.render(columns as usize);
         out.push_str(&line[indent.len()..]);
-        out
+        Ok(out)
     }
 }
 
@@ -323,9 +514,12 @@ fn indent_of(line: &str) -> &str {
     &line[..line.len() - line.trim_start().len()]
 }
 
-/// Indentation width with tabs counted as 4 columns.
-fn width(indent: &str) -> usize {
-    indent.chars().map(|c| if c == '\t' { 4 } else { 1 }).sum()
+/// Indentation width in columns, a tab counting `tab_width`.
+fn width(indent: &str, tab_width: usize) -> usize {
+    indent
+        .chars()
+        .map(|c| if c == '\t' { tab_width } else { 1 })
+        .sum()
 }
 
 /// True when `lines` occur in the file under any rule (used for "already applied").

@@ -47,8 +47,12 @@ pub enum FailureReason {
     AlreadyApplied,
     /// A Codex `@@` anchor line was not found.
     AnchorNotFound { anchor: String },
-    /// `...` elision lines differ in number between the old and new text.
-    ElisionMismatch,
+    /// `...` elision lines differ in number between the old and new text, or new lines sit next to
+    /// a `...` where the old text has nothing to anchor them; `detail` says which.
+    ElisionMismatch { detail: String },
+    /// The new lines' indentation or place cannot be told for sure (added lines at an edge of the
+    /// block that dedent out of the block around them, or old lines indented inconsistently).
+    UnclearIndentation { detail: String },
     /// The path is refused (outside the repository, `.git`, symlink).
     UnsafePath { reason: String },
     /// The file is binary, not UTF-8, too large, or a symlink.
@@ -69,7 +73,8 @@ impl FailureReason {
             Self::FileExists => "the file already exists; edit it with a SEARCH/REPLACE block instead".to_string(),
             Self::AlreadyApplied => "the old text is absent and the new text is already present: this edit seems already applied".to_string(),
             Self::AnchorNotFound { anchor } => format!("the anchor line `{anchor}` was not found"),
-            Self::ElisionMismatch => "the old and new text must contain the same number of `...` lines".to_string(),
+            Self::ElisionMismatch { detail } => detail.clone(),
+            Self::UnclearIndentation { detail } => detail.clone(),
             Self::UnsafePath { reason } => format!("refused path: {reason}"),
             Self::NotText { what } => format!("cannot edit this file: {what}"),
         }

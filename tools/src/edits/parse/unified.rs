@@ -1,6 +1,7 @@
 //! Unified diffs (`diff -u`, `git diff`, and the looser diffs models write): `---`/`+++` headers,
 //! `@@ -a,b +c,d @@` hunks, git's extended headers (new/deleted file, rename). Hunk line numbers are
-//! kept only as hints; counts are trusted when consistent and otherwise the hunk runs until the
+//! kept only as hints. Counts end a hunk only where the body ends too: a body longer than its counts
+//! is read in full (with a warning), never cut, and a body shorter than its counts runs until the
 //! next line that cannot belong to it (models miscount). `\ No newline at end of file` is honoured.
 
 use super::{block, ParseError};
@@ -153,7 +154,7 @@ impl FileSection {
 /// Parse the hunk whose `@@` line is `lines[start]`; returns it and the index after it.
 fn parse_hunk(lines: &[&str], start: usize) -> (Hunk, usize) {
     let (old_start, old_count, new_count) = parse_range(lines[start]);
-    let counted = old_count.zip(new_count);
+    let mut counted = old_count.zip(new_count);
     let (mut old_left, mut new_left) = counted.unwrap_or((usize::MAX, usize::MAX));
     let mut search = String::new();
     let mut replace = String::new();
@@ -165,8 +166,20 @@ fn parse_hunk(lines: &[&str], start: usize) -> (Hunk, usize) {
             if lines[i].starts_with('\\') {
                 strip_final_newline(&mut search, &mut replace, last);
                 i += 1;
+                break;
             }
-            break;
+            if !is_body_line(lines, i) {
+                break;
+            }
+            // The header counts fewer lines than the body has: cutting the body would silently
+            // drop lines, so the body is trusted and the counts ignored from here.
+            tracing::warn!(
+                "hunk at patch line {}: its body is longer than its header counts; the counts are ignored",
+                start + 1
+            );
+            counted = None;
+            old_left = usize::MAX;
+            new_left = usize::MAX;
         }
         let line = lines[i];
         // A new file header or hunk ends this hunk even when the counts say otherwise.
@@ -201,7 +214,8 @@ fn parse_hunk(lines: &[&str], start: usize) -> (Hunk, usize) {
             Some('\\') => strip_final_newline(&mut search, &mut replace, last),
             // Models drop the space of blank context lines; an empty line inside the counts, or
             // followed by more hunk lines, is such a line.
-            None if counted.is_some() || continues_hunk(lines, i + 1) => {
+            // The last element is what follows the patch's final newline, not a line.
+            None if (counted.is_some() && i + 1 < lines.len()) || continues_hunk(lines, i + 1) => {
                 search.push('\n');
                 replace.push('\n');
                 old_left = old_left.saturating_sub(1);
@@ -227,6 +241,23 @@ fn parse_hunk(lines: &[&str], start: usize) -> (Hunk, usize) {
         },
         i,
     )
+}
+
+/// True when `lines[at]` reads as a hunk body line: a context, removed or added line that is not
+/// a file header pair or git's `-- ` signature line.
+fn is_body_line(lines: &[&str], at: usize) -> bool {
+    let line = lines[at];
+    if line == "-- " || line.starts_with("+++ ") {
+        return false;
+    }
+    if line.starts_with("--- ")
+        && lines
+            .get(at + 1)
+            .is_some_and(|next| next.starts_with("+++ "))
+    {
+        return false;
+    }
+    matches!(line.chars().next(), Some(' ' | '-' | '+'))
 }
 
 fn continues_hunk(lines: &[&str], from: usize) -> bool {
