@@ -1,9 +1,11 @@
 //! hone's hands: reading the repository with git2 (`repo`), picking context (`context`), parsing
 //! and applying edits atomically with precise failure reports (`edits`), rendering diffs (`diff`),
-//! materialising sandboxes (`sandbox`), running and parsing tests (`runner`), and the shared
+//! materialising sandboxes (`sandbox`, with a readable `.git` from `sandbox_git`), confining the
+//! commands run there (`confine`), running and parsing tests (`runner`), and the shared
 //! apply-and-verify logic of `hone apply` (`verify`). Synchronous; no model knowledge; depends on
 //! no other hone crate.
 
+pub mod confine;
 pub mod context;
 pub mod diff;
 pub mod edits;
@@ -12,8 +14,10 @@ mod parallel;
 pub mod repo;
 pub mod runner;
 pub mod sandbox;
+mod sandbox_git;
 pub mod verify;
 
+pub use confine::{ConfinePolicy, ConfineStatus, Confinement, Mechanism, SandboxMode};
 pub use context::{select_context, ContextQuery, ContextRanking, RankedFile, Reason, Region};
 pub use edits::{
     apply_patch, parse_patch, parse_patch_as, plan_patch, render_for_model, render_for_people,

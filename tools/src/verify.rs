@@ -1,6 +1,8 @@
 //! Apply + verify, the logic of `hone apply` shared by `hone batch` patch tasks, hooks and the
 //! agent: apply a patch in a sandbox built from a repository state, run the tests there, report;
-//! then, separately, apply a verified patch to the user's working tree or commit it.
+//! then, separately, apply a verified patch to the user's working tree or commit it. A patch that
+//! tampers with the tests (`runner::integrity`) is not verified unless the options allow test
+//! edits: its test report is marked failed with the reasons.
 
 use std::path::Path;
 use std::time::Duration;
@@ -8,6 +10,7 @@ use std::time::Duration;
 use crate::edits::{ApplyOptions, ApplyReport, Patch};
 use crate::error::{Error, Result};
 use crate::repo::{Repository, TreeSource};
+use crate::runner::integrity::{tampering, ChangedFile};
 use crate::runner::{detect_test_command, TestReport};
 use crate::sandbox::{Sandbox, SandboxOptions};
 
@@ -32,6 +35,8 @@ pub struct VerifyOptions {
     pub output_cap: usize,
     pub sandbox: SandboxOptions,
     pub apply: ApplyOptions,
+    /// Let a patch edit tests or add skip markers and still count as verified.
+    pub allow_test_edits: bool,
 }
 
 impl VerifyOptions {
@@ -44,6 +49,7 @@ impl VerifyOptions {
             output_cap: crate::runner::DEFAULT_OUTPUT_CAP,
             sandbox: SandboxOptions::for_repository(repo),
             apply: ApplyOptions::default(),
+            allow_test_edits: false,
         }
     }
 }
@@ -69,6 +75,8 @@ pub struct Verification {
     pub test: Option<TestReport>,
     /// Unified diff of the patch's effect on the source state.
     pub diff: String,
+    /// Why the patch tampers with the tests (empty when it does not, or when allowed).
+    pub test_integrity: Vec<String>,
     #[serde(skip)]
     pub sandbox_time: Duration,
 }
@@ -101,6 +109,7 @@ pub fn verify_patch(
             apply,
             test: None,
             diff,
+            test_integrity: Vec::new(),
             sandbox_time,
         });
     }
@@ -110,13 +119,27 @@ pub fn verify_patch(
             apply,
             test: None,
             diff,
+            test_integrity: Vec::new(),
             sandbox_time,
         });
     };
     let mut run = sandbox.run_options();
     run.timeout = options.timeout;
     run.output_cap = options.output_cap;
-    let test = sandbox.run(&command, &run)?;
+    let mut test = sandbox.run(&command, &run)?;
+    let test_integrity = if options.allow_test_edits {
+        Vec::new()
+    } else {
+        tampering_of(&apply)
+    };
+    if !test_integrity.is_empty() && test.passed {
+        test.passed = false;
+        test.output.push_str(&format!(
+            "\n[hone] the tests passed, but the patch is not verified: it {} (pass --allow-test-edits if the task is to change tests)\n",
+            test_integrity.join("; ")
+        ));
+        test.failed_tests.extend(test_integrity.iter().cloned());
+    }
     let verdict = if test.passed {
         Verdict::Verified
     } else {
@@ -127,8 +150,35 @@ pub fn verify_patch(
         apply,
         test: Some(test),
         diff,
+        test_integrity,
         sandbox_time,
     })
+}
+
+/// The test-tampering reasons of an applied patch.
+fn tampering_of(apply: &ApplyReport) -> Vec<String> {
+    let mut changed = Vec::new();
+    for change in &apply.changes {
+        if let Some(from) = &change.moved_from {
+            changed.push(ChangedFile {
+                path: from,
+                before: change.before.as_deref(),
+                after: None,
+            });
+            changed.push(ChangedFile {
+                path: &change.path,
+                before: None,
+                after: change.after.as_deref(),
+            });
+        } else {
+            changed.push(ChangedFile {
+                path: &change.path,
+                before: change.before.as_deref(),
+                after: change.after.as_deref(),
+            });
+        }
+    }
+    tampering(&changed)
 }
 
 /// Apply `patch` to the working tree (atomically; nothing written unless every block applies).

@@ -562,12 +562,15 @@ fn describe_reasons(reasons: &[hone_tools::Reason]) -> String {
 }
 
 /// The plan used when the model's is unusable: lines failing tests point at (as their enclosing
-/// ranked region), then the best region of the top-ranked files.
+/// ranked region), then the best region of the top-ranked files. Unless `allow_test_edits`, test
+/// code is never a target: test files are skipped, and so are regions that overlap the test code
+/// of a source file (a Rust `#[cfg(test)]` module); a whole-file item stops before it.
 pub(crate) fn fallback_plan(
     repo: &Repository,
     source: &TreeSource,
     ranked: &[hone_tools::RankedFile],
     failure_output: Option<&str>,
+    allow_test_edits: bool,
 ) -> Vec<PlanItem> {
     let mut items: Vec<PlanItem> = Vec::new();
     let mut locations = failure_output
@@ -578,12 +581,18 @@ pub(crate) fn fallback_plan(
     locations.sort_by_key(|location| is_test_path(&location.path));
     let mut ranked: Vec<&hone_tools::RankedFile> = ranked.iter().collect();
     ranked.sort_by_key(|file| is_test_path(&file.path));
+    let test_code = |path: &str, content: &str, start: usize, end: usize| {
+        !allow_test_edits && targets_test_code(path, content, start, end)
+    };
     for location in locations {
         let Some(line) = location.line else { continue };
         let Some(content) = current_text(repo, source, &ChangeSet::default(), &location.path)
         else {
             continue;
         };
+        if test_code(&location.path, &content, line, line) {
+            continue;
+        }
         let region = ranked
             .iter()
             .find(|file| file.path == location.path)
@@ -594,9 +603,14 @@ pub(crate) fn fallback_plan(
             });
         let lines = content.lines().count().max(1);
         let (start, end) = match region {
-            Some(region) => (region.start_line, region.end_line),
-            None => (line.saturating_sub(5).max(1), (line + 5).min(lines)),
+            Some(region) if !test_code(&location.path, &content, region.start_line, region.end_line) => {
+                (region.start_line, region.end_line)
+            }
+            _ => (line.saturating_sub(5).max(1), (line + 5).min(lines)),
         };
+        if test_code(&location.path, &content, start, end) {
+            continue;
+        }
         push_unique(
             &mut items,
             PlanItem {
@@ -610,19 +624,49 @@ pub(crate) fn fallback_plan(
             return items;
         }
     }
-    for file in ranked.into_iter().take(3) {
-        let item = match file.regions.first() {
+    let mut taken = 0;
+    for file in ranked {
+        if taken >= 3 {
+            break;
+        }
+        let content = if allow_test_edits {
+            String::new()
+        } else if is_test_path(&file.path) {
+            continue;
+        } else {
+            current_text(repo, source, &ChangeSet::default(), &file.path).unwrap_or_default()
+        };
+        taken += 1;
+        let region = file
+            .regions
+            .iter()
+            .find(|region| !test_code(&file.path, &content, region.start_line, region.end_line));
+        let item = match region {
             Some(region) => PlanItem {
                 path: file.path.clone(),
                 start_line: region.start_line,
                 end_line: region.end_line,
                 why: format!("most relevant region ({})", region.name),
             },
-            None => PlanItem {
-                path: file.path.clone(),
-                start_line: 0,
-                end_line: 0,
-                why: "most relevant file".to_owned(),
+            None => match first_test_line(&file.path, &content) {
+                // The file's code before its test module.
+                Some(first) if !allow_test_edits => {
+                    if first <= 1 {
+                        continue;
+                    }
+                    PlanItem {
+                        path: file.path.clone(),
+                        start_line: 1,
+                        end_line: (first - 1).min(WHOLE_FILE_LINES),
+                        why: "most relevant file (its code, not its tests)".to_owned(),
+                    }
+                }
+                _ => PlanItem {
+                    path: file.path.clone(),
+                    start_line: 0,
+                    end_line: 0,
+                    why: "most relevant file".to_owned(),
+                },
             },
         };
         push_unique(&mut items, item);
@@ -635,17 +679,44 @@ pub(crate) fn fallback_plan(
 
 /// Whether a path looks like a test file (`test_x.py`, `x_test.go`, `x.test.ts`, `tests/...`).
 pub(crate) fn is_test_path(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    let stem = name.split('.').next().unwrap_or(name);
-    stem.starts_with("test_")
-        || stem.ends_with("_test")
-        || stem.ends_with("_tests")
-        || name.contains(".test.")
-        || name.contains(".spec.")
-        || path.starts_with("tests/")
-        || path.starts_with("test/")
-        || path.contains("/tests/")
-        || path.contains("/test/")
+    hone_tools::runner::integrity::is_test_path(path)
+}
+
+/// Whether lines `start..=end` (1-based) of `path` are test code: a test file, or lines that
+/// overlap the test code of a source file (a Rust `#[cfg(test)]` module, a `#[test]` function).
+pub(crate) fn targets_test_code(path: &str, content: &str, start: usize, end: usize) -> bool {
+    if is_test_path(path) {
+        return true;
+    }
+    let (start, end) = (start.max(1) - 1, end.max(start.max(1)));
+    hone_tools::runner::integrity::test_regions(path, content)
+        .iter()
+        .any(|region| region.start < end && start < region.end)
+}
+
+/// A plan item that does not target test code: unchanged when it does not, a whole-file item cut
+/// before the file's test code, `None` when it is test code.
+pub(crate) fn without_test_code(item: PlanItem, content: &str) -> Option<PlanItem> {
+    if item.start_line == 0 && !is_test_path(&item.path) {
+        return match first_test_line(&item.path, content) {
+            None => Some(item),
+            Some(first) if first > 1 => Some(PlanItem {
+                start_line: 1,
+                end_line: (first - 1).min(WHOLE_FILE_LINES),
+                ..item
+            }),
+            Some(_) => None,
+        };
+    }
+    let end = item.end_line.max(item.start_line);
+    (!targets_test_code(&item.path, content, item.start_line, end)).then_some(item)
+}
+
+/// The first line (1-based) of test code inside a source file, if any.
+fn first_test_line(path: &str, content: &str) -> Option<usize> {
+    hone_tools::runner::integrity::test_regions(path, content)
+        .first()
+        .map(|region| region.start + 1)
 }
 
 fn push_unique(items: &mut Vec<PlanItem>, item: PlanItem) {
@@ -745,5 +816,29 @@ mod tests {
             failing_test_regions(tests, "tests/calc.rs", Some("---- adds stdout ----")),
             vec![(1, 6)]
         );
+    }
+
+    const LIB: &str = "pub fn add(a: i32, b: i32) -> i32 {\n    a - b\n}\n\n#[cfg(test)]\nmod tests {\n    #[test]\n    fn adds() {\n        assert_eq!(super::add(2, 2), 4);\n    }\n}\n";
+
+    fn item(path: &str, start_line: usize, end_line: usize) -> PlanItem {
+        PlanItem {
+            path: path.to_owned(),
+            start_line,
+            end_line,
+            why: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_rust_test_module_is_never_the_target() {
+        assert!(targets_test_code("src/lib.rs", LIB, 7, 10));
+        assert!(!targets_test_code("src/lib.rs", LIB, 1, 3));
+        assert!(without_test_code(item("src/lib.rs", 6, 11), LIB).is_none());
+        let kept = without_test_code(item("src/lib.rs", 1, 3), LIB).unwrap();
+        assert_eq!((kept.start_line, kept.end_line), (1, 3));
+        // A whole-file item stops before the test module.
+        let cut = without_test_code(item("src/lib.rs", 0, 0), LIB).unwrap();
+        assert_eq!((cut.start_line, cut.end_line), (1, 4));
+        assert!(without_test_code(item("tests/test_calc.py", 1, 5), "x = 1\n").is_none());
     }
 }

@@ -1,7 +1,10 @@
 //! Evaluating candidates: each gets its own sandbox (the run's base state plus the changes carried
 //! from earlier iterations), its edits are applied there atomically, changes identical to an earlier
 //! failure are skipped, and the rest are tested concurrently, at most `jobs` at a time, each test on
-//! a blocking thread. Once one candidate passes, candidates not yet started are skipped.
+//! a blocking thread. Once one candidate passes, candidates not yet started are skipped. A
+//! candidate that passes by running fewer tests than the baseline, by editing tests or by adding
+//! skip markers (`hone_tools::runner::integrity`) does not count as passing unless test edits are
+//! allowed; the reason goes into its report.
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -129,6 +132,8 @@ pub(crate) struct TestSettings {
     pub cargo_target_dir: Option<PathBuf>,
     /// Tests the baseline run counted (see [`removed_tests`]).
     pub baseline_tests: Option<usize>,
+    /// Candidates may edit tests (see [`tampered_tests`]).
+    pub allow_test_edits: bool,
 }
 
 /// One test result (`None` when skipped because another candidate passed first), and whether the
@@ -159,6 +164,34 @@ pub(crate) fn removed_tests(report: &mut TestReport, baseline: Option<usize>) ->
     report
         .failed_tests
         .push(format!("{} test(s) no longer run", before - now));
+    true
+}
+
+/// A run that "passes" with a change that edits tests or adds skip markers did not fix the code:
+/// marks the report failed (the reasons in its output and failing tests) and returns true.
+pub(crate) fn tampered_tests(report: &mut TestReport, changes: &ChangeSet) -> bool {
+    if !report.passed {
+        return false;
+    }
+    let files: Vec<hone_tools::runner::integrity::ChangedFile<'_>> = changes
+        .files
+        .iter()
+        .map(|file| hone_tools::runner::integrity::ChangedFile {
+            path: &file.path,
+            before: file.before.as_deref(),
+            after: file.after.as_deref(),
+        })
+        .collect();
+    let reasons = hone_tools::runner::integrity::tampering(&files);
+    if reasons.is_empty() {
+        return false;
+    }
+    report.passed = false;
+    report.output.push_str(&format!(
+        "\n[hone] the tests passed, but the change {}: fix the code, not the tests\n",
+        reasons.join("; ")
+    ));
+    report.failed_tests.extend(reasons);
     true
 }
 
@@ -213,9 +246,11 @@ pub(crate) async fn test_all(
                 free.push(slot);
             }
             let mut report = report;
-            let removed = report
-                .as_mut()
-                .is_ok_and(|report| removed_tests(report, settings.baseline_tests));
+            let removed = report.as_mut().is_ok_and(|report| {
+                !settings.allow_test_edits
+                    && (removed_tests(report, settings.baseline_tests)
+                        || tampered_tests(report, &candidate.total))
+            });
             if report.as_ref().is_ok_and(|report| report.passed) {
                 passed.store(true, Ordering::SeqCst);
             }
@@ -236,4 +271,58 @@ pub(crate) async fn test_all(
 pub(crate) fn relative_paths(mut report: TestReport, prefix: &str) -> TestReport {
     report.output = report.output.replace(prefix, "");
     report
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn passing() -> TestReport {
+        TestReport {
+            command: "pytest".into(),
+            passed: true,
+            exit_code: Some(0),
+            timed_out: false,
+            duration: Duration::from_millis(5),
+            output: String::new(),
+            output_truncated: false,
+            framework: None,
+            tests_passed: Some(3),
+            tests_failed: Some(0),
+            failed_tests: Vec::new(),
+            confinement: hone_tools::Mechanism::Bubblewrap,
+        }
+    }
+
+    #[test]
+    fn a_skip_marker_or_a_test_edit_is_not_a_pass() {
+        let skip = ChangeSet::new(vec![FileChange {
+            path: "calc.py".into(),
+            before: Some("def add(a, b):\n    return a - b\n".into()),
+            after: Some("import unittest\n@unittest.skip('x')\ndef add(a, b):\n    return a - b\n".into()),
+        }]);
+        let mut report = passing();
+        assert!(tampered_tests(&mut report, &skip));
+        assert!(!report.passed);
+        assert!(report.output.contains("@unittest.skip"), "{}", report.output);
+
+        let edit = ChangeSet::new(vec![FileChange {
+            path: "tests/test_calc.py".into(),
+            before: Some("assertEqual(add(2, 2), 4)\n".into()),
+            after: Some("assertTrue(True)\n".into()),
+        }]);
+        let mut report = passing();
+        assert!(tampered_tests(&mut report, &edit));
+        assert!(report.failed_tests.iter().any(|reason| reason.contains("tests/test_calc.py")));
+
+        let fix = ChangeSet::new(vec![FileChange {
+            path: "calc.py".into(),
+            before: Some("def add(a, b):\n    return a - b\n".into()),
+            after: Some("def add(a, b):\n    return a + b\n".into()),
+        }]);
+        let mut report = passing();
+        assert!(!tampered_tests(&mut report, &fix));
+        assert!(report.passed);
+    }
 }

@@ -185,7 +185,12 @@ impl<'a> Run<'a> {
             request,
             model,
             events,
-            sandbox: SandboxOptions::for_repository(&repo),
+            sandbox: {
+                let mut sandbox = SandboxOptions::for_repository(&repo);
+                sandbox.confinement = request.confinement.clone();
+                sandbox.link_ignored.extend(request.include.iter().cloned());
+                sandbox
+            },
             transcript,
             started,
             id,
@@ -357,7 +362,7 @@ impl<'a> Run<'a> {
             let generated = if self.infill {
                 let Some(item) = plan.iter().find(|item| !item.path.is_empty()).cloned() else {
                     return Err(Error::Setup(
-                        "nothing to rewrite: no plan and no ranked file".into(),
+                        "nothing to rewrite: no plan and no ranked file outside test code (pass --allow-test-edits if the task is to change tests)".into(),
                     ));
                 };
                 let content = {
@@ -449,6 +454,7 @@ impl<'a> Run<'a> {
                 jobs: self.jobs,
                 cargo_target_dir: self.sandbox.cargo_target_dir.clone(),
                 baseline_tests: self.baseline_tests,
+                allow_test_edits: self.request.allow_test_edits,
             };
             let events = self.events;
             let transcript = &self.transcript;

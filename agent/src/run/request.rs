@@ -60,6 +60,13 @@ pub struct RunRequest {
     pub record: bool,
     /// Candidates tested at once (0: the number of cores).
     pub jobs: usize,
+    /// Let candidates edit tests (test files, test modules, skip markers) and still pass; plans
+    /// and infill may then target test code too.
+    pub allow_test_edits: bool,
+    /// How test commands are confined (default strict: bubblewrap, no network).
+    pub confinement: hone_tools::ConfinePolicy,
+    /// Ignored paths linked into every sandbox, on top of the defaults (`[sandbox] include`).
+    pub include: Vec<String>,
 }
 
 impl RunRequest {
@@ -86,6 +93,9 @@ impl RunRequest {
             runs_dir: None,
             record: true,
             jobs: 0,
+            allow_test_edits: false,
+            confinement: hone_tools::ConfinePolicy::default(),
+            include: Vec::new(),
         }
     }
 }

@@ -121,10 +121,32 @@ impl Run<'_> {
                 context::current_text(&repo, &self.request.source, &ChangeSet::default(), path)
                     .map(|content| content.lines().count())
             });
+            // Test code is not a target unless the task allows test edits.
+            if !self.request.allow_test_edits {
+                plan = plan
+                    .into_iter()
+                    .filter_map(|item| {
+                        let content = context::current_text(
+                            &repo,
+                            &self.request.source,
+                            &ChangeSet::default(),
+                            &item.path,
+                        )
+                        .unwrap_or_default();
+                        context::without_test_code(item, &content)
+                    })
+                    .collect();
+            }
         }
         let source = if plan.is_empty() {
             let repo = self.repo()?;
-            plan = context::fallback_plan(&repo, &self.request.source, &ranked, failure);
+            plan = context::fallback_plan(
+                &repo,
+                &self.request.source,
+                &ranked,
+                failure,
+                self.request.allow_test_edits,
+            );
             PlanSource::Fallback
         } else {
             PlanSource::Model

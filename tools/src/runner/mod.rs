@@ -1,12 +1,16 @@
 //! Running a test (or any check) command: in its own process group with a timeout that kills the
 //! whole group, output captured into one interleaved stream capped to head + tail, environment
-//! scrubbed of secrets (`process`); parsing the results of common test frameworks into counts and
-//! failing test names (`parsers`); and detecting the test command of a project (`detect`).
+//! scrubbed of secrets, confined by `crate::confine` when the options carry a `Confinement`
+//! (`process`); stopping every running command on an interrupt (`interrupt`); parsing the results of common test frameworks into counts and
+//! failing test names (`parsers`); detecting the test command of a project (`detect`); and telling
+//! test code and test tampering apart from ordinary changes (`integrity`).
 //!
 //! A failing or timed-out command is data (`TestReport`), not an error; `Err` means the command
 //! could not be started.
 
 pub mod detect;
+pub mod integrity;
+pub mod interrupt;
 pub mod parsers;
 pub mod process;
 pub mod summary;
@@ -37,6 +41,8 @@ pub struct RunOptions {
     pub extra_env: Vec<(String, String)>,
     /// Working directory (the sandbox); relative commands resolve here.
     pub cwd: PathBuf,
+    /// Confine the command (bubblewrap, or the fallback); `None`: run it as is.
+    pub confinement: Option<crate::confine::Confinement>,
 }
 
 impl RunOptions {
@@ -48,6 +54,7 @@ impl RunOptions {
             scrub_env: true,
             extra_env: Vec::new(),
             cwd: cwd.into(),
+            confinement: None,
         }
     }
 }
@@ -74,6 +81,8 @@ pub struct TestReport {
     pub tests_failed: Option<usize>,
     /// Names of failing tests, as the framework prints them.
     pub failed_tests: Vec<String>,
+    /// How the command was confined.
+    pub confinement: crate::confine::Mechanism,
 }
 
 mod duration_seconds {

@@ -1,12 +1,14 @@
 //! Spawning a command in its own process group, enforcing the timeout on the whole group (nix
 //! `killpg`: SIGTERM, then SIGKILL after a grace period), capturing stdout and stderr through one
 //! pipe (so they stay interleaved) with head and tail kept when the output is long, and scrubbing
-//! secrets and git hook variables from the environment.
+//! secrets and git hook variables from the environment. The command is built by
+//! `crate::confine::command` (bubblewrap, the fallback, or plain `sh -c`) and its group is
+//! registered with `super::interrupt` while it runs, so an interrupt of hone can end it.
 
 use std::collections::VecDeque;
 use std::io::Read;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,11 +30,9 @@ pub fn run_command(command: &str, options: &RunOptions) -> Result<TestReport> {
     };
     let (reader, writer) = std::io::pipe().map_err(spawn_error)?;
     let writer_err = writer.try_clone().map_err(spawn_error)?;
-    let mut builder = Command::new("sh");
+    let (mut builder, mechanism) =
+        crate::confine::command(command, &options.cwd, options.confinement.as_ref());
     builder
-        .arg("-c")
-        .arg(command)
-        .current_dir(&options.cwd)
         .stdin(Stdio::null())
         .stdout(writer)
         .stderr(writer_err)
@@ -43,7 +43,7 @@ pub fn run_command(command: &str, options: &RunOptions) -> Result<TestReport> {
     }
     builder.envs(options.extra_env.iter().map(|(name, value)| (name, value)));
     let start = Instant::now();
-    let mut child = builder.spawn().map_err(spawn_error)?;
+    let (mut child, _running) = super::interrupt::spawn(&mut builder).map_err(spawn_error)?;
     // The builder holds the pipe's write ends; drop them or the reader never sees end-of-file.
     drop(builder);
     let group = Pid::from_raw(child.id() as i32);
@@ -119,6 +119,7 @@ pub fn run_command(command: &str, options: &RunOptions) -> Result<TestReport> {
         tests_passed: parsed.passed,
         tests_failed: parsed.failed,
         failed_tests: parsed.failed_tests,
+        confinement: mechanism,
     })
 }
 
