@@ -202,6 +202,24 @@ pub fn commit_patch(
     let signature = git.signature().map_err(|_| {
         Error::Invalid("git has no author identity: set it with `git config user.name` and `git config user.email`".into())
     })?;
+    if git.state() != git2::RepositoryState::Clean {
+        let what = match git.state() {
+            git2::RepositoryState::Merge => "a merge is in progress (MERGE_HEAD is set)",
+            git2::RepositoryState::Rebase
+            | git2::RepositoryState::RebaseInteractive
+            | git2::RepositoryState::RebaseMerge => "a rebase is in progress",
+            git2::RepositoryState::CherryPick | git2::RepositoryState::CherryPickSequence => {
+                "a cherry-pick is in progress"
+            }
+            git2::RepositoryState::Revert | git2::RepositoryState::RevertSequence => {
+                "a revert is in progress"
+            }
+            _ => "a git operation is in progress",
+        };
+        return Err(Error::Invalid(format!(
+            "{what}: finish it (`git commit`) or abort it (`git merge --abort`) before hone commits, or apply without --commit"
+        )));
+    }
     for path in patch.paths() {
         let status = repo.file_status(&path)?;
         if status.staged.is_some() || status.unstaged.is_some() || status.conflicted {
@@ -210,20 +228,28 @@ pub fn commit_patch(
             )));
         }
     }
-    let report = apply_to_worktree(repo, patch, options)?;
-    if !report.written {
+    let mut report = crate::edits::plan_patch(repo.root(), patch, options)?;
+    if !report.is_success() {
         return Ok((report, None));
     }
     let head = repo
         .head_commit()?
         .map(|oid| git.find_commit(oid))
         .transpose()?;
-    // The commit holds HEAD plus exactly this patch, whatever else is staged.
+    // The commit holds HEAD plus exactly this patch, whatever else is staged. Files, index and
+    // branch move together through one journal (a crash leaves all three old or all three new).
+    let mut transaction = crate::edits::apply::Transaction::begin(repo.root())?;
+    let index_target = git.path().join("index");
+    let staged_index = transaction.stage_index(&index_target);
+    if index_target.exists() {
+        std::fs::copy(&index_target, &staged_index)
+            .map_err(|error| Error::io(&staged_index, error))?;
+    }
     let mut tree_index = git2::Index::new()?;
     if let Some(head) = &head {
         tree_index.read_tree(&head.tree()?)?;
     }
-    let mut user_index = repo.index()?;
+    let mut user_index = git2::Index::open(&staged_index)?;
     for change in &report.changes {
         if let Some(from) = &change.moved_from {
             tree_index.remove_path(Path::new(from))?;
@@ -237,8 +263,10 @@ pub fn commit_patch(
                     0o100644
                 };
                 let blob = git.blob(content.as_bytes())?;
-                tree_index.add(&index_entry(&change.path, mode, blob, content.len()))?;
-                user_index.add_path(Path::new(&change.path))?;
+                let entry = index_entry(&change.path, mode, blob, content.len());
+                tree_index.add(&entry)?;
+                // A zero stat makes git re-read the file once, which then matches the blob.
+                user_index.add(&entry)?;
             }
             None => {
                 tree_index.remove_path(Path::new(&change.path))?;
@@ -246,17 +274,18 @@ pub fn commit_patch(
             }
         }
     }
+    user_index.write()?;
     let tree = git.find_tree(tree_index.write_tree_to(git)?)?;
     let parents: Vec<&git2::Commit<'_>> = head.iter().collect();
-    let oid = git.commit(
-        Some("HEAD"),
-        &signature,
-        &signature,
-        message,
-        &tree,
-        &parents,
-    )?;
-    user_index.write()?;
+    // The commit object only; the branch moves with the files in the transaction.
+    let oid = git.commit(None, &signature, &signature, message, &tree, &parents)?;
+    let reference = match git.find_reference("HEAD")?.symbolic_target() {
+        Some(branch) => branch.to_string(),
+        None => "HEAD".to_string(),
+    };
+    transaction.move_head(&reference, head.as_ref().map(git2::Commit::id), oid);
+    transaction.commit(&report.changes)?;
+    report.written = true;
     Ok((report, Some(oid)))
 }
 

@@ -11,8 +11,8 @@ pub mod parse;
 pub mod report;
 
 pub use apply::{
-    apply_patch, plan_patch, ApplyOptions, ApplyReport, BlockFailure, BlockOutcome, BlockStatus,
-    FailureReason, FileChange, MatchRule,
+    apply_patch, plan_patch, recover_interrupted_apply, ApplyOptions, ApplyReport, BlockFailure, BlockOutcome, BlockStatus,
+    FailureReason, FileChange, MatchRule, Recovery,
 };
 pub use parse::{parse_patch, parse_patch_as, ParseError};
 pub use report::{render_for_model, render_for_people};

@@ -5,13 +5,19 @@
 //! then with Unicode quotes, dashes and spaces normalised — and must match exactly once. Lines
 //! that are only `...` elide unchanged text. CRLF vs LF and the final newline of each file are
 //! preserved. All blocks are tried (so every failure is reported at once) against an in-memory copy;
-//! files are written only if every block applied, with rollback if a write fails midway.
+//! files are written only if every block applied, through a journal under `.git/hone/` so that even
+//! a killed process leaves the tree fully old or fully new (`write`, `journal`).
 //! Paths outside the root (`..`, absolute, through escaping symlinks), `.git/`, symlinked targets,
 //! binary and non-UTF-8 files are refused.
 
+mod journal;
 mod locate;
 mod state;
 mod write;
+
+pub use journal::Recovery;
+pub(crate) use write::Transaction;
+pub use write::recover_interrupted_apply;
 
 use std::path::Path;
 
