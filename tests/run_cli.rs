@@ -233,6 +233,36 @@ fn rust_wrong_then_right_after_test_feedback() {
 }
 
 #[test]
+fn json_events_start_with_event_and_run_finished_comes_last() {
+    let fixture = python();
+    let script = json!({"calls": [chat("edit", vec![plain_fix()])]});
+    let output = fixture.hone(
+        &["fix add", "--test", PY_TEST_COMMAND, "--no-plan", "--json"],
+        script,
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    for line in &lines {
+        assert!(
+            line.starts_with("{\"event\":"),
+            "every event starts with `event`: {line}"
+        );
+    }
+    let names: Vec<String> = events(&output)
+        .iter()
+        .map(|event| event["event"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(
+        names.last().map(String::as_str),
+        Some("run.finished"),
+        "{names:?}"
+    );
+    let delivered = names.iter().position(|name| name == "delivered");
+    assert_eq!(delivered, Some(names.len() - 2), "{names:?}");
+}
+
+#[test]
 fn malformed_edit_then_corrected_after_the_apply_report() {
     let fixture = python();
     let malformed = edit(

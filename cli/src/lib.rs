@@ -7,6 +7,7 @@ mod commands;
 pub mod config;
 pub mod engine_options;
 pub mod exit;
+mod flags;
 mod hooks;
 mod interrupt;
 
@@ -16,7 +17,15 @@ use clap::{Parser, Subcommand};
 
 /// hone: a code assistant built on a local masked-diffusion language model.
 #[derive(Debug, Parser)]
-#[command(name = "hone", version, about, long_about = None)]
+#[command(
+    name = "hone",
+    version,
+    about = "A code assistant whose generator is a local masked-diffusion language model: it plans \
+             edits, generates whole blocks of code at once, tests them in sandboxes and hands you \
+             only a verified patch.",
+    after_help = "Start with `hone run \"make the failing test pass\"` in a git repository; \
+                  `hone <COMMAND> --help` describes each command."
+)]
 pub struct Cli {
     /// More logging on stderr (-v: debug, -vv: trace). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -100,6 +109,11 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: piped logs (CI, `git commit` running a hook) stay plain text.
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none(),
+        )
         .with_target(false)
         .try_init();
 }

@@ -3,6 +3,7 @@
 //! exactly its changes). `--check` verifies and reports without touching anything.
 //! Exit codes: 0 applied (or verified with --check), 1 edit or tests failed, 2 bad input.
 
+use crate::flags;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,9 +34,9 @@ pub struct ApplyArgs {
     /// Commit message for --commit.
     #[arg(short, long, value_name = "MSG")]
     pub message: Option<String>,
-    /// Test timeout in seconds.
-    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
-    pub timeout: u64,
+    /// Limit for the test run, e.g. 90s or 10m (plain numbers are seconds).
+    #[arg(long, default_value = "10m", value_parser = flags::duration)]
+    pub timeout: Duration,
     /// Print one JSON object (verdict, blocks, test report, diff) instead of text.
     #[arg(long)]
     pub json: bool,
@@ -58,7 +59,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         (None, true) => TestChoice::Skip,
         (None, false) => TestChoice::Detect,
     };
-    options.timeout = Duration::from_secs(args.timeout);
+    options.timeout = args.timeout;
     let verification =
         hone_tools::verify_patch(&repo, &patch, &options).map_err(|error| match error {
             hone_tools::Error::NoTestCommand { .. } => Hinted::new(

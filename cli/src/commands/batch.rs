@@ -4,6 +4,7 @@
 //! also writes SWE-bench style predictions. Parsing and running tasks, the worker pool and the
 //! results file live in `hone_agent::batch`; this module parses flags, adds hints and prints.
 
+use crate::flags::{self, caps};
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -24,7 +25,7 @@ pub struct BatchArgs {
     /// this file's folder; without `repo` a task runs on the current repository.
     pub tasks: PathBuf,
     /// Tasks run at once (each in its own sandbox).
-    #[arg(long, short = 'j', default_value_t = 1)]
+    #[arg(long, short = 'j', default_value_t = 1, value_parser = flags::count::<{ caps::JOBS }>)]
     pub jobs: usize,
     /// Results file, one JSON line per task (default: TASKS with `.results.jsonl`).
     #[arg(long)]
@@ -38,9 +39,9 @@ pub struct BatchArgs {
     /// Name recorded as `model_name_or_path` in the predictions.
     #[arg(long, default_value = "hone")]
     pub model_name: String,
-    /// Per-task time limit for the tests, in seconds.
-    #[arg(long, default_value_t = 600)]
-    pub timeout: u64,
+    /// Per-task limit for the tests, e.g. 90s or 10m (plain numbers are seconds).
+    #[arg(long, default_value = "10m", value_parser = flags::duration)]
+    pub timeout: Duration,
     #[command(flatten)]
     pub model: crate::hooks::model::ModelArgs,
 }
@@ -55,13 +56,6 @@ fn default_out(tasks: &Path) -> PathBuf {
 }
 
 pub fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
-    if args.jobs == 0 {
-        return Err(crate::exit::Hinted::new(
-            anyhow::anyhow!("--jobs must be at least 1"),
-            ["pass --jobs 1 or more"],
-        )
-        .into());
-    }
     let text = std::fs::read_to_string(&args.tasks).map_err(|error| {
         crate::exit::Hinted::new(
             anyhow::anyhow!("could not read {}: {error}", args.tasks.display()),
@@ -96,7 +90,7 @@ pub fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
         ));
     }
 
-    let timeout = Duration::from_secs(args.timeout.max(1));
+    let timeout = args.timeout;
     let config = crate::config::Config::load(crate::hooks::git::toplevel(&cwd).ok().as_deref())?;
     // The model is opened only when some task has no patch.
     let backend = if todo.iter().any(|task| task.patch.is_none()) {

@@ -3,6 +3,7 @@
 //! table (or `--json`) of step latency, tok/s and tokens per forward, plus the per-step speed-up the
 //! caches give. Flags pick a subset so a quick check (e.g. on a GPU) runs only what it needs.
 
+use crate::flags::{self, caps};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -43,14 +44,15 @@ pub struct BenchArgs {
     pub dtype: Option<String>,
 
     /// Prompt lengths (default 64,512).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = flags::count::<{ caps::TOKENS }>)]
     pub prompt_lengths: Vec<usize>,
 
     /// Generation lengths (default 128,256).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = flags::count::<{ caps::TOKENS }>)]
     pub gen_lengths: Vec<usize>,
 
-    #[arg(long, default_value_t = 32)]
+    /// Diffusion block length of the block samplers.
+    #[arg(long, default_value_t = 32, value_parser = flags::count::<{ caps::STEPS }>)]
     pub block_length: usize,
 
     /// Samplers (default llada,dream,fast).
@@ -62,7 +64,7 @@ pub struct BenchArgs {
     pub caches: Vec<String>,
 
     /// Fixed tokens-per-step schedules of fast decoding (default 1,2,4).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = flags::count::<{ caps::STEPS }>)]
     pub tokens_per_step: Vec<usize>,
 
     /// Thresholds of fast decoding (default 0.9; pass `--thresholds none` for none).
@@ -70,19 +72,22 @@ pub struct BenchArgs {
     pub thresholds: Vec<String>,
 
     /// Batch sizes (default 1).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', value_parser = flags::count::<{ caps::CANDIDATES }>)]
     pub batches: Vec<usize>,
 
-    #[arg(long, default_value_t = 1)]
+    /// Untimed runs of each case before the timed ones.
+    #[arg(long, default_value_t = 1, value_parser = flags::count_or_zero::<1000>)]
     pub warmup: usize,
 
-    #[arg(long, default_value_t = 3)]
+    /// Timed runs of each case (the report gives their median).
+    #[arg(long, default_value_t = 3, value_parser = flags::count::<1000>)]
     pub repetitions: usize,
 
     /// Seed of the random weights.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 
+    /// One JSON document per case on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
 }

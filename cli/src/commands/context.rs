@@ -14,7 +14,7 @@ pub struct ContextArgs {
     /// The task, in words (identifiers, file names and error text help).
     pub task: String,
     /// How many files to show.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = crate::flags::count::<10_000>)]
     pub top: usize,
     /// A file holding failing test or compiler output (paths and line numbers in it rank first).
     #[arg(long, value_name = "FILE")]

@@ -53,9 +53,11 @@ pub struct SamplerArgs {
     /// 0 = greedy.
     #[arg(long)]
     pub temperature: Option<f64>,
-    #[arg(long)]
+    /// Nucleus sampling: sample among the most likely tokens whose probabilities add up to P.
+    #[arg(long, value_name = "P")]
     pub top_p: Option<f64>,
-    #[arg(long)]
+    /// Sample among the K most likely tokens only.
+    #[arg(long, value_name = "K")]
     pub top_k: Option<usize>,
     /// LLaDA classifier-free guidance scale.
     #[arg(long)]

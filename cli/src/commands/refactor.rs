@@ -5,6 +5,7 @@
 //! verified once more, and delivered like `hone run` delivers: applied to the working tree, or only
 //! printed (`--dry-run`) or written (`--patch FILE`).
 
+use crate::flags::{self, caps};
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,18 +24,18 @@ pub struct RefactorArgs {
     #[arg(long, short = 'g', required = true)]
     pub glob: Vec<String>,
     /// Files worked on at once.
-    #[arg(long, short = 'j', default_value_t = 1)]
+    #[arg(long, short = 'j', default_value_t = 1, value_parser = flags::count::<{ caps::JOBS }>)]
     pub jobs: usize,
     /// Test command that verifies each file's change and the merged patch (default: configured or
     /// detected).
     #[arg(long)]
     pub test: Option<String>,
     /// Agent iterations per file.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = flags::count::<{ caps::ITERATIONS }>)]
     pub max_iterations: usize,
-    /// Wall-clock budget per file, in seconds.
-    #[arg(long)]
-    pub budget: Option<u64>,
+    /// Wall-clock budget per file, e.g. 5m (plain numbers are seconds).
+    #[arg(long, value_parser = flags::duration)]
+    pub budget: Option<Duration>,
     /// Print the merged patch; change nothing.
     #[arg(long)]
     pub dry_run: bool,
@@ -61,13 +62,6 @@ enum FileOutcome {
 }
 
 pub fn run(args: RefactorArgs) -> anyhow::Result<ExitCode> {
-    if args.jobs == 0 {
-        return Err(crate::exit::Hinted::new(
-            anyhow::anyhow!("--jobs must be at least 1"),
-            ["pass --jobs 1 or more"],
-        )
-        .into());
-    }
     let cwd = std::env::current_dir().context("could not read the current directory")?;
     let repo = hone_tools::Repository::discover(&cwd)?;
     let root = repo.root().to_owned();
@@ -137,7 +131,7 @@ pub fn run(args: RefactorArgs) -> anyhow::Result<ExitCode> {
             request.files = vec![file.clone()];
             request.test_command = test.clone();
             request.max_iterations = args.max_iterations;
-            request.budget = args.budget.map(Duration::from_secs);
+            request.budget = args.budget;
             // Configured candidates (and a configured budget when --budget is absent).
             defaults.apply(&mut request);
             request.max_iterations = args.max_iterations;

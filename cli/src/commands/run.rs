@@ -11,13 +11,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hone_agent::events::{Event, FailStage, Phase};
+use hone_agent::events::{Event, FailStage, Phase, PlanSource};
 use hone_agent::{GenerationMode, RunOutcome, RunRequest, Sampling};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backends::{self, BackendKind, ModelSettings};
-use crate::config::{parse_duration, Config};
+use crate::config::Config;
 use crate::exit::{Hinted, FAILURE};
+use crate::flags::{self, caps};
 
 /// Print a line on stdout; a closed pipe (`hone ... | head`) is not an error worth a panic.
 macro_rules! say {
@@ -36,19 +37,19 @@ pub struct RunArgs {
     #[arg(long)]
     pub test: Option<String>,
     /// Limit for one test run, e.g. 90s or 5m (default 10m).
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = flags::duration)]
     pub test_timeout: Option<Duration>,
     /// Candidates per iteration (default: 4 on the local engine, 1 over HTTP).
-    #[arg(long)]
+    #[arg(long, short = 'n', value_parser = flags::count::<{ caps::CANDIDATES }>)]
     pub candidates: Option<usize>,
     /// Iterations of generate → test → feedback (default 4).
-    #[arg(long)]
+    #[arg(long, value_parser = flags::count::<{ caps::ITERATIONS }>)]
     pub max_iterations: Option<usize>,
     /// Wall-clock budget for the whole run, e.g. 5m.
-    #[arg(long, value_parser = parse_duration)]
+    #[arg(long, value_parser = flags::duration)]
     pub budget: Option<Duration>,
     /// Candidates tested at once (default: the number of cores).
-    #[arg(long)]
+    #[arg(long, short = 'j', value_parser = flags::count::<{ caps::JOBS }>)]
     pub jobs: Option<usize>,
     /// Files the task is about (ranked first).
     #[arg(long = "file", value_name = "PATH")]
@@ -96,26 +97,26 @@ pub struct RunArgs {
     #[arg(long, hide = true)]
     pub script: Option<PathBuf>,
 
-    /// Sampling temperature.
-    #[arg(long)]
+    /// Sampling temperature, 0 (greedy) to 10.
+    #[arg(long, value_parser = flags::temperature)]
     pub temperature: Option<f32>,
-    /// Nucleus sampling.
-    #[arg(long)]
+    /// Nucleus sampling: keep the most likely tokens whose probabilities add up to P (0 < P <= 1).
+    #[arg(long, value_name = "P", value_parser = flags::probability)]
     pub top_p: Option<f32>,
     /// Base seed (candidate i uses seed + i).
     #[arg(long)]
     pub seed: Option<u64>,
     /// Diffusion steps (local).
-    #[arg(long)]
+    #[arg(long, value_parser = flags::count::<{ caps::STEPS }>)]
     pub steps: Option<usize>,
     /// Diffusion block length (local).
-    #[arg(long)]
+    #[arg(long, value_parser = flags::count::<{ caps::STEPS }>)]
     pub block_length: Option<usize>,
-    /// Confidence threshold for parallel decoding (local).
-    #[arg(long)]
+    /// Confidence threshold for parallel decoding (local), above 0 and at most 1.
+    #[arg(long, value_parser = flags::probability)]
     pub threshold: Option<f32>,
     /// Longest answer in tokens.
-    #[arg(long)]
+    #[arg(long, value_parser = flags::count::<{ caps::TOKENS }>)]
     pub max_tokens: Option<usize>,
 
     /// Print the diff only; change nothing.
@@ -187,7 +188,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ))
         .map_err(agent_error)?;
     display.finish();
-    let code = deliver(&args, &outcome, &backend, &runtime)?;
+    let code = deliver(&args, &outcome, &backend, &runtime);
+    // `run.finished` is the last JSON event, after `delivered`, whatever delivery did.
+    display.release_finished();
+    let code = code?;
     backend.finish()?;
     Ok(code)
 }
@@ -349,7 +353,18 @@ fn deliver(
         delivered.push("dry run: nothing changed".to_owned());
     }
     if args.json {
-        let line = serde_json::json!({"event": "delivered", "actions": delivered, "commit_message": message});
+        /// The `delivered` event; `event` comes first, as in every other event.
+        #[derive(serde::Serialize)]
+        struct Delivered<'a> {
+            event: &'static str,
+            actions: &'a [String],
+            commit_message: Option<&'a str>,
+        }
+        let line = serde_json::to_string(&Delivered {
+            event: "delivered",
+            actions: &delivered,
+            commit_message: message.as_deref(),
+        })?;
         say!("{line}");
         return Ok(ExitCode::SUCCESS);
     }
@@ -398,6 +413,8 @@ struct Display {
     plain: bool,
     max_iterations: usize,
     stdout: Mutex<std::io::Stdout>,
+    /// `--json`: the `run.finished` line, held back until delivery has been reported.
+    finished: Mutex<Option<String>>,
 }
 
 impl Display {
@@ -417,6 +434,16 @@ impl Display {
             plain: !terminal,
             max_iterations,
             stdout: Mutex::new(std::io::stdout()),
+            finished: Mutex::new(None),
+        }
+    }
+
+    /// Print the held `run.finished` line (JSON mode), so it is the last event.
+    fn release_finished(&self) {
+        let line = self.finished.lock().ok().and_then(|mut held| held.take());
+        if let (Some(line), Ok(mut stdout)) = (line, self.stdout.lock()) {
+            let _ = writeln!(stdout, "{line}");
+            let _ = stdout.flush();
         }
     }
 
@@ -440,6 +467,14 @@ impl Display {
 
     fn event(&self, event: &Event) {
         if self.json {
+            if matches!(event, Event::RunFinished(_)) {
+                if let (Ok(line), Ok(mut held)) =
+                    (serde_json::to_string(event), self.finished.lock())
+                {
+                    *held = Some(line);
+                }
+                return;
+            }
             if let (Ok(line), Ok(mut stdout)) = (serde_json::to_string(event), self.stdout.lock()) {
                 let _ = writeln!(stdout, "{line}");
                 let _ = stdout.flush();
@@ -470,10 +505,21 @@ impl Display {
                     .iter()
                     .map(|item| if item.start_line > 0 { format!("{}:{}-{}", item.path, item.start_line, item.end_line) } else { item.path.clone() })
                     .collect();
-                self.line(format!("plan ({source:?}): {}", regions.join(", ")).to_lowercase());
+                let source = match source {
+                    PlanSource::Model => "model",
+                    PlanSource::Fallback => "fallback",
+                };
+                // Paths keep their case (`Cargo.toml`, not `cargo.toml`).
+                self.line(format!("plan ({source}): {}", regions.join(", ")));
             }
             Event::CandidateFailed { iteration, candidate, stage, reason } if *stage != FailStage::Test => {
-                self.line(format!("  {iteration}.{candidate}: {stage:?}: {reason}").to_lowercase());
+                let stage = match stage {
+                    FailStage::Parse => "parse",
+                    FailStage::Apply => "apply",
+                    FailStage::Duplicate => "duplicate",
+                    FailStage::Test => "test",
+                };
+                self.line(format!("  {iteration}.{candidate}: {stage}: {reason}"));
             }
             Event::TestFinished { iteration, candidate, passed, timed_out, failing_tests, seconds } => {
                 let verdict = match (passed, timed_out) {

@@ -29,7 +29,10 @@ pub struct RunsArgs {
 #[derive(Debug, clap::Subcommand)]
 pub enum RunsCommand {
     /// Show one run (an id, a unique prefix of one, or `last`).
-    Show { id: String },
+    Show {
+        /// A run id, a unique prefix of one, or `last`.
+        id: String,
+    },
 }
 
 fn runs_dir() -> anyhow::Result<PathBuf> {

@@ -2,6 +2,7 @@
 //! batching (see `crate::serve`). Owns the flags, model loading, the tokio runtime and the signals
 //! (SIGTERM / Ctrl-C start a graceful shutdown).
 
+use crate::flags;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
@@ -38,25 +39,26 @@ pub struct ServeArgs {
     pub api_key_env: Option<String>,
 
     /// Most sequences decoded together (each choice of a request is one sequence).
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8, value_parser = flags::count::<1024>)]
     pub max_batch: usize,
 
     /// Most sequences waiting for a batch slot; more get 429.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, value_parser = flags::count::<1_000_000>)]
     pub max_queue: usize,
 
     /// Milliseconds newly arrived requests wait for others before their first step, so requests
     /// sent together decode in one batched forward.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=10_000))]
     pub batch_window_ms: u64,
 
     /// Largest request body accepted, in bytes; larger ones get 413.
-    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    #[arg(long, default_value_t = 4 * 1024 * 1024, value_parser = flags::count::<{ 1 << 30 }>)]
     pub max_body_bytes: usize,
 
-    /// Seconds in-flight requests may still run after SIGTERM / Ctrl-C before they are failed.
-    #[arg(long, default_value_t = 30)]
-    pub shutdown_timeout: u64,
+    /// How long in-flight requests may still run after SIGTERM / Ctrl-C before they are failed,
+    /// e.g. 30s (plain numbers are seconds).
+    #[arg(long, default_value = "30s", value_parser = flags::duration)]
+    pub shutdown_timeout: std::time::Duration,
 
     /// The model id clients send and /v1/models lists (default: the checkpoint folder's name, or
     /// the hub id).
@@ -199,7 +201,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_queue: args.max_queue,
         max_body_bytes: args.max_body_bytes,
         batch_window: Duration::from_millis(args.batch_window_ms),
-        shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
+        shutdown_timeout: args.shutdown_timeout,
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
