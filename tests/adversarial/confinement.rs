@@ -152,7 +152,7 @@ fn bubblewrap(probe: &Probe) -> bool {
     false
 }
 
-/// Processes whose command line contains `token` (other than this test process).
+/// Processes whose command line starts with `token` (hone's own command line only contains it).
 fn processes_with(token: &str) -> Vec<String> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
@@ -162,7 +162,7 @@ fn processes_with(token: &str) -> Vec<String> {
         }
         if let Ok(bytes) = std::fs::read(entry.path().join("cmdline")) {
             let line = String::from_utf8_lossy(&bytes).replace('\0', " ");
-            if line.contains(token) {
+            if line.starts_with(token) {
                 found.push(format!("{name}: {line}"));
             }
         }
@@ -255,13 +255,22 @@ fn sandboxes_have_a_readable_git_and_included_ignored_paths() {
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
 }
 
-fn interrupt(signal: &str, expected: i32) {
+/// Send `signal` to `hone apply` (or `hone run`, whose baseline test is the one interrupted) while
+/// its test runs.
+fn interrupt(signal: &str, expected: i32, run: bool) {
     let probe = Probe::new();
     let token = format!("30.{}{}", std::process::id(), expected);
     let patch = probe.scratch.path().join("fix.diff");
+    let script = probe.patch("script.json", "{\"calls\": []}");
     let test = format!("sleep {token}");
+    let args: Vec<&str> = if run {
+        let script = script.to_str().unwrap();
+        vec!["run", "task", "--backend", "scripted", "--script", script, "--test", &test]
+    } else {
+        vec!["apply", patch.to_str().unwrap(), "--check", "--test", &test]
+    };
     let mut child = probe
-        .command(&["apply", patch.to_str().unwrap(), "--check", "--test", &test])
+        .command(&args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -299,12 +308,17 @@ fn interrupt(signal: &str, expected: i32) {
 
 #[test]
 fn sigint_during_a_test_leaves_no_process_and_no_sandbox() {
-    interrupt("-INT", 130);
+    interrupt("-INT", 130, false);
 }
 
 #[test]
 fn sigterm_during_a_test_leaves_no_process_and_no_sandbox() {
-    interrupt("-TERM", 143);
+    interrupt("-TERM", 143, false);
+}
+
+#[test]
+fn sigint_during_hone_run_leaves_no_process_and_no_sandbox() {
+    interrupt("-INT", 130, true);
 }
 
 #[test]
@@ -392,4 +406,43 @@ fn without_bubblewrap_hone_warns_and_falls_back_to_no_new_privs() {
     let output = probe.check_with(TEST_CMD, &["--sandbox", "off"]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("UNCONFINED"));
+}
+
+#[test]
+fn hone_run_does_not_deliver_a_tampered_test() {
+    let probe = Probe::new();
+    let tamper = "The fix.\n\ntest_calc.py\n```\n<<<<<<< SEARCH\n        self.assertEqual(add(1, 2), 3)\n=======\n        self.assertTrue(True)\n>>>>>>> REPLACE\n```\n";
+    let script = serde_json::json!({"calls": [
+        {"kind": "chat", "purpose": "edit", "responses": [tamper]},
+    ]});
+    let script = probe.patch("tamper.json", &script.to_string());
+    let output = probe.hone(&[
+        "run",
+        "make the test pass",
+        "--backend",
+        "scripted",
+        "--script",
+        script.to_str().unwrap(),
+        "--test",
+        TEST_CMD,
+        "--no-plan",
+        "--mode",
+        "edit-blocks",
+        "--candidates",
+        "1",
+        "--max-iterations",
+        "1",
+        "--no-record",
+    ]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("edits test file test_calc.py"),
+        "the report says why: {}",
+        text(&output)
+    );
+    assert_eq!(
+        std::fs::read_to_string(probe.root().join("test_calc.py")).unwrap(),
+        TEST
+    );
 }
