@@ -23,7 +23,15 @@
 //! budget = "90s"
 //! fail_open = true
 //! test = "cargo test -q"
+//! [sandbox]                   # how test commands are confined (docs/sandbox.md)
+//! mode = "strict"             # strict | workspace | off (HONE_SANDBOX, --sandbox)
+//! network = false             # HONE_SANDBOX_NETWORK
+//! writable = ["/var/cache/pip"]  # extra writable folders (user config only)
+//! include = ["vendor/"]       # ignored paths linked into sandboxes
 //! ```
+//! A repository's `.hone.toml` may only add `include` paths to `[sandbox]`: keys that weaken the
+//! confinement (`mode`, `network`, `writable`) are taken from the user's config, `HONE_*` and
+//! flags only, so a cloned repository cannot switch its own sandbox off.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -72,6 +80,39 @@ pub struct SamplingConfig {
     pub max_tokens: Option<usize>,
 }
 
+/// The `[sandbox]` table: how commands that run model-written code are confined.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxConfig {
+    pub mode: Option<hone_tools::SandboxMode>,
+    pub network: Option<bool>,
+    /// Extra writable folders (shared caches).
+    #[serde(default)]
+    pub writable: Vec<PathBuf>,
+    /// Ignored paths of the repository linked into every sandbox, on top of the defaults.
+    #[serde(default)]
+    pub include: Vec<String>,
+}
+
+impl SandboxConfig {
+    /// What a repository's own `.hone.toml` may set: `include` only (logged when more was asked).
+    fn from_repository(self, path: &Path) -> Self {
+        let weakens = self.mode.is_some_and(|mode| mode != hone_tools::SandboxMode::Strict)
+            || self.network == Some(true)
+            || !self.writable.is_empty();
+        if weakens {
+            tracing::warn!(
+                "ignoring [sandbox] mode/network/writable from {}: set them in your own config, HONE_SANDBOX or --sandbox",
+                path.display()
+            );
+        }
+        Self {
+            include: self.include,
+            ..Self::default()
+        }
+    }
+}
+
 /// The merged configuration.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Config {
@@ -89,6 +130,7 @@ pub struct Config {
     pub budget: Option<Duration>,
     pub sampling: SamplingConfig,
     pub hook: HookConfig,
+    pub sandbox: SandboxConfig,
     /// The files that were read, in order.
     pub sources: Vec<PathBuf>,
 }
@@ -167,6 +209,8 @@ struct Layer {
     sampling: SamplingConfig,
     #[serde(default)]
     hook: HookLayer,
+    #[serde(default)]
+    sandbox: SandboxConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -219,7 +263,10 @@ impl Config {
             .chain(repo_root.map(|root| root.join(".hone.toml")))
         {
             if path.is_file() {
-                let layer = read_layer(&path)?;
+                let mut layer = read_layer(&path)?;
+                if repo_root.is_some_and(|root| path == root.join(".hone.toml")) {
+                    layer.sandbox = layer.sandbox.from_repository(&path);
+                }
                 config.merge(layer);
                 config.sources.push(path);
             }
@@ -262,6 +309,10 @@ impl Config {
             self.hook.fail_open = fail_open;
         }
         set(&mut self.hook.test, layer.hook.test);
+        set(&mut self.sandbox.mode, layer.sandbox.mode);
+        set(&mut self.sandbox.network, layer.sandbox.network);
+        self.sandbox.writable.extend(layer.sandbox.writable);
+        self.sandbox.include.extend(layer.sandbox.include);
     }
 
     fn merge_env(&mut self, env: &dyn Fn(&str) -> Option<String>) -> anyhow::Result<()> {
@@ -315,6 +366,20 @@ impl Config {
                 _ => return Err(bad_env("HONE_HOOK_FIX", &value, "off, suggest or stage")),
             };
         }
+        if let Some(value) = text("HONE_SANDBOX") {
+            self.sandbox.mode = Some(
+                value
+                    .parse()
+                    .map_err(|_| bad_env("HONE_SANDBOX", &value, "strict, workspace or off"))?,
+            );
+        }
+        if let Some(value) = text("HONE_SANDBOX_NETWORK") {
+            self.sandbox.network = Some(match value.to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" => true,
+                "0" | "false" | "no" => false,
+                _ => return Err(bad_env("HONE_SANDBOX_NETWORK", &value, "true or false")),
+            });
+        }
         if let Some(value) = text("HONE_HOOK_FAIL_OPEN") {
             self.hook.fail_open = match value.to_ascii_lowercase().as_str() {
                 "1" | "true" | "yes" => true,
@@ -354,6 +419,30 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+
+    #[test]
+    fn repository_config_cannot_weaken_the_sandbox() {
+        let home = tempfile::tempdir().unwrap();
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::write(
+            repo.path().join(".hone.toml"),
+            "[sandbox]\nmode = \"off\"\nnetwork = true\nwritable = [\"/\"]\ninclude = [\"vendor/\"]\n",
+        )
+        .unwrap();
+        let user = home.path().join("config.toml");
+        std::fs::write(&user, "[sandbox]\nnetwork = false\nwritable = [\"/var/cache/pip\"]\n").unwrap();
+        let env = |name: &str| (name == "HONE_CONFIG").then(|| user.display().to_string());
+        let config = Config::load_with(Some(repo.path()), &env).unwrap();
+        assert_eq!(config.sandbox.mode, None);
+        assert_eq!(config.sandbox.network, Some(false));
+        assert_eq!(config.sandbox.writable, vec![PathBuf::from("/var/cache/pip")]);
+        assert_eq!(config.sandbox.include, vec!["vendor/".to_owned()]);
+        let env = |name: &str| (name == "HONE_SANDBOX").then(|| "workspace".to_owned());
+        let config = Config::load_with(None, &env).unwrap();
+        assert_eq!(config.sandbox.mode, Some(hone_tools::SandboxMode::Workspace));
+        let env = |name: &str| (name == "HONE_SANDBOX").then(|| "loose".to_owned());
+        assert!(Config::load_with(None, &env).is_err());
+    }
 
     #[test]
     fn layers_override_in_order() {

@@ -61,6 +61,9 @@ pub enum Command {
     Batch(commands::batch::BatchArgs),
     /// Apply one instruction to each file matching a glob, verify, and merge the results.
     Refactor(commands::refactor::RefactorArgs),
+    /// How test commands are confined here (`hone sandbox check`).
+    #[command(subcommand)]
+    Sandbox(commands::sandbox::SandboxCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,6 +80,19 @@ pub enum EngineCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
+    // Commands that run tests stop them and remove their sandboxes when interrupted.
+    if matches!(
+        cli.command,
+        Command::Run(_)
+            | Command::Apply(_)
+            | Command::Hook(_)
+            | Command::Batch(_)
+            | Command::Refactor(_)
+    ) {
+        if let Err(error) = commands::sandbox::stop_on_signals() {
+            tracing::warn!("{error:#}: an interrupt may leave tests running");
+        }
+    }
     let result = match cli.command {
         Command::Run(args) => commands::run::run(args),
         Command::Runs(args) => commands::runs::run(args),
@@ -91,6 +107,7 @@ pub fn main() -> ExitCode {
         Command::Hook(command) => commands::hook::run(command),
         Command::Batch(args) => commands::batch::run(args),
         Command::Refactor(args) => commands::refactor::run(args),
+        Command::Sandbox(command) => commands::sandbox::run(command),
     };
     match result {
         Ok(code) => code,

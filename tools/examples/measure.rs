@@ -1,5 +1,6 @@
 //! Measures hone-tools on a generated 10,000-file repository: context ranking time, sandbox
-//! materialisation time (working tree and index) and test-runner overhead.
+//! materialisation time (working tree and index; without and with the sandbox's `.git`) and
+//! test-runner overhead (plain and confined).
 //! Run: `cargo run --release -p hone-tools --example measure [FILES]`.
 #![allow(clippy::print_stdout, clippy::unwrap_used, clippy::expect_used)]
 
@@ -101,21 +102,28 @@ fn main() {
         (cpu_ms() - cpu) / 5.0
     );
 
-    for source in [
-        TreeSource::Index,
-        TreeSource::WorkTree,
-        TreeSource::Index,
-        TreeSource::WorkTree,
+    // `without .git`: the files and links only (what sandboxes held before they had a `.git`).
+    let bare = SandboxOptions {
+        git: false,
+        ..SandboxOptions::default()
+    };
+    for (source, options, what) in [
+        (TreeSource::Index, &bare, "without .git"),
+        (TreeSource::WorkTree, &bare, "without .git"),
+        (TreeSource::Index, &SandboxOptions::default(), "with .git"),
+        (TreeSource::WorkTree, &SandboxOptions::default(), "with .git"),
+        (TreeSource::Index, &SandboxOptions::default(), "with .git"),
+        (TreeSource::WorkTree, &SandboxOptions::default(), "with .git"),
     ] {
         let mut times = Vec::new();
         let cpu = cpu_ms();
         for _ in 0..3 {
             let start = Instant::now();
-            let sandbox = Sandbox::create(&repo, &source, &SandboxOptions::default()).unwrap();
+            let sandbox = Sandbox::create(&repo, &source, options).unwrap();
             times.push(start.elapsed().as_secs_f64() * 1000.0);
             assert!(sandbox.file_count() >= count);
         }
-        report(&format!("sandbox {source:?}"), &times);
+        report(&format!("sandbox {source:?} ({what})"), &times);
         println!(
             "  CPU time per sandbox (all threads, incl. deletion): {:.0} ms",
             (cpu_ms() - cpu) / 3.0
@@ -131,6 +139,18 @@ fn main() {
         times.push(start.elapsed().as_secs_f64() * 1000.0);
     }
     report("runner: `true` via hone", &times);
+    let sandbox = Sandbox::create(&repo, &TreeSource::Index, &SandboxOptions::default()).unwrap();
+    let confined = sandbox.run_options();
+    let mut times = Vec::new();
+    let mut mechanism = None;
+    for _ in 0..10 {
+        let start = Instant::now();
+        let test = hone_tools::run_command("true", &confined).unwrap();
+        assert!(test.passed, "{}", test.output);
+        mechanism = Some(test.confinement);
+        times.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    report(&format!("runner: `true` confined ({mechanism:?})"), &times);
     let mut times = Vec::new();
     for _ in 0..10 {
         let start = Instant::now();

@@ -40,6 +40,12 @@ pub struct ApplyArgs {
     /// Print one JSON object (verdict, blocks, test report, diff) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// How the test command is confined: strict (default), workspace or off (`hone sandbox check`).
+    #[arg(long, value_name = "MODE")]
+    pub sandbox: Option<hone_tools::SandboxMode>,
+    /// The patch may change tests (edit test files, add skip markers) and still be verified.
+    #[arg(long)]
+    pub allow_test_edits: bool,
 }
 
 pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
@@ -60,6 +66,15 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         (None, false) => TestChoice::Detect,
     };
     options.timeout = args.timeout;
+    let config = crate::config::Config::load(Some(repo.root()))?;
+    options.allow_test_edits = args.allow_test_edits;
+    if options.test != TestChoice::Skip {
+        options.sandbox.confinement = super::sandbox::policy_for_tests(&config, args.sandbox);
+    }
+    options
+        .sandbox
+        .link_ignored
+        .extend(config.sandbox.include.iter().cloned());
     let verification =
         hone_tools::verify_patch(&repo, &patch, &options).map_err(|error| match error {
             hone_tools::Error::NoTestCommand { .. } => Hinted::new(
@@ -100,6 +115,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
             "commit": commit.map(|oid| oid.to_string()),
             "blocks": verification.apply.blocks,
             "test": verification.test,
+            "test_integrity": verification.test_integrity,
             "diff": verification.diff,
             "report": hone_tools::render_for_people(&verification.apply),
         });
@@ -151,6 +167,11 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
             Verdict::EditFailed => writeln!(
                 stdout,
                 "the patch did not apply; the working tree is untouched"
+            )?,
+            Verdict::TestsFailed if !verification.test_integrity.is_empty() => writeln!(
+                stdout,
+                "not verified: the patch {} (pass --allow-test-edits if the task is to change tests); the working tree is untouched",
+                verification.test_integrity.join("; ")
             )?,
             Verdict::TestsFailed => writeln!(
                 stdout,

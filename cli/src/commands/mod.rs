@@ -12,4 +12,5 @@ pub mod hook;
 pub mod refactor;
 pub mod run;
 pub mod runs;
+pub mod sandbox;
 pub mod serve;

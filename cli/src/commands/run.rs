@@ -134,6 +134,14 @@ pub struct RunArgs {
     /// Run even with uncommitted changes (the sandbox includes them; only the patch is applied on top).
     #[arg(long)]
     pub allow_dirty: bool,
+    /// How tests are confined: strict (default: bubblewrap, read-only file system except the
+    /// sandbox and a private /tmp, no network), workspace, or off. See `hone sandbox check`.
+    #[arg(long, value_name = "MODE")]
+    pub sandbox: Option<hone_tools::SandboxMode>,
+    /// The task may change tests: candidates that edit tests, add skip markers or run fewer
+    /// tests can pass, and plans may target test code.
+    #[arg(long)]
+    pub allow_test_edits: bool,
     /// JSON Lines events on stdout instead of the summary.
     #[arg(long)]
     pub json: bool,
@@ -278,6 +286,9 @@ fn run_request(args: &RunArgs, config: &Config, root: &std::path::Path) -> RunRe
     request.baseline = !args.no_baseline;
     request.allow_dirty = args.allow_dirty;
     request.record = !args.no_record;
+    request.allow_test_edits = args.allow_test_edits;
+    request.confinement = super::sandbox::policy_for_tests(config, args.sandbox);
+    request.include = config.sandbox.include.clone();
     let sampling = &config.sampling;
     request.sampling = Sampling {
         temperature: args.temperature.or(sampling.temperature),

@@ -1,6 +1,7 @@
 //! Running the check/test command on a tree that is not the working tree: the staged content
 //! (pre-commit) or a commit (pre-push), materialised in a hone-tools sandbox and tested there by
-//! hone-tools' runner, so what is verified is exactly what will be committed or pushed.
+//! hone-tools' runner, so what is verified is exactly what will be committed or pushed. The
+//! command is confined as `[sandbox]` says (strict by default), like every test hone runs.
 
 use std::path::Path;
 use std::time::Duration;
@@ -26,7 +27,13 @@ pub fn check_tree(
     timeout: Duration,
 ) -> anyhow::Result<Check> {
     let repo = Repository::discover(top)?;
-    let sandbox = Sandbox::create(&repo, source, &SandboxOptions::for_repository(&repo))?;
+    let config = crate::config::Config::load(Some(repo.root()))?;
+    let mut options = SandboxOptions::for_repository(&repo);
+    options.confinement = crate::commands::sandbox::policy_for_tests(&config, None);
+    options
+        .link_ignored
+        .extend(config.sandbox.include.iter().cloned());
+    let sandbox = Sandbox::create(&repo, source, &options)?;
     let command = match command {
         Some(command) => command.to_owned(),
         None => match detect_test_command(sandbox.root()) {

@@ -1,0 +1,200 @@
+//! `hone sandbox check`: which confinement test commands get on this machine, and why. Also the
+//! glue every command that runs model-written code shares: resolving `--sandbox` and `[sandbox]`
+//! into the tools' `ConfinePolicy`, the loud one-line warning when tests would run unconfined
+//! (printed once per process), and stopping running tests and removing sandbox folders when hone
+//! gets SIGINT or SIGTERM (exit 130 / 143).
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::sync::OnceLock;
+
+use anyhow::Context as _;
+use hone_tools::{ConfinePolicy, ConfineStatus, Mechanism, SandboxMode};
+
+use crate::config::Config;
+use crate::exit::FAILURE;
+
+#[derive(Debug, clap::Subcommand)]
+pub enum SandboxCommand {
+    /// Say which confinement tests get here and why (exit 0: as asked; 1: weaker than asked).
+    Check(CheckArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckArgs {
+    /// Check this mode instead of the configured one (strict, workspace or off).
+    #[arg(long, value_name = "MODE")]
+    pub sandbox: Option<SandboxMode>,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(command: SandboxCommand) -> anyhow::Result<ExitCode> {
+    let SandboxCommand::Check(args) = command;
+    let cwd = std::env::current_dir().context("reading the current folder")?;
+    let root = hone_tools::Repository::discover(&cwd)
+        .ok()
+        .map(|repo| repo.root().to_path_buf());
+    let config = Config::load(root.as_deref())?;
+    let (policy, origin) = resolve(&config, args.sandbox);
+    let status = hone_tools::confine::status(policy.mode);
+    let as_asked = match policy.mode {
+        SandboxMode::Off => status.mechanism == Mechanism::Unconfined,
+        _ => status.mechanism == Mechanism::Bubblewrap,
+    };
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        let value = serde_json::json!({
+            "mode": policy.mode,
+            "mode_from": origin,
+            "mechanism": status.mechanism,
+            "reason": status.reason,
+            "bwrap": status.bwrap,
+            "network": policy.network,
+            "writable": policy.writable,
+            "include": config.sandbox.include,
+            "landlock_enforced": status.landlock_enforced,
+            "as_asked": as_asked,
+        });
+        writeln!(stdout, "{value}")?;
+    } else {
+        writeln!(stdout, "mode: {} (from {origin})", policy.mode.name())?;
+        writeln!(
+            stdout,
+            "confinement: {} ({})",
+            status.mechanism.name(),
+            status.reason
+        )?;
+        if status.mechanism == Mechanism::Bubblewrap {
+            writeln!(
+                stdout,
+                "writable: the sandbox folder, {}, the shared cargo target{}",
+                if policy.mode == SandboxMode::Strict {
+                    "a private /tmp"
+                } else {
+                    "/tmp and the user's caches"
+                },
+                policy
+                    .writable
+                    .iter()
+                    .map(|path| format!(", {}", path.display()))
+                    .collect::<String>()
+            )?;
+            writeln!(
+                stdout,
+                "read-only: everything else (your repository and $HOME included)"
+            )?;
+            writeln!(
+                stdout,
+                "network: {}",
+                if policy.network {
+                    "allowed (network = true)"
+                } else {
+                    "none (own network namespace)"
+                }
+            )?;
+            writeln!(
+                stdout,
+                "processes: own PID namespace, killed with the test and with hone"
+            )?;
+        } else if policy.mode != SandboxMode::Off {
+            writeln!(
+                stdout,
+                "fallback: no-new-privs only; tests can write anywhere you can and use the network"
+            )?;
+        }
+        writeln!(
+            stdout,
+            "landlock: {}",
+            if status.landlock_enforced {
+                "enforced by this kernel, not used by hone (bubblewrap or no-new-privs instead)"
+            } else {
+                "not enforced by this kernel"
+            }
+        )?;
+        if !config.sandbox.include.is_empty() {
+            writeln!(
+                stdout,
+                "included ignored paths: {}",
+                config.sandbox.include.join(", ")
+            )?;
+        }
+    }
+    stdout.flush()?;
+    Ok(if as_asked {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(FAILURE)
+    })
+}
+
+/// The confinement policy from the flag, then `HONE_SANDBOX` / config, then the default (strict),
+/// and where the mode came from.
+pub fn resolve(config: &Config, flag: Option<SandboxMode>) -> (ConfinePolicy, &'static str) {
+    let (mode, origin) = match (flag, config.sandbox.mode) {
+        (Some(mode), _) => (mode, "--sandbox"),
+        (None, Some(mode)) => (mode, "config or HONE_SANDBOX"),
+        (None, None) => (SandboxMode::Strict, "the default"),
+    };
+    let policy = ConfinePolicy {
+        mode,
+        network: config.sandbox.network.unwrap_or(false),
+        writable: config.sandbox.writable.clone(),
+    };
+    (policy, origin)
+}
+
+/// The policy for a command that runs tests, after printing the one-line warning (once per
+/// process) when tests would run weaker than bubblewrap.
+pub fn policy_for_tests(config: &Config, flag: Option<SandboxMode>) -> ConfinePolicy {
+    let (policy, _) = resolve(config, flag);
+    warn_once(&hone_tools::confine::status(policy.mode));
+    policy
+}
+
+#[allow(clippy::print_stderr)]
+fn warn_once(status: &ConfineStatus) {
+    static WARNED: OnceLock<()> = OnceLock::new();
+    if let Some(warning) = status.warning() {
+        WARNED.get_or_init(|| eprintln!("{warning}"));
+    }
+}
+
+/// On SIGINT or SIGTERM: kill every running test process group, remove every sandbox folder,
+/// and exit 130 or 143. The handlers are in place when this returns.
+pub fn stop_on_signals() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the signal handler")?;
+    let (mut interrupt, mut terminate) = {
+        let _entered = runtime.enter();
+        (
+            signal(SignalKind::interrupt()).context("handling SIGINT")?,
+            signal(SignalKind::terminate()).context("handling SIGTERM")?,
+        )
+    };
+    std::thread::Builder::new()
+        .name("hone-signals".into())
+        .spawn(move || {
+            let code = runtime.block_on(async {
+                tokio::select! {
+                    _ = interrupt.recv() => 130,
+                    _ = terminate.recv() => 143,
+                }
+            });
+            let stopped = hone_tools::runner::interrupt::stop_all();
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!(
+                    "hone: interrupted: stopped {} running test(s), removed {} sandbox folder(s)",
+                    stopped.groups, stopped.folders
+                );
+            }
+            std::process::exit(code);
+        })
+        .context("starting the signal handler")?;
+    Ok(())
+}
