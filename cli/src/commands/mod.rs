@@ -13,3 +13,4 @@ pub mod refactor;
 pub mod run;
 pub mod runs;
 pub mod serve;
+pub mod trust;

@@ -58,6 +58,10 @@ pub struct ServeArgs {
     #[arg(long, default_value_t = 30)]
     pub shutdown_timeout: u64,
 
+    /// Seconds a client may take to send a request's headers before its connection is closed.
+    #[arg(long, default_value_t = crate::serve::DEFAULT_HEADER_TIMEOUT.as_secs(), value_name = "SECONDS")]
+    pub header_timeout: u64,
+
     /// The model id clients send and /v1/models lists (default: the checkpoint folder's name, or
     /// the hub id).
     #[arg(long)]
@@ -193,6 +197,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_sequence_length,
     );
     let decoder = EngineDecoder::new(loaded.model, tokenizer);
+    let has_api_key = api_key.is_some();
     let options = ServerOptions {
         api_key,
         max_batch: args.max_batch.max(1),
@@ -200,6 +205,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_body_bytes: args.max_body_bytes,
         batch_window: Duration::from_millis(args.batch_window_ms),
         shutdown_timeout: Duration::from_secs(args.shutdown_timeout),
+        header_timeout: Duration::from_secs(args.header_timeout.max(1)),
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -215,9 +221,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             )
         })?;
         let bound = listener.local_addr()?;
-        eprintln!("hone serve: listening on http://{bound}/v1 (model `{model_id}`)");
+        note!("hone serve: listening on http://{bound}/v1 (model `{model_id}`)");
+        if !bound.ip().is_loopback() && !has_api_key {
+            note!(
+                "hone serve: warning: {} is reachable from other machines and no --api-key-env is set: anyone who can reach it can use the model",
+                bound.ip()
+            );
+        }
         crate::serve::serve(listener, frontend, decoder, options, shutdown_signal()).await?;
-        eprintln!("hone serve: stopped");
+        note!("hone serve: stopped");
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)
