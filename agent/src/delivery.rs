@@ -11,7 +11,9 @@ use crate::changes::ChangeSet;
 use crate::{Error, Result};
 
 /// Write `changes` into the tree at `root`. Refuses, changing nothing, when a file no longer has the
-/// content the change was made from; restores what it wrote if a later write fails.
+/// content the change was made from. The write goes through hone-tools' journal (contents staged
+/// and synced under `.git/hone/`, then renamed), so even a killed hone leaves every file old or
+/// every file new, and the next hone command finishes an interrupted delivery.
 pub fn apply_to_tree(root: &Path, changes: &ChangeSet) -> Result<()> {
     for file in &changes.files {
         let current = read_optional(&root.join(&file.path))?;
@@ -22,16 +24,18 @@ pub fn apply_to_tree(root: &Path, changes: &ChangeSet) -> Result<()> {
             )));
         }
     }
-    let mut written: Vec<&crate::changes::FileChange> = Vec::new();
-    for file in &changes.files {
-        if let Err(error) = write_optional(&root.join(&file.path), file.after.as_deref()) {
-            for done in written {
-                let _ = write_optional(&root.join(&done.path), done.before.as_deref());
-            }
-            return Err(error);
-        }
-        written.push(file);
-    }
+    let files: Vec<hone_tools::FileChange> = changes
+        .files
+        .iter()
+        .map(|file| hone_tools::FileChange {
+            path: file.path.clone(),
+            moved_from: None,
+            before: file.before.clone(),
+            after: file.after.clone(),
+            executable: false,
+        })
+        .collect();
+    hone_tools::edits::write_file_changes(root, &files)?;
     Ok(())
 }
 
@@ -121,20 +125,6 @@ fn read_optional(path: &Path) -> Result<Option<String>> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(source) => Err(Error::io(format!("reading {}", path.display()), source)),
     }
-}
-
-fn write_optional(path: &Path, content: Option<&str>) -> Result<()> {
-    let result = match content {
-        Some(content) => path
-            .parent()
-            .map_or(Ok(()), std::fs::create_dir_all)
-            .and_then(|()| std::fs::write(path, content)),
-        None => match std::fs::remove_file(path) {
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            other => other,
-        },
-    };
-    result.map_err(|source| Error::io(format!("writing {}", path.display()), source))
 }
 
 fn git(root: &Path, args: &[&str], input: Option<&str>) -> Result<String> {

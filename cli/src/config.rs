@@ -3,6 +3,12 @@
 //! environment variables; command-line flags override all of them (applied by each command).
 //! Unknown keys are errors, so a typo never silently does nothing.
 //!
+//! A repository's `.hone.toml` comes with the code, so it is not trusted by default: the keys that
+//! choose where data and credentials go (`backend`, `model`, `base_url`, `api_key_env`, `headers`)
+//! are ignored from it, with a one-line notice, until the user runs `hone trust` there. Trust is
+//! recorded in `trusted.toml` beside the user config, as the file's path and content hash, so an
+//! edited `.hone.toml` is untrusted again. The user config, `HONE_*` and flags are always trusted.
+//!
 //! ```toml
 //! backend = "local"            # or "openai"
 //! model = "path/or/hub-id"     # local: folder or hub id; openai: model name
@@ -133,7 +139,13 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     /// The files that were read, in order.
     pub sources: Vec<PathBuf>,
+    /// Keys of an untrusted `.hone.toml` that were ignored (see `hone trust`).
+    pub ignored: Vec<&'static str>,
 }
+
+/// Keys of a repository's `.hone.toml` that need `hone trust`: they choose which endpoint or model
+/// source receives the code, the diffs and the credentials.
+pub const SENSITIVE_KEYS: [&str; 5] = ["backend", "model", "base_url", "api_key_env", "headers"];
 
 /// A duration in a config file: seconds as a number, or `90s`, `5m`, `1h`, `1.5m`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -213,6 +225,116 @@ struct Layer {
     sandbox: SandboxConfig,
 }
 
+impl Layer {
+    /// Drop the sensitive keys, returning the names of those that were set.
+    fn remove_sensitive(&mut self) -> Vec<&'static str> {
+        let mut removed = Vec::new();
+        let flags = [
+            self.backend.take().is_some(),
+            self.model.take().is_some(),
+            self.base_url.take().is_some(),
+            self.api_key_env.take().is_some(),
+            !std::mem::take(&mut self.headers).is_empty(),
+        ];
+        for (key, was_set) in SENSITIVE_KEYS.into_iter().zip(flags) {
+            if was_set {
+                removed.push(key);
+            }
+        }
+        removed
+    }
+}
+
+/// The trust records' file name, beside the user config.
+const TRUST_FILE: &str = "trusted.toml";
+
+/// `trusted.toml`: the absolute path of each trusted `.hone.toml` and the hash of its content.
+#[derive(Debug, Default, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+struct TrustRecords {
+    #[serde(default)]
+    trusted: BTreeMap<String, String>,
+}
+
+/// The content hash recorded for a trusted file (git's blob id: no extra dependency).
+fn content_hash(bytes: &[u8]) -> anyhow::Result<String> {
+    Ok(git2::Oid::hash_object(git2::ObjectType::Blob, bytes)?.to_string())
+}
+
+fn read_trust(trust_file: &Path) -> anyhow::Result<TrustRecords> {
+    match std::fs::read_to_string(trust_file) {
+        Ok(text) => toml::from_str(&text).map_err(|error| {
+            anyhow::anyhow!("{}: {}", trust_file.display(), error.message())
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(TrustRecords::default()),
+        Err(error) => Err(anyhow::Error::from(error).context(format!("reading {}", trust_file.display()))),
+    }
+}
+
+fn is_trusted(trust_file: &Path, config_file: &Path) -> anyhow::Result<bool> {
+    let records = read_trust(trust_file)?;
+    let key = trust_key(config_file);
+    let Some(recorded) = records.trusted.get(&key) else {
+        return Ok(false);
+    };
+    let bytes = std::fs::read(config_file)
+        .with_context(|| format!("reading {}", config_file.display()))?;
+    Ok(*recorded == content_hash(&bytes)?)
+}
+
+fn trust_key(config_file: &Path) -> String {
+    config_file
+        .canonicalize()
+        .unwrap_or_else(|_| config_file.to_path_buf())
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Where trust records live for this environment (beside the user config).
+pub fn trust_file_with(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    user_config_path(env).map(|path| path.with_file_name(TRUST_FILE))
+}
+
+/// Record (`trust = true`) or remove the trust of `config_file` as it is now. Returns its hash.
+pub fn set_trust(trust_file: &Path, config_file: &Path, trust: bool) -> anyhow::Result<String> {
+    let bytes = std::fs::read(config_file)
+        .with_context(|| format!("reading {}", config_file.display()))?;
+    let hash = content_hash(&bytes)?;
+    let mut records = read_trust(trust_file)?;
+    let key = trust_key(config_file);
+    if trust {
+        records.trusted.insert(key, hash.clone());
+    } else {
+        records.trusted.remove(&key);
+    }
+    if let Some(parent) = trust_file.parent() {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let text = toml::to_string(&records)?;
+    let temporary = trust_file.with_extension("toml.tmp");
+    std::fs::write(&temporary, text).with_context(|| format!("writing {}", temporary.display()))?;
+    std::fs::rename(&temporary, trust_file)
+        .with_context(|| format!("writing {}", trust_file.display()))?;
+    Ok(hash)
+}
+
+fn user_config_path(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    env("HONE_CONFIG").map(PathBuf::from).or_else(|| {
+        env("XDG_CONFIG_HOME")
+            .filter(|dir| !dir.is_empty())
+            .map(|dir| PathBuf::from(dir).join("hone").join("config.toml"))
+            .or_else(|| {
+                env("HOME").map(|home| {
+                    PathBuf::from(home)
+                        .join(".config")
+                        .join("hone")
+                        .join("config.toml")
+                })
+            })
+    })
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HookLayer {
@@ -245,33 +367,42 @@ impl Config {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Self> {
         let mut config = Config::default();
-        let user = env("HONE_CONFIG").map(PathBuf::from).or_else(|| {
-            env("XDG_CONFIG_HOME")
-                .filter(|dir| !dir.is_empty())
-                .map(|dir| PathBuf::from(dir).join("hone").join("config.toml"))
-                .or_else(|| {
-                    env("HOME").map(|home| {
-                        PathBuf::from(home)
-                            .join(".config")
-                            .join("hone")
-                            .join("config.toml")
-                    })
-                })
-        });
-        for path in user
-            .into_iter()
-            .chain(repo_root.map(|root| root.join(".hone.toml")))
+        let user = user_config_path(env);
+        let trust_file = user.as_ref().map(|path| path.with_file_name(TRUST_FILE));
+        if let Some(path) = user.filter(|path| path.is_file()) {
+            config.merge(read_layer(&path)?);
+            config.sources.push(path);
+        }
+        if let Some(path) = repo_root
+            .map(|root| root.join(".hone.toml"))
+            .filter(|path| path.is_file())
         {
-            if path.is_file() {
-                let mut layer = read_layer(&path)?;
-                if repo_root.is_some_and(|root| path == root.join(".hone.toml")) {
-                    layer.sandbox = layer.sandbox.from_repository(&path);
-                }
-                config.merge(layer);
-                config.sources.push(path);
+            let mut layer = read_layer(&path)?;
+            // A repository's own config never loosens confinement.
+            layer.sandbox = layer.sandbox.from_repository(&path);
+            let trusted = match &trust_file {
+                Some(trust_file) => is_trusted(trust_file, &path)?,
+                None => false,
+            };
+            if !trusted {
+                config.ignored = layer.remove_sensitive();
             }
+            config.merge(layer);
+            config.sources.push(path);
         }
         config.merge_env(env)?;
+        Ok(config)
+    }
+
+    /// Load, and say on stderr which keys of an untrusted `.hone.toml` were ignored.
+    pub fn load_noting_untrusted(repo_root: Option<&Path>) -> anyhow::Result<Self> {
+        let config = Self::load(repo_root)?;
+        if !config.ignored.is_empty() {
+            note!(
+                "hone: ignoring {} from the repository's .hone.toml until you trust it: run `hone trust` (it sends code and credentials where it says)",
+                config.ignored.join(", ")
+            );
+        }
         Ok(config)
     }
 
@@ -469,7 +600,12 @@ mod tests {
         };
         let config = Config::load_with(Some(repo.path()), &env).unwrap();
         assert_eq!(config.backend.as_deref(), Some("openai"));
-        assert_eq!(config.model.as_deref(), Some("repo-model"));
+        assert_eq!(
+            config.model.as_deref(),
+            Some("user-model"),
+            "an untrusted repository cannot choose the model"
+        );
+        assert_eq!(config.ignored, ["model"]);
         assert_eq!(config.candidates, Some(6));
         assert_eq!(config.budget, Some(Duration::from_secs(300)));
         assert_eq!(config.hook.fix, HookFix::Suggest);
@@ -488,6 +624,53 @@ mod tests {
         let env = |name: &str| (name == "HONE_HOOK_FIX").then(|| "always".to_owned());
         let error = Config::load_with(None, &env).unwrap_err();
         assert!(format!("{error:#}").contains("HONE_HOOK_FIX"), "{error:#}");
+    }
+
+    #[test]
+    fn repository_config_cannot_choose_endpoints_until_trusted() {
+        let home = tempfile::tempdir().unwrap();
+        let repo = tempfile::tempdir().unwrap();
+        let hostile = "backend = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\napi_key_env = \"AWS_SECRET_ACCESS_KEY\"\nheaders = { X = \"y\" }\ncandidates = 3\n";
+        let file = repo.path().join(".hone.toml");
+        std::fs::write(&file, hostile).unwrap();
+        let home_path = home.path().to_string_lossy().into_owned();
+        let env = move |name: &str| (name == "HOME").then(|| home_path.clone());
+        let config = Config::load_with(Some(repo.path()), &env).unwrap();
+        assert_eq!(config.backend, None);
+        assert_eq!(config.base_url, None);
+        assert_eq!(config.api_key_env, None);
+        assert!(config.headers.is_empty());
+        assert_eq!(config.candidates, Some(3), "harmless keys still apply");
+        assert_eq!(config.ignored, ["backend", "base_url", "api_key_env", "headers"]);
+
+        let trust_file = trust_file_with(&env).unwrap();
+        set_trust(&trust_file, &file, true).unwrap();
+        let config = Config::load_with(Some(repo.path()), &env).unwrap();
+        assert_eq!(config.api_key_env.as_deref(), Some("AWS_SECRET_ACCESS_KEY"));
+        assert!(config.ignored.is_empty());
+
+        // An edited file is untrusted again.
+        std::fs::write(&file, hostile.replace("9/v1", "10/v1")).unwrap();
+        let config = Config::load_with(Some(repo.path()), &env).unwrap();
+        assert_eq!(config.base_url, None);
+        assert_eq!(config.ignored.len(), 4);
+    }
+
+    #[test]
+    fn user_config_and_environment_are_trusted() {
+        let home = tempfile::tempdir().unwrap();
+        let user = home.path().join(".config/hone/config.toml");
+        std::fs::create_dir_all(user.parent().unwrap()).unwrap();
+        std::fs::write(&user, "base_url = \"http://example.invalid/v1\"\n").unwrap();
+        let home_path = home.path().to_string_lossy().into_owned();
+        let env = move |name: &str| match name {
+            "HOME" => Some(home_path.clone()),
+            "HONE_API_KEY_ENV" => Some("MY_KEY".into()),
+            _ => None,
+        };
+        let config = Config::load_with(None, &env).unwrap();
+        assert_eq!(config.base_url.as_deref(), Some("http://example.invalid/v1"));
+        assert_eq!(config.api_key_env.as_deref(), Some("MY_KEY"));
     }
 
     #[test]

@@ -47,16 +47,20 @@ impl std::fmt::Display for Hinted {
 
 impl std::error::Error for Hinted {}
 
-/// Print `error: ...` (and any hints) on stderr and return the exit code for it.
-#[allow(clippy::print_stderr)]
+/// Print `error: ...` (and any hints) on stderr and return the exit code for it. An error caused
+/// by a closed pipe (`hone … | head -1`) ends quietly with 0, as in ripgrep: the reader has all it
+/// wanted, and there is nobody to tell.
 pub fn report(error: &anyhow::Error) -> ExitCode {
+    if crate::output::is_closed_pipe(error) {
+        return ExitCode::SUCCESS;
+    }
     if let Some(hinted) = error.downcast_ref::<Hinted>() {
-        eprintln!("error: {:#}", hinted.error);
+        note!("error: {:#}", hinted.error);
         for hint in &hinted.hints {
-            eprintln!("hint: {hint}");
+            note!("hint: {hint}");
         }
         return ExitCode::from(hinted.code);
     }
-    eprintln!("error: {error:#}");
+    note!("error: {error:#}");
     ExitCode::from(BAD_INPUT)
 }

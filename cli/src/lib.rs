@@ -2,6 +2,13 @@
 //! that plug the local engine and HTTP backends into the agent. Libraries below never print; this crate
 //! owns stdout (data) and stderr (progress, logs, errors).
 
+/// A line on stderr that a closed pipe cannot turn into a panic (use instead of `eprintln!`).
+macro_rules! note {
+    ($($arg:tt)*) => {
+        $crate::output::stderr_line(format_args!($($arg)*))
+    };
+}
+
 pub mod backends;
 mod commands;
 pub mod config;
@@ -10,6 +17,7 @@ pub mod exit;
 mod flags;
 mod hooks;
 mod interrupt;
+pub mod output;
 
 use std::process::ExitCode;
 
@@ -64,6 +72,8 @@ pub enum Command {
     /// How test commands are confined here (`hone sandbox check`).
     #[command(subcommand)]
     Sandbox(commands::sandbox::SandboxCommand),
+    /// Let this repository's .hone.toml choose the backend, model, endpoint and credentials.
+    Trust(commands::trust::TrustArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +103,9 @@ pub fn main() -> ExitCode {
             tracing::warn!("{error:#}: an interrupt may leave tests running");
         }
     }
+    if !matches!(&cli.command, Command::Apply(args) if args.recover) {
+        finish_interrupted_apply();
+    }
     let result = match cli.command {
         Command::Run(args) => commands::run::run(args),
         Command::Runs(args) => commands::runs::run(args),
@@ -108,10 +121,31 @@ pub fn main() -> ExitCode {
         Command::Batch(args) => commands::batch::run(args),
         Command::Refactor(args) => commands::refactor::run(args),
         Command::Sandbox(command) => commands::sandbox::run(command),
+        Command::Trust(args) => commands::trust::run(args),
     };
     match result {
         Ok(code) => code,
         Err(error) => exit::report(&error),
+    }
+}
+
+/// Every hone command first completes an apply that a crash or `kill -9` interrupted in the
+/// repository around the current folder (or discards it if it had not started writing), so the tree
+/// is never seen half-patched. Silent when there is nothing to do or no repository.
+fn finish_interrupted_apply() {
+    let Ok(cwd) = std::env::current_dir() else {
+        return;
+    };
+    let Ok(repo) = hone_tools::Repository::discover(&cwd) else {
+        return;
+    };
+    match hone_tools::recover_interrupted_apply(repo.root()) {
+        Ok(Some(hone_tools::edits::Recovery::RolledForward { files, root })) => note!(
+            "hone: finished an interrupted apply in {} ({files} paths)",
+            root.display()
+        ),
+        Ok(Some(hone_tools::edits::Recovery::Discarded)) | Ok(None) => {}
+        Err(error) => note!("hone: could not finish an interrupted apply: {error}"),
     }
 }
 

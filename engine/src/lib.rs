@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod device;
 pub mod error;
+pub mod memory;
 pub mod model;
 pub mod models;
 pub mod random;

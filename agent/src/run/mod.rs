@@ -107,6 +107,13 @@ impl<'a> Run<'a> {
         let started = Instant::now();
         let repo = Repository::discover(&request.repo)?;
         if request.source == hone_tools::TreeSource::WorkTree
+            && repo.git_dir().join("MERGE_HEAD").exists()
+        {
+            return Err(Error::Setup(
+                "a merge is in progress (MERGE_HEAD is set): resolve the conflicts and `git commit`, or `git merge --abort`, then run hone again".into(),
+            ));
+        }
+        if request.source == hone_tools::TreeSource::WorkTree
             && !request.allow_dirty
             && repo.has_tracked_changes()?
         {

@@ -148,6 +148,38 @@ impl EngineFrontend {
     }
 }
 
+/// Refuse sizes that cannot fit the model before anything is allocated for them: `max_tokens`
+/// over the context window, and more denoising steps than tokens to generate (each step commits at
+/// least one token, so extra steps only burn engine time).
+fn check_bounds(
+    request: &GenerationRequest,
+    max_tokens: usize,
+    max_sequence_length: usize,
+) -> Result<(), ApiError> {
+    let field = if request.max_tokens.is_some() {
+        "max_tokens"
+    } else {
+        "model"
+    };
+    if max_tokens > max_sequence_length {
+        return Err(ApiError::context_length(
+            field,
+            format!(
+                "max_tokens {max_tokens} exceeds the model's context of {max_sequence_length} tokens: lower max_tokens"
+            ),
+        ));
+    }
+    if let Some(steps) = request.diffusion.steps {
+        if steps > max_tokens {
+            return Err(ApiError::invalid(
+                "steps",
+                format!("at most max_tokens ({max_tokens}) steps, got {steps}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn defaults_gen_length(defaults: &GenerationDefaults) -> Option<usize> {
     defaults.gen_length.or(defaults.max_new_tokens)
 }
@@ -187,6 +219,9 @@ impl Frontend for EngineFrontend {
             .max_tokens
             .or(defaults_gen_length(&self.defaults))
             .unwrap_or(FALLBACK_MAX_TOKENS);
+        // Bounds before allocation: the hole of `max_tokens` masks is allocated by
+        // `candidate_requests`, so a client's `max_tokens: 1e11` must be refused before it.
+        check_bounds(request, max_tokens, self.max_sequence_length)?;
         let settings = self.settings(request, max_tokens)?;
         let prompt_field = match request.endpoint {
             Endpoint::Chat => "messages",

@@ -18,7 +18,11 @@ use crate::exit::{Hinted, FAILURE};
 pub struct ApplyArgs {
     /// Patch file: SEARCH/REPLACE blocks, unified diff, `*** Begin Patch`, or whole-file blocks
     /// (`-` reads stdin).
-    pub patch: PathBuf,
+    #[arg(required_unless_present = "recover")]
+    pub patch: Option<PathBuf>,
+    /// Only finish (or discard) an apply that was interrupted (crash, kill -9) in this repository.
+    #[arg(long, exclusive = true)]
+    pub recover: bool,
     /// Test command run in the sandbox (default: detected from Cargo.toml, package.json, ...).
     #[arg(long, value_name = "CMD")]
     pub test: Option<String>,
@@ -49,10 +53,13 @@ pub struct ApplyArgs {
 }
 
 pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
-    let text = read_patch(&args.patch)?;
+    let Some(patch_path) = args.patch.clone() else {
+        return recover();
+    };
+    let text = read_patch(&patch_path)?;
     let patch = hone_tools::parse_patch(&text).map_err(|error| {
         Hinted::new(
-            anyhow::anyhow!("{}: {error}", args.patch.display()),
+            anyhow::anyhow!("{}: {error}", patch_path.display()),
             ["supported formats: SEARCH/REPLACE blocks, unified diff, `*** Begin Patch`, path + fenced whole file"],
         )
     })?;
@@ -185,7 +192,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         // Verified in the sandbox but the tree changed since: say so on stderr.
         #[allow(clippy::print_stderr)]
         {
-            eprint!("{}", hone_tools::render_for_people(report));
+            crate::output::stderr_text(format_args!("{}", hone_tools::render_for_people(report)));
         }
     }
     Ok(if success {
@@ -193,6 +200,24 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(FAILURE)
     })
+}
+
+/// `hone apply --recover`: the startup check already finished any interrupted apply; say so.
+fn recover() -> anyhow::Result<ExitCode> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let repo = Repository::discover(&cwd)
+        .map_err(|error| Hinted::new(error, ["run hone apply --recover inside a git repository"]))?;
+    let message = match hone_tools::recover_interrupted_apply(repo.root())? {
+        Some(hone_tools::edits::Recovery::RolledForward { files, .. }) => {
+            format!("finished an interrupted apply ({files} paths)")
+        }
+        Some(hone_tools::edits::Recovery::Discarded) => {
+            "discarded an interrupted apply that had not touched the tree".to_string()
+        }
+        None => "no interrupted apply to recover".to_string(),
+    };
+    writeln!(std::io::stdout().lock(), "{message}")?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn read_patch(path: &PathBuf) -> anyhow::Result<String> {

@@ -91,7 +91,7 @@ pub fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
     }
 
     let timeout = args.timeout;
-    let config = crate::config::Config::load(crate::hooks::git::toplevel(&cwd).ok().as_deref())?;
+    let config = crate::config::Config::load_noting_untrusted(crate::hooks::git::toplevel(&cwd).ok().as_deref())?;
     // The model is opened only when some task has no patch.
     let backend = if todo.iter().any(|task| task.patch.is_none()) {
         Some(crate::hooks::model::open(&args.model, &config)?)
@@ -221,7 +221,7 @@ fn status_word(status: Status) -> &'static str {
 
 #[allow(clippy::print_stderr)]
 fn say(text: &str) {
-    eprintln!("hone: {text}");
+    note!("hone: {text}");
 }
 
 fn progress_bar(length: u64) -> indicatif::ProgressBar {

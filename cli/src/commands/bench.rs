@@ -147,7 +147,10 @@ fn plan(args: &BenchArgs) -> anyhow::Result<BenchPlan> {
     Ok(plan)
 }
 
-fn load(args: &BenchArgs) -> anyhow::Result<(Box<dyn DiffusionModel>, TokenIds, String)> {
+fn load(
+    args: &BenchArgs,
+    plan: &BenchPlan,
+) -> anyhow::Result<(Box<dyn DiffusionModel>, TokenIds, String)> {
     let device = hone_engine::device::select_device(&args.device).map_err(|e| {
         Hinted::new(
             e,
@@ -167,6 +170,9 @@ fn load(args: &BenchArgs) -> anyhow::Result<(Box<dyn DiffusionModel>, TokenIds, 
         let (detected, value) = crate::engine_options::read_random_config(config)?;
         let arch = arch.unwrap_or(detected);
         let special = hone_engine::tokenizer::special_tokens(&value, None, None, None)?;
+        if device.is_cpu() {
+            check_memory(config, arch, &value, dtype, plan)?;
+        }
         let model = hone_engine::random::random_model(arch, &value, args.seed, &device, dtype)?;
         return Ok((model, TokenIds::from(&special), format!("random {config}")));
     }
@@ -181,6 +187,35 @@ fn load(args: &BenchArgs) -> anyhow::Result<(Box<dyn DiffusionModel>, TokenIds, 
     Ok((loaded.model, tokens, loaded.name))
 }
 
+/// Refuse, before building anything, a random model whose weights plus the plan's largest batch
+/// do not fit in the memory available (an 8B model in f32 needs ~32 GB; it used to be killed by the
+/// OOM killer with no message).
+fn check_memory(
+    name: &str,
+    arch: hone_engine::model::Architecture,
+    config: &serde_json::Value,
+    dtype: candle_core::DType,
+    plan: &BenchPlan,
+) -> anyhow::Result<()> {
+    use hone_engine::memory::{self, Workload};
+    let info = hone_engine::models::info(arch, config)?;
+    let workload = Workload {
+        parameters: hone_engine::random::parameter_count(arch, config)?,
+        dtype_bytes: dtype.size_in_bytes() as u64,
+        batch: plan.batches.iter().copied().max().unwrap_or(1) as u64,
+        sequence_length: (plan.prompt_lengths.iter().copied().max().unwrap_or(0)
+            + plan.gen_lengths.iter().copied().max().unwrap_or(0)) as u64,
+    };
+    let estimate = memory::estimate(&info, &workload);
+    memory::check_fits(name, estimate, memory::available_memory()).map_err(|error| {
+        Hinted::new(
+            error,
+            ["try --dtype bf16, a smaller preset (llada-100m), or --device cuda"],
+        )
+    })?;
+    Ok(())
+}
+
 fn rule_name(rule: StepRule) -> String {
     match rule {
         StepRule::Reference => "reference".into(),
@@ -192,10 +227,10 @@ fn rule_name(rule: StepRule) -> String {
 #[allow(clippy::print_stdout, clippy::print_stderr)]
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let plan = plan(&args).map_err(|e| Hinted::new(e, ["see `hone bench --help`"]))?;
-    let (mut model, tokens, name) = load(&args)?;
+    let (mut model, tokens, name) = load(&args, &plan)?;
     let device = hone_engine::device::describe(model.device());
     let dtype = hone_engine::device::dtype_name(model.dtype());
-    eprintln!(
+    note!(
         "bench: {name} on {device} ({dtype}), {} cases",
         plan.cases().len()
     );
@@ -223,7 +258,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
             // One compact line per finished case on stderr, so a run stopped by a time budget
             // (scripts/gpu-check.sh) still leaves every finished case behind.
             if let Ok(line) = serde_json::to_string(r) {
-                eprintln!("{line}");
+                note!("{line}");
             }
         } else {
             let c = &r.case;

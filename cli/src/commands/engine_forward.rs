@@ -3,6 +3,7 @@
 //! `[B, L, V]`) to another. The tool with which anyone can check parity on any checkpoint. Also
 //! owns the translation of engine options and engine errors for the `engine` subcommands.
 
+use std::io::Write as _;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -202,7 +203,7 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<ExitCode> {
             ["check that the folder exists and is writable"],
         )
     })?;
-    eprintln!(
+    note!(
         "wrote logits {dims:?} to {} ({:?}, forward {:.1} ms)",
         args.output.display(),
         model.info().architecture,
@@ -265,10 +266,11 @@ fn compare(logits: &Tensor, path: &Path, args: &ForwardArgs) -> anyhow::Result<E
     } else {
         "FAIL"
     };
-    println!(
+    writeln!(
+        std::io::stdout().lock(),
         "{kind} {error:.3e} (tolerance {:.1e}): {verdict}",
         args.tolerance
-    );
+    )?;
     Ok(if verdict == "ok" {
         ExitCode::SUCCESS
     } else {

@@ -206,6 +206,95 @@ pub fn load_model(engine: &EngineOptions) -> anyhow::Result<LoadedModel> {
     Ok(loaded)
 }
 
+/// Most candidates one `hone generate` decodes in one batch (each is a whole sequence of
+/// activations and logits).
+pub const MAX_CANDIDATES: usize = 64;
+
+/// Bounds before allocation: every length the user chose must fit the model's context window
+/// (the canvas of masks is allocated from them), and more steps than tokens only burns time.
+fn check_sizes(
+    args: &GenerateArgs,
+    settings: &SamplerSettings,
+    max_sequence_length: usize,
+) -> anyhow::Result<()> {
+    let too_long = |flag: &str, value: usize| {
+        Hinted::new(
+            anyhow::anyhow!(
+                "{flag} {value} exceeds the model's context of {max_sequence_length} tokens"
+            ),
+            [format!("pass {flag} {max_sequence_length} or less")],
+        )
+    };
+    if settings.gen_length > max_sequence_length {
+        return Err(too_long("--gen-length", settings.gen_length).into());
+    }
+    let holes = args
+        .prompt
+        .as_deref()
+        .map_or(1, |prompt| prompt.matches(HOLE_MARKER).count().max(1));
+    for &length in &args.hole_lengths {
+        if length == 0 {
+            return Err(Hinted::new(
+                anyhow::anyhow!("--hole-lengths has a zero length"),
+                ["every hole length must be at least 1"],
+            )
+            .into());
+        }
+        if length.saturating_mul(holes) > max_sequence_length {
+            return Err(too_long("--hole-lengths", length).into());
+        }
+    }
+    if let Some(steps) = args.sampler.steps {
+        let tokens = args
+            .hole_lengths
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(settings.gen_length)
+            .saturating_mul(holes);
+        if steps > tokens {
+            return Err(Hinted::new(
+                anyhow::anyhow!("--steps {steps} is more than the {tokens} tokens to generate"),
+                [format!("pass --steps {tokens} or less (each step commits at least one token)")],
+            )
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// On the CPU, refuse a batch whose activations and caches cannot fit in the memory left after
+/// loading the weights (the estimate is `hone_engine::memory`'s).
+fn check_memory(
+    args: &GenerateArgs,
+    settings: &SamplerSettings,
+    prompt: &str,
+    info: &hone_engine::model::ModelInfo,
+) -> anyhow::Result<()> {
+    use hone_engine::memory::{self, Workload};
+    let on_cpu = hone_engine::device::select_device(&args.engine.device).is_ok_and(|d| d.is_cpu());
+    if !on_cpu {
+        return Ok(());
+    }
+    let generated = args
+        .hole_lengths
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(settings.gen_length);
+    let workload = Workload {
+        parameters: 0,
+        dtype_bytes: 4,
+        batch: (args.candidates * args.hole_lengths.len().max(1)) as u64,
+        // Every token covers at least one byte of text, so the byte length bounds the prompt.
+        sequence_length: (prompt.len() + generated).min(info.max_sequence_length) as u64,
+    };
+    let estimate = memory::estimate(info, &workload);
+    memory::check_fits("this generation", estimate, memory::available_memory())
+        .map_err(|error| Hinted::new(error, ["lower -n, --gen-length or --hole-lengths"]))?;
+    Ok(())
+}
+
 fn read_prompt(prompt: Option<&str>) -> anyhow::Result<String> {
     match prompt {
         Some(text) if text != "-" => Ok(text.to_string()),
@@ -267,12 +356,24 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
+    if args.candidates > MAX_CANDIDATES {
+        return Err(Hinted::new(
+            anyhow::anyhow!(
+                "-n {} is over the limit of {MAX_CANDIDATES} candidates per run",
+                args.candidates
+            ),
+            ["run several times with different --seed values for more samples"],
+        )
+        .into());
+    }
     let text = read_prompt(args.prompt.as_deref())?;
     let mut loaded = load_model(&args.engine)?;
     let settings = args
         .sampler
         .settings(&loaded.generation)
         .map_err(|e| Hinted::new(e, ["see `hone generate --help`"]))?;
+    check_sizes(&args, &settings, loaded.model.info().max_sequence_length)?;
+    check_memory(&args, &settings, &text, loaded.model.info())?;
     let prompt = build_prompt(&args, text, settings.gen_length)?;
     let request = GenerateRequest {
         prompt,
@@ -407,8 +508,8 @@ fn draw_canvas(
     }
     shown.push_str(&codec.decode(&run).unwrap_or_default());
     if terminal {
-        eprint!("\x1b[2J\x1b[H[step {step}]\n{shown}\n");
+        crate::output::stderr_text(format_args!("\x1b[2J\x1b[H[step {step}]\n{shown}\n"));
     } else {
-        eprintln!("[step {step}] {}", shown.replace('\n', "⏎"));
+        note!("[step {step}] {}", shown.replace('\n', "⏎"));
     }
 }

@@ -38,6 +38,10 @@ pub struct UninstallArgs {
     /// Hooks to remove (default: all of hone's).
     #[arg(value_parser = clap::builder::PossibleValuesParser::new(HOOK_NAMES))]
     pub hooks: Vec<String>,
+    /// Also remove hone's scripts that were edited since install (a copy is kept as
+    /// NAME.hone-edited).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -87,11 +91,17 @@ fn install_hooks(args: InstallArgs) -> anyhow::Result<ExitCode> {
 fn uninstall_hooks(args: UninstallArgs) -> anyhow::Result<ExitCode> {
     let dir = crate::hooks::git::hooks_dir(&current_dir()?)?;
     let mut out = std::io::stdout().lock();
+    let mut kept = false;
     for name in chosen(args.hooks) {
-        let outcome = install::uninstall(&dir, &name)?;
+        let outcome = install::uninstall(&dir, &name, args.force)?;
+        kept |= outcome == install::Outcome::KeptEdited;
         writeln!(out, "{name}: {outcome}")?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if kept {
+        ExitCode::from(crate::exit::FAILURE)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn list_hooks() -> anyhow::Result<ExitCode> {

@@ -166,6 +166,13 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         )
     })?;
     let root = repo.root().to_path_buf();
+    if repo.git().state() == git2::RepositoryState::Merge {
+        return Err(Hinted::new(
+            anyhow::anyhow!("a merge is in progress (MERGE_HEAD is set)"),
+            ["resolve the conflicts and `git commit`, or `git merge --abort`, then run hone again"],
+        )
+        .into());
+    }
     if !args.allow_dirty && repo.has_tracked_changes()? {
         return Err(Hinted::new(
             anyhow::anyhow!("the working tree has uncommitted changes to tracked files"),
@@ -176,7 +183,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .into());
     }
     drop(repo);
-    let config = Config::load(Some(&root))?;
+    let config = Config::load_noting_untrusted(Some(&root))?;
     let settings = model_settings(&args, &config)?;
     let backend = backends::open(&settings)?;
     let request = run_request(&args, &config, &root);

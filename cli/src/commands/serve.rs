@@ -1,5 +1,5 @@
 //! `hone serve`: load a checkpoint and serve it as an OpenAI-compatible HTTP API with dynamic
-//! batching (see `crate::serve`). Owns the flags, model loading, the tokio runtime and the signals
+//! batching (see `hone_serve`). Owns the flags, model loading, the tokio runtime and the signals
 //! (SIGTERM / Ctrl-C start a graceful shutdown).
 
 use crate::flags;
@@ -59,6 +59,11 @@ pub struct ServeArgs {
     /// e.g. 30s (plain numbers are seconds).
     #[arg(long, default_value = "30s", value_parser = flags::duration)]
     pub shutdown_timeout: std::time::Duration,
+
+    /// How long a client may take to send a request's headers before its connection is closed,
+    /// e.g. 10s (plain numbers are seconds).
+    #[arg(long, default_value = "10s", value_parser = flags::duration)]
+    pub header_timeout: std::time::Duration,
 
     /// The model id clients send and /v1/models lists (default: the checkpoint folder's name, or
     /// the hub id).
@@ -195,6 +200,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_sequence_length,
     );
     let decoder = EngineDecoder::new(loaded.model, tokenizer);
+    let has_api_key = api_key.is_some();
     let options = ServerOptions {
         api_key,
         max_batch: args.max_batch.max(1),
@@ -202,6 +208,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         max_body_bytes: args.max_body_bytes,
         batch_window: Duration::from_millis(args.batch_window_ms),
         shutdown_timeout: args.shutdown_timeout,
+        header_timeout: args.header_timeout,
     };
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -217,9 +224,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             )
         })?;
         let bound = listener.local_addr()?;
-        eprintln!("hone serve: listening on http://{bound}/v1 (model `{model_id}`)");
+        note!("hone serve: listening on http://{bound}/v1 (model `{model_id}`)");
+        if !bound.ip().is_loopback() && !has_api_key {
+            note!(
+                "hone serve: warning: {} is reachable from other machines and no --api-key-env is set: anyone who can reach it can use the model",
+                bound.ip()
+            );
+        }
         hone_serve::serve(listener, frontend, decoder, options, shutdown_signal()).await?;
-        eprintln!("hone serve: stopped");
+        note!("hone serve: stopped");
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(ExitCode::SUCCESS)

@@ -3,7 +3,9 @@
 //! A hook already in place (written by a person, husky, the pre-commit framework...) is moved to
 //! `NAME.hone-backup` and hone's script runs it first, with the same arguments and input, stopping
 //! when it fails; `uninstall` moves it back. Hone's scripts carry a marker line so a second install
-//! only refreshes them (idempotent) and uninstall never removes a script it did not write.
+//! only refreshes them (idempotent) and uninstall never removes a script it did not write. A hone
+//! script that the user edited after install is not removed silently: uninstall leaves it in place
+//! unless `--force`, which first keeps a copy as `NAME.hone-edited`.
 
 use std::fmt;
 use std::fs;
@@ -18,6 +20,7 @@ pub const HOOK_NAMES: [&str; 3] = ["pre-commit", "prepare-commit-msg", "pre-push
 /// First line after the shebang of every script hone writes; how hone recognises its own hooks.
 const MARKER: &str = "# hone-managed-hook:";
 const BACKUP_SUFFIX: &str = ".hone-backup";
+const EDITED_SUFFIX: &str = ".hone-edited";
 
 /// What is at a hook's path right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +49,12 @@ pub enum Outcome {
     Restored,
     /// Nothing of hone's to remove.
     NotInstalled,
+    /// Hone's script was edited since install: left in place (uninstall --force removes it).
+    KeptEdited,
+    /// Hone's edited script removed (--force) after keeping a copy of it.
+    RemovedEdited {
+        copy: PathBuf,
+    },
     /// Someone replaced hone's script since install: left alone, with the backup that is still there.
     LeftForeign {
         backup: Option<PathBuf>,
@@ -66,6 +75,15 @@ impl fmt::Display for Outcome {
             Self::Removed => write!(f, "removed"),
             Self::Restored => write!(f, "removed; the previous hook is back in place"),
             Self::NotInstalled => write!(f, "not installed"),
+            Self::KeptEdited => write!(
+                f,
+                "hone's script was edited since install: left in place (pass --force to remove it; a copy of your edits is kept)"
+            ),
+            Self::RemovedEdited { copy } => write!(
+                f,
+                "removed; your edits to it are kept in {}",
+                copy.display()
+            ),
             Self::LeftForeign { backup: None } => {
                 write!(f, "not hone's script any more: left as it is")
             }
@@ -253,12 +271,50 @@ pub fn install(dir: &Path, name: &str, hone_bin: &Path, force: bool) -> anyhow::
     }
 }
 
-/// Remove hone's hook `name` from `dir`, putting back the hook it replaced.
-pub fn uninstall(dir: &Path, name: &str) -> anyhow::Result<Outcome> {
+/// Whether hone's script at `path` differs from what `install` wrote (the user edited it).
+fn is_edited(path: &Path, name: &str) -> bool {
+    let Ok(current) = fs::read_to_string(path) else {
+        return true;
+    };
+    let bin = current
+        .lines()
+        .find_map(|line| line.strip_prefix("hone_bin="))
+        .and_then(shell_unquote);
+    match bin {
+        Some(bin) => current != script(name, Path::new(&bin)),
+        None => true,
+    }
+}
+
+/// Undo `shell_quote`.
+fn shell_unquote(quoted: &str) -> Option<String> {
+    let inner = quoted.strip_prefix('\'')?.strip_suffix('\'')?;
+    Some(inner.replace(r"'\''", "'"))
+}
+
+/// Remove hone's hook `name` from `dir`, putting back the hook it replaced. A script the user
+/// edited is left in place unless `force`, which keeps a copy as `NAME.hone-edited` first.
+pub fn uninstall(dir: &Path, name: &str, force: bool) -> anyhow::Result<Outcome> {
     let path = dir.join(name);
     let backup = backup_path(dir, name);
     match state(dir, name) {
         HookState::Hone { chained } => {
+            let mut copy = None;
+            if is_edited(&path, name) {
+                if !force {
+                    return Ok(Outcome::KeptEdited);
+                }
+                let spare = (0..)
+                    .map(|n| match n {
+                        0 => dir.join(format!("{name}{EDITED_SUFFIX}")),
+                        n => dir.join(format!("{name}{EDITED_SUFFIX}.{n}")),
+                    })
+                    .find(|candidate| !exists(candidate))
+                    .unwrap_or_else(|| dir.join(format!("{name}{EDITED_SUFFIX}.old")));
+                fs::copy(&path, &spare)
+                    .with_context(|| format!("could not keep a copy of {}", path.display()))?;
+                copy = Some(spare);
+            }
             if chained {
                 // rename over the script: at no moment is there no hook at all.
                 fs::rename(&backup, &path).with_context(|| {
@@ -268,12 +324,15 @@ pub fn uninstall(dir: &Path, name: &str) -> anyhow::Result<Outcome> {
                         path.display()
                     )
                 })?;
-                Ok(Outcome::Restored)
             } else {
                 fs::remove_file(&path)
                     .with_context(|| format!("could not remove {}", path.display()))?;
-                Ok(Outcome::Removed)
             }
+            Ok(match (copy, chained) {
+                (Some(copy), _) => Outcome::RemovedEdited { copy },
+                (None, true) => Outcome::Restored,
+                (None, false) => Outcome::Removed,
+            })
         }
         HookState::Absent if exists(&backup) => {
             fs::rename(&backup, &path).with_context(|| {
@@ -326,13 +385,13 @@ mod tests {
         );
 
         assert_eq!(
-            uninstall(dir.path(), "pre-commit").unwrap(),
+            uninstall(dir.path(), "pre-commit", false).unwrap(),
             Outcome::Restored
         );
         assert_eq!(fs::read_to_string(&hook).unwrap(), "#!/bin/sh\necho mine\n");
         assert!(!exists(&backup_path(dir.path(), "pre-commit")));
         assert_eq!(
-            uninstall(dir.path(), "pre-commit").unwrap(),
+            uninstall(dir.path(), "pre-commit", false).unwrap(),
             Outcome::LeftForeign { backup: None }
         );
     }
@@ -365,5 +424,26 @@ mod tests {
         let text = script("pre-commit", Path::new("/tmp/it's here/hone"));
         assert!(text.contains(r"hone_bin='/tmp/it'\''s here/hone'"));
         assert!(text.lines().nth(1).unwrap().starts_with(MARKER));
+    }
+
+    #[test]
+    fn uninstall_keeps_a_script_the_user_edited() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = Path::new("/opt/it's hone/hone");
+        install(dir.path(), "pre-commit", bin, false).unwrap();
+        let hook = dir.path().join("pre-commit");
+        assert!(!is_edited(&hook, "pre-commit"));
+        let edited = format!("{}echo my addition\n", fs::read_to_string(&hook).unwrap());
+        fs::write(&hook, &edited).unwrap();
+
+        let outcome = uninstall(dir.path(), "pre-commit", false).unwrap();
+        assert_eq!(outcome, Outcome::KeptEdited);
+        assert_eq!(fs::read_to_string(&hook).unwrap(), edited);
+
+        let outcome = uninstall(dir.path(), "pre-commit", true).unwrap();
+        let copy = dir.path().join("pre-commit.hone-edited");
+        assert_eq!(outcome, Outcome::RemovedEdited { copy: copy.clone() });
+        assert!(!hook.exists());
+        assert_eq!(fs::read_to_string(copy).unwrap(), edited);
     }
 }

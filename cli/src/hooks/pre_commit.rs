@@ -21,7 +21,7 @@ use hone_tools::describe_failure;
 /// Print a line for the person committing (git shows hook stderr).
 #[allow(clippy::print_stderr)]
 pub(crate) fn say(text: &str) {
-    eprintln!("hone: {}", text.trim_end());
+    note!("hone: {}", text.trim_end());
 }
 
 /// Budget ran out before a verdict: let it through or block, as configured.

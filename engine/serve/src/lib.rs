@@ -27,7 +27,7 @@ mod fake;
 #[cfg(test)]
 mod tests;
 
-use std::future::{Future, IntoFuture};
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -72,10 +72,18 @@ pub struct ServerOptions {
     pub batch_window: Duration,
     /// How long in-flight requests may run on after a shutdown signal before they are failed.
     pub shutdown_timeout: Duration,
+    /// How long a client may take to send a request's headers before its connection is closed
+    /// (a half-sent request would otherwise hold a connection open forever).
+    pub header_timeout: Duration,
 }
 
-/// Serve on `listener` until `shutdown` resolves; then refuse new work (503), let accepted requests
-/// finish until `shutdown_timeout`, fail what is left, and return.
+/// Default of `ServerOptions::header_timeout`.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serve on `listener` until `shutdown` resolves; then refuse new work (503, and `/health` answers
+/// 503 too: the listener stays open while draining), let accepted requests finish until
+/// `shutdown_timeout`, fail what is left, close every connection (idle keep-alive ones at once) and
+/// return. Each connection must send a request's headers within `header_timeout`.
 pub async fn serve<F, D>(
     listener: tokio::net::TcpListener,
     frontend: F,
@@ -106,46 +114,89 @@ where
             .as_secs(),
     });
     let app = routes::router(state);
-
-    let (signalled_tx, signalled_rx) = tokio::sync::watch::channel(false);
-    let closing = Arc::clone(&scheduler);
-    let graceful = async move {
-        shutdown.await;
-        tracing::info!(
-            "shutting down: finishing {} accepted sequences",
-            closing.pending()
-        );
-        closing.close();
-        let _ = signalled_tx.send(true);
-    };
-    let server = axum::serve(listener, app)
-        .with_graceful_shutdown(graceful)
-        .into_future();
-    let shutdown_timeout = options.shutdown_timeout;
-
-    let mut deadline_rx = signalled_rx.clone();
-    let deadline = async move {
-        while !*deadline_rx.borrow() {
-            if deadline_rx.changed().await.is_err() {
-                std::future::pending::<()>().await;
+    // `close` tells every connection to finish its current exchange and close; each connection
+    // task holds a clone of `alive`, so `alive_tx.closed()` resolves when the last one has ended.
+    let (close_tx, close_rx) = tokio::sync::watch::channel(false);
+    let (alive_tx, alive_rx) = tokio::sync::watch::channel(());
+    let shutdown = shutdown;
+    tokio::pin!(shutdown);
+    let mut deadline: Option<tokio::time::Instant> = None;
+    let mut poll = tokio::time::interval(Duration::from_millis(50));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(error) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!("accepting a connection failed: {error}");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                let mut builder = hyper::server::conn::http1::Builder::new();
+                builder
+                    .timer(hyper_util::rt::TokioTimer::new())
+                    .header_read_timeout(options.header_timeout)
+                    // While draining, answer (503) and close rather than keep clients around.
+                    .keep_alive(deadline.is_none());
+                let mut close = close_rx.clone();
+                let alive = alive_rx.clone();
+                tokio::spawn(async move {
+                    let connection =
+                        builder.serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+                    tokio::pin!(connection);
+                    let mut closing = false;
+                    loop {
+                        tokio::select! {
+                            result = connection.as_mut() => {
+                                if let Err(error) = result {
+                                    tracing::debug!("connection ended: {error}");
+                                }
+                                break;
+                            }
+                            changed = close.changed(), if !closing => {
+                                closing = true;
+                                if changed.is_ok() {
+                                    connection.as_mut().graceful_shutdown();
+                                }
+                            }
+                        }
+                    }
+                    drop(alive);
+                });
+            }
+            () = &mut shutdown, if deadline.is_none() => {
+                tracing::info!(
+                    "shutting down: finishing {} accepted sequences",
+                    scheduler.pending()
+                );
+                scheduler.close();
+                deadline = Some(tokio::time::Instant::now() + options.shutdown_timeout);
+            }
+            _ = poll.tick(), if deadline.is_some() => {
+                if scheduler.pending() == 0 {
+                    break;
+                }
+                if deadline.is_some_and(|deadline| tokio::time::Instant::now() >= deadline) {
+                    tracing::warn!(
+                        "shutdown deadline of {:?} passed: failing {} unfinished sequences",
+                        options.shutdown_timeout,
+                        scheduler.pending()
+                    );
+                    scheduler.abort();
+                    break;
+                }
             }
         }
-        tokio::time::sleep(shutdown_timeout).await;
-    };
-    tokio::pin!(server);
-    tokio::select! {
-        result = &mut server => result?,
-        () = deadline => {
-            tracing::warn!(
-                "shutdown deadline of {:?} passed: failing {} unfinished sequences",
-                shutdown_timeout,
-                scheduler.pending()
-            );
-            scheduler.abort();
-            // Handlers now answer their clients with an error; give them a moment to send it.
-            let _ = tokio::time::timeout(Duration::from_secs(2), server).await;
-        }
     }
+    drop(listener);
+    // Idle keep-alive connections close at once; responses still being written (a final SSE
+    // chunk, the error of an aborted sequence) get a moment to finish.
+    let _ = close_tx.send(true);
+    drop(alive_rx);
+    let _ = tokio::time::timeout(Duration::from_secs(2), alive_tx.closed()).await;
     scheduler.close();
     let joined = Arc::clone(&scheduler);
     let _ = tokio::task::spawn_blocking(move || joined.join()).await;

@@ -30,6 +30,7 @@ fn options() -> ServerOptions {
         max_body_bytes: 64 * 1024,
         batch_window: Duration::from_millis(5),
         shutdown_timeout: Duration::from_secs(5),
+        header_timeout: super::DEFAULT_HEADER_TIMEOUT,
     }
 }
 
@@ -594,6 +595,7 @@ async fn the_shutdown_deadline_fails_what_is_left() {
         20,
         ServerOptions {
             shutdown_timeout: Duration::from_millis(200),
+            header_timeout: super::DEFAULT_HEADER_TIMEOUT,
             ..options()
         },
     )

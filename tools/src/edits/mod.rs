@@ -11,7 +11,7 @@ pub mod parse;
 pub mod report;
 
 pub use apply::{
-    apply_patch, plan_patch, recover_interrupted_apply, ApplyOptions, ApplyReport, BlockFailure, BlockOutcome, BlockStatus,
+    apply_patch, plan_patch, recover_interrupted_apply, write_file_changes, ApplyOptions, ApplyReport, BlockFailure, BlockOutcome, BlockStatus,
     FailureReason, FileChange, MatchRule, Recovery,
 };
 pub use parse::{parse_patch, parse_patch_as, ParseError};

@@ -209,6 +209,12 @@ pub fn plan_patch(root: &Path, patch: &Patch, options: &ApplyOptions) -> Result<
     })
 }
 
+/// Write already-computed file changes under `root` through the crash-safe journal (see `write`):
+/// refused, writing nothing, when a file no longer holds `before`.
+pub fn write_file_changes(root: &Path, changes: &[FileChange]) -> Result<()> {
+    write::write_changes(root, changes)
+}
+
 /// Apply `patch` to the files under `root`: all blocks or none. Failing blocks are data in the
 /// report (`written == false`); `Err` only for I/O failures (after rolling back any partial write).
 pub fn apply_patch(root: &Path, patch: &Patch, options: &ApplyOptions) -> Result<ApplyReport> {

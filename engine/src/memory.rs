@@ -1,0 +1,205 @@
+//! A memory estimate for running a model — weights, the activations of one batched forward pass,
+//! and the key/value caches — and the check of that estimate against the memory the system has
+//! available (`MemAvailable` in `/proc/meminfo`), so that a run that cannot fit fails with a clear
+//! message *before* anything is allocated instead of being killed by the kernel's OOM killer.
+//!
+//! The estimate is deliberately coarse (within a factor of about 1.5 for LLaDA/Dream shapes): it
+//! counts the tensors that dominate — the f32 logits over the whole vocabulary, the attention
+//! scores, the MLP's widened hidden states — and ignores allocator slack. It depends only on
+//! `ModelInfo`, so new model families get it for free. It does not load or size anything itself.
+
+use crate::model::ModelInfo;
+
+/// Bytes needed for one run, by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryEstimate {
+    /// The weights in their working dtype (0 when they are already loaded).
+    pub weights: u64,
+    /// Peak activations of one forward pass over the whole batch.
+    pub activations: u64,
+    /// Key/value caches (prefix or dual cache) of the whole batch.
+    pub caches: u64,
+}
+
+impl MemoryEstimate {
+    pub fn total(&self) -> u64 {
+        self.weights
+            .saturating_add(self.activations)
+            .saturating_add(self.caches)
+    }
+}
+
+/// The shape of a run to estimate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Workload {
+    /// Number of weights (`random::parameter_count`); 0 when they are already in memory.
+    pub parameters: u64,
+    /// Bytes per weight and per activation element in the working dtype (4 for f32, 2 for bf16).
+    pub dtype_bytes: u64,
+    /// Sequences decoded together.
+    pub batch: u64,
+    /// Tokens per sequence (prompt + generated).
+    pub sequence_length: u64,
+}
+
+/// Estimate the memory of `workload` on a model shaped like `info`.
+pub fn estimate(info: &ModelInfo, workload: &Workload) -> MemoryEstimate {
+    let tokens = workload.batch.saturating_mul(workload.sequence_length);
+    let hidden = info.hidden_size as u64;
+    let element = workload.dtype_bytes.max(1);
+    // Logits are materialised in f32 for sampling (softmax, confidences): the largest tensor.
+    let logits = tokens
+        .saturating_mul(info.logits_width as u64)
+        .saturating_mul(4);
+    // Residual, normed input, q/k/v/o projections and the MLP's ~3 widened states (~4 x hidden).
+    let hidden_states = tokens.saturating_mul(hidden).saturating_mul(20 * element);
+    // One layer's attention scores and probabilities are alive at a time.
+    let scores = workload
+        .batch
+        .saturating_mul(info.num_heads as u64)
+        .saturating_mul(workload.sequence_length)
+        .saturating_mul(workload.sequence_length)
+        .saturating_mul(2 * element);
+    let kv_width = (info.num_kv_heads * info.head_dim) as u64;
+    let caches = tokens
+        .saturating_mul(info.num_layers as u64)
+        .saturating_mul(2 * kv_width)
+        .saturating_mul(element);
+    MemoryEstimate {
+        weights: workload.parameters.saturating_mul(element),
+        activations: logits
+            .saturating_mul(2)
+            .saturating_add(hidden_states)
+            .saturating_add(scores),
+        caches,
+    }
+}
+
+/// `MemAvailable` of `/proc/meminfo` in bytes; `None` where it cannot be read (not Linux).
+pub fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    parse_mem_available(&text)
+}
+
+fn parse_mem_available(meminfo: &str) -> Option<u64> {
+    let line = meminfo
+        .lines()
+        .find(|line| line.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.saturating_mul(1024))
+}
+
+/// The estimate does not fit in the available memory.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{what} needs about {} (weights {}, activations {}, caches {}) but only {} is available: \
+     use a smaller model, batch or length, a GPU, or free memory",
+    gib(estimate.total()),
+    gib(estimate.weights),
+    gib(estimate.activations),
+    gib(estimate.caches),
+    gib(*available)
+)]
+pub struct NotEnoughMemory {
+    pub what: String,
+    pub estimate: MemoryEstimate,
+    pub available: u64,
+}
+
+/// Refuse `estimate` when it exceeds `available` bytes (no check when unknown).
+pub fn check_fits(
+    what: &str,
+    estimate: MemoryEstimate,
+    available: Option<u64>,
+) -> Result<(), NotEnoughMemory> {
+    match available {
+        Some(available) if estimate.total() > available => Err(NotEnoughMemory {
+            what: what.to_string(),
+            estimate,
+            available,
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn gib(bytes: u64) -> String {
+    format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::model::Architecture;
+
+    fn llada_8b() -> ModelInfo {
+        let (arch, config) = crate::random::preset("llada-8b").unwrap();
+        assert_eq!(arch, Architecture::Llada);
+        crate::models::info(arch, &config).unwrap()
+    }
+
+    #[test]
+    fn an_8b_model_in_f32_needs_over_30_gib_of_weights() {
+        let (arch, config) = crate::random::preset("llada-8b").unwrap();
+        let parameters = crate::random::parameter_count(arch, &config).unwrap();
+        let estimate = estimate(
+            &llada_8b(),
+            &Workload {
+                parameters,
+                dtype_bytes: 4,
+                batch: 1,
+                sequence_length: 256,
+            },
+        );
+        assert!(estimate.weights > 25 << 30, "{estimate:?}");
+        assert!(estimate.activations < 2 << 30, "{estimate:?}");
+        let error = check_fits("llada-8b", estimate, Some(16 << 30)).unwrap_err();
+        let message = error.to_string();
+        assert!(message.starts_with("llada-8b needs about "), "{message}");
+        assert!(message.contains("only 16.0 GiB is available"), "{message}");
+        assert!(check_fits("llada-8b", estimate, Some(64 << 30)).is_ok());
+        assert!(check_fits("llada-8b", estimate, None).is_ok());
+    }
+
+    #[test]
+    fn activations_grow_with_batch_and_length_without_overflow() {
+        let info = llada_8b();
+        let small = estimate(
+            &info,
+            &Workload {
+                parameters: 0,
+                dtype_bytes: 2,
+                batch: 1,
+                sequence_length: 128,
+            },
+        );
+        let large = estimate(
+            &info,
+            &Workload {
+                parameters: 0,
+                dtype_bytes: 2,
+                batch: 4,
+                sequence_length: 128,
+            },
+        );
+        assert_eq!(small.weights, 0);
+        assert!(large.activations >= 4 * small.activations);
+        let huge = estimate(
+            &info,
+            &Workload {
+                parameters: u64::MAX,
+                dtype_bytes: 4,
+                batch: u64::MAX,
+                sequence_length: u64::MAX,
+            },
+        );
+        assert_eq!(huge.total(), u64::MAX);
+    }
+
+    #[test]
+    fn reads_mem_available() {
+        let meminfo = "MemTotal:       32000000 kB\nMemFree:  100 kB\nMemAvailable:    2048 kB\n";
+        assert_eq!(parse_mem_available(meminfo), Some(2048 * 1024));
+        assert_eq!(parse_mem_available("MemTotal: 1 kB\n"), None);
+    }
+}
