@@ -179,6 +179,30 @@ pub fn cut_to_tokens(text: &str, budget: usize, counter: &dyn TokenCounter) -> S
         kept += 1;
     }
     let mut out = lines[..kept].join("\n");
+    if kept == 0 {
+        // Not even the first line fits: keep the longest head of it that does.
+        let first = lines.first().copied().unwrap_or("");
+        let bounds: Vec<usize> = first.char_indices().map(|(at, _)| at).collect();
+        let fits = |chars: usize| {
+            let end = bounds.get(chars).copied().unwrap_or(first.len());
+            counter.count(&first[..end]) + note_cost <= budget
+        };
+        let (mut low, mut high) = (0, bounds.len());
+        while low < high {
+            let middle = (low + high).div_ceil(2);
+            if fits(middle) {
+                low = middle;
+            } else {
+                high = middle - 1;
+            }
+        }
+        if low > 0 {
+            let end = bounds.get(low).copied().unwrap_or(first.len());
+            out.push_str(&first[..end]);
+            out.push_str(" [...]");
+            kept = 1;
+        }
+    }
     if kept < lines.len() {
         if kept > 0 {
             out.push('\n');

@@ -226,6 +226,14 @@ fn cut_to_tokens_keeps_whole_lines_and_says_what_it_cut() {
         cut.ends_with("more line(s) cut to fit the prompt]"),
         "{cut}"
     );
+    // One long line is cut inside.
+    let line = "word ".repeat(400);
+    let cut = cut_to_tokens(&line, 50, &counter);
+    assert!(
+        counter.count(&cut) <= 50 && cut.starts_with("word word"),
+        "{cut}"
+    );
+    assert!(cut.ends_with("[...]"), "{cut}");
 }
 
 #[test]

@@ -809,6 +809,111 @@ mod tests {
         assert!(failing_test_regions(TESTS, "test_calc.py", None).is_empty());
     }
 
+    fn file(path: &str, content: String, whole: bool) -> ContextFile {
+        ContextFile {
+            path: path.to_owned(),
+            content,
+            whole,
+            ..ContextFile::default()
+        }
+    }
+
+    #[test]
+    fn the_answer_budget_holds_a_whole_file_and_stays_inside_the_window() {
+        let counter = hone_prompts::CharEstimate;
+        let big = "x = compute(value)\n".repeat(600); // about 3,100 tokens
+        let tokens = counter.count(&big);
+        let context = [file("big.py", big.clone(), true)];
+        let wanted = answer_budget(None, 2048, &context, 1000, &counter);
+        assert!(
+            wanted > tokens && wanted < tokens * 3 / 2,
+            "{wanted} for {tokens}"
+        );
+        // A narrowed file cannot be answered whole: the requested budget stands.
+        let narrowed = [file("big.py", big, false)];
+        assert_eq!(answer_budget(None, 2048, &narrowed, 1000, &counter), 2048);
+        // A known window caps it at what the prompt leaves.
+        assert_eq!(
+            answer_budget(Some(4096), 2048, &context, 3000, &counter),
+            1096
+        );
+        assert_eq!(
+            answer_budget(Some(4096), 2048, &context, 4000, &counter),
+            256
+        );
+    }
+
+    #[test]
+    fn first_prompt_sections_share_a_small_window() {
+        let counter = hone_prompts::CharEstimate;
+        let facts = RepoFacts {
+            files: (0..500).map(|i| format!("src/module_{i}.py")).collect(),
+            instructions: Some("Write tests first. ".repeat(200)),
+            ..RepoFacts::default()
+        };
+        let room = PromptRoom {
+            window: Some(4096),
+            answer: answer_reserve(Some(4096), 2048),
+            fixed: 400,
+            code_wanted: 6000,
+        };
+        assert_eq!(room.answer, 1536);
+        let budget = first_prompt_budget(&room, &facts, Some("failed: test_x"), &[], &counter);
+        let sum = budget.code + budget.failing + budget.file_list + budget.instructions;
+        assert!(sum <= 4096 - 1536 - 400 - FRAME_TOKENS, "{budget:?}");
+        assert!(
+            budget.code >= 1000,
+            "code comes before the file list: {budget:?}"
+        );
+        assert!(
+            budget.file_list >= 96 && budget.instructions >= 96,
+            "{budget:?}"
+        );
+        let (facts, failing) = fit_facts(facts, Some("failed: test_x"), &budget, &counter);
+        assert!(file_list_tokens(&facts.files, &counter) <= budget.file_list);
+        assert!(counter.count(facts.instructions.as_deref().unwrap()) <= budget.instructions);
+        assert_eq!(failing.as_deref(), Some("failed: test_x"));
+        // An extra section (a repository map) gets what is left after the others.
+        let extra = [hone_prompts::Section::new("repo map", 800, 0)];
+        let budget = first_prompt_budget(&room, &RepoFacts::default(), None, &extra, &counter);
+        assert_eq!(budget.extra.len(), 1);
+        assert!(budget.extra[0] <= 800);
+        // Without a window, everything gets what it wants.
+        let room = PromptRoom {
+            window: None,
+            ..room
+        };
+        assert_eq!(
+            first_prompt_budget(&room, &RepoFacts::default(), None, &[], &counter).code,
+            6000
+        );
+    }
+
+    #[test]
+    fn a_long_conversation_keeps_the_task_and_the_latest_turn() {
+        use crate::model::Message;
+        let counter = hone_prompts::CharEstimate;
+        let long = "output line\n".repeat(400); // about 1,400 tokens
+        let mut messages = vec![
+            Message::system("system"),
+            Message::user("task"),
+            Message::assistant("first answer"),
+            Message::user(long.clone()),
+            Message::assistant("second answer"),
+            Message::user(long),
+        ];
+        let dropped = fit_conversation(&mut messages, Some(2048), 1024, &counter);
+        assert_eq!(dropped, 2);
+        assert_eq!(messages.len(), 4);
+        assert_eq!(messages[2].content, "second answer");
+        let total: usize = messages.iter().map(|m| counter.count(&m.content) + 4).sum();
+        assert!(total <= 2048 - 1024, "{total}");
+        assert!(messages[3].content.ends_with("cut to fit the prompt]"));
+        // No window: nothing changes.
+        let mut short = vec![Message::system("s"), Message::user("t")];
+        assert_eq!(fit_conversation(&mut short, None, 1024, &counter), 0);
+    }
+
     #[test]
     fn rust_test_functions_with_attributes_and_closing_braces() {
         let tests = "use calc::add;\n\n#[test]\nfn adds() {\n    assert_eq!(add(2, 3), 5);\n}\n\n#[test]\nfn adds_zero() {\n    assert_eq!(add(0, 0), 0);\n}\n";

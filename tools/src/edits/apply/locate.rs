@@ -372,6 +372,9 @@ pub(super) fn check_edges(
 /// How the file indents: with tabs or spaces, and how many columns one level is.
 pub(super) struct FileStyle {
     pub tabs: bool,
+    /// Both tab- and space-indented lines occur (Makefiles, aligned Go): new lines the block
+    /// writes in either style are left as written when no shift is needed.
+    pub mixed: bool,
     /// Columns of one indentation level (spaces files) and of one tab.
     pub tab_width: usize,
 }
@@ -409,6 +412,7 @@ impl FileStyle {
         }
         Self {
             tabs: tab_lines > space_lines,
+            mixed: tab_lines > 0 && space_lines > 0,
             tab_width: unit,
         }
     }
@@ -427,7 +431,9 @@ impl FileStyle {
     /// True when `indent` is already written the file's way (no tab in a spaces file, no leading
     /// spaces standing for a level in a tabs file).
     fn fits(&self, indent: &str) -> bool {
-        if self.tabs {
+        if self.mixed {
+            true
+        } else if self.tabs {
             !indent.starts_with(&" ".repeat(self.tab_width))
         } else {
             !indent.contains('\t')
