@@ -52,6 +52,7 @@ impl AgentRunner {
             );
         };
         let mut request = RunRequest::new(task.repo.clone(), task.task.clone());
+        crate::commands::sandbox::configure_request(&mut request, &task.repo);
         request.files = task.files.clone();
         request.test_command = task.test.clone().or_else(|| self.config.test.clone());
         request.test_timeout = timeout;

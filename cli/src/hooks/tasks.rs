@@ -143,6 +143,7 @@ fn verify(
     let repo = hone_tools::Repository::discover(&task.repo)?;
     let patch = hone_tools::parse_patch(patch_text)?;
     let mut options = hone_tools::VerifyOptions::new(&repo);
+    crate::commands::sandbox::configure(&mut options.sandbox, repo.root());
     options.timeout = timeout;
     if let Some(test) = &task.test {
         options.test = TestChoice::Command(test.clone());
