@@ -32,8 +32,9 @@ fn git(dir: &Path, args: &[&str]) -> String {
 }
 
 /// Two repositories (`a`, `b`), each with `value.txt` = "bad", and `count` tasks whose patches
-/// fix it and add a file of their own. Each task's test logs its id to `ran.log` (outside the
-/// repositories), so a test can count how often each task really ran.
+/// fix it and add a file of their own. Each task's test logs its id to `log/ran.log` (outside the
+/// repositories), so a test can count how often each task really ran; tests run confined, so the
+/// user config `hone.toml` beside it (pass it as `HONE_CONFIG`) makes `log/` writable.
 fn fixture(count: usize, test_delay: &str) -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     for name in ["a", "b"] {
@@ -44,7 +45,17 @@ fn fixture(count: usize, test_delay: &str) -> (tempfile::TempDir, PathBuf) {
         git(&repo, &["add", "."]);
         git(&repo, &["commit", "-q", "-m", "start"]);
     }
-    let log = dir.path().join("ran.log");
+    let log_dir = dir.path().join("log");
+    std::fs::create_dir(&log_dir).unwrap();
+    std::fs::write(
+        dir.path().join("hone.toml"),
+        format!(
+            "[sandbox]\nwritable = [{:?}]\n",
+            log_dir.display().to_string()
+        ),
+    )
+    .unwrap();
+    let log = log_dir.join("ran.log");
     let mut lines = String::new();
     for index in 0..count {
         let id = format!("task-{index:02}");
@@ -76,7 +87,7 @@ fn results(path: &Path) -> Vec<serde_json::Value> {
 
 fn run_counts(dir: &Path) -> HashMap<String, usize> {
     let mut counts = HashMap::new();
-    for id in std::fs::read_to_string(dir.join("ran.log"))
+    for id in std::fs::read_to_string(dir.join("log").join("ran.log"))
         .unwrap_or_default()
         .lines()
     {
@@ -158,6 +169,7 @@ fn a_killed_run_resumes_without_running_a_finished_task_twice() {
     let (dir, tasks) = fixture(20, "sleep 0.3; ");
     let out = dir.path().join("results.jsonl");
     let mut child = Command::new(HONE)
+        .env("HONE_CONFIG", dir.path().join("hone.toml"))
         .args([
             "batch",
             tasks.to_str().unwrap(),
@@ -187,6 +199,7 @@ fn a_killed_run_resumes_without_running_a_finished_task_twice() {
     let before = run_counts(dir.path());
 
     let output = Command::new(HONE)
+        .env("HONE_CONFIG", dir.path().join("hone.toml"))
         .args([
             "batch",
             tasks.to_str().unwrap(),
@@ -204,6 +217,7 @@ fn a_killed_run_resumes_without_running_a_finished_task_twice() {
     );
 
     let output = Command::new(HONE)
+        .env("HONE_CONFIG", dir.path().join("hone.toml"))
         .args([
             "batch",
             tasks.to_str().unwrap(),
@@ -451,6 +465,7 @@ fn ctrl_c_finishes_the_running_tasks_and_keeps_their_results() {
     let (dir, tasks) = fixture(10, "sleep 0.3; ");
     let out = dir.path().join("results.jsonl");
     let child = Command::new(HONE)
+        .env("HONE_CONFIG", dir.path().join("hone.toml"))
         .args([
             "batch",
             tasks.to_str().unwrap(),

@@ -20,6 +20,7 @@ pub fn interrupt_flag(on_first: &'static str) -> &'static AtomicBool {
             FLAG.store(true, Ordering::SeqCst);
             crate::hooks::pre_commit::say(on_first);
             if tokio::signal::ctrl_c().await.is_ok() {
+                hone_tools::runner::interrupt::stop_all();
                 std::process::exit(130);
             }
         });

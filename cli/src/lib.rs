@@ -90,16 +90,15 @@ pub enum EngineCommand {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose);
-    // Commands that run tests stop them and remove their sandboxes when interrupted.
-    if matches!(
-        cli.command,
-        Command::Run(_)
-            | Command::Apply(_)
-            | Command::Hook(_)
-            | Command::Batch(_)
-            | Command::Refactor(_)
-    ) {
-        if let Err(error) = commands::sandbox::stop_on_signals() {
+    // Commands that run tests stop them and remove their sandboxes when interrupted; batch and
+    // refactor handle Ctrl-C themselves (finish what runs, keep the results), SIGTERM here.
+    let signals = match cli.command {
+        Command::Run(_) | Command::Apply(_) | Command::Hook(_) => Some(true),
+        Command::Batch(_) | Command::Refactor(_) => Some(false),
+        _ => None,
+    };
+    if let Some(interrupt) = signals {
+        if let Err(error) = commands::sandbox::stop_on_signals(interrupt) {
             tracing::warn!("{error:#}: an interrupt may leave tests running");
         }
     }

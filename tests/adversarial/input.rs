@@ -12,7 +12,11 @@ use std::time::{Duration, Instant};
 const HONE: &str = env!("CARGO_BIN_EXE_hone");
 
 fn parity(case: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parity")).join(case)
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/parity"
+    ))
+    .join(case)
 }
 
 /// `hone` with a private HOME (no user config, no trust records) and no `HONE_*` settings.
@@ -204,8 +208,15 @@ fn apply_commit_during_a_merge_refuses_and_run_names_the_merge() {
         "{}",
         text(&output)
     );
-    assert_eq!(git(repo, &["rev-parse", "HEAD"]), head, "no commit was made");
-    assert_eq!(std::fs::read_to_string(repo.join("b.txt")).unwrap(), "one\n");
+    assert_eq!(
+        git(repo, &["rev-parse", "HEAD"]),
+        head,
+        "no commit was made"
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("b.txt")).unwrap(),
+        "one\n"
+    );
 
     let output = hone(repo, dir.path())
         .args(["run", "make it better", "--test", "true"])
@@ -293,7 +304,9 @@ fn a_repository_config_cannot_send_secrets_until_trusted() {
     let output = run(&repo);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("ignoring backend, model, base_url, api_key_env from the repository's .hone.toml"),
+        stderr.contains(
+            "ignoring backend, model, base_url, api_key_env from the repository's .hone.toml"
+        ),
         "{}",
         text(&output)
     );
@@ -340,7 +353,13 @@ fn generate(args: &[&str]) -> Output {
     let model = parity("llada-tiny");
     let dir = tempfile::tempdir().unwrap();
     hone(dir.path(), dir.path())
-        .args(["generate", "--model", model.to_str().unwrap(), "--device", "cpu"])
+        .args([
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ])
         .args(args)
         .output()
         .unwrap()
@@ -358,7 +377,10 @@ fn assert_clean_refusal(output: &Output, needle: &str) {
 #[test]
 fn huge_generation_sizes_are_refused_before_allocation() {
     let output = generate(&["--gen-length", "100000000000", "hello"]);
-    assert_clean_refusal(&output, "--gen-length 100000000000 exceeds the model's context");
+    assert_clean_refusal(
+        &output,
+        "--gen-length 100000000000 exceeds the model's context",
+    );
     let output = generate(&["--infill", "--hole-lengths", "100000000000", "hello"]);
     assert_clean_refusal(&output, "--hole-lengths 100000000000 exceeds");
     let output = generate(&["-n", "1000000000", "hello"]);
@@ -400,7 +422,13 @@ impl Server {
         let model = parity("llada-tiny");
         let dir = std::env::temp_dir();
         let mut child = hone(&dir, &dir)
-            .args(["serve", "--model", model.to_str().unwrap(), "--device", "cpu"])
+            .args([
+                "serve",
+                "--model",
+                model.to_str().unwrap(),
+                "--device",
+                "cpu",
+            ])
             .args(["--port", "0"])
             .args(extra)
             .stdout(Stdio::null())
@@ -411,7 +439,12 @@ impl Server {
         let address = loop {
             let line = lines.next().expect("hone serve exited").unwrap();
             if let Some(rest) = line.split("listening on http://").nth(1) {
-                break rest.trim_end_matches("/v1").split(' ').next().unwrap().to_string();
+                break rest
+                    .trim_end_matches("/v1")
+                    .split(' ')
+                    .next()
+                    .unwrap()
+                    .to_string();
             }
         };
         // Keep draining stderr so the server never blocks on it.
@@ -476,7 +509,9 @@ fn serve_refuses_huge_sizes_and_drops_half_sent_requests() {
 
     // A client that never finishes its headers is disconnected.
     let mut stream = TcpStream::connect(&server.address).unwrap();
-    stream.write_all(b"POST /v1/completions HTTP/1.1\r\nhost: x\r\n").unwrap();
+    stream
+        .write_all(b"POST /v1/completions HTTP/1.1\r\nhost: x\r\n")
+        .unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -520,8 +555,11 @@ fn closed_pipes_end_hone_quietly() {
     let repo = dir.path();
     new_repo(repo);
     for n in 0..50 {
-        std::fs::write(repo.join(format!("f{n}.py")), format!("def f{n}():\n    return {n}\n"))
-            .unwrap();
+        std::fs::write(
+            repo.join(format!("f{n}.py")),
+            format!("def f{n}():\n    return {n}\n"),
+        )
+        .unwrap();
     }
     git(repo, &["add", "-A"]);
     git(repo, &["commit", "-q", "-m", "start"]);
@@ -535,10 +573,11 @@ fn closed_pipes_end_hone_quietly() {
         "--- a/f1.py\n+++ b/f1.py\n@@ -1,2 +1,2 @@\n def f1():\n-    return 1\n+    return 11\n",
     )
     .unwrap();
-    let status =
-        with_closed_pipes(hone(repo, repo).args(["apply", "--no-test"]).arg(&patch));
+    let status = with_closed_pipes(hone(repo, repo).args(["apply", "--no-test"]).arg(&patch));
     assert_eq!(status.code(), Some(0), "apply: {status:?}");
-    assert!(std::fs::read_to_string(repo.join("f1.py")).unwrap().contains("11"));
+    assert!(std::fs::read_to_string(repo.join("f1.py"))
+        .unwrap()
+        .contains("11"));
 
     // An error with nobody to tell (stderr closed) is not a panic either.
     let status = with_closed_pipes(hone(repo, repo).args(["apply", "/nonexistent.diff"]));
@@ -578,7 +617,10 @@ fn hook_uninstall_keeps_the_users_edits() {
     );
     std::fs::write(&hook, &edited).unwrap();
 
-    let output = hone(repo, repo).args(["hook", "uninstall"]).output().unwrap();
+    let output = hone(repo, repo)
+        .args(["hook", "uninstall"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     assert!(
         String::from_utf8_lossy(&output.stdout).contains("edited since install: left in place"),

@@ -382,7 +382,11 @@ mod tests {
 
     #[test]
     fn modes_parse_and_name() {
-        for mode in [SandboxMode::Strict, SandboxMode::Workspace, SandboxMode::Off] {
+        for mode in [
+            SandboxMode::Strict,
+            SandboxMode::Workspace,
+            SandboxMode::Off,
+        ] {
             assert_eq!(mode.name().parse::<SandboxMode>().unwrap(), mode);
         }
         assert!("loose".parse::<SandboxMode>().is_err());
@@ -409,10 +413,16 @@ mod tests {
         assert!(joined.contains("--unshare-pid"));
         assert!(joined.contains("--die-with-parent"));
         assert!(joined.contains("--ro-bind / /"));
-        assert!(joined.contains("--tmpfs /tmp --ro-bind-try /work/repo /work/repo"), "{joined}");
+        assert!(
+            joined.contains("--tmpfs /tmp --ro-bind-try /work/repo /work/repo"),
+            "{joined}"
+        );
         let tmpfs = joined.find("--tmpfs /tmp").unwrap();
         let bind = joined.find("--bind-try /tmp/hone-sandbox-x").unwrap();
-        assert!(tmpfs < bind, "the sandbox must be bound after the private /tmp");
+        assert!(
+            tmpfs < bind,
+            "the sandbox must be bound after the private /tmp"
+        );
         assert!(joined.ends_with("--chdir /tmp/hone-sandbox-x/r sh -c cargo test"));
     }
 

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use super::results::{Status, TaskResult};
 use super::tasks::{error_result, BatchTask};
+use super::SandboxFor;
 use crate::events::{NoEvents, RunStatus};
 use crate::model::Model;
 use crate::run::{run_task, RunDefaults, RunRequest};
@@ -17,6 +18,7 @@ use crate::run::{run_task, RunDefaults, RunRequest};
 pub struct AgentTasks {
     model: Option<Arc<dyn Model>>,
     defaults: RunDefaults,
+    sandbox_for: SandboxFor,
 }
 
 impl std::fmt::Debug for AgentTasks {
@@ -29,9 +31,18 @@ impl std::fmt::Debug for AgentTasks {
 }
 
 impl AgentTasks {
-    /// `model` is `None` when every task has a patch (no model was opened).
-    pub fn new(model: Option<Arc<dyn Model>>, defaults: RunDefaults) -> Self {
-        Self { model, defaults }
+    /// `model` is `None` when every task has a patch (no model was opened); `sandbox_for` confines
+    /// each task's tests as its repository's configuration says.
+    pub fn new(
+        model: Option<Arc<dyn Model>>,
+        defaults: RunDefaults,
+        sandbox_for: SandboxFor,
+    ) -> Self {
+        Self {
+            model,
+            defaults,
+            sandbox_for,
+        }
     }
 
     /// Run one task; the test timeout is `timeout`, the whole run's budget (unless configured)
@@ -42,6 +53,9 @@ impl AgentTasks {
             return error_result(&task.id, 0.0, &"no model was opened for agent tasks");
         };
         let mut request = RunRequest::new(task.repo.clone(), task.task.clone());
+        let sandbox = (self.sandbox_for)(&task.repo);
+        request.confinement = sandbox.confinement;
+        request.include = sandbox.include;
         request.files = task.files.clone();
         request.test_command = task.test.clone();
         request.test_timeout = timeout;

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use super::results::{Status, TaskResult};
+use super::SandboxFor;
 use crate::{Error, Result};
 
 /// One line of the tasks file, as written.
@@ -96,10 +97,16 @@ pub fn parse_tasks(text: &str, base: &Path, default_repo: &Path) -> Result<Vec<B
     Ok(tasks)
 }
 
-/// Verify a patch task in a sandbox of its repository (HEAD plus working-tree changes).
-pub fn run_patch_task(task: &BatchTask, patch_text: &str, timeout: Duration) -> TaskResult {
+/// Verify a patch task in a sandbox of its repository (HEAD plus working-tree changes), confined
+/// as `sandbox_for` says for that repository.
+pub fn run_patch_task(
+    task: &BatchTask,
+    patch_text: &str,
+    timeout: Duration,
+    sandbox_for: &SandboxFor,
+) -> TaskResult {
     let started = Instant::now();
-    let outcome = verify(task, patch_text, timeout);
+    let outcome = verify(task, patch_text, timeout, sandbox_for);
     let seconds = started.elapsed().as_secs_f64();
     match outcome {
         Ok((status, diff, error)) => TaskResult {
@@ -132,12 +139,16 @@ fn verify(
     task: &BatchTask,
     patch_text: &str,
     timeout: Duration,
+    sandbox_for: &SandboxFor,
 ) -> hone_tools::Result<(Status, String, Option<String>)> {
     use hone_tools::{TestChoice, Verdict};
 
     let repo = hone_tools::Repository::discover(&task.repo)?;
     let patch = hone_tools::parse_patch(patch_text)?;
     let mut options = hone_tools::VerifyOptions::new(&repo);
+    let sandbox = sandbox_for(repo.root());
+    options.sandbox.confinement = sandbox.confinement;
+    options.sandbox.link_ignored.extend(sandbox.include);
     options.timeout = timeout;
     if let Some(test) = &task.test {
         options.test = TestChoice::Command(test.clone());

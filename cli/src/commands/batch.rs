@@ -91,16 +91,21 @@ pub fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
     }
 
     let timeout = args.timeout;
-    let config = crate::config::Config::load_noting_untrusted(crate::hooks::git::toplevel(&cwd).ok().as_deref())?;
+    let config = crate::config::Config::load_noting_untrusted(
+        crate::hooks::git::toplevel(&cwd).ok().as_deref(),
+    )?;
     // The model is opened only when some task has no patch.
     let backend = if todo.iter().any(|task| task.patch.is_none()) {
         Some(crate::hooks::model::open(&args.model, &config)?)
     } else {
         None
     };
+    let sandbox_for: hone_agent::batch::SandboxFor =
+        std::sync::Arc::new(super::sandbox::task_sandbox);
     let agent = AgentTasks::new(
         backend.as_ref().map(|backend| backend.model.clone()),
         config.run_defaults(),
+        sandbox_for.clone(),
     );
     let progress = progress_bar(todo.len() as u64);
     let started = Instant::now();
@@ -114,16 +119,17 @@ pub fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
         interrupted,
         |task: BatchTask| {
             let agent = agent.clone();
+            let sandbox_for = sandbox_for.clone();
             async move {
                 match task.patch.clone() {
                     // Sandbox creation and the tests block: off the async workers.
                     Some(patch) => {
                         let id = task.id.clone();
-                        tokio::task::spawn_blocking(move || run_patch_task(&task, &patch, timeout))
-                            .await
-                            .unwrap_or_else(|error| {
-                                hone_agent::batch::error_result(&id, 0.0, &error)
-                            })
+                        tokio::task::spawn_blocking(move || {
+                            run_patch_task(&task, &patch, timeout, &sandbox_for)
+                        })
+                        .await
+                        .unwrap_or_else(|error| hone_agent::batch::error_result(&id, 0.0, &error))
                     }
                     None => agent.run(&task, timeout).await,
                 }

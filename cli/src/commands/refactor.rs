@@ -128,6 +128,9 @@ pub fn run(args: RefactorArgs) -> anyhow::Result<ExitCode> {
                 args.instruction
             );
             let mut request = RunRequest::new(root.clone(), task);
+            super::sandbox::configure_request(&mut request, &root);
+            // The user chose this file: when it is a test file, editing it is the task.
+            request.allow_test_edits = hone_tools::runner::integrity::is_test_path(&file);
             request.files = vec![file.clone()];
             request.test_command = test.clone();
             request.max_iterations = args.max_iterations;
@@ -225,6 +228,12 @@ fn deliver(
 ) -> anyhow::Result<bool> {
     let patch = hone_tools::parse_patch(diff)?;
     let mut options = hone_tools::VerifyOptions::new(repo);
+    super::sandbox::configure(&mut options.sandbox, repo.root());
+    // Test files among the chosen targets may change (each part was checked on its own).
+    options.allow_test_edits = patch
+        .paths()
+        .iter()
+        .any(|path| hone_tools::runner::integrity::is_test_path(path));
     if let Some(test) = test {
         options.test = hone_tools::TestChoice::Command(test.to_owned());
     }

@@ -153,6 +153,33 @@ pub fn policy_for_tests(config: &Config, flag: Option<SandboxMode>) -> ConfinePo
     policy
 }
 
+/// `[sandbox]` of the repository's configuration applied to sandbox options, for commands without
+/// a `--sandbox` flag (hooks, batch, refactor). A configuration that does not load leaves the
+/// strict default (the error itself is reported where the command loads its settings).
+pub fn configure(options: &mut hone_tools::SandboxOptions, root: &std::path::Path) {
+    let config = Config::load(Some(root)).unwrap_or_default();
+    options.confinement = policy_for_tests(&config, None);
+    options
+        .link_ignored
+        .extend(config.sandbox.include.iter().cloned());
+}
+
+/// The same as data, for `hone batch` (each task's repository has its own configuration).
+pub fn task_sandbox(root: &std::path::Path) -> hone_agent::batch::TaskSandbox {
+    let config = Config::load(Some(root)).unwrap_or_default();
+    hone_agent::batch::TaskSandbox {
+        confinement: policy_for_tests(&config, None),
+        include: config.sandbox.include.clone(),
+    }
+}
+
+/// The same for an agent run request.
+pub fn configure_request(request: &mut hone_agent::RunRequest, root: &std::path::Path) {
+    let config = Config::load(Some(root)).unwrap_or_default();
+    request.confinement = policy_for_tests(&config, None);
+    request.include = config.sandbox.include.clone();
+}
+
 #[allow(clippy::print_stderr)]
 fn warn_once(status: &ConfineStatus) {
     static WARNED: OnceLock<()> = OnceLock::new();
@@ -161,9 +188,9 @@ fn warn_once(status: &ConfineStatus) {
     }
 }
 
-/// On SIGINT or SIGTERM: kill every running test process group, remove every sandbox folder,
-/// and exit 130 or 143. The handlers are in place when this returns.
-pub fn stop_on_signals() -> anyhow::Result<()> {
+/// On SIGTERM (and SIGINT when `interrupt`): kill every running test process group, remove every
+/// sandbox folder, and exit 143 (130). The handlers are in place when this returns.
+pub fn stop_on_signals(interrupt: bool) -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -172,7 +199,11 @@ pub fn stop_on_signals() -> anyhow::Result<()> {
     let (mut interrupt, mut terminate) = {
         let _entered = runtime.enter();
         (
-            signal(SignalKind::interrupt()).context("handling SIGINT")?,
+            if interrupt {
+                Some(signal(SignalKind::interrupt()).context("handling SIGINT")?)
+            } else {
+                None
+            },
             signal(SignalKind::terminate()).context("handling SIGTERM")?,
         )
     };
@@ -180,8 +211,14 @@ pub fn stop_on_signals() -> anyhow::Result<()> {
         .name("hone-signals".into())
         .spawn(move || {
             let code = runtime.block_on(async {
+                let sigint = async {
+                    match interrupt.as_mut() {
+                        Some(stream) => stream.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
                 tokio::select! {
-                    _ = interrupt.recv() => 130,
+                    _ = sigint => 130,
                     _ = terminate.recv() => 143,
                 }
             });

@@ -234,7 +234,10 @@ mod tests {
     }
 
     fn assert_new(root: &Path) {
-        assert_eq!(std::fs::read_to_string(root.join("a.txt")).unwrap(), "new a\n");
+        assert_eq!(
+            std::fs::read_to_string(root.join("a.txt")).unwrap(),
+            "new a\n"
+        );
         assert!(!root.join("gone.txt").exists());
         assert_eq!(
             std::fs::read_to_string(root.join("sub/dir/b.txt")).unwrap(),
@@ -312,7 +315,10 @@ mod tests {
             recover_interrupted_apply(dir.path()).unwrap(),
             Some(Recovery::Discarded)
         );
-        assert_eq!(std::fs::read_to_string(dir.path().join("a.txt")).unwrap(), "old a\n");
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("a.txt")).unwrap(),
+            "old a\n"
+        );
         assert!(dir.path().join("gone.txt").exists());
         assert!(!dir.path().join("sub").exists());
         assert!(!dir.path().join(".git/hone/apply").exists());
@@ -335,7 +341,10 @@ mod tests {
         std::fs::create_dir(&root).unwrap();
         std::fs::write(root.join("a.txt"), "old a\n").unwrap();
         write_changes(&root, &[change("a.txt", Some("old a\n"), Some("new a\n"))]).unwrap();
-        assert_eq!(std::fs::read_to_string(root.join("a.txt")).unwrap(), "new a\n");
+        assert_eq!(
+            std::fs::read_to_string(root.join("a.txt")).unwrap(),
+            "new a\n"
+        );
         assert_eq!(std::fs::read_dir(parent.path()).unwrap().count(), 1);
     }
 }
