@@ -133,11 +133,12 @@ fn apply_killed_at_any_point_leaves_the_tree_fully_old_or_fully_new() {
     assert!(status.success());
     assert_eq!(tree_state(&repo), (0, FILES, vec![]));
 
-    let points = 24;
+    let points = 20;
     let (mut ended_old, mut ended_new) = (0, 0);
     for point in 0..points {
-        git(&repo, &["checkout", "-q", "--", "."]);
-        git(&repo, &["clean", "-fdq"]);
+        if tree_state(&repo).1 > 0 {
+            git(&repo, &["checkout", "-q", "--", "."]);
+        }
         let mut child = apply(&repo);
         // Spread over the whole run, denser towards the end where the tree is written.
         let fraction = (point as f64 + 0.5) / points as f64;
@@ -439,12 +440,7 @@ impl Server {
         let address = loop {
             let line = lines.next().expect("hone serve exited").unwrap();
             if let Some(rest) = line.split("listening on http://").nth(1) {
-                break rest
-                    .trim_end_matches("/v1")
-                    .split(' ')
-                    .next()
-                    .unwrap()
-                    .to_string();
+                break rest.split('/').next().unwrap().to_string();
             }
         };
         // Keep draining stderr so the server never blocks on it.
@@ -591,6 +587,8 @@ fn closed_pipes_end_hone_quietly() {
         "--device",
         "cpu",
         "--gen-length",
+        "8",
+        "--block-length",
         "8",
         "hello",
     ]));

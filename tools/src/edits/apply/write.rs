@@ -18,7 +18,9 @@ use crate::error::{Error, Result};
 pub(crate) struct Transaction {
     root: PathBuf,
     staging: PathBuf,
-    /// The staging folder lives in `.git/hone/` (recoverable by a later command).
+    /// The staging folder lives in `.git/hone/`: recoverable by a later command, and synced to
+    /// disk (a sandbox's is neither).
+    durable: bool,
     index_target: Option<PathBuf>,
     head: Option<HeadUpdate>,
     done: bool,
@@ -82,6 +84,7 @@ impl Transaction {
         Ok(Self {
             root: root.to_path_buf(),
             staging,
+            durable: in_git,
             index_target: None,
             head: None,
             done: false,
@@ -113,8 +116,8 @@ impl Transaction {
             index_target: self.index_target.clone(),
             head: self.head.clone(),
         };
-        journal.commit(&self.staging)?;
-        if let Err(error) = journal.roll_forward(&self.staging) {
+        journal.commit(&self.staging, self.durable)?;
+        if let Err(error) = journal.roll_forward(&self.staging, self.durable) {
             // An I/O failure (not a crash): put the old files back rather than leave half.
             journal.roll_back(&self.staging)?;
             return Err(error);
@@ -275,7 +278,7 @@ mod tests {
                 index_target: None,
                 head: None,
             };
-            journal.commit(&transaction.staging).unwrap();
+            journal.commit(&transaction.staging, true).unwrap();
             let partial = Journal {
                 entries: entries[..crash_after].to_vec(),
                 ..journal.clone()
