@@ -141,7 +141,8 @@ impl DiffusionModel for ToyModel {
                 for (row, f) in keys.iter_mut().zip(&fresh) {
                     row.extend_from_slice(f);
                 }
-                let t = Tensor::new(keys.clone(), &Device::Cpu)?.reshape((batch, 1, start + n, 1))?;
+                let t =
+                    Tensor::new(keys.clone(), &Device::Cpu)?.reshape((batch, 1, start + n, 1))?;
                 cache.layers = vec![Some((t.clone(), t))];
                 keys
             }
@@ -731,7 +732,10 @@ fn bad_requests_are_clear_errors() {
 // ---------------------------------------------------------------------------------------------
 
 fn parity_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/parity"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/parity"
+    ))
 }
 
 #[test]
