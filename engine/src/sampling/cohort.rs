@@ -310,6 +310,7 @@ impl Cohort {
             span_start,
             total_len,
             cache,
+            block_causal: None,
         })
     }
 }
