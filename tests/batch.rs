@@ -49,7 +49,10 @@ fn fixture(count: usize, test_delay: &str) -> (tempfile::TempDir, PathBuf) {
     std::fs::create_dir(&log_dir).unwrap();
     std::fs::write(
         dir.path().join("hone.toml"),
-        format!("[sandbox]\nwritable = [{:?}]\n", log_dir.display().to_string()),
+        format!(
+            "[sandbox]\nwritable = [{:?}]\n",
+            log_dir.display().to_string()
+        ),
     )
     .unwrap();
     let log = log_dir.join("ran.log");

@@ -96,8 +96,10 @@ pub struct SandboxConfig {
 
 impl SandboxConfig {
     /// What a repository's own `.hone.toml` may set: `include` only (logged when more was asked).
-    fn from_repository(self, path: &Path) -> Self {
-        let weakens = self.mode.is_some_and(|mode| mode != hone_tools::SandboxMode::Strict)
+    fn limited_to_repository(self, path: &Path) -> Self {
+        let weakens = self
+            .mode
+            .is_some_and(|mode| mode != hone_tools::SandboxMode::Strict)
             || self.network == Some(true)
             || !self.writable.is_empty();
         if weakens {
@@ -254,7 +256,7 @@ impl Config {
             if path.is_file() {
                 let mut layer = read_layer(&path)?;
                 if repo_root.is_some_and(|root| path == root.join(".hone.toml")) {
-                    layer.sandbox = layer.sandbox.from_repository(&path);
+                    layer.sandbox = layer.sandbox.limited_to_repository(&path);
                 }
                 config.merge(layer);
                 config.sources.push(path);
@@ -419,16 +421,26 @@ mod tests {
         )
         .unwrap();
         let user = home.path().join("config.toml");
-        std::fs::write(&user, "[sandbox]\nnetwork = false\nwritable = [\"/var/cache/pip\"]\n").unwrap();
+        std::fs::write(
+            &user,
+            "[sandbox]\nnetwork = false\nwritable = [\"/var/cache/pip\"]\n",
+        )
+        .unwrap();
         let env = |name: &str| (name == "HONE_CONFIG").then(|| user.display().to_string());
         let config = Config::load_with(Some(repo.path()), &env).unwrap();
         assert_eq!(config.sandbox.mode, None);
         assert_eq!(config.sandbox.network, Some(false));
-        assert_eq!(config.sandbox.writable, vec![PathBuf::from("/var/cache/pip")]);
+        assert_eq!(
+            config.sandbox.writable,
+            vec![PathBuf::from("/var/cache/pip")]
+        );
         assert_eq!(config.sandbox.include, vec!["vendor/".to_owned()]);
         let env = |name: &str| (name == "HONE_SANDBOX").then(|| "workspace".to_owned());
         let config = Config::load_with(None, &env).unwrap();
-        assert_eq!(config.sandbox.mode, Some(hone_tools::SandboxMode::Workspace));
+        assert_eq!(
+            config.sandbox.mode,
+            Some(hone_tools::SandboxMode::Workspace)
+        );
         let env = |name: &str| (name == "HONE_SANDBOX").then(|| "loose".to_owned());
         assert!(Config::load_with(None, &env).is_err());
     }

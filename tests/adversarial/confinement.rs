@@ -188,9 +188,16 @@ fn a_test_cannot_write_the_repository_its_git_config_or_home() {
     let output = probe.check_with(&test, &[]);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output));
     assert!(!escaped.exists(), "the write to the repository landed");
-    assert_eq!(std::fs::read(&config).unwrap(), config_before, ".git/config changed");
+    assert_eq!(
+        std::fs::read(&config).unwrap(),
+        config_before,
+        ".git/config changed"
+    );
     assert!(!home_file.exists(), "the write to $HOME landed");
-    assert_eq!(std::fs::read_to_string(probe.root().join("calc.py")).unwrap(), CALC);
+    assert_eq!(
+        std::fs::read_to_string(probe.root().join("calc.py")).unwrap(),
+        CALC
+    );
 }
 
 #[test]
@@ -265,7 +272,16 @@ fn interrupt(signal: &str, expected: i32, run: bool) {
     let test = format!("sleep {token}");
     let args: Vec<&str> = if run {
         let script = script.to_str().unwrap();
-        vec!["run", "task", "--backend", "scripted", "--script", script, "--test", &test]
+        vec![
+            "run",
+            "task",
+            "--backend",
+            "scripted",
+            "--script",
+            script,
+            "--test",
+            &test,
+        ]
     } else {
         vec!["apply", patch.to_str().unwrap(), "--check", "--test", &test]
     };
@@ -291,11 +307,19 @@ fn interrupt(signal: &str, expected: i32, run: bool) {
         if let Some(status) = child.try_wait().unwrap() {
             break status.code();
         }
-        assert!(Instant::now() < deadline, "hone did not exit after {signal}");
+        assert!(
+            Instant::now() < deadline,
+            "hone did not exit after {signal}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     assert_eq!(code, Some(expected), "{stderr}");
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(
@@ -355,7 +379,12 @@ fn tampered_tests_are_not_verified() {
         let mut allowed = args.to_vec();
         allowed.push("--allow-test-edits");
         let output = probe.hone(&allowed);
-        assert_eq!(output.status.code(), Some(0), "{name} allowed: {}", text(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(0),
+            "{name} allowed: {}",
+            text(&output)
+        );
     }
     // An honest fix is still verified.
     let output = probe.check_with(TEST_CMD, &[]);
@@ -373,7 +402,10 @@ fn without_bubblewrap_hone_warns_and_falls_back_to_no_new_privs() {
         .unwrap();
     assert_eq!(check.status.code(), Some(1), "{}", text(&check));
     let stdout = String::from_utf8_lossy(&check.stdout);
-    assert!(stdout.contains("confinement: no-new-privs only"), "{stdout}");
+    assert!(
+        stdout.contains("confinement: no-new-privs only"),
+        "{stdout}"
+    );
     assert!(stdout.contains("bwrap not found"), "{stdout}");
 
     let patch = probe.scratch.path().join("fix.diff");

@@ -111,9 +111,17 @@ fn main() {
         (TreeSource::Index, &bare, "without .git"),
         (TreeSource::WorkTree, &bare, "without .git"),
         (TreeSource::Index, &SandboxOptions::default(), "with .git"),
-        (TreeSource::WorkTree, &SandboxOptions::default(), "with .git"),
+        (
+            TreeSource::WorkTree,
+            &SandboxOptions::default(),
+            "with .git",
+        ),
         (TreeSource::Index, &SandboxOptions::default(), "with .git"),
-        (TreeSource::WorkTree, &SandboxOptions::default(), "with .git"),
+        (
+            TreeSource::WorkTree,
+            &SandboxOptions::default(),
+            "with .git",
+        ),
     ] {
         let mut times = Vec::new();
         let cpu = cpu_ms();

@@ -332,7 +332,14 @@ pub(crate) fn bwrap_arguments(
         push_bind(&mut arguments, "--bind-try", path);
     }
     if policy.mode == SandboxMode::Strict {
+        // Temporary files and per-user caches (Go's build cache, pip, ...) go to the private /tmp:
+        // cold for each run, but writable, where `$HOME/.cache` is not.
         arguments.extend(["--setenv".into(), "TMPDIR".into(), "/tmp".into()]);
+        arguments.extend([
+            "--setenv".into(),
+            "XDG_CACHE_HOME".into(),
+            "/tmp/.cache".into(),
+        ]);
     }
     arguments.extend([
         "--chdir".into(),
@@ -382,7 +389,11 @@ mod tests {
 
     #[test]
     fn modes_parse_and_name() {
-        for mode in [SandboxMode::Strict, SandboxMode::Workspace, SandboxMode::Off] {
+        for mode in [
+            SandboxMode::Strict,
+            SandboxMode::Workspace,
+            SandboxMode::Off,
+        ] {
             assert_eq!(mode.name().parse::<SandboxMode>().unwrap(), mode);
         }
         assert!("loose".parse::<SandboxMode>().is_err());
@@ -409,10 +420,16 @@ mod tests {
         assert!(joined.contains("--unshare-pid"));
         assert!(joined.contains("--die-with-parent"));
         assert!(joined.contains("--ro-bind / /"));
-        assert!(joined.contains("--tmpfs /tmp --ro-bind-try /work/repo /work/repo"), "{joined}");
+        assert!(
+            joined.contains("--tmpfs /tmp --ro-bind-try /work/repo /work/repo"),
+            "{joined}"
+        );
         let tmpfs = joined.find("--tmpfs /tmp").unwrap();
         let bind = joined.find("--bind-try /tmp/hone-sandbox-x").unwrap();
-        assert!(tmpfs < bind, "the sandbox must be bound after the private /tmp");
+        assert!(
+            tmpfs < bind,
+            "the sandbox must be bound after the private /tmp"
+        );
         assert!(joined.ends_with("--chdir /tmp/hone-sandbox-x/r sh -c cargo test"));
     }
 

@@ -47,7 +47,10 @@ pub const DEFAULT_INCLUDE: &[&str] = &["node_modules", ".venv", "venv", "vendor"
 impl Default for SandboxOptions {
     fn default() -> Self {
         Self {
-            link_ignored: DEFAULT_INCLUDE.iter().map(|&name| name.to_owned()).collect(),
+            link_ignored: DEFAULT_INCLUDE
+                .iter()
+                .map(|&name| name.to_owned())
+                .collect(),
             confinement: ConfinePolicy::default(),
             git: true,
             cargo_target_dir: None,
@@ -341,8 +344,8 @@ mod tests {
             return; // bwrap missing here: the fallback is exercised by tests/adversarial.
         }
         let (dir, repo) = repository();
-        let sandbox = Sandbox::create(&repo, &TreeSource::WorkTree, &SandboxOptions::default())
-            .unwrap();
+        let sandbox =
+            Sandbox::create(&repo, &TreeSource::WorkTree, &SandboxOptions::default()).unwrap();
         let outside = dir.path().join("escaped");
         let command = format!(
             "echo in > inside.txt && cat vendor/dep.txt && git rev-parse HEAD && (echo out > {} || echo blocked)",
@@ -360,8 +363,8 @@ mod tests {
     #[test]
     fn included_paths_are_linked_and_unsafe_ones_refused() {
         let (_dir, repo) = repository();
-        let sandbox = Sandbox::create(&repo, &TreeSource::Head, &SandboxOptions::default())
-            .unwrap();
+        let sandbox =
+            Sandbox::create(&repo, &TreeSource::Head, &SandboxOptions::default()).unwrap();
         let link = sandbox.root().join("vendor");
         assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
         assert!(sandbox.root().join(".git").join("HEAD").is_file());

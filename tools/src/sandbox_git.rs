@@ -127,7 +127,15 @@ mod tests {
         git(&origin, &["add", "a.txt"]);
         git(
             &origin,
-            &["-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qm", "first"],
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@x",
+                "commit",
+                "-qm",
+                "first",
+            ],
         );
         let repo = Repository::discover(&origin).unwrap();
         let sandbox = dir.path().join("sandbox");
@@ -136,14 +144,25 @@ mod tests {
         write_git_dir(&repo, &TreeSource::WorkTree, &sandbox).unwrap();
         let head = git(&origin, &["rev-parse", "HEAD"]);
         assert_eq!(git(&sandbox, &["rev-parse", "HEAD"]), head);
-        assert_eq!(git(&sandbox, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(), "trunk");
+        assert_eq!(
+            git(&sandbox, &["rev-parse", "--abbrev-ref", "HEAD"]).trim(),
+            "trunk"
+        );
         assert_eq!(git(&sandbox, &["status", "--porcelain"]), "");
         assert!(git(&sandbox, &["log", "--oneline"]).contains("first"));
         // A commit in the sandbox stays in the sandbox.
         std::fs::write(sandbox.join("a.txt"), "two\n").unwrap();
         git(
             &sandbox,
-            &["-c", "user.name=t", "-c", "user.email=t@x", "commit", "-qam", "second"],
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@x",
+                "commit",
+                "-qam",
+                "second",
+            ],
         );
         assert_eq!(git(&origin, &["rev-parse", "HEAD"]), head);
         assert_eq!(git(&origin, &["status", "--porcelain"]), "");

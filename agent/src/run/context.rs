@@ -193,7 +193,9 @@ pub(crate) fn fallback_plan(
             });
         let lines = content.lines().count().max(1);
         let (start, end) = match region {
-            Some(region) if !test_code(&location.path, &content, region.start_line, region.end_line) => {
+            Some(region)
+                if !test_code(&location.path, &content, region.start_line, region.end_line) =>
+            {
                 (region.start_line, region.end_line)
             }
             _ => (line.saturating_sub(5).max(1), (line + 5).min(lines)),

@@ -300,12 +300,18 @@ mod tests {
         let skip = ChangeSet::new(vec![FileChange {
             path: "calc.py".into(),
             before: Some("def add(a, b):\n    return a - b\n".into()),
-            after: Some("import unittest\n@unittest.skip('x')\ndef add(a, b):\n    return a - b\n".into()),
+            after: Some(
+                "import unittest\n@unittest.skip('x')\ndef add(a, b):\n    return a - b\n".into(),
+            ),
         }]);
         let mut report = passing();
         assert!(tampered_tests(&mut report, &skip));
         assert!(!report.passed);
-        assert!(report.output.contains("@unittest.skip"), "{}", report.output);
+        assert!(
+            report.output.contains("@unittest.skip"),
+            "{}",
+            report.output
+        );
 
         let edit = ChangeSet::new(vec![FileChange {
             path: "tests/test_calc.py".into(),
@@ -314,7 +320,10 @@ mod tests {
         }]);
         let mut report = passing();
         assert!(tampered_tests(&mut report, &edit));
-        assert!(report.failed_tests.iter().any(|reason| reason.contains("tests/test_calc.py")));
+        assert!(report
+            .failed_tests
+            .iter()
+            .any(|reason| reason.contains("tests/test_calc.py")));
 
         let fix = ChangeSet::new(vec![FileChange {
             path: "calc.py".into(),

@@ -232,7 +232,13 @@ mod tests {
         ] {
             assert!(is_test_path(path), "{path}");
         }
-        for path in ["src/lib.rs", "calc.py", "contest.py", "src/latest.rs", "attestation/x.go"] {
+        for path in [
+            "src/lib.rs",
+            "calc.py",
+            "contest.py",
+            "src/latest.rs",
+            "attestation/x.go",
+        ] {
             assert!(!is_test_path(path), "{path}");
         }
     }
@@ -279,7 +285,11 @@ mod tests {
     #[test]
     fn test_files_edited_added_or_deleted() {
         let reasons = tampering(&[
-            change("tests/test_calc.py", "assertEqual(add(2, 2), 4)\n", "assertTrue(True)\n"),
+            change(
+                "tests/test_calc.py",
+                "assertEqual(add(2, 2), 4)\n",
+                "assertTrue(True)\n",
+            ),
             ChangedFile {
                 path: "tests/test_new.py",
                 before: None,
