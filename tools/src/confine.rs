@@ -140,7 +140,11 @@ pub fn status(mode: SandboxMode) -> ConfineStatus {
         (SandboxMode::Off, _) => (Mechanism::Unconfined, "--sandbox off".to_owned()),
         (_, None) => (
             Mechanism::NoNewPrivileges,
-            "bwrap not found on PATH".to_owned(),
+            if std::env::var_os(BWRAP_ENV).is_some() {
+                format!("bwrap not found: {BWRAP_ENV} names no file")
+            } else {
+                "bwrap not found on PATH".to_owned()
+            },
         ),
         (_, Some(path)) => match probe_bwrap(path) {
             Ok(()) => (
