@@ -102,7 +102,11 @@ pub struct SandboxConfig {
 
 impl SandboxConfig {
     /// What a repository's own `.hone.toml` may set: `include` only (logged when more was asked).
+<<<<<<< HEAD
     fn from_repository(self, path: &Path) -> Self {
+=======
+    fn limited_to_repository(self, path: &Path) -> Self {
+>>>>>>> confine
         let weakens = self
             .mode
             .is_some_and(|mode| mode != hone_tools::SandboxMode::Strict)
@@ -380,6 +384,7 @@ impl Config {
             .map(|root| root.join(".hone.toml"))
             .filter(|path| path.is_file())
         {
+<<<<<<< HEAD
             let mut layer = read_layer(&path)?;
             // A repository's own config never loosens confinement.
             layer.sandbox = layer.sandbox.from_repository(&path);
@@ -389,6 +394,15 @@ impl Config {
             };
             if !trusted {
                 config.ignored = layer.remove_sensitive();
+=======
+            if path.is_file() {
+                let mut layer = read_layer(&path)?;
+                if repo_root.is_some_and(|root| path == root.join(".hone.toml")) {
+                    layer.sandbox = layer.sandbox.limited_to_repository(&path);
+                }
+                config.merge(layer);
+                config.sources.push(path);
+>>>>>>> confine
             }
             config.merge(layer);
             config.sources.push(path);

@@ -140,7 +140,11 @@ pub fn status(mode: SandboxMode) -> ConfineStatus {
         (SandboxMode::Off, _) => (Mechanism::Unconfined, "--sandbox off".to_owned()),
         (_, None) => (
             Mechanism::NoNewPrivileges,
-            "bwrap not found on PATH".to_owned(),
+            if std::env::var_os(BWRAP_ENV).is_some() {
+                format!("bwrap not found: {BWRAP_ENV} names no file")
+            } else {
+                "bwrap not found on PATH".to_owned()
+            },
         ),
         (_, Some(path)) => match probe_bwrap(path) {
             Ok(()) => (
@@ -332,7 +336,14 @@ pub(crate) fn bwrap_arguments(
         push_bind(&mut arguments, "--bind-try", path);
     }
     if policy.mode == SandboxMode::Strict {
+        // Temporary files and per-user caches (Go's build cache, pip, ...) go to the private /tmp:
+        // cold for each run, but writable, where `$HOME/.cache` is not.
         arguments.extend(["--setenv".into(), "TMPDIR".into(), "/tmp".into()]);
+        arguments.extend([
+            "--setenv".into(),
+            "XDG_CACHE_HOME".into(),
+            "/tmp/.cache".into(),
+        ]);
     }
     arguments.extend([
         "--chdir".into(),

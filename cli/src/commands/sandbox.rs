@@ -69,7 +69,7 @@ pub fn run(command: SandboxCommand) -> anyhow::Result<ExitCode> {
         if status.mechanism == Mechanism::Bubblewrap {
             writeln!(
                 stdout,
-                "writable: the sandbox folder, {}, the shared cargo target{}",
+                "writable: the sandbox folder, {}, the shared cargo target (Rust repositories){}",
                 if policy.mode == SandboxMode::Strict {
                     "a private /tmp"
                 } else {
