@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use candle_core::{DType, Device, Tensor};
 use hone_engine::generate::{self, GenerateEvent, GenerateRequest, Prompt, Segment, TokenCodec};
 use hone_engine::model::{Architecture, CacheMode, DiffusionModel, ForwardInput, ModelInfo};
+use hone_engine::sampling::cases::CaseFile;
 use hone_engine::sampling::cohort::TokenIds;
 use hone_engine::sampling::{
     BatchDecoder, CacheKind, Cohort, DreamAlgorithm, FinishReason, Layout, Piece, SamplerKind,
@@ -145,6 +146,7 @@ fn toy_tokens() -> TokenIds {
         mask: MASK,
         eos: Some(EOS),
         end_of_turn: vec![],
+        pad: None,
     }
 }
 
@@ -236,6 +238,19 @@ fn all_settings() -> Vec<(String, SamplerSettings, bool)> {
                     sampler: SamplerKind::Dream,
                     steps: Some(6),
                     alg,
+                    ..base.clone()
+                },
+                shift,
+            ));
+        }
+        for alg in [DreamAlgorithm::P2, DreamAlgorithm::Entropy] {
+            out.push((
+                format!("mdm-{alg:?}"),
+                SamplerSettings {
+                    sampler: SamplerKind::Mdm,
+                    steps: Some(6),
+                    alg,
+                    threshold: None,
                     ..base.clone()
                 },
                 shift,
@@ -774,6 +789,67 @@ fn every_parity_case_matches_token_for_token() {
         }
     }
     assert_eq!(checked, 18);
+}
+
+fn parity_v2_dir() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/parity-v2"
+    ))
+}
+
+/// Runs every sampler case of one `tests/fixtures/parity-v2` folder; returns how many it checked.
+fn check_parity_v2(case_dir: &str) -> usize {
+    let dir = parity_v2_dir().join(case_dir);
+    let spec = hone_engine::checkpoint::ModelSpec {
+        model: dir.display().to_string(),
+        arch: None,
+        device: Device::Cpu,
+        dtype: Some(DType::F32),
+    };
+    let mut loaded = hone_engine::checkpoint::load(&spec).unwrap();
+    let tokens = TokenIds::from(&loaded.special);
+    let file: CaseFile =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("generate.json")).unwrap()).unwrap();
+    for (index, case) in file.cases.iter().enumerate() {
+        let out = case.run(loaded.model.as_mut(), &tokens).unwrap();
+        assert_eq!(
+            Some(&out.ids),
+            case.expected_ids.as_ref(),
+            "{case_dir} case {index} ({}): canvas",
+            case.sampler
+        );
+        if let Some(expected) = &case.expected_generate_ids {
+            assert_eq!(
+                out.generate_ids.as_ref(),
+                Some(expected),
+                "{case_dir} case {index} ({}): generate output",
+                case.sampler
+            );
+        }
+        assert_eq!(out.matches(case), Some(true));
+    }
+    file.cases.len()
+}
+
+#[test]
+fn parity_v2_open_dcoder_mdm_cases_match() {
+    assert_eq!(check_parity_v2("odc-tiny"), 6);
+}
+
+#[test]
+fn parity_v2_llada2_block_sampler_and_generate_match() {
+    assert_eq!(check_parity_v2("llada2-tiny"), 5);
+}
+
+#[test]
+fn parity_v2_llada21_editing_sampler_and_generate_match() {
+    assert_eq!(check_parity_v2("llada21-tiny"), 5);
+}
+
+#[test]
+fn parity_v2_llada_moe_cases_match() {
+    assert_eq!(check_parity_v2("llada-moe-tiny"), 5);
 }
 
 /// The closing-note workload on the ~100M random shapes (slow; run on demand):
