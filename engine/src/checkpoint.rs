@@ -1,8 +1,9 @@
 //! Finding and loading checkpoints: a Hugging Face style folder (`config.json`, `model.safetensors`
 //! or a sharded `model.safetensors.index.json`, `tokenizer.json`, `tokenizer_config.json`,
 //! `generation_config.json`) or a hub id resolved through the HF cache (`hub`). Detects the family
-//! from `config.json` (refusing LLaDA-MoE and unknown architectures by name), maps the weights
-//! (`weights`) and builds the model in the requested dtype on the requested device.
+//! from `config.json` (and, for a Qwen2 config, the tokenizer's mask token), refusing known but
+//! unsupported diffusion families and unknown architectures by name; maps the weights (`weights`)
+//! and builds the model in the requested dtype on the requested device.
 
 pub mod hub;
 pub mod weights;
@@ -14,7 +15,9 @@ use candle_nn::VarBuilder;
 use serde_json::Value;
 
 use crate::model::{Architecture, DiffusionModel, ModelInfo};
-use crate::tokenizer::{special_tokens, GenerationDefaults, SpecialTokens, TextTokenizer};
+use crate::tokenizer::{
+    find_mask_token, special_tokens, LoadWarning, GenerationDefaults, SpecialTokens, TextTokenizer,
+};
 use crate::{Error, Result};
 use weights::MappedWeights;
 
@@ -40,6 +43,8 @@ pub struct LoadedModel {
     pub name: String,
     /// The folder the files were read from.
     pub source: PathBuf,
+    /// What is odd about the checkpoint but did not stop it loading (the caller shows them).
+    pub warnings: Vec<LoadWarning>,
 }
 
 impl std::fmt::Debug for LoadedModel {
@@ -53,20 +58,41 @@ impl std::fmt::Debug for LoadedModel {
     }
 }
 
-/// Parse an `--arch` value.
+/// Parse an `--arch` value (`llada`, `dream`, `open-dcoder`, `llada-moe`, `llada2`).
 pub fn parse_architecture(name: &str) -> Result<Architecture> {
-    match name.trim().to_ascii_lowercase().as_str() {
-        "llada" => Ok(Architecture::Llada),
-        "dream" => Ok(Architecture::Dream),
-        other => Err(Error::InvalidInput(format!(
-            "unknown architecture `{other}`: use llada or dream"
-        ))),
-    }
+    let wanted = name.trim().to_ascii_lowercase().replace('_', "-");
+    Architecture::ALL
+        .into_iter()
+        .find(|arch| arch.name() == wanted)
+        .ok_or_else(|| {
+            let names: Vec<&str> = Architecture::ALL.iter().map(|a| a.name()).collect();
+            Error::InvalidInput(format!(
+                "unknown architecture `{wanted}`: use one of {}",
+                names.join(", ")
+            ))
+        })
 }
 
-const SUPPORTED: &str = "supported: llada (LLaDA-8B Base/Instruct, LLaDA-1.5) and dream (Dream-v0, Dream-Coder, DiffuCoder)";
+/// The families this engine runs, for refusal messages.
+pub const SUPPORTED: &str = "supported: llada (LLaDA-8B Base/Instruct, LLaDA-1.5, d3LLM-LLaDA), \
+     dream (Dream-v0, Dream-Coder, DiffuCoder, d3LLM-Dream), open-dcoder (Open-dCoder, a Qwen2 with a mask \
+     token), llada-moe (LLaDA-MoE-7B-A1B) and llada2 (LLaDA2.0 / LLaDA2.1 mini and flash)";
 
-/// The family of a `config.json`, from `model_type` and `architectures` (MoE variants refused).
+/// Diffusion families known by name that this engine does not run, matched on `model_type` and
+/// `architectures` (lowercase): a pattern that must all appear, and the family's name.
+const KNOWN_UNSUPPORTED: &[(&[&str], &str)] = &[
+    (&["sdar"], "SDAR"),
+    (&["fast_dllm"], "Fast-dLLM v2"),
+    (&["fastdllm"], "Fast-dLLM v2"),
+    (&["nemotron", "diffusion"], "Nemotron-Labs-Diffusion"),
+    (&["gemma", "diffusion"], "DiffusionGemma"),
+];
+
+/// The family of a `config.json`, from `model_type` and `architectures`.
+///
+/// A `qwen2` config is Open-dCoder's (its config is a stock `Qwen2ForCausalLM`): whether it really is
+/// a diffusion model is told by its tokenizer's mask token, checked in
+/// [`CheckpointFiles::architecture`].
 pub fn detect_architecture(config: &Value) -> Result<Architecture> {
     let model_type = config
         .get("model_type")
@@ -83,34 +109,51 @@ pub fn detect_architecture(config: &Value) -> Result<Architecture> {
                 .collect()
         })
         .unwrap_or_default();
+    let lower = model_type.to_ascii_lowercase();
+    let names: Vec<String> = std::iter::once(lower.clone())
+        .chain(architectures.iter().map(|a| a.to_ascii_lowercase()))
+        .collect();
+    let has_arch = |prefix: &str| architectures.iter().any(|a| a.starts_with(prefix));
+    let text = names.join(" ");
+    for (patterns, family) in KNOWN_UNSUPPORTED {
+        if patterns.iter().all(|p| text.contains(p)) {
+            return Err(Error::Unsupported(format!(
+                "{family} is not supported (config.json says model_type `{model_type}`, architectures \
+                 {architectures:?}); {SUPPORTED}"
+            )));
+        }
+    }
+    if lower == "llada2_moe" || lower == "llada2" || has_arch("LLaDA2") {
+        return Ok(Architecture::Llada2);
+    }
     let is_moe = config.as_object().is_some_and(|map| {
         map.keys()
             .any(|k| k == "num_experts" || k == "n_experts" || k.starts_with("moe_"))
     }) || architectures
         .iter()
         .any(|a| a.to_ascii_lowercase().contains("moe"));
-    let lower = model_type.to_ascii_lowercase();
-    let says_llada =
-        lower.starts_with("llada") || architectures.iter().any(|a| a.starts_with("LLaDA"));
+    let says_llada = lower.starts_with("llada") || has_arch("LLaDA");
+    if says_llada && (is_moe || lower == "lladamoe" || lower == "llada_moe") {
+        return Ok(Architecture::LladaMoe);
+    }
     if is_moe {
-        let family = if says_llada {
-            "LLaDA-MoE"
-        } else {
-            "mixture-of-experts models"
-        };
         return Err(Error::Unsupported(format!(
-            "{family} is not supported yet (config.json has expert fields; model_type `{model_type}`); {SUPPORTED}"
+            "this mixture-of-experts model is not supported (config.json says model_type `{model_type}`, \
+             architectures {architectures:?}); {SUPPORTED}"
         )));
     }
     if says_llada {
         return Ok(Architecture::Llada);
     }
-    if lower == "dream" || architectures.iter().any(|a| a.starts_with("Dream")) {
+    if lower == "dream" || has_arch("Dream") {
         return Ok(Architecture::Dream);
+    }
+    if lower == "qwen2" || has_arch("Qwen2ForCausalLM") {
+        return Ok(Architecture::OpenDcoder);
     }
     Err(Error::Unsupported(format!(
         "unknown architecture: config.json says model_type `{model_type}`, architectures {architectures:?}; \
-         {SUPPORTED}; pass --arch llada|dream if the weights are one of these under another config"
+         {SUPPORTED}; pass --arch with one of these names if the weights are one of these under another config"
     )))
 }
 
@@ -234,19 +277,36 @@ impl CheckpointFiles {
         })
     }
 
-    /// The family: `arch` when given, otherwise detected (MoE configs are refused either way).
+    /// The family: `arch` when given, otherwise detected. A Qwen2 config is Open-dCoder only when the
+    /// checkpoint has a mask token (in `config.json` or among the tokenizer's special tokens); an
+    /// autoregressive Qwen2 is refused, saying why.
     pub fn architecture(&self, arch: Option<Architecture>) -> Result<Architecture> {
-        match arch {
-            Some(arch) => {
-                if let Err(Error::Unsupported(msg)) = detect_architecture(&self.config) {
-                    if msg.contains("not supported yet") {
-                        return Err(Error::Unsupported(msg));
-                    }
-                }
-                Ok(arch)
-            }
-            None => detect_architecture(&self.config),
+        if let Some(arch) = arch {
+            return Ok(arch);
         }
+        let detected = detect_architecture(&self.config)?;
+        if detected == Architecture::OpenDcoder && self.config.get("mask_token_id").is_none() {
+            let tokenizer = self
+                .tokenizer_json
+                .as_ref()
+                .map(|path| {
+                    TextTokenizer::from_files(path, self.tokenizer_config.as_ref(), detected)
+                })
+                .transpose()?;
+            if tokenizer.as_ref().and_then(find_mask_token).is_none() {
+                let why = if tokenizer.is_some() {
+                    "its tokenizer has no mask token among its special tokens"
+                } else {
+                    "it has no tokenizer.json to find a mask token in"
+                };
+                return Err(Error::Unsupported(format!(
+                    "{} is a plain Qwen2 (model_type `qwen2`, no mask_token_id) and {why}: an autoregressive \
+                     Qwen2 is not a diffusion model. Open-dCoder checkpoints load as they are; {SUPPORTED}",
+                    self.dir.display()
+                )));
+            }
+        }
+        Ok(detected)
     }
 
     /// The model's facts from its config.
@@ -304,8 +364,13 @@ pub fn load(spec: &ModelSpec) -> Result<LoadedModel> {
     let files = CheckpointFiles::open(&dir)?;
     let arch = files.architecture(spec.arch)?;
     files.info(arch)?;
-    let tokenizer = files.tokenizer(arch)?;
+    let mut tokenizer = files.tokenizer(arch)?;
     let special = files.special_tokens(tokenizer.as_ref())?;
+    let warnings: Vec<LoadWarning> = tokenizer
+        .as_mut()
+        .and_then(|t| t.set_mask(special.mask))
+        .into_iter()
+        .collect();
     let dtype = spec
         .dtype
         .unwrap_or_else(|| crate::device::default_dtype(&spec.device));
@@ -318,6 +383,7 @@ pub fn load(spec: &ModelSpec) -> Result<LoadedModel> {
         generation: files.generation_defaults(),
         name: spec.model.clone(),
         source: dir,
+        warnings,
     })
 }
 

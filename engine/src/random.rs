@@ -154,33 +154,7 @@ fn dream_config(
 
 /// Number of weights a config describes, counted from its shapes (nothing is built).
 pub fn parameter_count(arch: Architecture, config: &Value) -> Result<u64> {
-    let info = crate::models::info(arch, config)?;
-    let (d, layers) = (info.hidden_size as u64, info.num_layers as u64);
-    let q = (info.num_heads * info.head_dim) as u64;
-    let kv = (info.num_kv_heads * info.head_dim) as u64;
-    let field = |name: &str| config.get(name).and_then(Value::as_u64);
-    let (mlp, tied, qkv_bias) = match arch {
-        Architecture::Llada => (
-            field("mlp_hidden_size").unwrap_or(4 * d),
-            config
-                .get("weight_tying")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            0,
-        ),
-        Architecture::Dream => (
-            field("intermediate_size").unwrap_or(4 * d),
-            config
-                .get("tie_word_embeddings")
-                .and_then(Value::as_bool)
-                .unwrap_or(false),
-            q + 2 * kv,
-        ),
-    };
-    let per_layer = d * q + 2 * d * kv + q * d + 3 * d * mlp + 2 * d + qkv_bias;
-    let embedding = info.logits_width as u64 * d;
-    let head = if tied { 0 } else { embedding };
-    Ok(embedding + head + layers * per_layer + d)
+    Ok(crate::models::info(arch, config)?.total_parameters)
 }
 
 /// A `VarBuilder` backend that makes every requested tensor up from the seed and its name.
@@ -261,6 +235,7 @@ mod tests {
                     span_start: 0,
                     total_len: 4,
                     cache: crate::model::CacheMode::None,
+                    block_causal: None,
                 };
                 model
                     .forward(input)

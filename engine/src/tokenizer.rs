@@ -85,6 +85,49 @@ pub const LLADA_TEMPLATE: &str = "{% for message in messages %}{% set content = 
 /// Qwen2-style ChatML template (Dream, DiffuCoder), with Qwen's default system prompt.
 pub const QWEN_TEMPLATE: &str = "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}{{ '<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n' }}{% endif %}{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}";
 
+/// The model's mask token as this tokenizer knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MaskToken {
+    pub id: u32,
+    /// The token's text (`None` when the id is outside the tokenizer's vocabulary).
+    pub text: Option<String>,
+    /// Whether the tokenizer marks it special (`<|mask|>`, `[MASK]`); an ordinary token (e.g. Qwen3's
+    /// `</tool_response>` at Dream's mask id 151666) means tokenizer and model do not belong together.
+    pub special: bool,
+}
+
+/// Something odd about a checkpoint that does not stop it from loading; the caller shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum LoadWarning {
+    /// The model's mask id is an ordinary token of the tokenizer: prompts containing that text
+    /// would be read as holes to fill, so they are refused.
+    MaskIsOrdinaryToken { id: u32, token: String },
+    /// The model's mask id is not in the tokenizer's vocabulary at all.
+    MaskOutsideTokenizer { id: u32, tokenizer_vocab: usize },
+}
+
+impl std::fmt::Display for LoadWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoadWarning::MaskIsOrdinaryToken { id, token } => write!(
+                f,
+                "the model's mask id {id} is the ordinary token `{token}` of this tokenizer, not a special \
+                 mask token: the tokenizer probably does not belong to this checkpoint (e.g. a stock Qwen \
+                 tokenizer next to Dream weights); prompts containing `{token}` will be refused"
+            ),
+            LoadWarning::MaskOutsideTokenizer {
+                id,
+                tokenizer_vocab,
+            } => write!(
+                f,
+                "the model's mask id {id} is outside the tokenizer's vocabulary of {tokenizer_vocab}: the \
+                 tokenizer probably does not belong to this checkpoint"
+            ),
+        }
+    }
+}
+
 /// A tokenizer with its chat template.
 pub struct TextTokenizer {
     inner: tokenizers::Tokenizer,
@@ -92,6 +135,7 @@ pub struct TextTokenizer {
     template_is_builtin: bool,
     bos_token: Option<String>,
     eos_token: Option<String>,
+    mask: Option<MaskToken>,
 }
 
 impl std::fmt::Debug for TextTokenizer {
@@ -153,8 +197,10 @@ impl TextTokenizer {
                 LLADA_TEMPLATE
             } else {
                 match family {
-                    Architecture::Llada => LLADA_TEMPLATE,
-                    Architecture::Dream => QWEN_TEMPLATE,
+                    Architecture::Llada | Architecture::LladaMoe | Architecture::Llada2 => {
+                        LLADA_TEMPLATE
+                    }
+                    Architecture::Dream | Architecture::OpenDcoder => QWEN_TEMPLATE,
                 }
             };
             builtin.to_string()
@@ -165,15 +211,68 @@ impl TextTokenizer {
             template_is_builtin,
             bos_token: tokenizer_config.and_then(|c| token_string(c.get("bos_token"))),
             eos_token: tokenizer_config.and_then(|c| token_string(c.get("eos_token"))),
+            mask: None,
         })
     }
 
+    /// Tell the tokenizer the model's mask id: [`Self::encode`] then refuses text that encodes to
+    /// it, naming the cause. Returns the warning to show when the id is not a special token here.
+    pub fn set_mask(&mut self, id: u32) -> Option<LoadWarning> {
+        let text = self.inner.id_to_token(id);
+        let special = self
+            .inner
+            .get_added_tokens_decoder()
+            .get(&id)
+            .is_some_and(|t| t.special);
+        self.mask = Some(MaskToken {
+            id,
+            text: text.clone(),
+            special,
+        });
+        match text {
+            None => Some(LoadWarning::MaskOutsideTokenizer {
+                id,
+                tokenizer_vocab: self.vocab_size(),
+            }),
+            Some(token) if !special => Some(LoadWarning::MaskIsOrdinaryToken { id, token }),
+            Some(_) => None,
+        }
+    }
+
+    /// The model's mask token, once [`Self::set_mask`] was called.
+    pub fn mask(&self) -> Option<&MaskToken> {
+        self.mask.as_ref()
+    }
+
+    /// Text to ids. Text that encodes to the model's mask id is refused, saying why: a mask in the
+    /// prompt would be read as a position to fill.
     pub fn encode(&self, text: &str, add_special_tokens: bool) -> Result<Vec<u32>> {
         let encoding = self
             .inner
             .encode(text, add_special_tokens)
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        Ok(encoding.get_ids().to_vec())
+        let ids = encoding.get_ids().to_vec();
+        if let Some(mask) = &self.mask {
+            if ids.contains(&mask.id) {
+                let token = mask.text.as_deref().unwrap_or("?");
+                return Err(Error::InvalidInput(if mask.special {
+                    format!(
+                        "the text contains the mask token `{token}` (id {}), which the model would read as a \
+                         position to fill: remove it from the prompt",
+                        mask.id
+                    )
+                } else {
+                    format!(
+                        "the text contains `{token}`, which this tokenizer encodes as id {id}: the model's mask \
+                         id. The tokenizer is an ordinary one whose token {id} is not a mask token, so it does \
+                         not belong to this checkpoint: use the checkpoint's own tokenizer.json (or remove \
+                         `{token}` from the prompt)",
+                        id = mask.id
+                    )
+                }));
+            }
+        }
+        Ok(ids)
     }
 
     pub fn decode(&self, ids: &[u32], skip_special_tokens: bool) -> Result<String> {
@@ -246,6 +345,29 @@ impl TextTokenizer {
     }
 }
 
+/// The mask token among the tokenizer's *special* added tokens, found by pattern: its text without
+/// the delimiters `<`, `>`, `[`, `]`, `|` is `mask`, `mdm_mask`, `mask_token` or `m` (any case), e.g.
+/// `<|mask|>`, `[MASK]`, `<mask>`, `<|mdm_mask|>`, Open-dCoder's `<M>`. The lowest such id wins.
+pub fn find_mask_token(tokenizer: &TextTokenizer) -> Option<(u32, String)> {
+    let mut found: Vec<(u32, String)> = tokenizer
+        .inner
+        .get_added_tokens_decoder()
+        .into_iter()
+        .filter(|(_, token)| token.special && is_mask_name(&token.content))
+        .map(|(id, token)| (id, token.content))
+        .collect();
+    found.sort();
+    found.into_iter().next()
+}
+
+fn is_mask_name(content: &str) -> bool {
+    let core = content
+        .trim_matches(|c| matches!(c, '<' | '>' | '[' | ']' | '|'))
+        .to_ascii_lowercase();
+    let bracketed = core.len() < content.len();
+    matches!(core.as_str(), "mask" | "mdm_mask" | "mask_token") || (bracketed && core == "m")
+}
+
 /// The ids of `eos_token_id`-style fields: a number or a list of numbers.
 fn ids_of(value: Option<&Value>) -> Vec<u32> {
     match value {
@@ -286,10 +408,11 @@ pub fn special_tokens(
         .first()
         .copied()
         .or_else(|| vocab(&["<|mdm_mask|>", "<|mask|>", "[MASK]", "<mask>"]))
+        .or_else(|| tokenizer.and_then(find_mask_token).map(|(id, _)| id))
         .ok_or_else(|| {
             Error::Checkpoint(
-                "no mask token: config.json has no mask_token_id and the tokenizer has no <|mdm_mask|> or <|mask|> \
-                 token; is this a diffusion checkpoint?"
+                "no mask token: config.json has no mask_token_id and the tokenizer has no special mask token \
+                 (<|mdm_mask|>, <|mask|>, [MASK], <M>, ...); is this a diffusion checkpoint?"
                     .into(),
             )
         })?;

@@ -63,6 +63,7 @@ fn forward(
             span_start: start,
             total_len: total,
             cache,
+            block_causal: None,
         })
         .unwrap()
 }
@@ -232,6 +233,7 @@ fn forward_err(
         span_start: 0,
         total_len: total,
         cache: CacheMode::None,
+        block_causal: None,
     };
     match model.forward(input) {
         Err(Error::InvalidInput(msg)) => msg,
@@ -260,6 +262,7 @@ fn bad_inputs_are_refused_with_clear_errors() {
         span_start: 1,
         total_len: 4,
         cache: CacheMode::Prefix(&cache),
+        block_causal: None,
     };
     let err = model.forward(input).unwrap_err().to_string();
     assert!(err.contains("record"), "{err}");

@@ -45,6 +45,9 @@ impl ToyModel {
                 logits_width: VOCAB,
                 max_sequence_length: 256,
                 shift_logits: shift,
+                block_causal: false,
+                total_parameters: 0,
+                active_parameters: 0,
                 num_layers: 1,
                 hidden_size: 8,
                 num_heads: 1,
@@ -127,6 +130,19 @@ impl DiffusionModel for ToyModel {
                     row[input.span_start..input.span_start + n].copy_from_slice(f);
                 }
                 let t = Tensor::new(keys.clone(), &Device::Cpu)?.reshape((batch, 1, total, 1))?;
+                cache.layers = vec![Some((t.clone(), t))];
+                keys
+            }
+            CacheMode::Extend(cache) => {
+                let start = input.span_start;
+                let mut keys: Vec<Vec<f32>> = match cache.layers.first().and_then(|l| l.as_ref()) {
+                    Some((k, _)) if start > 0 => k.reshape((batch, start))?.to_vec2::<f32>()?,
+                    _ => vec![Vec::new(); batch],
+                };
+                for (row, f) in keys.iter_mut().zip(&fresh) {
+                    row.extend_from_slice(f);
+                }
+                let t = Tensor::new(keys.clone(), &Device::Cpu)?.reshape((batch, 1, start + n, 1))?;
                 cache.layers = vec![Some((t.clone(), t))];
                 keys
             }

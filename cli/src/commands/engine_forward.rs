@@ -190,6 +190,7 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<ExitCode> {
             span_start: 0,
             total_len,
             cache: CacheMode::None,
+            block_causal: None,
         })
         .map_err(engine_error)?;
     let elapsed = started.elapsed();

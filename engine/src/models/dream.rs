@@ -101,19 +101,40 @@ impl Config {
         Ok(())
     }
 
-    pub fn info(&self) -> ModelInfo {
+    /// Number of weights, from the shapes.
+    pub fn parameter_count(&self) -> u64 {
+        let d = self.hidden_size as u64;
+        let q = (self.num_attention_heads * self.head_dim()) as u64;
+        let kv = (self.kv_heads() * self.head_dim()) as u64;
+        let mlp = self.intermediate_size as u64;
+        let per_layer = d * q + 2 * d * kv + q * d + 3 * d * mlp + 2 * d + q + 2 * kv;
+        let embedding = self.vocab_size as u64 * d;
+        let head = if self.tie_word_embeddings { 0 } else { embedding };
+        embedding + head + self.num_hidden_layers as u64 * per_layer + d
+    }
+
+    /// The facts of this config as `architecture` (Dream, or Open-dCoder which shares the network).
+    pub fn info_as(&self, architecture: Architecture) -> ModelInfo {
+        let parameters = self.parameter_count();
         ModelInfo {
-            architecture: Architecture::Dream,
+            architecture,
             vocab_size: self.vocab_size,
             logits_width: self.vocab_size,
             max_sequence_length: self.max_position_embeddings,
             shift_logits: true,
+            block_causal: false,
+            total_parameters: parameters,
+            active_parameters: parameters,
             num_layers: self.num_hidden_layers,
             hidden_size: self.hidden_size,
             num_heads: self.num_attention_heads,
             num_kv_heads: self.kv_heads(),
             head_dim: self.head_dim(),
         }
+    }
+
+    pub fn info(&self) -> ModelInfo {
+        self.info_as(Architecture::Dream)
     }
 }
 
@@ -156,10 +177,20 @@ impl Layer {
     }
 }
 
+/// Position ids of a padded row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaddedPositions {
+    /// Dream's sampler: `cumsum(mask) - 1`, pads at 1 (real tokens count from 0 after left padding).
+    Cumulative,
+    /// transformers' Qwen2 default when no position ids are passed: `0..L` whatever the mask.
+    Index,
+}
+
 /// A Dream-family checkpoint ready to run.
 #[derive(Debug)]
 pub struct Model {
     config: Config,
+    padded_positions: PaddedPositions,
     info: ModelInfo,
     embed_tokens: Tensor,
     layers: Vec<Layer>,
@@ -173,6 +204,17 @@ pub struct Model {
 impl Model {
     /// Build from a `VarBuilder` rooted at the checkpoint's top level.
     pub fn load(config: Config, vb: VarBuilder) -> Result<Self> {
+        let info = config.info();
+        Self::load_as(config, info, PaddedPositions::Cumulative, vb)
+    }
+
+    /// Build the same network under another family's facts (Open-dCoder shares Dream's layers).
+    pub fn load_as(
+        config: Config,
+        info: ModelInfo,
+        padded_positions: PaddedPositions,
+        vb: VarBuilder,
+    ) -> Result<Self> {
         config.validate()?;
         let dtype = vb.dtype();
         let device = vb.device().clone();
@@ -195,9 +237,9 @@ impl Model {
             )?
         };
         let rotary = Rotary::new(config.head_dim(), config.rope_theta);
-        let info = config.info();
         Ok(Self {
             config,
+            padded_positions,
             info,
             embed_tokens,
             layers,
@@ -247,7 +289,7 @@ impl DiffusionModel for Model {
         let cfg = &self.config;
         let (heads, kv_heads, head_dim) = (cfg.num_attention_heads, cfg.kv_heads(), cfg.head_dim());
         let (cos, sin) = match &prep.mask {
-            Some(rows) => {
+            Some(rows) if self.padded_positions == PaddedPositions::Cumulative => {
                 let positions: Vec<Vec<f32>> = rows
                     .iter()
                     .map(|row| {
@@ -256,7 +298,7 @@ impl DiffusionModel for Model {
                     .collect();
                 self.rotary.rows(&positions, &self.device)?
             }
-            None => self.rotary.range(prep.span_start, prep.len, &self.device)?,
+            _ => self.rotary.range(prep.span_start, prep.len, &self.device)?,
         };
         // transformers casts the f32 tables to the activations' dtype and rotates there.
         let (cos, sin) = (cos.to_dtype(self.dtype)?, sin.to_dtype(self.dtype)?);
@@ -271,7 +313,7 @@ impl DiffusionModel for Model {
             let k = layers::heads_first(&layers::apply_rope(&k, &cos, &sin)?)?;
             let v = layers::heads_first(&v)?;
             let (k, v) = layers::layer_keys_values(&mut input.cache, i, prep.span_start, k, v)?;
-            let att = layers::attention(&q, &k, &v, prep.key_bias.as_ref())?;
+            let att = layers::attention(&q, &k, &v, prep.bias.as_ref())?;
             x = (x + layer.o_proj.forward(&att)?)?;
 
             let h = layer.post_attention_layernorm.forward(&x)?;

@@ -1,6 +1,7 @@
 //! Building blocks shared by the model files: linear layers run as one 2-D matmul, RMSNorm in f32,
-//! rotary tables computed in f32, the key mask, grouped-query attention without repeating keys, and
-//! the per-layer key/value cache plumbing behind [`CacheMode`].
+//! rotary tables computed in f32 (whole or partial rotary), the attention bias (key padding and the
+//! block-causal mask), grouped-query attention without repeating keys, and the per-layer key/value
+//! cache plumbing behind [`CacheMode`].
 //!
 //! Numerics follow the PyTorch references: norms and RoPE tables in f32, attention scores upcast to
 //! f32 for the mask and the softmax, everything else in the model dtype.
@@ -154,6 +155,29 @@ pub fn apply_rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result
     candle_nn::rotary_emb::rope_thd(&x, cos, sin)?.to_dtype(dtype)
 }
 
+/// RoPE on the first `rot_dim` dims of each head of `x` `[batch, len, heads, head_dim]` (partial
+/// rotary: `cos`/`sin` are `rot_dim / 2` wide, from [`Rotary::new`]`(rot_dim, theta)`), the rest passing
+/// through unchanged, as the references' `q[..., :rotary_dim]` / `q[..., rotary_dim:]`.
+pub fn apply_partial_rope(
+    x: &Tensor,
+    cos: &Tensor,
+    sin: &Tensor,
+    rot_dim: usize,
+) -> candle_core::Result<Tensor> {
+    let head_dim = x.dim(3)?;
+    if rot_dim >= head_dim {
+        return apply_rope(x, cos, sin);
+    }
+    let rotated = apply_rope(&x.narrow(3, 0, rot_dim)?, cos, sin)?;
+    let rest = x.narrow(3, rot_dim, head_dim - rot_dim)?;
+    Tensor::cat(&[&rotated, &rest], 3)
+}
+
+/// Additive bias of a masked key: a large finite value (as LLaDA's `finfo.min`), halved so that the
+/// padding and block-causal biases added together stay finite: a query row with every key masked
+/// (a padded position) keeps finite scores instead of NaN.
+pub const MASKED: f32 = f32::MIN / 2.0;
+
 /// What one forward pass needs besides the ids, validated once for all layers.
 #[derive(Debug)]
 pub struct Prepared {
@@ -161,14 +185,19 @@ pub struct Prepared {
     pub len: usize,
     pub span_start: usize,
     pub total_len: usize,
+    /// Number of keys every layer attends to: `total_len`, or `span_start + len` for
+    /// [`CacheMode::Extend`].
+    pub keys: usize,
     /// Host copy of the key mask `[batch][total_len]` when something is padded.
     pub mask: Option<Vec<Vec<f32>>>,
-    /// Additive f32 `[batch, 1, 1, total_len]`: 0 for real keys, `f32::MIN` for padding (as LLaDA's
-    /// `finfo.min`; a large finite value keeps fully padded query rows finite instead of NaN).
-    pub key_bias: Option<Tensor>,
+    /// Additive f32 bias `[batch | 1, 1, 1, len | 1, keys]` (see [`attention`]): 0 for attended keys,
+    /// [`MASKED`] for padded keys and keys of later blocks under `block_causal`; `None` when nothing
+    /// is masked.
+    pub bias: Option<Tensor>,
 }
 
-/// Check ids, span, mask and cache against the model before any work is done.
+/// Check ids, span, mask and cache against the model before any work is done, and build the
+/// attention bias (padding and block-causal mask).
 pub fn prepare(
     input: &ForwardInput<'_>,
     info: &ModelInfo,
@@ -200,6 +229,11 @@ pub fn prepare(
             info.max_sequence_length
         )));
     }
+    if input.block_causal == Some(0) {
+        return Err(Error::InvalidInput(
+            "block_causal block size must be at least 1".into(),
+        ));
+    }
     let max_id = input
         .input_ids
         .to_dtype(DType::U32)?
@@ -218,9 +252,13 @@ pub fn prepare(
         len,
         total_len,
     )?;
+    let keys = match input.cache {
+        CacheMode::Extend(_) => span_start + len,
+        _ => total_len,
+    };
 
     let mut mask = None;
-    let mut key_bias = None;
+    let mut bias = None;
     if let Some(m) = input.attention_mask {
         let dims = m.dims();
         if dims != [batch, total_len] {
@@ -229,14 +267,37 @@ pub fn prepare(
             )));
         }
         let rows = m.to_dtype(DType::F32)?.to_vec2::<f32>()?;
-        if rows.iter().flatten().any(|&v| v == 0.0) {
-            let bias: Vec<f32> = rows
+        if rows.iter().any(|row| row[..keys].contains(&0.0)) {
+            let values: Vec<f32> = rows
                 .iter()
-                .flatten()
-                .map(|&v| if v == 0.0 { f32::MIN } else { 0.0 })
+                .flat_map(|row| row[..keys].iter())
+                .map(|&v| if v == 0.0 { MASKED } else { 0.0 })
                 .collect();
-            key_bias = Some(Tensor::from_vec(bias, (batch, 1, 1, total_len), device)?);
+            bias = Some(Tensor::from_vec(values, (batch, 1, 1, 1, keys), device)?);
+        }
+        if rows.iter().flatten().any(|&v| v == 0.0) {
             mask = Some(rows);
+        }
+    }
+    if let Some(block) = input.block_causal {
+        // Only needed when some key lies in a later block than some query.
+        if (keys - 1) / block > span_start / block {
+            let query_blocks: Vec<f32> = (span_start..span_start + len)
+                .map(|i| (i / block) as f32)
+                .collect();
+            let key_blocks: Vec<f32> = (0..keys).map(|j| (j / block) as f32).collect();
+            let query_blocks = Tensor::from_vec(query_blocks, (len, 1), device)?;
+            let key_blocks = Tensor::from_vec(key_blocks, (1, keys), device)?;
+            // Block ids are whole numbers: a key in a later block differs by at least 1.
+            let later = key_blocks
+                .broadcast_sub(&query_blocks)?
+                .clamp(0f32, 1f32)?
+                .affine(f64::from(MASKED), 0.0)?
+                .reshape((1, 1, 1, len, keys))?;
+            bias = Some(match bias {
+                Some(padding) => padding.broadcast_add(&later)?,
+                None => later,
+            });
         }
     }
     Ok(Prepared {
@@ -244,8 +305,9 @@ pub fn prepare(
         len,
         span_start,
         total_len,
+        keys,
         mask,
-        key_bias,
+        bias,
     })
 }
 
@@ -309,6 +371,30 @@ fn check_cache(
                 _ => Ok(()),
             }
         }
+        CacheMode::Extend(c) => {
+            if span_start == 0 {
+                // A fresh (or reused) cache: the span starts the sequence, nothing is read.
+                return if c.is_empty() {
+                    Ok(())
+                } else {
+                    Err(Error::InvalidInput(format!(
+                        "extend cache holds {} positions but the span starts at 0: truncate it first (KvCache::truncate)",
+                        c.len()
+                    )))
+                };
+            }
+            filled(&c.layers, span_start, "extend")?;
+            for layer in c.layers.iter().flatten() {
+                let cached = layer.0.dim(2)?;
+                if cached != span_start {
+                    return Err(Error::InvalidInput(format!(
+                        "extend cache holds {cached} positions, the span starts at {span_start}: \
+                         the cache must end where the span starts (KvCache::truncate)"
+                    )));
+                }
+            }
+            Ok(())
+        }
     }
 }
 
@@ -352,6 +438,20 @@ pub fn layer_keys_values(
             *entry = Some((k.clone(), v.clone()));
             Ok((k, v))
         }
+        CacheMode::Extend(c) => {
+            if c.layers.len() <= layer {
+                c.layers.resize(layer + 1, None);
+            }
+            let entry = &mut c.layers[layer];
+            let (k, v) = match entry.as_ref() {
+                Some((ck, cv)) if span_start > 0 => {
+                    (Tensor::cat(&[ck, &k], 2)?, Tensor::cat(&[cv, &v], 2)?)
+                }
+                _ => (k, v),
+            };
+            *entry = Some((k.clone(), v.clone()));
+            Ok((k, v))
+        }
     }
 }
 
@@ -370,17 +470,18 @@ fn splice(cached: &Tensor, fresh: &Tensor, start: usize) -> Result<Tensor> {
     Ok(Tensor::cat(&parts, 2)?)
 }
 
-/// Scaled dot-product attention over all keys (bidirectional), grouped-query without copying keys:
-/// `q` `[batch, len, heads, head_dim]`, `k`/`v` `[batch, kv_heads, keys, head_dim]` contiguous.
-/// Returns `[batch, len, heads * head_dim]`.
+/// Scaled dot-product attention, grouped-query without copying keys: `q` `[batch, len, heads,
+/// head_dim]`, `k`/`v` `[batch, kv_heads, keys, head_dim]` contiguous, `bias` the additive f32 mask
+/// `[batch | 1, 1, 1, len | 1, keys]` of [`Prepared::bias`]. Returns `[batch, len, heads * head_dim]`.
 pub fn attention(
     q: &Tensor,
     k: &Tensor,
     v: &Tensor,
-    key_bias: Option<&Tensor>,
+    bias: Option<&Tensor>,
 ) -> candle_core::Result<Tensor> {
     let (batch, len, heads, head_dim) = q.dims4()?;
     let kv_heads = k.dim(1)?;
+    let keys = k.dim(2)?;
     let group = heads / kv_heads;
     let dtype = q.dtype();
     // Query head h uses key head h / group (`repeat_interleave` in the references), so grouping the
@@ -392,8 +493,11 @@ pub fn attention(
         .reshape((batch, kv_heads, group * len, head_dim))?;
     let q = (q * (1.0 / (head_dim as f64).sqrt()))?;
     let scores = q.matmul(&k.t()?)?.to_dtype(DType::F32)?;
-    let scores = match key_bias {
-        Some(bias) => scores.broadcast_add(bias)?,
+    let scores = match bias {
+        Some(bias) => scores
+            .reshape((batch, kv_heads, group, len, keys))?
+            .broadcast_add(bias)?
+            .reshape((batch, kv_heads, group * len, keys))?,
         None => scores,
     };
     let probs = candle_nn::ops::softmax_last_dim(&scores)?.to_dtype(dtype)?;

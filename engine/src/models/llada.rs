@@ -184,13 +184,34 @@ impl Config {
         Ok(())
     }
 
+    /// Number of weights, from the shapes (biases of q/k/v counted when present).
+    pub fn parameter_count(&self) -> u64 {
+        let d = self.d_model as u64;
+        let q = d;
+        let kv = (self.kv_heads() * self.head_dim()) as u64;
+        let mlp = self.mlp_hidden() as u64;
+        let qkv_bias = if self.include_bias || self.include_qkv_bias {
+            q + 2 * kv
+        } else {
+            0
+        };
+        let per_layer = d * q + 2 * d * kv + q * d + 3 * d * mlp + 2 * d + qkv_bias;
+        let embedding = self.logits_width() as u64 * d;
+        let head = if self.weight_tying { 0 } else { embedding };
+        embedding + head + self.n_layers as u64 * per_layer + d
+    }
+
     pub fn info(&self) -> ModelInfo {
+        let parameters = self.parameter_count();
         ModelInfo {
             architecture: Architecture::Llada,
             vocab_size: self.vocab_size,
             logits_width: self.logits_width(),
             max_sequence_length: self.max_sequence_length,
             shift_logits: false,
+            block_causal: false,
+            total_parameters: parameters,
+            active_parameters: parameters,
             num_layers: self.n_layers,
             hidden_size: self.d_model,
             num_heads: self.n_heads,
@@ -363,7 +384,7 @@ impl DiffusionModel for Model {
             let k = layers::heads_first(&k)?;
             let v = layers::heads_first(&layers::split_heads(&v, kv_heads, head_dim)?)?;
             let (k, v) = layers::layer_keys_values(&mut input.cache, i, prep.span_start, k, v)?;
-            let att = layers::attention(&q, &k, &v, prep.key_bias.as_ref())?;
+            let att = layers::attention(&q, &k, &v, prep.bias.as_ref())?;
             x = (x + block.attn_out.forward(&att)?)?;
 
             let h = block.ff_norm.forward(&x)?;

@@ -1,10 +1,12 @@
-//! Model files, one per architecture family (`llada`, `dream`), and the shared building blocks they
-//! are made of (`layers`). [`build`] turns a parsed `config.json` and a weight source into a
-//! [`DiffusionModel`]; finding and reading checkpoints is `checkpoint`'s job.
+//! Model files, one per architecture family (`llada`, `dream`, `open_dcoder`, `llada_moe`, `llada2`),
+//! and the shared building blocks they are made of (`layers`, `moe`). [`build`] turns a parsed
+//! `config.json` and a weight source into a [`DiffusionModel`]; finding and reading checkpoints is
+//! `checkpoint`'s job.
 
 pub mod dream;
 pub mod layers;
 pub mod llada;
+pub mod open_dcoder;
 
 use candle_nn::VarBuilder;
 
@@ -17,7 +19,11 @@ fn parse<T: serde::de::DeserializeOwned>(
     config: &serde_json::Value,
 ) -> Result<T> {
     serde_json::from_value(config.clone())
-        .map_err(|e| Error::Checkpoint(format!("config.json is not a valid {arch:?} config: {e}")))
+        .map_err(|e| Error::Checkpoint(format!("config.json is not a valid {arch} config: {e}")))
+}
+
+fn not_yet(arch: Architecture) -> Error {
+    Error::Unsupported(format!("the {arch} family is not implemented yet"))
 }
 
 /// Build a model of family `arch` from its `config.json` and the weights behind `vb`.
@@ -29,6 +35,8 @@ pub fn build(
     Ok(match arch {
         Architecture::Llada => Box::new(llada::Model::load(parse(arch, config)?, vb)?),
         Architecture::Dream => Box::new(dream::Model::load(parse(arch, config)?, vb)?),
+        Architecture::OpenDcoder => Box::new(open_dcoder::load(parse(arch, config)?, vb)?),
+        Architecture::LladaMoe | Architecture::Llada2 => return Err(not_yet(arch)),
     })
 }
 
@@ -45,5 +53,11 @@ pub fn info(arch: Architecture, config: &serde_json::Value) -> Result<crate::mod
             c.validate()?;
             c.info()
         }
+        Architecture::OpenDcoder => {
+            let c: open_dcoder::Config = parse(arch, config)?;
+            c.validate()?;
+            open_dcoder::info(&c)
+        }
+        Architecture::LladaMoe | Architecture::Llada2 => return Err(not_yet(arch)),
     })
 }

@@ -357,6 +357,7 @@ impl Cohort {
             span_start,
             total_len,
             cache,
+            block_causal: None,
         })
     }
 }
