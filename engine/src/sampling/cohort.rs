@@ -16,7 +16,7 @@ use super::layout::Layout;
 use super::scoring::{ConfidenceMeasure, ScoreSpec, TokenChoice};
 use super::select::SeededRng;
 use super::settings::{CacheKind, ConfidenceRule, DreamAlgorithm, SamplerKind, SamplerSettings};
-use super::{dream, fast, llada, mdm};
+use super::{block, dream, fast, llada, mdm};
 use crate::model::{CacheMode, DiffusionModel, ForwardInput, KvCache, ModelInfo};
 use crate::{Error, Result};
 
@@ -267,9 +267,7 @@ impl Cohort {
             SamplerKind::Dream => dream::step(self, model)?,
             SamplerKind::Fast => fast::step(self, model)?,
             SamplerKind::Mdm => mdm::step(self, model)?,
-            SamplerKind::Llada2 | SamplerKind::Llada21 => {
-                return Err(Error::Unsupported("block diffusion: pending".into()))
-            }
+            SamplerKind::Llada2 | SamplerKind::Llada21 => block::step(self, model)?,
         };
         Ok(self.events(committed))
     }
@@ -357,7 +355,12 @@ impl Cohort {
             span_start,
             total_len,
             cache,
-            block_causal: None,
+            // Block diffusion: blocks of the layout's block length, counted from position 0.
+            block_causal: self
+                .key
+                .sampler
+                .is_block_causal()
+                .then(|| self.layout.blocks.first().map_or(1, |block| block.len())),
         })
     }
 }
@@ -383,6 +386,26 @@ fn validate_request(request: &SequenceRequest, info: &ModelInfo) -> Result<()> {
                 layout.canvas.len()
             )));
         }
+    }
+    if info.block_causal != settings.sampler.is_block_causal() {
+        return Err(Error::InvalidInput(if info.block_causal {
+            format!(
+                "this model is block-causal (LLaDA2 block diffusion): the {} sampler would run it \
+                 bidirectionally; use the llada2 or llada21 sampler",
+                settings.sampler.name()
+            )
+        } else {
+            format!(
+                "the {} sampler is for block-diffusion models (LLaDA2.0 / 2.1); this model is \
+                 bidirectional: use fast, llada, dream or mdm",
+                settings.sampler.name()
+            )
+        }));
+    }
+    if settings.sampler.is_block_causal() && layout.padding + layout.generated_len() + layout.prefix_len() != layout.canvas.len() {
+        return Err(Error::InvalidInput(
+            "block-causal models fill one hole at the end of the text (after a fixed prefix)".into(),
+        ));
     }
     if request.tokens.mask as usize >= info.logits_width.max(info.vocab_size) {
         return Err(Error::InvalidInput(format!(

@@ -4,15 +4,14 @@
 //! - 2.1: dllm `pipelines/llada21/sampler.py::LLaDA21Sampler.sample` (its `generate` runs the same
 //!   loop and only cuts the output after the first EOS).
 //!
+//! This file holds the rules (schedule, selection, editing, the `generate` output); the loop that
+//! applies them, with its per-block KV cache, is `sampling::block`.
+//!
 //! The canvas is `prompt + gen_length` masks padded to whole blocks, blocks counted from position 0
 //! (`Layout::block_aligned`). Block `b` runs the model on `x[:, :(b + 1) * block]` under the
 //! block-causal mask and uses only the last block's logits, so the keys and values of finished
-//! blocks never change: with a cache (`cache` not `none`) every forward is a
-//! [`CacheMode::Extend`] from the end of the cached prefix to the end of the current block, and the
-//! cache is cut back to the block start afterwards. The first step of a block therefore also
-//! appends the previous block's final keys/values (two blocks' work); every further step costs one
-//! block against the cache. This is exact, not an approximation: it equals recomputing the prefix
-//! (`cache none`), tested in `engine/tests/sampling.rs`.
+//! blocks never change and a per-block KV cache is exact, not an approximation: it equals
+//! recomputing the prefix (`cache none`), tested in `engine/tests/sampling.rs`.
 //!
 //! A step, per row: softmax (temperature, top-k, top-p) -> argmax (or a draw) and its probability.
 //! - 2.0: masked positions of the block with probability `> threshold` are all committed if there

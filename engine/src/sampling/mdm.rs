@@ -14,17 +14,17 @@
 //!   what `dream::step` already does, so these algs run through it. (`entropy` clamps
 //!   probabilities at 1e-10 where Dream adds 1e-10; the two differ by about 1e-10, far below
 //!   float32 resolution of the sums.)
-//! - `p2` ([`p2_remask_count`], [`p2_step`]): at step `i` (0-based) every masked position gets its
-//!   argmax and confidence; fixed positions (not mask in the initial canvas) and already decoded
-//!   positions have confidence +inf. `floor(n_free * (1 - (i + 1) / steps))` positions with the
-//!   lowest confidence (ascending) are mask after the step; every other position that was mask
-//!   takes its argmax. The product is float32 as in the reference (`num_positions.float() *
-//!   (1 - kappa_t)`: torch casts the Python scalar to the tensor's float32).
-//!
-//!   Re-masking a decoded position would need more positions re-masked than are masked, which
-//!   never happens: the count falls monotonically (`n_free`, then non-increasing floors), so the
-//!   masked positions always fill the lowest-confidence set by themselves. Ties among equal finite
-//!   confidences keep the lower position masked (the module note of `select` on ties applies).
+//! - `p2` ([`p2_remask_count`], [`p2_step`]; path planning): at step `i` (0-based) the whole
+//!   canvas is predicted, and every free position (mask in the initial canvas), decoded or not, gets
+//!   the argmax and its probability as confidence; fixed positions (prompt, prompt pads) have +inf.
+//!   The `floor(n_free * (1 - (i + 1) / steps))` free positions with the lowest confidence
+//!   (ascending) are mask after the step, *decoded ones too* (they are re-masked); every other
+//!   position that was mask takes its argmax, and decoded positions not re-masked keep their
+//!   token. The product is float32 as in the reference (`num_positions.float() * (1 - kappa_t)`:
+//!   torch casts the Python scalar to the tensor's float32). This is the rule of the reference the
+//!   golden data was made with (the parity-v2 README); a copy of the file that scores only masked
+//!   positions gives decoded ones +inf and so never re-masks them. Ties among equal confidences
+//!   mask the lower position first (the module note of `select` on ties applies).
 
 use super::cohort::{score_positions, score_spec, Cohort};
 use super::events::FinishReason;
@@ -54,36 +54,39 @@ pub fn p2_remask_count(n_free: usize, step: usize, steps: usize) -> usize {
     product.max(0.0) as usize
 }
 
-/// One `p2` step for one row: `scored` holds `(position, argmax, confidence)` of every masked
-/// position, `decoded` the non-fixed positions that hold a token. Returns the positions to commit
-/// (with their tokens) and the decoded positions to mask again (always empty in practice, see the
-/// module note).
+/// One `p2` step for one row: `scored` holds `(position, argmax, confidence)` of every free
+/// (non-fixed) position, `masked` says which of them are mask now. The `remask` least confident
+/// free positions are mask after the step (decoded ones too); every other masked position takes its
+/// argmax. Returns the positions to commit (with their tokens) and the decoded positions to mask
+/// again.
 pub fn p2_step(
     scored: &[(usize, u32, f64)],
-    decoded: &[usize],
+    masked: &[usize],
     remask: usize,
 ) -> (Vec<(usize, u32)>, Vec<usize>) {
-    // Ascending confidence, ties to the lower position; decoded positions (+inf) after every
-    // masked one, in position order.
+    // Ascending confidence, ties to the lower position (see the module note).
     let mut order: Vec<(usize, f64)> = scored.iter().map(|&(p, _, c)| (p, c)).collect();
-    order.sort_by(|a, b| {
-        a.1.partial_cmp(&b.1)
+    order.sort_by(|a, b| match (a.1.is_nan(), b.1.is_nan()) {
+        (true, false) => std::cmp::Ordering::Greater,
+        (false, true) => std::cmp::Ordering::Less,
+        _ => a
+            .1
+            .partial_cmp(&b.1)
             .unwrap_or(std::cmp::Ordering::Equal)
-            .then(a.0.cmp(&b.0))
+            .then(a.0.cmp(&b.0)),
     });
-    order.extend(decoded.iter().map(|&p| (p, f64::INFINITY)));
     let masked_after: std::collections::HashSet<usize> =
         order.iter().take(remask).map(|&(p, _)| p).collect();
-    let commit = scored
-        .iter()
-        .filter(|(p, _, _)| !masked_after.contains(p))
-        .map(|&(p, token, _)| (p, token))
-        .collect();
-    let remasked = decoded
-        .iter()
-        .copied()
-        .filter(|p| masked_after.contains(p))
-        .collect();
+    let mut commit = Vec::new();
+    let mut remasked = Vec::new();
+    for &(p, token, _) in scored {
+        let was_masked = masked.contains(&p);
+        match (was_masked, masked_after.contains(&p)) {
+            (true, false) => commit.push((p, token)),
+            (false, true) => remasked.push(p),
+            _ => {}
+        }
+    }
     (commit, remasked)
 }
 
@@ -130,14 +133,9 @@ pub(crate) fn step(
         let mask = row.tokens.mask;
         let masked = row.masked_in(0..total, mask);
         let free: Vec<usize> = (0..total).filter(|&p| initial[p] == mask).collect();
-        let decoded: Vec<usize> = free
-            .iter()
-            .copied()
-            .filter(|&p| row.canvas[p] != mask)
-            .collect();
-        let scored = score_positions(&window, 0, &masked, &spec, &mut row.rng)?;
+        let scored = score_positions(&window, 0, &free, &spec, &mut row.rng)?;
         let remask = p2_remask_count(free.len(), cohort.step, steps);
-        let (commit, remasked) = p2_step(&scored, &decoded, remask);
+        let (commit, remasked) = p2_step(&scored, &masked, remask);
         for position in remasked {
             row.canvas[position] = mask;
         }
@@ -179,16 +177,16 @@ mod tests {
     }
 
     #[test]
-    fn p2_keeps_the_least_confident_masked() {
+    fn p2_masks_the_least_confident_free_positions() {
         let scored = [(3, 10, 0.9), (4, 11, 0.2), (5, 12, 0.5), (6, 13, 0.2)];
-        let (commit, remasked) = p2_step(&scored, &[7], 2);
+        let (commit, remasked) = p2_step(&scored, &[3, 4, 5, 6], 2);
         // 0.2 at 4 and 6 stay masked (lowest); 3 and 5 commit.
         assert_eq!(commit, vec![(3, 10), (5, 12)]);
         assert!(remasked.is_empty());
-        // More to mask than are masked: decoded positions join, lowest position first.
-        let (commit, remasked) = p2_step(&scored[..1], &[7, 8], 2);
-        assert!(commit.is_empty());
-        assert_eq!(remasked, vec![7]);
+        // A decoded position among the least confident is masked again.
+        let (commit, remasked) = p2_step(&scored, &[3, 5], 2);
+        assert_eq!(commit, vec![(3, 10), (5, 12)]);
+        assert_eq!(remasked, vec![4, 6]);
     }
 
     #[test]

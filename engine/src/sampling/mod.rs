@@ -11,8 +11,8 @@
 //! - [`layout`]: the canvas (prompt, holes, suffix) and its blocks; multi-segment infill;
 //! - [`llada`] / [`dream`]: the reference samplers (LLaDA `generate`, Dream `_sample`), token-exact;
 //! - [`mdm`]: Open-dLLM's `_mdm_sample` (Open-dCoder), with `p2` re-masking;
-//! - [`llada2`]: LLaDA2.0 / 2.1 block diffusion (block-causal, exact per-block KV cache, 2.1's
-//!   editing);
+//! - [`llada2`] / [`block`]: LLaDA2.0 / 2.1 block diffusion: the rules (threshold + quota, 2.1's
+//!   editing, the `generate` output) and the block loop with its exact per-block KV cache;
 //! - [`family`]: each model family's own sampler and recommended settings;
 //! - [`fast`]: Fast-dLLM style confidence-threshold parallel decoding with prefix / dual KV cache;
 //! - [`cohort`]: a lockstep batch of sequences that share a canvas shape and a step structure;
@@ -24,6 +24,7 @@
 //! This module works on token ids only; text, chat templates and stop strings live in
 //! `crate::generate`.
 
+pub mod block;
 pub mod cases;
 pub mod cohort;
 pub mod decoder;
