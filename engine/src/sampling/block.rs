@@ -239,7 +239,10 @@ fn select_rows(cache: &mut KvCache, keep: &[u32]) -> Result<()> {
                 continue;
             }
             let index = Tensor::from_vec(keep.to_vec(), keep.len(), k.device())?;
-            *layer = Some((k.index_select(&index, 0)?, v.index_select(&index, 0)?));
+            *layer = Some((
+                k.contiguous()?.index_select(&index, 0)?,
+                v.contiguous()?.index_select(&index, 0)?,
+            ));
         }
     }
     Ok(())
