@@ -484,6 +484,29 @@ mod tests {
         assert_eq!(defaults.alg.as_deref(), Some("entropy"));
         assert_eq!(defaults.eps, None);
     }
+
+    #[test]
+    fn mask_tokens_are_recognised_by_pattern() {
+        for name in [
+            "<|mask|>",
+            "[MASK]",
+            "<mask>",
+            "<|mdm_mask|>",
+            "<M>",
+            "[mask_token]",
+        ] {
+            assert!(is_mask_name(name), "{name}");
+        }
+        for name in [
+            "M",
+            "<|im_start|>",
+            "<|endoftext|>",
+            "<masked>",
+            "<|fim_middle|>",
+        ] {
+            assert!(!is_mask_name(name), "{name}");
+        }
+    }
 }
 
 #[cfg(test)]
@@ -493,7 +516,8 @@ mod qwen3_tests {
     use std::path::PathBuf;
 
     fn qwen3() -> TextTokenizer {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tokenizers/qwen3");
+        let dir =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tokenizers/qwen3");
         let text = std::fs::read_to_string(dir.join("tokenizer_config.json")).unwrap();
         let config: Value = serde_json::from_str(&text).unwrap();
         TextTokenizer::from_files(
@@ -548,7 +572,8 @@ mod qwen3_tests {
 
     #[test]
     fn builtin_templates_render() {
-        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tokenizers/qwen3");
+        let dir =
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/tokenizers/qwen3");
         // Without tokenizer_config.json the vocabulary's <|im_start|> selects the ChatML fallback.
         let tokenizer =
             TextTokenizer::from_files(&dir.join("tokenizer.json"), None, Architecture::Llada)

@@ -1,6 +1,7 @@
-//! Forward-pass parity with the PyTorch references on every case of `tests/fixtures/parity`, the cache
-//! modes against the no-cache pass, padding invariants, and clear errors on bad checkpoints and
-//! bad inputs.
+//! Forward-pass parity with the PyTorch references on every case of `tests/fixtures/parity` and
+//! `tests/fixtures/parity-v2` (block-causal and padded logits included), the cache modes against the
+//! no-cache pass (the block-causal `Extend` / `Prefix` caches against the full recompute), padding
+//! invariants, special-token checks at load, and clear errors on bad checkpoints and bad inputs.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 use std::collections::HashMap;
@@ -56,6 +57,18 @@ fn forward(
     total: usize,
     cache: CacheMode<'_>,
 ) -> Tensor {
+    forward_blocks(model, ids, mask, start, total, cache, None)
+}
+
+fn forward_blocks(
+    model: &mut dyn DiffusionModel,
+    ids: &Tensor,
+    mask: Option<&Tensor>,
+    start: usize,
+    total: usize,
+    cache: CacheMode<'_>,
+    block_causal: Option<usize>,
+) -> Tensor {
     model
         .forward(ForwardInput {
             input_ids: ids,
@@ -63,7 +76,7 @@ fn forward(
             span_start: start,
             total_len: total,
             cache,
-            block_causal: None,
+            block_causal,
         })
         .unwrap()
 }
@@ -342,10 +355,14 @@ fn broken_checkpoints_name_the_problem() {
 
     std::fs::write(
         tmp.path().join("config.json"),
-        r#"{"model_type": "llada", "num_experts": 64}"#,
+        r#"{"model_type": "sdar", "architectures": ["SDARForCausalLM"]}"#,
     )
     .unwrap();
-    assert!(load_err(tmp.path()).contains("LLaDA-MoE is not supported yet"));
+    let err = load_err(tmp.path());
+    assert!(
+        err.contains("SDAR is not supported") && err.contains("llada2"),
+        "{err}"
+    );
     std::fs::write(tmp.path().join("config.json"), r#"{"model_type": "gpt2"}"#).unwrap();
     let err = load_err(tmp.path());
     assert!(err.contains("gpt2") && err.contains("supported"), "{err}");
@@ -436,4 +453,352 @@ fn bf16_logits_stay_close_to_the_f32_reference() {
         err <= 0.05 * spread.max(1.0),
         "bf16 error {err} too large for logits of scale {spread}"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Second parity set: Open-dCoder, LLaDA-MoE, LLaDA2.0 / 2.1 (tests/fixtures/parity-v2).
+// ---------------------------------------------------------------------------------------------
+
+fn parity_v2_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/parity-v2")
+}
+
+fn v2_cases() -> Vec<PathBuf> {
+    let mut cases: Vec<PathBuf> = std::fs::read_dir(parity_v2_dir())
+        .expect("tests/fixtures/parity-v2 is missing: run scripts/sync-fixtures.sh")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("forward.safetensors").exists())
+        .collect();
+    cases.sort();
+    assert_eq!(
+        cases.len(),
+        4,
+        "expected the four parity-v2 cases, found {cases:?}"
+    );
+    cases
+}
+
+fn check(name: &str, what: &str, got: &Tensor, expected: &Tensor) {
+    let err = max_abs_diff(got, expected);
+    eprintln!("parity-v2 {name} {what}: max abs err {err:.3e}");
+    assert!(err <= TOLERANCE, "{name} {what}: max abs error {err}");
+}
+
+#[test]
+fn v2_logits_match_the_reference_on_every_case() {
+    let mut checked = 0;
+    for dir in v2_cases() {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let data = golden(&dir);
+        let ids = data["input_ids"].to_dtype(DType::U32).unwrap();
+        let total = ids.dim(1).unwrap();
+        let mut model = load(&dir);
+        let logits = forward(model.as_mut(), &ids, None, 0, total, CacheMode::None);
+        check(&name, "logits", &logits, &data["logits"]);
+        checked += 1;
+
+        for block in [8, 5] {
+            if let Some(expected) = data.get(&format!("block_causal_logits_b{block}")) {
+                assert!(model.info().block_causal, "{name} is block-causal");
+                let got = forward_blocks(
+                    model.as_mut(),
+                    &ids,
+                    None,
+                    0,
+                    total,
+                    CacheMode::None,
+                    Some(block),
+                );
+                check(&name, &format!("block-causal b{block}"), &got, expected);
+                assert!(
+                    max_abs_diff(&got, &logits) > 1e-3,
+                    "{name}: the mask must matter"
+                );
+                checked += 1;
+            }
+        }
+        if let (Some(mask), Some(expected)) =
+            (data.get("padded_attention_mask"), data.get("padded_logits"))
+        {
+            let got = forward(model.as_mut(), &ids, Some(mask), 0, total, CacheMode::None);
+            check(&name, "padded", &got, expected);
+            checked += 1;
+        }
+        if let (Some(pad_ids), Some(expected)) = (data.get("pad_input_ids"), data.get("pad_logits"))
+        {
+            // The sampler's mask: `x != pad_token_id` (251 in odc-tiny's config).
+            let pad_ids = pad_ids.to_dtype(DType::U32).unwrap();
+            let mask = pad_ids.ne(251u32).unwrap().to_dtype(DType::U32).unwrap();
+            let got = forward(
+                model.as_mut(),
+                &pad_ids,
+                Some(&mask),
+                0,
+                total,
+                CacheMode::None,
+            );
+            check(&name, "pad", &got, expected);
+            checked += 1;
+        }
+    }
+    assert_eq!(
+        checked,
+        4 + 2 * 2 + 1 + 1,
+        "every forward golden of parity-v2 is checked"
+    );
+}
+
+#[test]
+fn v2_families_are_detected_with_their_facts() {
+    use hone_engine::model::Architecture;
+    let expect = [
+        ("llada-moe-tiny", Architecture::LladaMoe, false, false),
+        ("llada2-tiny", Architecture::Llada2, true, false),
+        ("llada21-tiny", Architecture::Llada2, true, false),
+        ("odc-tiny", Architecture::OpenDcoder, false, true),
+    ];
+    for (case, arch, block_causal, shift) in expect {
+        let spec = ModelSpec {
+            model: parity_v2_dir().join(case).display().to_string(),
+            arch: None,
+            device: Device::Cpu,
+            dtype: Some(DType::F32),
+        };
+        let loaded = checkpoint::load(&spec).unwrap();
+        let info = loaded.model.info();
+        assert_eq!(info.architecture, arch, "{case}");
+        assert_eq!(info.block_causal, block_causal, "{case}");
+        assert_eq!(info.shift_logits, shift, "{case}");
+        assert_eq!(loaded.special.mask, 250, "{case}: mask id");
+        assert!(loaded.warnings.is_empty(), "{case}: {:?}", loaded.warnings);
+        assert!(info.total_parameters >= info.active_parameters);
+        if case == "odc-tiny" {
+            // Mask id from the tokenizer's `[MASK]`: config.json has none.
+            assert_eq!(info.total_parameters, info.active_parameters);
+        } else {
+            assert!(
+                info.active_parameters < info.total_parameters,
+                "{case}: MoE"
+            );
+        }
+    }
+}
+
+/// The block-causal caches: a growing `Extend` cache (one block's forward per step, rolled back with
+/// `truncate` to redo a block) and a `Prefix` cache give the logits of the full recompute.
+#[test]
+fn block_causal_caches_equal_the_full_recompute() {
+    let dir = parity_v2_dir().join("llada2-tiny");
+    let ids = golden(&dir)["input_ids"].to_dtype(DType::U32).unwrap();
+    let total = ids.dim(1).unwrap();
+    let mut model = load(&dir);
+    // Row 1 left-padded by 3, to check the padding mask combines with the block mask.
+    let mask = Tensor::new(
+        &[[1u32; 24], {
+            let mut row = [1u32; 24];
+            row[..3].fill(0);
+            row
+        }],
+        &Device::Cpu,
+    )
+    .unwrap();
+    for block in [8usize, 5] {
+        for m in [None, Some(&mask)] {
+            let full = forward_blocks(
+                model.as_mut(),
+                &ids,
+                m,
+                0,
+                total,
+                CacheMode::None,
+                Some(block),
+            );
+            let mut cache = KvCache::new(model.info().num_layers);
+            let mut start = 0;
+            while start < total {
+                let n = block.min(total - start);
+                let span = ids.narrow(1, start, n).unwrap();
+                // A first pass over the block, then roll back and redo it, as a sampler's steps do.
+                forward_blocks(
+                    model.as_mut(),
+                    &span,
+                    m,
+                    start,
+                    total,
+                    CacheMode::Extend(&mut cache),
+                    Some(block),
+                );
+                assert_eq!(cache.len(), start + n);
+                cache.truncate(start).unwrap();
+                assert_eq!(cache.len(), start);
+                let got = forward_blocks(
+                    model.as_mut(),
+                    &span,
+                    m,
+                    start,
+                    total,
+                    CacheMode::Extend(&mut cache),
+                    Some(block),
+                );
+                let err = max_abs_diff(&got, &full.narrow(1, start, n).unwrap());
+                assert!(
+                    err <= CACHE_TOLERANCE,
+                    "b{block} extend at {start}: differs by {err}"
+                );
+                start += n;
+            }
+            assert_eq!(cache.len(), total);
+
+            // Prefix cache: the current block to the end, earlier blocks from the cache.
+            let mut recorded = KvCache::new(model.info().num_layers);
+            forward_blocks(
+                model.as_mut(),
+                &ids,
+                m,
+                0,
+                total,
+                CacheMode::Record(&mut recorded),
+                Some(block),
+            );
+            let start = 2 * block;
+            let span = ids.narrow(1, start, total - start).unwrap();
+            let got = forward_blocks(
+                model.as_mut(),
+                &span,
+                m,
+                start,
+                total,
+                CacheMode::Prefix(&recorded),
+                Some(block),
+            );
+            let err = max_abs_diff(&got, &full.narrow(1, start, total - start).unwrap());
+            assert!(err <= CACHE_TOLERANCE, "b{block} prefix: differs by {err}");
+        }
+    }
+
+    // A cache that does not end where the span starts is refused, naming the fix.
+    let mut cache = KvCache::new(model.info().num_layers);
+    let span = ids.narrow(1, 0, 8).unwrap();
+    forward_blocks(
+        model.as_mut(),
+        &span,
+        None,
+        0,
+        total,
+        CacheMode::Extend(&mut cache),
+        Some(8),
+    );
+    let span = ids.narrow(1, 16, 8).unwrap();
+    let err = model
+        .forward(ForwardInput {
+            input_ids: &span,
+            attention_mask: None,
+            span_start: 16,
+            total_len: total,
+            cache: CacheMode::Extend(&mut cache),
+            block_causal: Some(8),
+        })
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("truncate") && err.contains("8 positions"),
+        "{err}"
+    );
+}
+
+/// A folder with a parity-v2 case's files, letting `edit` rewrite its `tokenizer.json`.
+fn case_with_tokenizer(dir: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    for file in ["config.json", "model.safetensors"] {
+        std::fs::copy(dir.join(file), tmp.path().join(file)).unwrap();
+    }
+    let text = std::fs::read_to_string(dir.join("tokenizer.json")).unwrap();
+    let mut tokenizer: serde_json::Value = serde_json::from_str(&text).unwrap();
+    edit(&mut tokenizer);
+    std::fs::write(tmp.path().join("tokenizer.json"), tokenizer.to_string()).unwrap();
+    tmp
+}
+
+fn set_added_token_special(tokenizer: &mut serde_json::Value, id: u64, special: bool) {
+    for token in tokenizer["added_tokens"].as_array_mut().unwrap() {
+        if token["id"].as_u64() == Some(id) {
+            token["special"] = serde_json::Value::Bool(special);
+        }
+    }
+}
+
+#[test]
+fn a_qwen2_without_a_mask_token_is_refused_as_autoregressive() {
+    let tmp = case_with_tokenizer(&parity_v2_dir().join("odc-tiny"), |t| {
+        set_added_token_special(t, 250, false);
+    });
+    let err = load_err(tmp.path());
+    assert!(
+        err.contains("qwen2") && err.contains("autoregressive") && err.contains("open-dcoder"),
+        "{err}"
+    );
+    // `--arch open-dcoder` still forces it (the user says it is one).
+    let spec = ModelSpec {
+        model: tmp.path().display().to_string(),
+        arch: Some(hone_engine::model::Architecture::OpenDcoder),
+        device: Device::Cpu,
+        dtype: Some(DType::F32),
+    };
+    let loaded = checkpoint::load(&spec).unwrap();
+    assert_eq!(loaded.special.mask, 250, "`[MASK]` is still found by name");
+}
+
+/// A mask id that is an ordinary token of the tokenizer (a Dream folder with a stock Qwen tokenizer)
+/// loads with a typed warning, and a prompt containing that text is refused naming the real cause.
+#[test]
+fn a_mask_id_that_is_an_ordinary_token_warns_and_explains_prompt_errors() {
+    use hone_engine::tokenizer::LoadWarning;
+    let tmp = case_with_tokenizer(&parity_dir().join("dream-tiny"), |t| {
+        set_added_token_special(t, 250, false);
+    });
+    let spec = ModelSpec {
+        model: tmp.path().display().to_string(),
+        arch: None,
+        device: Device::Cpu,
+        dtype: Some(DType::F32),
+    };
+    let loaded = checkpoint::load(&spec).unwrap();
+    assert_eq!(loaded.special.mask, 250);
+    assert_eq!(
+        loaded.warnings,
+        vec![LoadWarning::MaskIsOrdinaryToken {
+            id: 250,
+            token: "<|mask|>".into()
+        }]
+    );
+    let shown = loaded.warnings[0].to_string();
+    assert!(shown.contains("does not belong"), "{shown}");
+    let tokenizer = loaded.tokenizer.as_ref().unwrap();
+    let err = tokenizer
+        .encode("fn main() { <|mask|> }", false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("<|mask|>") && err.contains("mask id") && err.contains("own tokenizer"),
+        "{err}"
+    );
+    assert!(!err.contains("gen-length"), "{err}");
+    assert!(tokenizer.encode("fn main() {}", false).is_ok());
+
+    // With the checkpoint's own tokenizer: no warning, and a literal mask token in the prompt is
+    // refused as what it is.
+    let loaded = checkpoint::load(&ModelSpec {
+        model: parity_dir().join("dream-tiny").display().to_string(),
+        ..spec
+    })
+    .unwrap();
+    assert!(loaded.warnings.is_empty());
+    let err = loaded
+        .tokenizer
+        .as_ref()
+        .unwrap()
+        .encode("a <|mask|> b", false)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("mask token `<|mask|>`"), "{err}");
 }

@@ -184,7 +184,8 @@ impl DiffusionModel for ToyModel {
                 for (row, f) in keys.iter_mut().zip(&fresh) {
                     row.extend_from_slice(f);
                 }
-                let t = Tensor::new(keys.clone(), &Device::Cpu)?.reshape((batch, 1, start + n, 1))?;
+                let t =
+                    Tensor::new(keys.clone(), &Device::Cpu)?.reshape((batch, 1, start + n, 1))?;
                 cache.layers = vec![Some((t.clone(), t))];
                 keys
             }
@@ -986,7 +987,10 @@ fn block_diffusion_and_bidirectional_samplers_refuse_the_wrong_model() {
 // ---------------------------------------------------------------------------------------------
 
 fn parity_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/parity"))
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/parity"
+    ))
 }
 
 #[test]

@@ -109,7 +109,11 @@ impl Config {
         let mlp = self.intermediate_size as u64;
         let per_layer = d * q + 2 * d * kv + q * d + 3 * d * mlp + 2 * d + q + 2 * kv;
         let embedding = self.vocab_size as u64 * d;
-        let head = if self.tie_word_embeddings { 0 } else { embedding };
+        let head = if self.tie_word_embeddings {
+            0
+        } else {
+            embedding
+        };
         embedding + head + self.num_hidden_layers as u64 * per_layer + d
     }
 

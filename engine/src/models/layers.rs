@@ -383,7 +383,6 @@ fn check_cache(
                     )))
                 };
             }
-            filled(&c.layers, span_start, "extend")?;
             for layer in c.layers.iter().flatten() {
                 let cached = layer.0.dim(2)?;
                 if cached != span_start {
@@ -393,7 +392,7 @@ fn check_cache(
                     )));
                 }
             }
-            Ok(())
+            filled(&c.layers, span_start, "extend")
         }
     }
 }

@@ -6,6 +6,9 @@
 pub mod dream;
 pub mod layers;
 pub mod llada;
+pub mod llada2;
+pub mod llada_moe;
+pub mod moe;
 pub mod open_dcoder;
 
 use candle_nn::VarBuilder;
@@ -22,10 +25,6 @@ fn parse<T: serde::de::DeserializeOwned>(
         .map_err(|e| Error::Checkpoint(format!("config.json is not a valid {arch} config: {e}")))
 }
 
-fn not_yet(arch: Architecture) -> Error {
-    Error::Unsupported(format!("the {arch} family is not implemented yet"))
-}
-
 /// Build a model of family `arch` from its `config.json` and the weights behind `vb`.
 pub fn build(
     arch: Architecture,
@@ -36,7 +35,8 @@ pub fn build(
         Architecture::Llada => Box::new(llada::Model::load(parse(arch, config)?, vb)?),
         Architecture::Dream => Box::new(dream::Model::load(parse(arch, config)?, vb)?),
         Architecture::OpenDcoder => Box::new(open_dcoder::load(parse(arch, config)?, vb)?),
-        Architecture::LladaMoe | Architecture::Llada2 => return Err(not_yet(arch)),
+        Architecture::LladaMoe => Box::new(llada_moe::Model::load(parse(arch, config)?, vb)?),
+        Architecture::Llada2 => Box::new(llada2::Model::load(parse(arch, config)?, vb)?),
     })
 }
 
@@ -58,6 +58,15 @@ pub fn info(arch: Architecture, config: &serde_json::Value) -> Result<crate::mod
             c.validate()?;
             open_dcoder::info(&c)
         }
-        Architecture::LladaMoe | Architecture::Llada2 => return Err(not_yet(arch)),
+        Architecture::LladaMoe => {
+            let c: llada_moe::Config = parse(arch, config)?;
+            c.validate()?;
+            c.info()
+        }
+        Architecture::Llada2 => {
+            let c: llada2::Config = parse(arch, config)?;
+            c.validate()?;
+            c.info()
+        }
     })
 }
