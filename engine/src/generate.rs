@@ -393,9 +393,8 @@ fn block_causal_layout(pieces: &[Piece], block_length: usize, mask: u32) -> Resu
             }
         }
     }
-    let len = hole.ok_or_else(|| {
-        Error::InvalidInput("nothing to generate: the canvas has no hole".into())
-    })?;
+    let len = hole
+        .ok_or_else(|| Error::InvalidInput("nothing to generate: the canvas has no hole".into()))?;
     Layout::block_aligned(&prefix, len, block_length, mask)
 }
 
@@ -602,7 +601,12 @@ pub fn sample_ids(
                     settings.sampler.name()
                 )));
             }
-            Layout::block_aligned(prompt, settings.gen_length, settings.block_length, tokens.mask)?
+            Layout::block_aligned(
+                prompt,
+                settings.gen_length,
+                settings.block_length,
+                tokens.mask,
+            )?
         } else {
             Layout::generation(
                 prompt,

@@ -151,7 +151,11 @@ impl DiffusionModel for ToyModel {
             }
             CacheMode::Extend(cache) => {
                 assert_eq!(input.span_start + n, total, "extend spans run to the end");
-                assert_eq!(cache.len(), input.span_start, "the cache holds exactly the prefix");
+                assert_eq!(
+                    cache.len(),
+                    input.span_start,
+                    "the cache holds exactly the prefix"
+                );
                 let cached: Vec<Vec<f32>> = match cache.layers[0].as_ref() {
                     Some((k, _)) => k.reshape((batch, input.span_start))?.to_vec2::<f32>()?,
                     None => vec![Vec::new(); batch],

@@ -203,9 +203,12 @@ impl LocalModel {
         if let Some(threshold) = sampling.threshold.map(f64::from).or(defaults.threshold) {
             settings.threshold = Some(threshold);
         }
-        // Blocks must tile the generation.
+        // Blocks must tile the generation, and the generation must leave the prompt room: at most
+        // half the model's window (a tiny model's 512 tokens cannot hold a 2048-token answer).
         let block = settings.block_length;
-        settings.gen_length = gen_length.max(1).div_ceil(block) * block;
+        let window = self.description.context_window.unwrap_or(usize::MAX);
+        let cap = ((window / 2) / block).max(1) * block;
+        settings.gen_length = (gen_length.max(1).div_ceil(block) * block).min(cap);
         if let Some(steps) = settings.steps {
             let blocks = settings.gen_length / block;
             settings.steps = Some(steps.max(blocks).div_ceil(blocks) * blocks);
@@ -324,8 +327,10 @@ impl Model for LocalModel {
             let started = Instant::now();
             let n = request.n.max(1);
             let settings = self.settings(&request.sampling, request.max_tokens, n);
+            // Block diffusion pads the canvas to whole blocks: reserve one more block.
+            let reserve = settings.gen_length + settings.block_length;
             let generate = GenerateRequest {
-                prompt: Prompt::Text(self.fit(self.render(&request.messages), settings.gen_length)),
+                prompt: Prompt::Text(self.fit(self.render(&request.messages), reserve)),
                 settings,
                 candidates: n,
                 seed: request.sampling.seed.unwrap_or(0),

@@ -293,4 +293,3 @@ fn block_forward(
     truncated?;
     Ok(result?.narrow(1, block.start - span_start, block.len())?)
 }
-

@@ -180,33 +180,32 @@ impl SamplerCase {
             &settings,
             seed,
         )?;
-        let generate_ids = if settings.sampler.is_block_causal()
-            && self.expected_generate_ids.is_some()
-        {
-            let generate = SamplerSettings {
-                eos_rules: EosRules::Generate,
-                ..settings.clone()
+        let generate_ids =
+            if settings.sampler.is_block_causal() && self.expected_generate_ids.is_some() {
+                let generate = SamplerSettings {
+                    eos_rules: EosRules::Generate,
+                    ..settings.clone()
+                };
+                let canvases = crate::generate::sample_ids(
+                    model,
+                    &tokens,
+                    &self.prompt_ids,
+                    None,
+                    &generate,
+                    seed,
+                )?;
+                Some(
+                    canvases
+                        .iter()
+                        .zip(&self.prompt_ids)
+                        .map(|(canvas, prompt)| {
+                            generated_ids(canvas, prompt.len(), settings.gen_length, tokens.eos)
+                        })
+                        .collect(),
+                )
+            } else {
+                None
             };
-            let canvases = crate::generate::sample_ids(
-                model,
-                &tokens,
-                &self.prompt_ids,
-                None,
-                &generate,
-                seed,
-            )?;
-            Some(
-                canvases
-                    .iter()
-                    .zip(&self.prompt_ids)
-                    .map(|(canvas, prompt)| {
-                        generated_ids(canvas, prompt.len(), settings.gen_length, tokens.eos)
-                    })
-                    .collect(),
-            )
-        } else {
-            None
-        };
         Ok(CaseOutput { ids, generate_ids })
     }
 }

@@ -402,9 +402,12 @@ fn validate_request(request: &SequenceRequest, info: &ModelInfo) -> Result<()> {
             )
         }));
     }
-    if settings.sampler.is_block_causal() && layout.padding + layout.generated_len() + layout.prefix_len() != layout.canvas.len() {
+    if settings.sampler.is_block_causal()
+        && layout.padding + layout.generated_len() + layout.prefix_len() != layout.canvas.len()
+    {
         return Err(Error::InvalidInput(
-            "block-causal models fill one hole at the end of the text (after a fixed prefix)".into(),
+            "block-causal models fill one hole at the end of the text (after a fixed prefix)"
+                .into(),
         ));
     }
     if request.tokens.mask as usize >= info.logits_width.max(info.vocab_size) {

@@ -88,7 +88,12 @@ pub fn edits(editable: &[(usize, u32, u32, f64)], editing_threshold: f64) -> Vec
 
 /// What `LLaDA2MoeModelLM.generate` returns from a finished canvas: the `gen_length` tokens after
 /// the prompt, cut after the first EOS (inclusive).
-pub fn generated_ids(canvas: &[u32], prompt_len: usize, gen_length: usize, eos: Option<u32>) -> Vec<u32> {
+pub fn generated_ids(
+    canvas: &[u32],
+    prompt_len: usize,
+    gen_length: usize,
+    eos: Option<u32>,
+) -> Vec<u32> {
     let end = (prompt_len + gen_length).min(canvas.len());
     let generated = canvas.get(prompt_len..end).unwrap_or(&[]);
     match eos.and_then(|eos| generated.iter().position(|&t| t == eos)) {

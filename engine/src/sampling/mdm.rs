@@ -69,11 +69,11 @@ pub fn p2_step(
     order.sort_by(|a, b| match (a.1.is_nan(), b.1.is_nan()) {
         (true, false) => std::cmp::Ordering::Greater,
         (false, true) => std::cmp::Ordering::Less,
-        _ => a
-            .1
-            .partial_cmp(&b.1)
-            .unwrap_or(std::cmp::Ordering::Equal)
-            .then(a.0.cmp(&b.0)),
+        _ => {
+            a.1.partial_cmp(&b.1)
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.0.cmp(&b.0))
+        }
     });
     let masked_after: std::collections::HashSet<usize> =
         order.iter().take(remask).map(|&(p, _)| p).collect();
@@ -125,8 +125,8 @@ pub(crate) fn step(
     let logits = cohort.forward(model, &canvases, &masks, 0, total, CacheMode::None)?;
     let shift = cohort.info.shift_logits;
     for (b, &i) in live.iter().enumerate() {
-        let window = logits_for_positions(&logits.narrow(0, b, 1)?, 0, 0, total, shift)?
-            .squeeze(0)?;
+        let window =
+            logits_for_positions(&logits.narrow(0, b, 1)?, 0, 0, total, shift)?.squeeze(0)?;
         let spec = score_spec(&cohort.rows[i], &cohort.info, SamplerKind::Mdm);
         let initial = &cohort.layout.canvas;
         let row = &mut cohort.rows[i];

@@ -377,8 +377,7 @@ impl SamplerSettings {
                 self.gen_length
             )));
         }
-        if self.sampler.needs_whole_blocks() && !self.gen_length.is_multiple_of(self.block_length)
-        {
+        if self.sampler.needs_whole_blocks() && !self.gen_length.is_multiple_of(self.block_length) {
             return Err(invalid(format!(
                 "gen_length {} is not a multiple of block_length {}: pick a block length that divides it",
                 self.gen_length, self.block_length
