@@ -179,20 +179,6 @@ impl DiffusionModel for ToyModel {
                 cache.layers = vec![Some((t.clone(), t))];
                 keys
             }
-            CacheMode::Extend(cache) => {
-                let start = input.span_start;
-                let mut keys: Vec<Vec<f32>> = match cache.layers.first().and_then(|l| l.as_ref()) {
-                    Some((k, _)) if start > 0 => k.reshape((batch, start))?.to_vec2::<f32>()?,
-                    _ => vec![Vec::new(); batch],
-                };
-                for (row, f) in keys.iter_mut().zip(&fresh) {
-                    row.extend_from_slice(f);
-                }
-                let t =
-                    Tensor::new(keys.clone(), &Device::Cpu)?.reshape((batch, 1, start + n, 1))?;
-                cache.layers = vec![Some((t.clone(), t))];
-                keys
-            }
         };
         let mut out = Vec::with_capacity(batch * n * VOCAB);
         for b in 0..batch {

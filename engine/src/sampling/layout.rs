@@ -83,7 +83,7 @@ impl Layout {
         Ok(Self {
             padding: total - prompt.len() - gen_length,
             canvas,
-            holes: vec![prompt.len()..prompt.len() + gen_length],
+            holes: std::iter::once(prompt.len()..prompt.len() + gen_length).collect(),
             blocks,
             open_ended: true,
         })
