@@ -246,3 +246,81 @@ fn bench_runs_a_chosen_subset_on_a_random_model() {
         "either --model or --random-config is required"
     );
 }
+
+fn parity_v2(case: &str) -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/parity-v2"
+    ))
+    .join(case)
+}
+
+/// `hone engine sample` runs every case of the second parity set (`mdm`, `llada2` with its
+/// `generate` output, `llada21`, LLaDA-MoE's `llada`) and exits 0.
+#[test]
+fn engine_sample_passes_every_parity_v2_case() {
+    for case in ["odc-tiny", "llada2-tiny", "llada21-tiny", "llada-moe-tiny"] {
+        let dir = parity_v2(case);
+        let output = hone(&[
+            "engine",
+            "sample",
+            "--model",
+            dir.to_str().unwrap(),
+            "--cases",
+            dir.join("generate.json").to_str().unwrap(),
+            "--json",
+        ]);
+        assert_eq!(output.status.code(), Some(0), "{case}");
+        let json = stdout_json(&output);
+        assert_eq!(json["all_match"], true, "{case}: {json}");
+    }
+}
+
+/// `hone generate` on the new families picks each family's own sampler and runs end to end
+/// (gibberish text: the weights are random).
+#[test]
+fn generate_runs_the_new_families_with_their_own_samplers() {
+    for (case, sampler) in [
+        ("odc-tiny", "mdm"),
+        ("llada2-tiny", "llada2"),
+        ("llada21-tiny", "llada21"),
+    ] {
+        let dir = parity_v2(case);
+        let output = hone(&[
+            "generate",
+            "--model",
+            dir.to_str().unwrap(),
+            "--gen-length",
+            "16",
+            "--json",
+            "def add(a, b):",
+        ]);
+        assert_eq!(output.status.code(), Some(0), "{case}");
+        let json = stdout_json(&output);
+        assert_eq!(json["settings"]["sampler"], sampler, "{case}: {json}");
+        let ids = json["candidates"][0]["ids"].as_array().unwrap();
+        assert!(!ids.is_empty() && ids.len() <= 16, "{case}: {json}");
+    }
+    // Open-dCoder infills between a prefix and a suffix; LLaDA2 refuses with the reason (exit 2).
+    let temp = tempfile::TempDir::new().unwrap();
+    let suffix = temp.path().join("suffix.txt");
+    std::fs::write(&suffix, "\n    return c\n").unwrap();
+    let infill = |case: &str| {
+        hone(&[
+            "generate",
+            "--model",
+            parity_v2(case).to_str().unwrap(),
+            "--infill",
+            "--suffix",
+            suffix.to_str().unwrap(),
+            "--gen-length",
+            "8",
+            "def add(a, b):\n    c = ",
+        ])
+    };
+    assert_eq!(infill("odc-tiny").status.code(), Some(0));
+    let refused = infill("llada2-tiny");
+    assert_eq!(refused.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("cannot infill before a suffix"), "{stderr}");
+}

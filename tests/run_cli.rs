@@ -749,3 +749,41 @@ fn commit_delivery_uses_a_generated_message_and_runs_the_users_hooks() {
     assert_eq!(fixture.git_status(), "", "the commit holds the patch");
     assert!(fixture.read("calc.py").contains("return a + b"));
 }
+
+/// `hone run` on the new families: Open-dCoder (infill) and LLaDA2.0 (block-causal: whole-file
+/// or edit-block answers, no infill). Gibberish weights, so the loop fails, but it runs end to end.
+#[test]
+fn local_engine_runs_the_loop_on_the_new_families() {
+    for (case, infill) in [("odc-tiny", true), ("llada2-tiny", false)] {
+        let model = format!(
+            "{}/tests/fixtures/parity-v2/{case}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let fixture = python();
+        let output = fixture.hone_plain(&[
+            "run",
+            "fix add",
+            "--model",
+            &model,
+            "--device",
+            "cpu",
+            "--test",
+            PY_TEST_COMMAND,
+            "--candidates",
+            "2",
+            "--max-iterations",
+            "1",
+            "--json",
+        ]);
+        assert_eq!(output.status.code(), Some(1), "{case}: {}", text(&output));
+        let events = events(&output);
+        let started = named(&events, "run.started")[0];
+        assert_eq!(started["backend"], "local", "{case}");
+        assert_eq!(started["mode"] == "infill", infill, "{case}: {started}");
+        assert_eq!(named(&events, "candidate.generated").len(), 2, "{case}");
+        let finished = named(&events, "run.finished")[0];
+        assert!(finished["nfe"].as_u64().unwrap() > 0, "{case}: {finished}");
+        assert_eq!(fixture.read("calc.py"), PY_CALC, "{case}");
+        assert_eq!(fixture.git_status(), "", "{case}");
+    }
+}

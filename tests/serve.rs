@@ -502,3 +502,37 @@ fn official_openai_client_works() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// The new families answer over HTTP: Open-dCoder (mdm sampler, FIM infill) and LLaDA2.0 / 2.1
+/// (block diffusion; no text after the hole, so no FIM).
+#[test]
+fn new_families_answer_chat_and_completions() {
+    for case in ["odc-tiny", "llada2-tiny", "llada21-tiny"] {
+        let server = Server::start(&format!("../parity-v2/{case}"), &[], &[]);
+        let (status, response) = server.post(
+            "/v1/chat/completions",
+            &chat(case, "hello", json!({"max_tokens": 12, "seed": 1})),
+        );
+        assert_eq!(status, 200, "{case}: {response}");
+        let completion_tokens = response["usage"]["completion_tokens"].as_u64().unwrap();
+        assert!(completion_tokens <= 12, "{case}: {response}");
+        let plain = json!({"model": case, "prompt": "def f(x):", "max_tokens": 8, "seed": 2});
+        let (status, response) = server.post("/v1/completions", &plain);
+        assert_eq!(status, 200, "{case}: {response}");
+        assert!(response["choices"][0]["text"].is_string(), "{response}");
+        let fim = json!({"model": case, "prompt": "def f(x):\n    return ", "suffix": "\n", "max_tokens": 6});
+        let (status, response) = server.post("/v1/completions", &fim);
+        if case == "odc-tiny" {
+            assert_eq!(status, 200, "{case}: {response}");
+        } else {
+            assert!(
+                status >= 400,
+                "{case}: block-causal models refuse FIM: {response}"
+            );
+            assert!(
+                response.to_string().contains("suffix"),
+                "{case}: the refusal says why: {response}"
+            );
+        }
+    }
+}

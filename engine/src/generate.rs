@@ -59,6 +59,7 @@ impl From<&crate::tokenizer::SpecialTokens> for TokenIds {
             mask: special.mask,
             eos: special.eos,
             end_of_turn: special.end_of_turn.clone(),
+            pad: special.pad,
         }
     }
 }
@@ -264,7 +265,7 @@ pub fn candidate_requests(
             if settings.gen_length == 0 {
                 return Err(Error::InvalidInput("gen_length must be at least 1".into()));
             }
-            if settings.sampler != crate::sampling::SamplerKind::Dream
+            if settings.sampler.needs_whole_blocks()
                 && !settings.gen_length.is_multiple_of(settings.block_length)
             {
                 return Err(Error::InvalidInput(format!(
@@ -339,7 +340,11 @@ pub fn candidate_requests(
     let mut out = Vec::new();
     let infill = matches!(request.prompt, Prompt::Segments(_));
     for (pieces, lengths) in variants {
-        let mut layout = Layout::from_pieces(&pieces, settings.block_length, tokens.mask)?;
+        let mut layout = if settings.sampler.is_block_causal() {
+            block_causal_layout(&pieces, settings.block_length, tokens.mask)?
+        } else {
+            Layout::from_pieces(&pieces, settings.block_length, tokens.mask)?
+        };
         // Explicit holes are infill even at the end: EOS inside them is padding, not a stop.
         layout.open_ended &= !infill;
         let generated = layout.generated_len();
@@ -365,6 +370,32 @@ pub fn candidate_requests(
         }
     }
     Ok((out, prompt_tokens))
+}
+
+/// Block diffusion's canvas for a request: the prompt (or the text before the hole) and one hole
+/// at the end, padded to whole blocks (`Layout::block_aligned`). Block-causal models attend only
+/// to earlier blocks, so text after a hole could never inform it: such requests are refused.
+fn block_causal_layout(pieces: &[Piece], block_length: usize, mask: u32) -> Result<Layout> {
+    let mut prefix = Vec::new();
+    let mut hole = None;
+    for piece in pieces {
+        match (piece, hole) {
+            (Piece::Ids(ids), None) => prefix.extend_from_slice(ids),
+            (Piece::Hole(len), None) => hole = Some(*len),
+            (Piece::Ids(ids), Some(_)) if ids.is_empty() => {}
+            _ => {
+                return Err(Error::Unsupported(
+                    "block-causal models (LLaDA2) attend only to earlier blocks: they fill one hole at \
+                     the end of the text, after a fixed prefix, and cannot infill before a suffix; use \
+                     an Open-dCoder, LLaDA or Dream model to infill in the middle"
+                        .into(),
+                ))
+            }
+        }
+    }
+    let len = hole
+        .ok_or_else(|| Error::InvalidInput("nothing to generate: the canvas has no hole".into()))?;
+    Layout::block_aligned(&prefix, len, block_length, mask)
 }
 
 /// Generates every candidate of `request`, batching what can share a forward. `on_event` sees each
@@ -518,7 +549,8 @@ fn finish_candidate(
                 );
                 cursor = hole.end;
             }
-            document.extend_from_slice(&canvas[cursor..]);
+            let end = canvas.len().saturating_sub(layout.padding).max(cursor);
+            document.extend_from_slice(&canvas[cursor..end]);
             Some(codec.decode(&document)?)
         }
         _ => None,
@@ -562,12 +594,27 @@ pub fn sample_ids(
                 "all prompts of a batch must have the same (padded) length".into(),
             ));
         }
-        let layout = Layout::generation(
-            prompt,
-            settings.gen_length,
-            settings.block_length,
-            tokens.mask,
-        )?;
+        let layout = if settings.sampler.is_block_causal() {
+            if attention_mask.is_some() {
+                return Err(Error::InvalidInput(format!(
+                    "the {} sampler takes no padding mask (its references run unpadded prompts of one length)",
+                    settings.sampler.name()
+                )));
+            }
+            Layout::block_aligned(
+                prompt,
+                settings.gen_length,
+                settings.block_length,
+                tokens.mask,
+            )?
+        } else {
+            Layout::generation(
+                prompt,
+                settings.gen_length,
+                settings.block_length,
+                tokens.mask,
+            )?
+        };
         let attention_mask = match attention_mask {
             Some(masks) => {
                 let mask = masks.get(i).ok_or_else(|| {

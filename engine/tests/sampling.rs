@@ -8,10 +8,11 @@ use std::path::PathBuf;
 use candle_core::{DType, Device, Tensor};
 use hone_engine::generate::{self, GenerateEvent, GenerateRequest, Prompt, Segment, TokenCodec};
 use hone_engine::model::{Architecture, CacheMode, DiffusionModel, ForwardInput, ModelInfo};
+use hone_engine::sampling::cases::CaseFile;
 use hone_engine::sampling::cohort::TokenIds;
 use hone_engine::sampling::{
-    BatchDecoder, CacheKind, Cohort, DreamAlgorithm, FinishReason, Layout, Piece, SamplerKind,
-    SamplerSettings, SequenceRequest,
+    BatchDecoder, CacheKind, Cohort, DreamAlgorithm, EosRules, FinishReason, Layout, Piece,
+    SamplerKind, SamplerSettings, SequenceRequest,
 };
 use serde_json::Value;
 
@@ -29,6 +30,8 @@ struct ToyModel {
     /// EOS gets a large logit at positions >= this.
     eos_from: usize,
     forwards: usize,
+    /// Positions run through the network (span lengths summed over forwards and rows).
+    positions_computed: usize,
 }
 
 impl ToyModel {
@@ -56,12 +59,30 @@ impl ToyModel {
             device: Device::Cpu,
             eos_from: usize::MAX,
             forwards: 0,
+            positions_computed: 0,
         }
     }
 
-    fn logits_at(&self, position: usize, keys: &[f32], key_mask: &[f32]) -> Vec<f32> {
+    /// A block-diffusion toy (LLaDA2-like): no shift, block-causal under `ForwardInput::block_causal`.
+    fn block_causal() -> Self {
+        let mut model = Self::new(false);
+        model.info.architecture = Architecture::Llada2;
+        model.info.block_causal = true;
+        model
+    }
+
+    fn logits_at(
+        &self,
+        position: usize,
+        keys: &[f32],
+        key_mask: &[f32],
+        block: Option<usize>,
+    ) -> Vec<f32> {
         let mut context = 0f32;
         for (j, (&k, &m)) in keys.iter().zip(key_mask).enumerate() {
+            if block.is_some_and(|b| j / b > position / b) {
+                continue;
+            }
             context += m * k / (1.0 + (position as f32 - j as f32).abs());
         }
         (0..VOCAB)
@@ -91,6 +112,12 @@ impl DiffusionModel for ToyModel {
     fn forward(&mut self, input: ForwardInput<'_>) -> hone_engine::Result<Tensor> {
         self.forwards += 1;
         let (batch, n) = input.input_ids.dims2()?;
+        self.positions_computed += batch * n;
+        assert_eq!(
+            input.block_causal.is_some(),
+            self.info.block_causal,
+            "block-causal models get the block mask, others never"
+        );
         let total = input.total_len;
         let ids = input.input_ids.to_vec2::<u32>()?;
         let fresh: Vec<Vec<f32>> = ids
@@ -122,6 +149,26 @@ impl DiffusionModel for ToyModel {
                     .map(|(c, f)| c[..input.span_start].iter().chain(f).copied().collect())
                     .collect()
             }
+            CacheMode::Extend(cache) => {
+                assert_eq!(input.span_start + n, total, "extend spans run to the end");
+                assert_eq!(
+                    cache.len(),
+                    input.span_start,
+                    "the cache holds exactly the prefix"
+                );
+                let cached: Vec<Vec<f32>> = match cache.layers[0].as_ref() {
+                    Some((k, _)) => k.reshape((batch, input.span_start))?.to_vec2::<f32>()?,
+                    None => vec![Vec::new(); batch],
+                };
+                let keys: Vec<Vec<f32>> = cached
+                    .iter()
+                    .zip(&fresh)
+                    .map(|(c, f)| c.iter().chain(f).copied().collect())
+                    .collect();
+                let t = Tensor::new(keys.clone(), &Device::Cpu)?.reshape((batch, 1, total, 1))?;
+                cache.layers = vec![Some((t.clone(), t))];
+                keys
+            }
             CacheMode::Dual(cache) => {
                 let (k, _) = cache.layers[0].as_ref().expect("recorded");
                 let mut keys = k.reshape((batch, total))?.to_vec2::<f32>()?;
@@ -132,25 +179,11 @@ impl DiffusionModel for ToyModel {
                 cache.layers = vec![Some((t.clone(), t))];
                 keys
             }
-            CacheMode::Extend(cache) => {
-                let start = input.span_start;
-                let mut keys: Vec<Vec<f32>> = match cache.layers.first().and_then(|l| l.as_ref()) {
-                    Some((k, _)) if start > 0 => k.reshape((batch, start))?.to_vec2::<f32>()?,
-                    _ => vec![Vec::new(); batch],
-                };
-                for (row, f) in keys.iter_mut().zip(&fresh) {
-                    row.extend_from_slice(f);
-                }
-                let t =
-                    Tensor::new(keys.clone(), &Device::Cpu)?.reshape((batch, 1, start + n, 1))?;
-                cache.layers = vec![Some((t.clone(), t))];
-                keys
-            }
         };
         let mut out = Vec::with_capacity(batch * n * VOCAB);
         for b in 0..batch {
             for p in input.span_start..input.span_start + n {
-                out.extend(self.logits_at(p, &keys[b], &key_mask[b]));
+                out.extend(self.logits_at(p, &keys[b], &key_mask[b], input.block_causal));
             }
         }
         Ok(Tensor::from_vec(out, (batch, n, VOCAB), &Device::Cpu)?)
@@ -162,6 +195,7 @@ fn toy_tokens() -> TokenIds {
         mask: MASK,
         eos: Some(EOS),
         end_of_turn: vec![],
+        pad: None,
     }
 }
 
@@ -253,6 +287,19 @@ fn all_settings() -> Vec<(String, SamplerSettings, bool)> {
                     sampler: SamplerKind::Dream,
                     steps: Some(6),
                     alg,
+                    ..base.clone()
+                },
+                shift,
+            ));
+        }
+        for alg in [DreamAlgorithm::P2, DreamAlgorithm::Entropy] {
+            out.push((
+                format!("mdm-{alg:?}"),
+                SamplerSettings {
+                    sampler: SamplerKind::Mdm,
+                    steps: Some(6),
+                    alg,
+                    threshold: None,
                     ..base.clone()
                 },
                 shift,
@@ -730,6 +777,204 @@ fn bad_requests_are_clear_errors() {
 // ---------------------------------------------------------------------------------------------
 // Parity with the reference samplers on the tiny checkpoints.
 // ---------------------------------------------------------------------------------------------
+// Block diffusion (LLaDA2.0 / 2.1) on the block-causal toy.
+// ---------------------------------------------------------------------------------------------
+
+fn block_request(prompt: &[u32], settings: &SamplerSettings, seed: u64) -> SequenceRequest {
+    SequenceRequest {
+        layout: Layout::block_aligned(prompt, settings.gen_length, settings.block_length, MASK)
+            .unwrap(),
+        attention_mask: None,
+        settings: settings.clone(),
+        seed,
+        tokens: toy_tokens(),
+    }
+}
+
+fn block_settings() -> Vec<(String, SamplerSettings)> {
+    let mut out = Vec::new();
+    for sampler in [SamplerKind::Llada2, SamplerKind::Llada21] {
+        for (gen_length, block_length) in [(16, 4), (20, 8), (9, 4)] {
+            for eos_early_stop in [false, true] {
+                for eos_rules in [EosRules::Generate, EosRules::Sampler] {
+                    out.push((
+                        format!(
+                            "{sampler:?} gen {gen_length} block {block_length} early {eos_early_stop} {eos_rules:?}"
+                        ),
+                        SamplerSettings {
+                            sampler,
+                            gen_length,
+                            block_length,
+                            steps_per_block: 4,
+                            threshold: Some(0.3),
+                            editing_threshold: 0.2,
+                            max_post_steps: 2,
+                            num_to_transfer: 2,
+                            eos_early_stop,
+                            eos_rules,
+                            cache: CacheKind::None,
+                            ..SamplerSettings::default()
+                        },
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The acceptance test of the per-block KV cache: finished blocks' keys and values never change
+/// under the block-causal mask, so decoding with the cache gives exactly the tokens of recomputing
+/// the prefix every step, with the same number of forwards and fewer positions computed.
+#[test]
+fn block_diffusion_cache_equals_recomputing_the_prefix() {
+    for (name, settings) in block_settings() {
+        for eos_from in [usize::MAX, 13] {
+            for temperature in [0.0, 0.8] {
+                let uncached = SamplerSettings {
+                    temperature,
+                    ..settings.clone()
+                };
+                let cached = SamplerSettings {
+                    cache: CacheKind::Prefix,
+                    ..uncached.clone()
+                };
+                let p = prompt(3, 6);
+                let mut plain = ToyModel::block_causal();
+                plain.eos_from = eos_from;
+                let a = run_cohort(&mut plain, vec![block_request(&p, &uncached, 5)]);
+                let mut fast = ToyModel::block_causal();
+                fast.eos_from = eos_from;
+                let b = run_cohort(&mut fast, vec![block_request(&p, &cached, 5)]);
+                assert_eq!(a, b, "{name} eos_from {eos_from} t={temperature}");
+                assert_eq!(plain.forwards, fast.forwards, "{name}: same steps");
+                assert!(
+                    fast.positions_computed < plain.positions_computed,
+                    "{name}: the cache saves work ({} vs {})",
+                    fast.positions_computed,
+                    plain.positions_computed
+                );
+                assert_eq!(a[0][..6], p[..], "{name}: the prompt is never touched");
+            }
+        }
+    }
+}
+
+#[test]
+fn block_diffusion_batched_equals_one_by_one() {
+    for (name, settings) in block_settings() {
+        for cache in [CacheKind::None, CacheKind::Prefix] {
+            let settings = SamplerSettings {
+                cache,
+                temperature: 0.5,
+                ..settings.clone()
+            };
+            let prompts = [prompt(1, 6), prompt(2, 6), prompt(3, 6)];
+            let requests: Vec<_> = prompts
+                .iter()
+                .enumerate()
+                .map(|(i, p)| block_request(p, &settings, 20 + i as u64))
+                .collect();
+            let mut model = ToyModel::block_causal();
+            model.eos_from = 12;
+            let batched = run_cohort(&mut model, requests.clone());
+            for (i, single) in requests.into_iter().enumerate() {
+                let mut model = ToyModel::block_causal();
+                model.eos_from = 12;
+                let alone = run_cohort(&mut model, vec![single]);
+                assert_eq!(batched[i], alone[0], "{name} {cache:?} row {i}");
+            }
+        }
+    }
+}
+
+#[test]
+fn block_diffusion_generate_stops_after_the_block_with_eos() {
+    let settings = SamplerSettings {
+        sampler: SamplerKind::Llada2,
+        gen_length: 24,
+        block_length: 4,
+        steps_per_block: 4,
+        threshold: Some(0.95),
+        eos_rules: EosRules::Generate,
+        cache: CacheKind::Prefix,
+        ..SamplerSettings::default()
+    };
+    let mut model = ToyModel::block_causal();
+    model.eos_from = 14;
+    let request = GenerateRequest {
+        prompt: Prompt::Ids(prompt(4, 6)),
+        settings,
+        candidates: 1,
+        seed: 0,
+        stop: vec![],
+    };
+    let out = generate::generate(
+        &mut model,
+        Some(&CharCodec),
+        &toy_tokens(),
+        &request,
+        &mut |_| {},
+        None,
+    )
+    .unwrap();
+    let candidate = &out.candidates[0];
+    assert_eq!(candidate.finish_reason, FinishReason::Stop);
+    // Position 14 (the first EOS) is generated position 8: the text is cut there.
+    assert_eq!(candidate.ids.len(), 8, "{:?}", candidate.ids);
+    // Blocks 4..8, 8..12, 12..16 ran (4 steps each at most); nothing after the EOS block.
+    assert!(model.forwards <= 12, "{} forwards", model.forwards);
+}
+
+#[test]
+fn block_diffusion_and_bidirectional_samplers_refuse_the_wrong_model() {
+    let llada2 = SamplerSettings {
+        sampler: SamplerKind::Llada2,
+        gen_length: 8,
+        block_length: 4,
+        ..SamplerSettings::default()
+    };
+    let info = ToyModel::new(false).info().clone();
+    let err = Cohort::new(&info, 0, vec![block_request(&prompt(1, 4), &llada2, 0)])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("block-diffusion models"), "{err}");
+    let info = ToyModel::block_causal().info().clone();
+    let fast = SamplerSettings {
+        gen_length: 8,
+        block_length: 4,
+        ..SamplerSettings::default()
+    };
+    let err = Cohort::new(&info, 0, vec![request(&prompt(1, 4), &fast, 0)])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("block-causal"), "{err}");
+    // Infill before a suffix is refused for block-causal models, with the reason.
+    let request = GenerateRequest {
+        prompt: Prompt::Segments(vec![
+            Segment::Text("ab".into()),
+            Segment::Hole { lengths: vec![4] },
+            Segment::Text("cd".into()),
+        ]),
+        settings: llada2.clone(),
+        candidates: 1,
+        seed: 0,
+        stop: vec![],
+    };
+    let err = generate::generate(
+        &mut ToyModel::block_causal(),
+        Some(&CharCodec),
+        &toy_tokens(),
+        &request,
+        &mut |_| {},
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("cannot infill before a suffix"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
 
 fn parity_dir() -> PathBuf {
     PathBuf::from(concat!(
@@ -794,6 +1039,67 @@ fn every_parity_case_matches_token_for_token() {
         }
     }
     assert_eq!(checked, 18);
+}
+
+fn parity_v2_dir() -> PathBuf {
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/parity-v2"
+    ))
+}
+
+/// Runs every sampler case of one `tests/fixtures/parity-v2` folder; returns how many it checked.
+fn check_parity_v2(case_dir: &str) -> usize {
+    let dir = parity_v2_dir().join(case_dir);
+    let spec = hone_engine::checkpoint::ModelSpec {
+        model: dir.display().to_string(),
+        arch: None,
+        device: Device::Cpu,
+        dtype: Some(DType::F32),
+    };
+    let mut loaded = hone_engine::checkpoint::load(&spec).unwrap();
+    let tokens = TokenIds::from(&loaded.special);
+    let file: CaseFile =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("generate.json")).unwrap()).unwrap();
+    for (index, case) in file.cases.iter().enumerate() {
+        let out = case.run(loaded.model.as_mut(), &tokens).unwrap();
+        assert_eq!(
+            Some(&out.ids),
+            case.expected_ids.as_ref(),
+            "{case_dir} case {index} ({}): canvas",
+            case.sampler
+        );
+        if let Some(expected) = &case.expected_generate_ids {
+            assert_eq!(
+                out.generate_ids.as_ref(),
+                Some(expected),
+                "{case_dir} case {index} ({}): generate output",
+                case.sampler
+            );
+        }
+        assert_eq!(out.matches(case), Some(true));
+    }
+    file.cases.len()
+}
+
+#[test]
+fn parity_v2_open_dcoder_mdm_cases_match() {
+    assert_eq!(check_parity_v2("odc-tiny"), 6);
+}
+
+#[test]
+fn parity_v2_llada2_block_sampler_and_generate_match() {
+    assert_eq!(check_parity_v2("llada2-tiny"), 5);
+}
+
+#[test]
+fn parity_v2_llada21_editing_sampler_and_generate_match() {
+    assert_eq!(check_parity_v2("llada21-tiny"), 5);
+}
+
+#[test]
+fn parity_v2_llada_moe_cases_match() {
+    assert_eq!(check_parity_v2("llada-moe-tiny"), 5);
 }
 
 /// The closing-note workload on the ~100M random shapes (slow; run on demand):

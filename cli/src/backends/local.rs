@@ -48,6 +48,8 @@ pub struct LocalModel {
     description: ModelDescription,
     tokenizer: Arc<TextTokenizer>,
     defaults: GenerationDefaults,
+    /// The family's own sampler and settings (`sampling::family::base_settings`).
+    base: SamplerSettings,
 }
 
 impl std::fmt::Debug for LocalModel {
@@ -118,10 +120,12 @@ impl LocalModel {
         let tokenizer = Arc::new(tokenizer);
         let tokens = TokenIds::from(&loaded.special);
         let context_window = loaded.model.info().max_sequence_length;
+        let base = hone_engine::sampling::family::base_settings(loaded.model.info(), &loaded.name);
         let description = ModelDescription {
             backend: "local".to_owned(),
             name: loaded.name.clone(),
-            supports_infill: true,
+            // Block-causal models (LLaDA2) cannot see text after a hole (docs/ENGINE.md).
+            supports_infill: !loaded.model.info().block_causal,
             context_window: Some(context_window),
             default_candidates: DEFAULT_CANDIDATES,
         };
@@ -167,10 +171,11 @@ impl LocalModel {
             description,
             tokenizer,
             defaults: loaded.generation,
+            base,
         })
     }
 
-    /// Sampler settings: the engine's defaults, then the checkpoint's generation_config.json, then
+    /// Sampler settings: the family's defaults, then the checkpoint's generation_config.json, then
     /// the request's.
     fn settings(
         &self,
@@ -178,29 +183,32 @@ impl LocalModel {
         gen_length: usize,
         candidates: usize,
     ) -> SamplerSettings {
-        let mut settings = SamplerSettings::default();
+        let mut settings = self.base.clone();
         let defaults = &self.defaults;
         if let Some(block_length) = sampling.block_length.or(defaults.block_length) {
             settings.block_length = block_length.max(1);
         }
-        settings.steps = sampling.steps.or(defaults.steps);
+        settings.steps = sampling.steps.or(defaults.steps).or(self.base.steps);
         settings.temperature = sampling
             .temperature
             .map(f64::from)
             .or(defaults.temperature)
             .unwrap_or(if candidates > 1 {
-                DIVERSE_TEMPERATURE
+                DIVERSE_TEMPERATURE.max(self.base.temperature)
             } else {
-                0.0
+                self.base.temperature
             });
         settings.top_p = sampling.top_p.map(f64::from).or(defaults.top_p);
-        settings.top_k = defaults.top_k;
+        settings.top_k = defaults.top_k.or(self.base.top_k);
         if let Some(threshold) = sampling.threshold.map(f64::from).or(defaults.threshold) {
             settings.threshold = Some(threshold);
         }
-        // Blocks must tile the generation.
+        // Blocks must tile the generation, and the generation must leave the prompt room: at most
+        // half the model's window (a tiny model's 512 tokens cannot hold a 2048-token answer).
         let block = settings.block_length;
-        settings.gen_length = gen_length.max(1).div_ceil(block) * block;
+        let window = self.description.context_window.unwrap_or(usize::MAX);
+        let cap = ((window / 2) / block).max(1) * block;
+        settings.gen_length = (gen_length.max(1).div_ceil(block) * block).min(cap);
         if let Some(steps) = settings.steps {
             let blocks = settings.gen_length / block;
             settings.steps = Some(steps.max(blocks).div_ceil(blocks) * blocks);
@@ -319,8 +327,10 @@ impl Model for LocalModel {
             let started = Instant::now();
             let n = request.n.max(1);
             let settings = self.settings(&request.sampling, request.max_tokens, n);
+            // Block diffusion pads the canvas to whole blocks: reserve one more block.
+            let reserve = settings.gen_length + settings.block_length;
             let generate = GenerateRequest {
-                prompt: Prompt::Text(self.fit(self.render(&request.messages), settings.gen_length)),
+                prompt: Prompt::Text(self.fit(self.render(&request.messages), reserve)),
                 settings,
                 candidates: n,
                 seed: request.sampling.seed.unwrap_or(0),

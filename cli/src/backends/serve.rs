@@ -46,6 +46,8 @@ pub struct EngineFrontend {
     tokens: TokenIds,
     defaults: GenerationDefaults,
     max_sequence_length: usize,
+    /// The family's own sampler and settings, under generation_config.json and the request.
+    base: SamplerSettings,
 }
 
 impl EngineFrontend {
@@ -62,7 +64,15 @@ impl EngineFrontend {
             tokens,
             defaults,
             max_sequence_length,
+            base: SamplerSettings::default(),
         }
+    }
+
+    /// Decode with the model family's own sampler and settings
+    /// (`hone_engine::sampling::family::base_settings`) where the request says nothing.
+    pub fn with_base_settings(mut self, base: SamplerSettings) -> Self {
+        self.base = base;
+        self
     }
 
     /// The sampler settings of a request: its fields over the checkpoint's generation_config.json
@@ -73,7 +83,7 @@ impl EngineFrontend {
         max_tokens: usize,
     ) -> Result<SamplerSettings, ApiError> {
         let defaults = &self.defaults;
-        let base = SamplerSettings::default();
+        let base = self.base.clone();
         let diffusion = &request.diffusion;
         let sampler = match diffusion.sampler.as_deref() {
             Some(name) => name
@@ -106,7 +116,8 @@ impl EngineFrontend {
             (None, SamplerKind::Fast) => None,
             (None, _) => defaults
                 .steps
-                .filter(|_| defaults_gen_length(defaults) == Some(max_tokens)),
+                .filter(|_| defaults_gen_length(defaults) == Some(max_tokens))
+                .or(base.steps.filter(|_| sampler == base.sampler)),
         };
         let threshold = match (diffusion.tokens_per_step, diffusion.threshold) {
             (Some(_), None) => None,
@@ -126,7 +137,7 @@ impl EngineFrontend {
                 .or(defaults.temperature)
                 .unwrap_or(base.temperature),
             top_p: request.top_p.or(defaults.top_p),
-            top_k: defaults.top_k,
+            top_k: defaults.top_k.or(base.top_k),
             remasking,
             alg,
             alg_temp: defaults.alg_temp.unwrap_or(base.alg_temp),

@@ -11,7 +11,7 @@ use hone_engine::generate::{
     self, Candidate, GenerateEvent, GenerateRequest, Prompt, Segment, TokenCodec,
 };
 use hone_engine::sampling::cohort::TokenIds;
-use hone_engine::sampling::SamplerSettings;
+use hone_engine::sampling::{family, SamplerSettings};
 use hone_engine::tokenizer::GenerationDefaults;
 
 use crate::engine_options::EngineOptions;
@@ -32,16 +32,18 @@ pub struct SamplerArgs {
     /// Semi-autoregressive block length.
     #[arg(long)]
     pub block_length: Option<usize>,
-    /// llada | dream | fast (default: fast).
+    /// llada | dream | fast | mdm | llada2 | llada21 (default: the model family's own: fast for
+    /// LLaDA and Dream, mdm for Open-dCoder, llada2 / llada21 for LLaDA2.0 / 2.1).
     #[arg(long)]
     pub sampler: Option<String>,
-    /// Dream's unmasking order: origin | maskgit_plus | topk_margin | entropy.
+    /// Dream's / mdm's unmasking order: origin | maskgit_plus | topk_margin | entropy | p2 (mdm).
     #[arg(long)]
     pub alg: Option<String>,
     /// Confidence measure: low_confidence | random.
     #[arg(long)]
     pub remasking: Option<String>,
-    /// Fast decoding: commit every token at least this confident (0 < t <= 1).
+    /// Fast decoding: commit every token at least this confident (0 < t <= 1); LLaDA2: commit every
+    /// masked token more confident than this when at least the step's quota are.
     #[arg(long, conflicts_with = "tokens_per_step")]
     pub threshold: Option<f64>,
     /// Fast decoding: commit exactly this many tokens per step instead of a threshold.
@@ -62,15 +64,35 @@ pub struct SamplerArgs {
     /// LLaDA classifier-free guidance scale.
     #[arg(long)]
     pub cfg_scale: Option<f64>,
-    /// Keep generating past EOS (fast decoding stops at the first block containing EOS).
+    /// Keep generating past EOS (fast decoding stops at the first block containing EOS; LLaDA2's
+    /// `eos_early_stop` is switched off).
     #[arg(long)]
     pub no_early_stop: bool,
+    /// LLaDA2: denoising steps per block.
+    #[arg(long)]
+    pub steps_per_block: Option<usize>,
+    /// LLaDA2: caps the steps per block at gen_length / minimal_topk.
+    #[arg(long)]
+    pub minimal_topk: Option<usize>,
+    /// LLaDA2.1: rewrite a decoded token when the new argmax is more probable than this.
+    #[arg(long)]
+    pub editing_threshold: Option<f64>,
+    /// LLaDA2.1: editing-only steps once a block has no mask left.
+    #[arg(long)]
+    pub max_post_steps: Option<usize>,
+    /// LLaDA2.1: masked positions committed per step when fewer pass --threshold.
+    #[arg(long)]
+    pub num_to_transfer: Option<usize>,
 }
 
 impl SamplerArgs {
-    /// Flags first, then the checkpoint's generation_config.json, then hone's defaults.
-    pub fn settings(&self, defaults: &GenerationDefaults) -> anyhow::Result<SamplerSettings> {
-        let base = SamplerSettings::default();
+    /// Flags first, then the checkpoint's generation_config.json, then the family's defaults
+    /// (`base`, from `hone_engine::sampling::family::base_settings`).
+    pub fn settings(
+        &self,
+        defaults: &GenerationDefaults,
+        base: SamplerSettings,
+    ) -> anyhow::Result<SamplerSettings> {
         let mut settings = SamplerSettings {
             gen_length: self
                 .gen_length
@@ -95,7 +117,16 @@ impl SamplerArgs {
                 .unwrap_or(base.cfg_scale),
             alg_temp: defaults.alg_temp.unwrap_or(base.alg_temp),
             stop_at_eos: !self.no_early_stop,
-            ..base
+            eos_early_stop: base.eos_early_stop && !self.no_early_stop,
+            steps_per_block: self
+                .steps_per_block
+                .or(defaults.steps)
+                .unwrap_or(base.steps_per_block),
+            minimal_topk: self.minimal_topk.unwrap_or(base.minimal_topk),
+            editing_threshold: self.editing_threshold.unwrap_or(base.editing_threshold),
+            max_post_steps: self.max_post_steps.unwrap_or(base.max_post_steps),
+            num_to_transfer: self.num_to_transfer.unwrap_or(base.num_to_transfer),
+            ..base.clone()
         };
         if let Some(sampler) = &self.sampler {
             settings.sampler = sampler.parse()?;
@@ -123,6 +154,14 @@ impl SamplerArgs {
         if settings.sampler != hone_engine::sampling::SamplerKind::Fast && settings.steps.is_none()
         {
             settings.steps = Some(settings.gen_length);
+        }
+        if settings.sampler != base.sampler && self.threshold.is_none() {
+            // A sampler other than the family's: its own threshold default, not the family's.
+            if settings.sampler.is_block_causal() {
+                settings.threshold = settings.threshold.or(Some(0.95));
+            } else if settings.sampler == hone_engine::sampling::SamplerKind::Fast {
+                settings.threshold = settings.threshold.or(SamplerSettings::default().threshold);
+            }
         }
         settings.validate()?;
         Ok(settings)
@@ -370,9 +409,10 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     }
     let text = read_prompt(args.prompt.as_deref())?;
     let mut loaded = load_model(&args.engine)?;
+    let base = family::base_settings(loaded.model.info(), &loaded.name);
     let settings = args
         .sampler
-        .settings(&loaded.generation)
+        .settings(&loaded.generation, base)
         .map_err(|e| Hinted::new(e, ["see `hone generate --help`"]))?;
     check_sizes(&args, &settings, loaded.model.info().max_sequence_length)?;
     check_memory(&args, &settings, &text, loaded.model.info())?;

@@ -192,13 +192,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let loaded = load(&args)?;
     let max_sequence_length = loaded.model.info().max_sequence_length;
     let tokenizer = Arc::new(loaded.tokenizer);
+    let base = hone_engine::sampling::family::base_settings(loaded.model.info(), &model_id);
     let frontend = EngineFrontend::new(
         model_id.clone(),
         Arc::clone(&tokenizer),
         loaded.tokens,
         loaded.defaults,
         max_sequence_length,
-    );
+    )
+    .with_base_settings(base);
     let decoder = EngineDecoder::new(loaded.model, tokenizer);
     let has_api_key = api_key.is_some();
     let options = ServerOptions {

@@ -16,7 +16,7 @@ use super::layout::Layout;
 use super::scoring::{ConfidenceMeasure, ScoreSpec, TokenChoice};
 use super::select::SeededRng;
 use super::settings::{CacheKind, ConfidenceRule, DreamAlgorithm, SamplerKind, SamplerSettings};
-use super::{dream, fast, llada};
+use super::{block, dream, fast, llada, mdm};
 use crate::model::{CacheMode, DiffusionModel, ForwardInput, KvCache, ModelInfo};
 use crate::{Error, Result};
 
@@ -27,6 +27,8 @@ pub struct TokenIds {
     pub eos: Option<u32>,
     /// End-of-turn ids (e.g. LLaDA's `<|eot_id|>`); generation also stops at them.
     pub end_of_turn: Vec<u32>,
+    /// The padding id: the mdm sampler masks keys holding it (Open-dLLM's `x != pad_token_id`).
+    pub pad: Option<u32>,
 }
 
 impl TokenIds {
@@ -71,12 +73,16 @@ impl CohortKey {
             prefix_len: request.layout.prefix_len(),
             blocks: request.layout.blocks.clone(),
             sampler: settings.sampler,
-            cache: if settings.sampler == SamplerKind::Fast {
+            cache: if settings.sampler == SamplerKind::Fast || settings.sampler.is_block_causal() {
                 settings.cache
             } else {
                 CacheKind::None
             },
-            steps: settings.total_steps(request.layout.generated_len()),
+            steps: if settings.sampler.is_block_causal() {
+                settings.steps_per_block
+            } else {
+                settings.total_steps(request.layout.generated_len())
+            },
             cfg: settings.cfg_scale > 0.0,
             fixed_schedule: settings.threshold.is_none(),
         }
@@ -99,6 +105,12 @@ pub(crate) struct Row {
     pub forwards: usize,
     /// LLaDA / fixed schedules: tokens to commit at each step of the current block.
     pub counts: Vec<usize>,
+    /// Block diffusion (LLaDA2): this row's current block is finished (it waits for the others).
+    pub block_done: bool,
+    /// LLaDA2.1: steps started with no mask left in the block.
+    pub post_steps: usize,
+    /// LLaDA2: steps taken in the current block.
+    pub block_steps: usize,
 }
 
 impl Row {
@@ -126,6 +138,8 @@ pub struct Cohort {
     pub(crate) cache: Option<KvCache>,
     pub(crate) cached_rows: Vec<usize>,
     pub(crate) started: bool,
+    /// Block diffusion: the current block's rows are initialised.
+    pub(crate) started_block: bool,
     pub(crate) done: bool,
 }
 
@@ -146,6 +160,7 @@ impl Cohort {
             cache: None,
             cached_rows: Vec::new(),
             started: false,
+            started_block: false,
             done: false,
         };
         for (i, request) in requests.into_iter().enumerate() {
@@ -167,10 +182,17 @@ impl Cohort {
             ));
         }
         validate_request(&request, &self.info)?;
+        let attention_mask = match request.attention_mask {
+            Some(mask) => Some(mask),
+            None if request.settings.sampler == SamplerKind::Mdm => {
+                mdm::pad_attention_mask(&request.layout.canvas, request.tokens.pad)
+            }
+            None => None,
+        };
         self.rows.push(Row {
             id,
             canvas: request.layout.canvas.clone(),
-            attention_mask: request.attention_mask,
+            attention_mask,
             settings: request.settings,
             rng: SeededRng::new(request.seed),
             tokens: request.tokens,
@@ -180,6 +202,9 @@ impl Cohort {
             steps_taken: 0,
             forwards: 0,
             counts: Vec::new(),
+            block_done: false,
+            post_steps: 0,
+            block_steps: 0,
         });
         Ok(())
     }
@@ -241,6 +266,8 @@ impl Cohort {
             SamplerKind::Llada => llada::step(self, model)?,
             SamplerKind::Dream => dream::step(self, model)?,
             SamplerKind::Fast => fast::step(self, model)?,
+            SamplerKind::Mdm => mdm::step(self, model)?,
+            SamplerKind::Llada2 | SamplerKind::Llada21 => block::step(self, model)?,
         };
         Ok(self.events(committed))
     }
@@ -281,8 +308,26 @@ impl Cohort {
         span_len: usize,
         cache: CacheMode<'_>,
     ) -> Result<Tensor> {
-        let device = model.device().clone();
         let total_len = self.layout.canvas.len();
+        self.forward_window(
+            model, canvases, masks, span_start, span_len, total_len, cache,
+        )
+    }
+
+    /// [`Cohort::forward`] over the first `total_len` positions of the canvas only (block
+    /// diffusion runs the model on `x[:, :window_end]`). Block-causal samplers pass the mask.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn forward_window(
+        &self,
+        model: &mut dyn DiffusionModel,
+        canvases: &[&[u32]],
+        masks: &[Option<&[u32]>],
+        span_start: usize,
+        span_len: usize,
+        total_len: usize,
+        cache: CacheMode<'_>,
+    ) -> Result<Tensor> {
+        let device = model.device().clone();
         let ids: Vec<u32> = canvases
             .iter()
             .flat_map(|canvas| canvas[span_start..span_start + span_len].iter().copied())
@@ -292,7 +337,7 @@ impl Cohort {
             let values: Vec<u32> = masks
                 .iter()
                 .flat_map(|mask| match mask {
-                    Some(mask) => mask.to_vec(),
+                    Some(mask) => mask[..total_len.min(mask.len())].to_vec(),
                     None => vec![1; total_len],
                 })
                 .collect();
@@ -310,7 +355,12 @@ impl Cohort {
             span_start,
             total_len,
             cache,
-            block_causal: None,
+            // Block diffusion: blocks of the layout's block length, counted from position 0.
+            block_causal: self
+                .key
+                .sampler
+                .is_block_causal()
+                .then(|| self.layout.blocks.first().map_or(1, |block| block.len())),
         })
     }
 }
@@ -336,6 +386,29 @@ fn validate_request(request: &SequenceRequest, info: &ModelInfo) -> Result<()> {
                 layout.canvas.len()
             )));
         }
+    }
+    if info.block_causal != settings.sampler.is_block_causal() {
+        return Err(Error::InvalidInput(if info.block_causal {
+            format!(
+                "this model is block-causal (LLaDA2 block diffusion): the {} sampler would run it \
+                 bidirectionally; use the llada2 or llada21 sampler",
+                settings.sampler.name()
+            )
+        } else {
+            format!(
+                "the {} sampler is for block-diffusion models (LLaDA2.0 / 2.1); this model is \
+                 bidirectional: use fast, llada, dream or mdm",
+                settings.sampler.name()
+            )
+        }));
+    }
+    if settings.sampler.is_block_causal()
+        && layout.padding + layout.generated_len() + layout.prefix_len() != layout.canvas.len()
+    {
+        return Err(Error::InvalidInput(
+            "block-causal models fill one hole at the end of the text (after a fixed prefix)"
+                .into(),
+        ));
     }
     if request.tokens.mask as usize >= info.logits_width.max(info.vocab_size) {
         return Err(Error::InvalidInput(format!(
@@ -374,15 +447,21 @@ pub(crate) fn score_spec(row: &Row, info: &ModelInfo, sampler: SamplerKind) -> S
                     .extend(row.tokens.end_of_turn.iter().copied());
             }
         }
-        SamplerKind::Dream => {
+        SamplerKind::Dream | SamplerKind::Mdm => {
             spec.choice = TokenChoice::Categorical;
             spec.measure = match settings.alg {
-                DreamAlgorithm::Origin | DreamAlgorithm::MaskgitPlus => {
+                DreamAlgorithm::Origin | DreamAlgorithm::MaskgitPlus | DreamAlgorithm::P2 => {
                     ConfidenceMeasure::Probability
                 }
                 DreamAlgorithm::TopkMargin => ConfidenceMeasure::Margin,
                 DreamAlgorithm::Entropy => ConfidenceMeasure::NegEntropy,
             };
+        }
+        SamplerKind::Llada2 | SamplerKind::Llada21 => {
+            // `sample_tokens` of both LLaDA2 samplers: softmax (after temperature, top-k, top-p),
+            // argmax or a categorical draw, confidence = probability of the chosen token.
+            spec.choice = TokenChoice::Categorical;
+            spec.measure = ConfidenceMeasure::Probability;
         }
         SamplerKind::Fast => {
             // Fast-dLLM follows each family's own token choice; the mask id is never a valid output.
@@ -442,5 +521,9 @@ impl Cohort {
 
     pub(crate) fn key_cache(&self) -> CacheKind {
         self.key.cache
+    }
+
+    pub(crate) fn key_sampler(&self) -> SamplerKind {
+        self.key.sampler
     }
 }

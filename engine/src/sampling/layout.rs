@@ -27,6 +27,9 @@ pub struct Layout {
     pub blocks: Vec<Range<usize>>,
     /// True when nothing fixed follows the last hole: the sequence may stop early at EOS.
     pub open_ended: bool,
+    /// Trailing canvas positions after the content (block diffusion pads its canvas to whole
+    /// blocks): decoded like the rest, never part of the text.
+    pub padding: usize,
 }
 
 impl Layout {
@@ -42,6 +45,48 @@ impl Layout {
             block_length,
             mask_id,
         )
+    }
+
+    /// Block diffusion's canvas (LLaDA2.0 / 2.1): `prompt + gen_length` masks padded with masks up
+    /// to a whole number of blocks (`ceil((prompt + gen) / block) * block` tokens), blocks counted
+    /// from position 0 (the prompt's last partial block is decoded as part of the first block; its
+    /// prompt positions stay fixed). The hole is the `gen_length` tokens after the prompt; the
+    /// padding after it is decoded too (the references return it) but is not part of the output.
+    pub fn block_aligned(
+        prompt: &[u32],
+        gen_length: usize,
+        block_length: usize,
+        mask_id: u32,
+    ) -> Result<Self> {
+        if block_length == 0 {
+            return Err(Error::InvalidInput(
+                "block_length must be at least 1".into(),
+            ));
+        }
+        if gen_length == 0 {
+            return Err(Error::InvalidInput(
+                "nothing to generate: gen_length is 0".into(),
+            ));
+        }
+        if prompt.contains(&mask_id) {
+            return Err(Error::InvalidInput(format!(
+                "the prompt contains the mask token (id {mask_id}): remove it"
+            )));
+        }
+        let total = (prompt.len() + gen_length).div_ceil(block_length) * block_length;
+        let mut canvas = prompt.to_vec();
+        canvas.resize(total, mask_id);
+        let first = prompt.len() / block_length;
+        let blocks = (first..total / block_length)
+            .map(|b| b * block_length..(b + 1) * block_length)
+            .collect();
+        Ok(Self {
+            padding: total - prompt.len() - gen_length,
+            canvas,
+            holes: std::iter::once(prompt.len()..prompt.len() + gen_length).collect(),
+            blocks,
+            open_ended: true,
+        })
     }
 
     /// Any sequence of fixed pieces and holes. Each hole is split into blocks of `block_length`
@@ -90,6 +135,7 @@ impl Layout {
             holes,
             blocks,
             open_ended,
+            padding: 0,
         })
     }
 
@@ -117,6 +163,18 @@ mod tests {
         assert_eq!(layout.blocks, vec![3..7, 7..11]);
         assert!(layout.open_ended);
         assert_eq!(layout.prefix_len(), 3);
+    }
+
+    #[test]
+    fn block_aligned_pads_to_whole_blocks_from_zero() {
+        let layout = Layout::block_aligned(&[1, 2, 3, 4, 5, 6], 5, 4, 9).unwrap();
+        assert_eq!(layout.canvas.len(), 12);
+        assert_eq!(layout.canvas[..6], [1, 2, 3, 4, 5, 6]);
+        assert!(layout.canvas[6..].iter().all(|&t| t == 9));
+        assert_eq!(layout.blocks, vec![4..8, 8..12]);
+        assert_eq!(layout.holes, vec![6..11]);
+        assert_eq!(layout.generated_len(), 5);
+        assert_eq!(layout.padding, 1);
     }
 
     #[test]

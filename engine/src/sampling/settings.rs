@@ -16,6 +16,55 @@ pub enum SamplerKind {
     /// Fast-dLLM confidence-threshold parallel decoding with an optional KV cache (the default).
     #[default]
     Fast,
+    /// Open-dLLM `generation_utils.py::MDMGenerationMixin._mdm_sample` (Open-dCoder): Dream's
+    /// timestep schedule plus `p2` re-masking.
+    Mdm,
+    /// LLaDA2.0 block diffusion (dllm `llada2/sampler.py::LLaDA2Sampler`, and the model's own
+    /// `LLaDA2MoeModelLM.generate`): block-causal blocks from position 0, threshold + quota.
+    Llada2,
+    /// LLaDA2.1 block diffusion with editing (dllm `llada21/sampler.py::LLaDA21Sampler`).
+    Llada21,
+}
+
+impl SamplerKind {
+    /// Block-causal samplers: blocks aligned to position 0, finished blocks never change.
+    pub fn is_block_causal(self) -> bool {
+        matches!(self, Self::Llada2 | Self::Llada21)
+    }
+}
+
+impl SamplerKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Llada => "llada",
+            Self::Dream => "dream",
+            Self::Fast => "fast",
+            Self::Mdm => "mdm",
+            Self::Llada2 => "llada2",
+            Self::Llada21 => "llada21",
+        }
+    }
+
+    /// Samplers whose generation length must be a whole number of blocks (the LLaDA2 family pads
+    /// its canvas to whole blocks instead; Dream and mdm have no blocks).
+    pub fn needs_whole_blocks(self) -> bool {
+        matches!(self, Self::Llada | Self::Fast)
+    }
+}
+
+/// Which of the two LLaDA2 reference loops decides the end of text. They differ only in how an
+/// EOS ends decoding (see `sampling::llada2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum EosRules {
+    /// The checkpoint's `LLaDA2MoeModelLM.generate` (what users of the model run): stop after any
+    /// block containing EOS; with `eos_early_stop`, stop as soon as an EOS is placed with no mask
+    /// before it. Output cut after the first EOS.
+    #[default]
+    Generate,
+    /// dllm's `LLaDA2Sampler.sample`: `eos_early_stop` only ends the current block; every block
+    /// is decoded.
+    Sampler,
 }
 
 /// Fast decoding's key/value cache (Fast-dLLM's block-wise approximate caching).
@@ -55,6 +104,9 @@ pub enum DreamAlgorithm {
     TopkMargin,
     /// Lowest entropy (confidence = negative entropy).
     Entropy,
+    /// Open-dLLM's `p2` (mdm sampler only): every step predicts every masked position and keeps
+    /// the `n_free * (1 - (i + 1) / steps)` least confident of them masked.
+    P2,
 }
 
 impl std::str::FromStr for SamplerKind {
@@ -64,8 +116,24 @@ impl std::str::FromStr for SamplerKind {
             "llada" => Ok(Self::Llada),
             "dream" => Ok(Self::Dream),
             "fast" => Ok(Self::Fast),
+            "mdm" => Ok(Self::Mdm),
+            "llada2" => Ok(Self::Llada2),
+            "llada21" => Ok(Self::Llada21),
             other => Err(invalid(format!(
-                "unknown sampler `{other}`: use llada, dream or fast"
+                "unknown sampler `{other}`: use llada, dream, fast, mdm, llada2 or llada21"
+            ))),
+        }
+    }
+}
+
+impl std::str::FromStr for EosRules {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "generate" => Ok(Self::Generate),
+            "sampler" => Ok(Self::Sampler),
+            other => Err(invalid(format!(
+                "unknown eos rules `{other}`: use generate or sampler"
             ))),
         }
     }
@@ -106,8 +174,9 @@ impl std::str::FromStr for DreamAlgorithm {
             "maskgit_plus" => Ok(Self::MaskgitPlus),
             "topk_margin" => Ok(Self::TopkMargin),
             "entropy" => Ok(Self::Entropy),
+            "p2" => Ok(Self::P2),
             other => Err(invalid(format!(
-                "unknown alg `{other}`: use origin, maskgit_plus, topk_margin or entropy"
+                "unknown alg `{other}`: use origin, maskgit_plus, topk_margin, entropy or p2 (mdm only)"
             ))),
         }
     }
@@ -154,6 +223,22 @@ pub struct SamplerSettings {
     pub suppress_eos_eot_confidence: bool,
     /// Fast decoding: stop after the block in which EOS appears and cut the output there.
     pub stop_at_eos: bool,
+    /// LLaDA2 / 2.1: denoising steps per block (2.0: `steps_per_block`, capped by
+    /// `gen_length / minimal_topk`; 2.1 ignores it: it runs until the block is done).
+    pub steps_per_block: usize,
+    /// LLaDA2: the step count is capped at `gen_length / minimal_topk`.
+    pub minimal_topk: usize,
+    /// LLaDA2 / 2.1: end decoding early at EOS (the exact rule depends on `eos_rules`).
+    pub eos_early_stop: bool,
+    /// LLaDA2: which reference loop's EOS rules apply.
+    pub eos_rules: EosRules,
+    /// LLaDA2.1: a decoded token is rewritten when the model's new argmax differs and its
+    /// probability exceeds this.
+    pub editing_threshold: f64,
+    /// LLaDA2.1: extra editing-only steps once a block has no mask left.
+    pub max_post_steps: usize,
+    /// LLaDA2.1: masked positions committed per step when fewer pass `threshold`.
+    pub num_to_transfer: usize,
 }
 
 impl Default for SamplerSettings {
@@ -177,6 +262,15 @@ impl Default for SamplerSettings {
             suppress_eos: false,
             suppress_eos_eot_confidence: false,
             stop_at_eos: true,
+            // LLaDA2 knobs: the reference functions' own defaults (dllm `LLaDA2SamplerConfig`,
+            // `LLaDA21SamplerConfig`); family defaults are in `sampling::family_defaults`.
+            steps_per_block: 32,
+            minimal_topk: 1,
+            eos_early_stop: false,
+            eos_rules: EosRules::Generate,
+            editing_threshold: 0.9,
+            max_post_steps: 16,
+            num_to_transfer: 1,
         }
     }
 }
@@ -238,6 +332,34 @@ impl SamplerSettings {
         if !(self.alg_temp >= 0.0 && self.alg_temp.is_finite()) {
             return Err(invalid(format!("alg_temp {} must be >= 0", self.alg_temp)));
         }
+        if self.alg == DreamAlgorithm::P2 && self.sampler == SamplerKind::Dream {
+            return Err(invalid(
+                "alg p2 is Open-dLLM's (sampler mdm); Dream's sampler has origin, maskgit_plus, topk_margin and entropy",
+            ));
+        }
+        if self.sampler.is_block_causal() {
+            if self.threshold.is_none() {
+                return Err(invalid(format!(
+                    "the {} sampler needs a threshold in (0, 1] (e.g. 0.95)",
+                    self.sampler.name()
+                )));
+            }
+            if self.steps_per_block == 0 {
+                return Err(invalid("steps_per_block must be at least 1"));
+            }
+            if self.minimal_topk == 0 {
+                return Err(invalid("minimal_topk must be at least 1"));
+            }
+            if self.num_to_transfer == 0 {
+                return Err(invalid("num_to_transfer must be at least 1"));
+            }
+            if !(self.editing_threshold.is_finite() && self.editing_threshold <= 1.0) {
+                return Err(invalid(format!(
+                    "editing_threshold {} must be a number <= 1 (1 or more switches editing off)",
+                    self.editing_threshold
+                )));
+            }
+        }
         Ok(())
     }
 
@@ -255,8 +377,7 @@ impl SamplerSettings {
                 self.gen_length
             )));
         }
-        if self.sampler != SamplerKind::Dream && !self.gen_length.is_multiple_of(self.block_length)
-        {
+        if self.sampler.needs_whole_blocks() && !self.gen_length.is_multiple_of(self.block_length) {
             return Err(invalid(format!(
                 "gen_length {} is not a multiple of block_length {}: pick a block length that divides it",
                 self.gen_length, self.block_length
@@ -269,7 +390,9 @@ impl SamplerSettings {
     pub(crate) fn validate_steps(&self, generated: usize, num_blocks: usize) -> Result<()> {
         let fixed = match self.sampler {
             SamplerKind::Llada => true,
-            SamplerKind::Dream => false,
+            SamplerKind::Dream | SamplerKind::Mdm | SamplerKind::Llada2 | SamplerKind::Llada21 => {
+                false
+            }
             SamplerKind::Fast => self.threshold.is_none() && self.tokens_per_step.is_none(),
         };
         if fixed {
