@@ -103,31 +103,30 @@ fn for_each_part(word: &str, mut visit: impl FnMut(&str)) {
     }
 }
 
-pub(super) fn push_unique(terms: &mut Vec<String>, term: &str) {
-    if !STOPWORDS.contains(&term) && !terms.iter().any(|seen| seen == term) {
-        terms.push(term.to_string());
-    }
-}
-
-pub(super) fn is_error_line(line: &str) -> bool {
-    let lower = line.to_ascii_lowercase();
-    [
-        "error",
-        "fail",
-        "panicked",
-        "assert",
-        "exception",
-        "expected",
-    ]
-    .iter()
-    .any(|word| lower.contains(word))
-}
-
 const STOPWORDS: &[&str] = &[
     "the", "and", "for", "that", "this", "with", "from", "into", "when", "make", "should", "not",
     "are", "was", "fix", "its", "but", "can", "all", "has", "have", "of", "to", "in", "is", "it",
-    "an", "on", "be", "or", "if", "so",
+    "an", "on", "be", "or", "if", "so", "as", "at", "by", "we", "you", "my", "me", "no", "do",
+    "does", "did", "done", "would", "could", "will", "there", "then", "than", "them", "they",
+    "these", "those", "what", "which", "who", "why", "how", "where", "while", "also", "just",
+    "only", "some", "any", "more", "most", "other", "such", "very", "been", "being", "were",
+    "here", "about", "after", "before", "again", "because", "using", "use", "used", "get", "got",
+    "like", "see", "seems", "one", "two", "new", "now", "way", "want", "need", "needs", "still",
+    "same", "each", "both", "even", "our", "your", "their", "his", "her", "him", "she", "he",
+    "fixed", "fixes", "issue", "issues", "bug", "bugs", "expected", "actual", "behavior",
+    "behaviour", "describe", "description", "reproduce", "steps", "environment", "version",
+    "versions", "please", "thanks", "thank", "hi", "hello", "problem", "happens", "happen",
+    "instead", "example", "following", "below", "above", "output", "result", "case", "cases",
+    "work", "works", "working", "doesn", "don", "isn", "wasn", "won", "can't", "cannot", "able",
+    "etc", "eg", "ie", "pr", "closes", "close", "resolves", "merge", "pull", "request", "branch",
+    "add", "added", "adds", "change", "changed", "changes", "update", "updated", "remove",
+    "removed", "allow", "allows", "support", "correctly", "properly", "correct", "proper",
 ];
+
+/// Words too common to rank by (English and bug-report boilerplate).
+pub(super) fn is_stopword(term: &str) -> bool {
+    STOPWORDS.contains(&term)
+}
 
 /// Call `visit` with each lowercase term of `text`: every identifier, and when it has several
 /// parts (snake_case, camelCase, kebab-case), each part too.
