@@ -63,7 +63,13 @@ def is_answer_file(path):
 
 
 def instances(repo, per_repo, scan):
-    log = git(repo, "log", "--no-merges", f"-n{scan}", "--format=%H%x00%P%x00%B%x1e", "HEAD")
+    # The history is read from the commit the clone had when first benchmarked (kept in a ref),
+    # since the runs leave the clone checked out at some parent.
+    try:
+        git(repo, "rev-parse", "--verify", "-q", "refs/bench/start")
+    except subprocess.CalledProcessError:
+        git(repo, "update-ref", "refs/bench/start", "HEAD")
+    log = git(repo, "log", "--no-merges", f"-n{scan}", "--format=%H%x00%P%x00%B%x1e", "refs/bench/start")
     found = []
     for record in log.split("\x1e"):
         record = record.strip("\n")

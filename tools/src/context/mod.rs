@@ -14,8 +14,14 @@ mod kinds;
 mod locations;
 mod regions;
 mod task;
+mod repo_map;
+mod symbols;
 mod terms;
 mod traces;
+
+pub use repo_map::repo_map;
+pub use symbols::{definitions, personalised_pagerank, Definition};
+use symbols::reference_edges;
 
 pub use kinds::{classify_path, task_focus, FileClass, TaskFocus};
 pub use locations::extract_locations;
@@ -75,6 +81,8 @@ pub struct RankedFile {
     pub class: FileClass,
     /// The signals behind the score, for people (`--explain`) and scripts (`--json`).
     pub signals: Vec<Signal>,
+    /// The file's most relevant definitions (for the repo map), best first.
+    pub symbols: Vec<Definition>,
 }
 
 /// One signal behind a file's score: its name, what it added, and why in words.
@@ -349,23 +357,32 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
             });
             signals.push(Signal::new("trace", boost, hit.role.to_string()));
         }
-        if score > 0.0 {
-            ranked.push(RankedFile {
-                path: path.clone(),
-                score,
-                reasons,
-                regions: Vec::new(),
-                class,
-                signals,
-            });
-        }
+        ranked.push(RankedFile {
+            path: path.clone(),
+            score,
+            reasons,
+            regions: Vec::new(),
+            class,
+            signals,
+            symbols: Vec::new(),
+        });
     }
-    ranked.sort_by(|a, b| {
+    let definitions = apply_symbol_graph(documents, &classes, &query_terms, &mut ranked);
+    let mut ranked: Vec<(usize, RankedFile)> = ranked
+        .into_iter()
+        .enumerate()
+        .filter(|(_, file)| file.score > 0.0)
+        .collect();
+    ranked.sort_by(|(_, a), (_, b)| {
         b.score
             .total_cmp(&a.score)
             .then_with(|| a.path.cmp(&b.path))
     });
     ranked.truncate(top);
+    for (index, file) in &mut ranked {
+        file.symbols = top_symbols(&definitions[*index], &term_index);
+    }
+    let mut ranked: Vec<RankedFile> = ranked.into_iter().map(|(_, file)| file).collect();
     let by_path: HashMap<&str, usize> = documents
         .iter()
         .enumerate()
@@ -387,6 +404,141 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
         focus,
         query_terms,
     }
+}
+
+/// Files whose first-stage score seeds the graph (and whose references make its edges).
+const GRAPH_SEEDS: usize = 30;
+/// Largest bonus from the symbol graph (the file that receives the most rank from the seeds).
+const GRAPH_WEIGHT: f64 = 5.0;
+/// Bonus per task identifier a file defines (times the term's weight).
+const DEFINES_WEIGHT: f64 = 2.0;
+
+/// The symbol graph's two signals, added to `ranked` (one entry per document, same order):
+/// files defining an identifier of the task, and personalised PageRank flowing from the
+/// first-stage ranking to the files whose definitions the best files use. Returns each
+/// document's definitions.
+fn apply_symbol_graph(
+    documents: &[(String, String)],
+    classes: &[FileClass],
+    query_terms: &[QueryTerm],
+    ranked: &mut [RankedFile],
+) -> Vec<Vec<Definition>> {
+    let definitions: Vec<Vec<Definition>> = documents
+        .iter()
+        .zip(classes)
+        .map(|((path, text), class)| match class {
+            FileClass::Source | FileClass::Test => definitions(path, text),
+            _ => Vec::new(),
+        })
+        .collect();
+    let mut defined: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut defined_lower: HashMap<String, Vec<usize>> = HashMap::new();
+    for (index, found) in definitions.iter().enumerate() {
+        if classes[index] != FileClass::Source {
+            continue;
+        }
+        for definition in found {
+            let entry = defined.entry(definition.name.as_str()).or_default();
+            if !entry.contains(&index) {
+                entry.push(index);
+            }
+            let entry = defined_lower
+                .entry(definition.name.to_ascii_lowercase())
+                .or_default();
+            if !entry.contains(&index) {
+                entry.push(index);
+            }
+        }
+    }
+    // Files defining what the task names.
+    for term in query_terms.iter().filter(|term| term.term.len() >= 4) {
+        let Some(definers) = defined_lower.get(&term.term) else {
+            continue;
+        };
+        if definers.len() > 5 {
+            continue;
+        }
+        let bonus = DEFINES_WEIGHT * term.weight / definers.len() as f64;
+        for &index in definers {
+            let file = &mut ranked[index];
+            file.score += bonus;
+            file.signals.push(Signal::new(
+                "defines",
+                bonus,
+                format!("defines `{}`, named in the task", term.term),
+            ));
+        }
+    }
+    // Seeds: the best files so far.
+    let mut order: Vec<usize> = (0..ranked.len()).filter(|&i| ranked[i].score > 0.0).collect();
+    order.sort_by(|&a, &b| ranked[b].score.total_cmp(&ranked[a].score));
+    order.truncate(GRAPH_SEEDS);
+    let mut seeds = vec![0.0; ranked.len()];
+    for &index in &order {
+        seeds[index] = ranked[index].score;
+    }
+    let referrers: Vec<(usize, &str)> = order
+        .iter()
+        .map(|&index| (index, documents[index].1.as_str()))
+        .collect();
+    let edges = reference_edges(&referrers, &defined);
+    if edges.is_empty() {
+        return definitions;
+    }
+    let rank = personalised_pagerank(ranked.len(), &edges, &seeds);
+    let total: f64 = seeds.iter().sum();
+    // What a file received through links, beyond its own restart share.
+    let flow: Vec<f64> = rank
+        .iter()
+        .zip(&seeds)
+        .map(|(rank, seed)| (rank - 0.15 * seed / total).max(0.0))
+        .collect();
+    let most = flow.iter().copied().fold(0.0, f64::max);
+    if most <= 0.0 {
+        return definitions;
+    }
+    for (index, value) in flow.iter().enumerate() {
+        let bonus = GRAPH_WEIGHT * value / most;
+        if bonus < 0.05 {
+            continue;
+        }
+        let file = &mut ranked[index];
+        file.score += bonus;
+        let users: Vec<&str> = edges
+            .iter()
+            .filter(|(_, to, _)| *to == index)
+            .map(|(from, _, _)| documents[*from].0.as_str())
+            .take(3)
+            .collect();
+        file.signals.push(Signal::new(
+            "graph",
+            bonus,
+            format!("its definitions are used by {}", users.join(", ")),
+        ));
+    }
+    definitions
+}
+
+/// A file's definitions for the repo map: those matching the task's terms first, then in order.
+fn top_symbols(found: &[Definition], term_index: &HashMap<&str, usize>) -> Vec<Definition> {
+    let mut scored: Vec<(usize, &Definition)> = found
+        .iter()
+        .map(|definition| {
+            let mut hits = 0;
+            for_each_term(&definition.name, |term| {
+                if term_index.contains_key(term) {
+                    hits += 1;
+                }
+            });
+            (hits, definition)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.line.cmp(&b.1.line)));
+    scored
+        .into_iter()
+        .take(16)
+        .map(|(_, definition)| definition.clone())
+        .collect()
 }
 
 /// The largest char boundary of `text` at or below `at`.
@@ -714,5 +866,37 @@ mod tests {
             },
         );
         assert_eq!(ranking.files[0].path, "docs/sessions.rst");
+    }
+
+    #[test]
+    fn a_task_naming_only_the_caller_finds_the_callee() {
+        let documents: Vec<(String, String)> = [
+            ("shop/checkout.py", "from shop.pricing import apply_discount_rules\n\ndef checkout_cart(cart):\n    total = apply_discount_rules(cart.items)\n    return total\n"),
+            ("shop/pricing.py", "def apply_discount_rules(items):\n    return sum(item.price for item in items) * 0.9\n"),
+            ("shop/shipping.py", "def ship(order):\n    return order.address\n"),
+            ("shop/users.py", "def login(name):\n    return name\n"),
+        ]
+        .iter()
+        .map(|(path, text)| (path.to_string(), text.to_string()))
+        .collect();
+        let ranking = rank_documents(
+            &documents,
+            &ContextQuery {
+                task: "checkout_cart returns the wrong total for carts".into(),
+                ..Default::default()
+            },
+        );
+        let order: Vec<&str> = ranking.files.iter().map(|file| file.path.as_str()).collect();
+        assert_eq!(order[0], "shop/checkout.py", "{order:?}");
+        assert_eq!(order[1], "shop/pricing.py", "{order:?}");
+        let callee = &ranking.files[1];
+        assert!(callee
+            .signals
+            .iter()
+            .any(|signal| signal.name == "graph" && signal.detail.contains("shop/checkout.py")));
+        assert!(!order.contains(&"shop/shipping.py"));
+        // The repo map shows the callee's signature.
+        let map = repo_map(&ranking.files, 200);
+        assert!(map.contains("def apply_discount_rules(items):"), "{map}");
     }
 }

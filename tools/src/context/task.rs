@@ -209,6 +209,15 @@ pub fn query_terms(task: &str, failure_output: Option<&str>) -> Vec<QueryTerm> {
             parts.push((kind, text));
         }
     }
+    // A conventional subject prefix (`searcher: fix ...`, `fix(bash): ...`) names the component.
+    if let Some(subject) = task.lines().next() {
+        if let Some((prefix, _)) = subject.split_once(": ") {
+            let prefix = prefix.trim_start_matches("fix").trim_matches(|c| c == '(' || c == ')');
+            if !prefix.is_empty() && !prefix.contains(' ') && prefix.len() <= 40 {
+                parts.push((SegmentKind::Code, prefix.replace(['/', '-'], " ")));
+            }
+        }
+    }
     for (kind, text) in &parts {
         let mut local: Vec<(String, f64, usize)> = Vec::new();
         let mut add = |term: &str, weight: f64| {
