@@ -48,6 +48,7 @@ fn task_message_snapshot() {
         omitted_paths: &omitted,
         plan: &plan,
         failing: Some("test_calc.TestCalc.test_add"),
+        repo_map: "",
     };
     insta::assert_snapshot!(task_message(&prompt).unwrap());
 }

@@ -16,7 +16,12 @@ fn main() -> ExitCode {
     while let Some(arg) = iter.next() {
         match arg.as_str() {
             "context" | "--json" => {}
-            "--top" => top = iter.next().and_then(|value| value.parse().ok()).unwrap_or(10),
+            "--top" => {
+                top = iter
+                    .next()
+                    .and_then(|value| value.parse().ok())
+                    .unwrap_or(10)
+            }
             other => task = Some(other.to_string()),
         }
     }

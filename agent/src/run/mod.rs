@@ -305,6 +305,7 @@ impl<'a> Run<'a> {
             facts,
             fitted,
             plan,
+            repo_map,
         }) = self.understand(failure.as_deref()).await?
         else {
             return Ok(RunStatus::Budget);
@@ -319,6 +320,7 @@ impl<'a> Run<'a> {
             omitted_paths: &fitted.omitted,
             plan: &plan,
             failing: failure.as_deref(),
+            repo_map: &repo_map,
         })?;
         let mut messages = vec![Message::system(system), Message::user(task_message)];
         let mut carried = ChangeSet::default();

@@ -17,6 +17,8 @@ pub(super) struct Understanding {
     pub facts: RepoFacts,
     pub fitted: Fitted,
     pub plan: Vec<PlanItem>,
+    /// Signatures of ranked files the prompt does not show in full.
+    pub repo_map: String,
 }
 
 impl Run<'_> {
@@ -117,10 +119,12 @@ impl Run<'_> {
             source,
         });
         self.phase("plan", since);
+        let repo_map = context::repo_map(&fitted, &ranked, self.context_tokens);
         Ok(Some(Understanding {
             facts,
             fitted,
             plan,
+            repo_map,
         }))
     }
 }

@@ -65,7 +65,10 @@ pub fn run(args: ContextArgs) -> anyhow::Result<ExitCode> {
             terms
                 .iter()
                 .take(12)
-                .map(|term| format!("{} {:.1} ({:?})", term.term, term.weight, term.from).to_lowercase())
+                .map(
+                    |term| format!("{} {:.1} ({:?})", term.term, term.weight, term.from)
+                        .to_lowercase()
+                )
                 .collect::<Vec<_>>()
                 .join(", ")
         )?;

@@ -158,7 +158,10 @@ pub fn classify_path(path: &str, head: &str) -> FileClass {
     let in_directory = |names: &[&str]| directories.iter().any(|dir| names.contains(dir));
     let extension = name.rsplit_once('.').map(|(_, extension)| extension);
 
-    if lower.starts_with(".github/") || lower.starts_with(".gitlab/") || name.contains("template") && in_directory(&[".github", ".gitlab"]) {
+    if lower.starts_with(".github/")
+        || lower.starts_with(".gitlab/")
+        || name.contains("template") && in_directory(&[".github", ".gitlab"])
+    {
         return if lower.contains("workflows/") || lower.contains("actions/") {
             FileClass::Config
         } else {
@@ -173,13 +176,26 @@ pub fn classify_path(path: &str, head: &str) -> FileClass {
         || name.ends_with(".pb.go")
         || name.contains(".generated.")
         || name.contains("_generated.")
-        || in_directory(&["vendor", "node_modules", "third_party", "dist", "_vendor", "vendored"])
+        || in_directory(&[
+            "vendor",
+            "node_modules",
+            "third_party",
+            "dist",
+            "_vendor",
+            "vendored",
+        ])
         || is_generated_text(head)
     {
         return FileClass::Generated;
     }
-    if in_directory(&["testdata", "fixtures", "test_data", "test-data", "snapshots", "__snapshots__"])
-        || extension.is_some_and(|extension| DATA_EXTENSIONS.contains(&extension))
+    if in_directory(&[
+        "testdata",
+        "fixtures",
+        "test_data",
+        "test-data",
+        "snapshots",
+        "__snapshots__",
+    ]) || extension.is_some_and(|extension| DATA_EXTENSIONS.contains(&extension))
     {
         return FileClass::Data;
     }
@@ -200,7 +216,15 @@ pub fn classify_path(path: &str, head: &str) -> FileClass {
     let stem = name.split('.').next().unwrap_or(name);
     if DOC_NAMES.contains(&stem)
         || extension.is_some_and(|extension| DOC_EXTENSIONS.contains(&extension))
-        || in_directory(&["doc", "docs", "documentation", "examples", "example", "man", "book"])
+        || in_directory(&[
+            "doc",
+            "docs",
+            "documentation",
+            "examples",
+            "example",
+            "man",
+            "book",
+        ])
     {
         return FileClass::Docs;
     }
@@ -210,7 +234,12 @@ pub fn classify_path(path: &str, head: &str) -> FileClass {
     if extension.is_some_and(|extension| CONFIG_EXTENSIONS.contains(&extension)) {
         return FileClass::Config;
     }
-    if extension.is_some_and(|extension| ["html", "htm", "css", "scss", "j2", "jinja", "tmpl", "hbs", "erb"].contains(&extension)) {
+    if extension.is_some_and(|extension| {
+        [
+            "html", "htm", "css", "scss", "j2", "jinja", "tmpl", "hbs", "erb",
+        ]
+        .contains(&extension)
+    }) {
         // Web templates and styles are source of a kind, but rarely the answer to a code task.
         return FileClass::Config;
     }

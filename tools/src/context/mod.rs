@@ -13,23 +13,23 @@ use crate::repo::{classify, FileContent, FileKind, Repository};
 mod kinds;
 mod locations;
 mod regions;
-mod task;
 mod repo_map;
 mod symbols;
+mod task;
 mod terms;
 mod traces;
 
 pub use repo_map::repo_map;
-pub use symbols::{definitions, personalised_pagerank, Definition};
 use symbols::reference_edges;
+pub use symbols::{definitions, personalised_pagerank, Definition};
 
 pub use kinds::{classify_path, task_focus, FileClass, TaskFocus};
 pub use locations::extract_locations;
 use regions::rank_regions;
 pub use task::{query_terms, QueryTerm, SegmentKind};
 use terms::{for_each_term, TermMatcher};
-pub use traces::{parse_traces, Frame, Trace};
 use traces::{frame_weight, installed_relative};
+pub use traces::{parse_traces, Frame, Trace};
 
 /// What to rank for.
 #[derive(Debug, Clone, Default)]
@@ -273,7 +273,10 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
         .map(|path| path.trim_start_matches("./").to_string())
         .collect();
     for location in extract_locations(&query.task) {
-        if !trace_paths.iter().any(|path| path.ends_with(&location.path)) {
+        if !trace_paths
+            .iter()
+            .any(|path| path.ends_with(&location.path))
+        {
             named.push(location.path);
         }
     }
@@ -343,18 +346,29 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
         if query.named_files.iter().any(|name| paths_match(name, path)) {
             score += NAMED_BOOST;
             reasons.insert(0, Reason::Named);
-            signals.push(Signal::new("named", NAMED_BOOST, "named by the user".into()));
+            signals.push(Signal::new(
+                "named",
+                NAMED_BOOST,
+                "named by the user".into(),
+            ));
         } else if is_named(path) {
             score += MENTIONED_BOOST;
             reasons.insert(0, Reason::Named);
-            signals.push(Signal::new("named", MENTIONED_BOOST, "mentioned in the task".into()));
+            signals.push(Signal::new(
+                "named",
+                MENTIONED_BOOST,
+                "mentioned in the task".into(),
+            ));
         }
         if let Some(hit) = trace_hits.get(&index) {
             let boost = TRACE_BOOST * hit.weight;
             score += boost;
-            reasons.insert(0, Reason::InTrace {
-                lines: hit.lines.clone(),
-            });
+            reasons.insert(
+                0,
+                Reason::InTrace {
+                    lines: hit.lines.clone(),
+                },
+            );
             signals.push(Signal::new("trace", boost, hit.role.to_string()));
         }
         ranked.push(RankedFile {
@@ -470,7 +484,9 @@ fn apply_symbol_graph(
         }
     }
     // Seeds: the best files so far.
-    let mut order: Vec<usize> = (0..ranked.len()).filter(|&i| ranked[i].score > 0.0).collect();
+    let mut order: Vec<usize> = (0..ranked.len())
+        .filter(|&i| ranked[i].score > 0.0)
+        .collect();
     order.sort_by(|&a, &b| ranked[b].score.total_cmp(&ranked[a].score));
     order.truncate(GRAPH_SEEDS);
     let mut seeds = vec![0.0; ranked.len()];
@@ -560,7 +576,10 @@ impl<'a> PathResolver<'a> {
         let mut by_name: HashMap<&str, Vec<(usize, &str)>> = HashMap::new();
         for (index, (path, _)) in documents.iter().enumerate() {
             let name = path.rsplit('/').next().unwrap_or(path);
-            by_name.entry(name).or_default().push((index, path.as_str()));
+            by_name
+                .entry(name)
+                .or_default()
+                .push((index, path.as_str()));
         }
         Self { by_name }
     }
@@ -618,7 +637,11 @@ fn weigh_traces(
         let raising = trace
             .frames
             .first()
-            .and_then(|first| resolved.first().filter(|(_, frame)| std::ptr::eq(*frame, first)))
+            .and_then(|first| {
+                resolved
+                    .first()
+                    .filter(|(_, frame)| std::ptr::eq(*frame, first))
+            })
             .map(|(index, _)| *index);
         let innermost_source = resolved
             .iter()
@@ -630,15 +653,11 @@ fn weigh_traces(
                 .next()
                 .and_then(|name| name.split('.').next())
                 .unwrap_or("");
-            let in_message = frame
-                .function
-                .as_deref()
-                .is_some_and(|function| {
-                    function.len() > 2 && function != "main" && message.contains(function)
-                })
-                || (stem.len() > 2
-                    && !["main", "mod", "lib", "index", "__init__"].contains(&stem)
-                    && message.contains(stem));
+            let in_message = frame.function.as_deref().is_some_and(|function| {
+                function.len() > 2 && function != "main" && message.contains(function)
+            }) || (stem.len() > 2
+                && !["main", "mod", "lib", "index", "__init__"].contains(&stem)
+                && message.contains(stem));
             let is_raising = position == 0 && raising == Some(*index);
             let weighed = frame_weight(position, innermost_source, is_raising, in_message);
             // A test file in a trace is supporting context: the code under test comes first.
@@ -779,11 +798,26 @@ mod tests {
     #[test]
     fn trace_ranks_the_raising_frame_not_the_first_or_last_path() {
         let documents: Vec<(String, String)> = [
-            ("tests/test_views.py", "def test_index(client):\n    client.get('/')\n"),
-            ("src/shop/app.py", "def dispatch(request):\n    return view(request)\n"),
-            ("src/shop/views.py", "def index(request):\n    return render(request)\n"),
-            ("src/shop/render.py", "def render(request):\n    return template.fill(request.args)\n"),
-            ("src/shop/wsgi.py", "def serve(app):\n    app.dispatch(None)\n"),
+            (
+                "tests/test_views.py",
+                "def test_index(client):\n    client.get('/')\n",
+            ),
+            (
+                "src/shop/app.py",
+                "def dispatch(request):\n    return view(request)\n",
+            ),
+            (
+                "src/shop/views.py",
+                "def index(request):\n    return render(request)\n",
+            ),
+            (
+                "src/shop/render.py",
+                "def render(request):\n    return template.fill(request.args)\n",
+            ),
+            (
+                "src/shop/wsgi.py",
+                "def serve(app):\n    app.dispatch(None)\n",
+            ),
         ]
         .iter()
         .map(|(path, text)| (path.to_string(), text.to_string()))
@@ -798,7 +832,11 @@ mod tests {
                 ..Default::default()
             },
         );
-        let order: Vec<&str> = ranking.files.iter().map(|file| file.path.as_str()).collect();
+        let order: Vec<&str> = ranking
+            .files
+            .iter()
+            .map(|file| file.path.as_str())
+            .collect();
         assert_eq!(order[0], "src/shop/render.py", "{ranking:#?}");
         let position = |path: &str| order.iter().position(|seen| *seen == path).unwrap();
         assert!(position("src/shop/views.py") < position("src/shop/app.py"));
@@ -815,7 +853,10 @@ mod tests {
         let documents: Vec<(String, String)> = [
             ("src/main.rs", "fn main() { cli::run(); }\n"),
             ("src/cli.rs", "pub fn run() { parse::header(\"\"); }\n"),
-            ("src/parse.rs", "pub fn header(s: &str) -> u8 { s.as_bytes()[0] }\n"),
+            (
+                "src/parse.rs",
+                "pub fn header(s: &str) -> u8 { s.as_bytes()[0] }\n",
+            ),
         ]
         .iter()
         .map(|(path, text)| (path.to_string(), text.to_string()))
@@ -829,7 +870,11 @@ mod tests {
                 ..Default::default()
             },
         );
-        let order: Vec<&str> = ranking.files.iter().map(|file| file.path.as_str()).collect();
+        let order: Vec<&str> = ranking
+            .files
+            .iter()
+            .map(|file| file.path.as_str())
+            .collect();
         assert_eq!(order[0], "src/parse.rs", "{ranking:#?}");
         assert_eq!(order.len(), 3);
     }
@@ -852,7 +897,11 @@ mod tests {
                 ..Default::default()
             },
         );
-        let order: Vec<&str> = ranking.files.iter().map(|file| file.path.as_str()).collect();
+        let order: Vec<&str> = ranking
+            .files
+            .iter()
+            .map(|file| file.path.as_str())
+            .collect();
         assert_eq!(order[0], "src/app/sessions.py", "{order:?}");
         assert_eq!(order[1], "tests/test_sessions.py", "{order:?}");
         assert_eq!(ranking.files[0].class, FileClass::Source);
@@ -886,7 +935,11 @@ mod tests {
                 ..Default::default()
             },
         );
-        let order: Vec<&str> = ranking.files.iter().map(|file| file.path.as_str()).collect();
+        let order: Vec<&str> = ranking
+            .files
+            .iter()
+            .map(|file| file.path.as_str())
+            .collect();
         assert_eq!(order[0], "shop/checkout.py", "{order:?}");
         assert_eq!(order[1], "shop/pricing.py", "{order:?}");
         let callee = &ranking.files[1];

@@ -79,7 +79,10 @@ mod tests {
         assert!(map.contains("src/tax.py:\n"));
         let small = repo_map(&files, 20);
         assert!(small.len() <= 80, "{small}");
-        assert!(small.contains("src/cart.py") && !small.contains("src/tax.py"), "{small}");
+        assert!(
+            small.contains("src/cart.py") && !small.contains("src/tax.py"),
+            "{small}"
+        );
         assert_eq!(repo_map(&files, 0), "");
     }
 }

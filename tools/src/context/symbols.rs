@@ -55,8 +55,27 @@ fn pattern_for(path: &str) -> Option<&'static Regex> {
 
 /// Keywords that definition patterns of C-like languages can catch as names.
 const NOT_NAMES: &[&str] = &[
-    "if", "for", "while", "switch", "catch", "return", "sizeof", "else", "do", "new", "delete",
-    "function", "constructor", "super", "this", "typeof", "await", "yield", "main", "init", "new",
+    "if",
+    "for",
+    "while",
+    "switch",
+    "catch",
+    "return",
+    "sizeof",
+    "else",
+    "do",
+    "new",
+    "delete",
+    "function",
+    "constructor",
+    "super",
+    "this",
+    "typeof",
+    "await",
+    "yield",
+    "main",
+    "init",
+    "new",
 ];
 
 /// The definitions in `text`, a file at `path` (empty for languages without a pattern).
@@ -75,7 +94,10 @@ pub fn definitions(path: &str, text: &str) -> Vec<Definition> {
             continue;
         }
         let start = captures.get(0).map_or(name.start(), |whole| whole.start());
-        line += text[counted_to..start].bytes().filter(|&b| b == b'\n').count();
+        line += text[counted_to..start]
+            .bytes()
+            .filter(|&b| b == b'\n')
+            .count();
         counted_to = start;
         let header = text[start..].lines().next().unwrap_or("").trim();
         found.push(Definition {
@@ -89,7 +111,11 @@ pub fn definitions(path: &str, text: &str) -> Vec<Definition> {
 
 /// Personalised PageRank over `edges` (from, to, weight) with restart distribution `seeds`
 /// (need not sum to 1). Returns one score per node, summing to about 1.
-pub fn personalised_pagerank(nodes: usize, edges: &[(usize, usize, f64)], seeds: &[f64]) -> Vec<f64> {
+pub fn personalised_pagerank(
+    nodes: usize,
+    edges: &[(usize, usize, f64)],
+    seeds: &[f64],
+) -> Vec<f64> {
     const DAMPING: f64 = 0.85;
     const ITERATIONS: usize = 30;
     let total: f64 = seeds.iter().sum();
@@ -173,15 +199,24 @@ mod tests {
     #[test]
     fn definitions_in_six_languages() {
         assert_eq!(
-            names("a.py", "import x\n\nclass Cart:\n    def total(self):\n        pass\n"),
+            names(
+                "a.py",
+                "import x\n\nclass Cart:\n    def total(self):\n        pass\n"
+            ),
             ["Cart@3", "total@4"]
         );
         assert_eq!(
-            names("a.rs", "pub struct Cart;\nimpl Cart {\n    pub(crate) async fn total(&self) {}\n}\n"),
+            names(
+                "a.rs",
+                "pub struct Cart;\nimpl Cart {\n    pub(crate) async fn total(&self) {}\n}\n"
+            ),
             ["Cart@1", "total@3"]
         );
         assert_eq!(
-            names("a.go", "package x\n\nfunc (c *Cart) Total() int {\n}\ntype Cart struct{}\n"),
+            names(
+                "a.go",
+                "package x\n\nfunc (c *Cart) Total() int {\n}\ntype Cart struct{}\n"
+            ),
             ["Total@3", "Cart@5"]
         );
         assert_eq!(
@@ -193,7 +228,10 @@ mod tests {
             ["Cart@1", "total@2"]
         );
         assert_eq!(
-            names("cart.c", "static int cart_total(struct cart *c)\n{\n    return 0;\n}\n"),
+            names(
+                "cart.c",
+                "static int cart_total(struct cart *c)\n{\n    return 0;\n}\n"
+            ),
             ["cart_total@1"]
         );
     }

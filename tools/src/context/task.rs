@@ -153,9 +153,11 @@ fn is_log_line(line: &str) -> bool {
         && bytes[..2].iter().all(u8::is_ascii_digit)
         && bytes[2] == b':'
         && bytes[3..5].iter().all(u8::is_ascii_digit);
-    let level = ["[INFO", "[DEBUG", "[WARN", "[TRACE", "INFO ", "DEBUG ", "TRACE ", "WARN "]
-        .iter()
-        .any(|level| line.starts_with(level) || line.contains(&format!(" {level}")));
+    let level = [
+        "[INFO", "[DEBUG", "[WARN", "[TRACE", "INFO ", "DEBUG ", "TRACE ", "WARN ",
+    ]
+    .iter()
+    .any(|level| line.starts_with(level) || line.contains(&format!(" {level}")));
     let digits = bytes.iter().filter(|b| b.is_ascii_digit()).count();
     let letters = bytes.iter().filter(|b| b.is_ascii_alphabetic()).count();
     starts_with_date
@@ -167,8 +169,21 @@ fn is_log_line(line: &str) -> bool {
 
 /// The words a trace prints around its frames.
 const TRACE_WORDS: &[&str] = &[
-    "file", "line", "traceback", "most", "recent", "call", "last", "at", "in", "stack",
-    "backtrace", "goroutine", "running", "module", "thread",
+    "file",
+    "line",
+    "traceback",
+    "most",
+    "recent",
+    "call",
+    "last",
+    "at",
+    "in",
+    "stack",
+    "backtrace",
+    "goroutine",
+    "running",
+    "module",
+    "thread",
 ];
 
 fn looks_like_file_name(word: &str) -> bool {
@@ -177,8 +192,22 @@ fn looks_like_file_name(word: &str) -> bool {
         !stem.is_empty()
             && matches!(
                 extension,
-                "py" | "rs" | "go" | "js" | "ts" | "java" | "kt" | "c" | "cc" | "cpp" | "h" | "rb"
-                    | "mjs" | "cjs" | "tsx" | "jsx" | "scala"
+                "py" | "rs"
+                    | "go"
+                    | "js"
+                    | "ts"
+                    | "java"
+                    | "kt"
+                    | "c"
+                    | "cc"
+                    | "cpp"
+                    | "h"
+                    | "rb"
+                    | "mjs"
+                    | "cjs"
+                    | "tsx"
+                    | "jsx"
+                    | "scala"
             )
     })
 }
@@ -191,7 +220,10 @@ fn is_identifier_like(word: &str) -> bool {
         || bytes
             .windows(2)
             .any(|pair| pair[0].is_ascii_lowercase() && pair[1].is_ascii_uppercase())
-        || bytes.len() > 1 && bytes[0].is_ascii_uppercase() && bytes[1..].iter().any(u8::is_ascii_uppercase) && bytes[1..].iter().any(u8::is_ascii_lowercase)
+        || bytes.len() > 1
+            && bytes[0].is_ascii_uppercase()
+            && bytes[1..].iter().any(u8::is_ascii_uppercase)
+            && bytes[1..].iter().any(u8::is_ascii_lowercase)
 }
 
 /// Weighted query terms of `task` (and of the failure output, read as error text and traces).
@@ -212,7 +244,9 @@ pub fn query_terms(task: &str, failure_output: Option<&str>) -> Vec<QueryTerm> {
     // A conventional subject prefix (`searcher: fix ...`, `fix(bash): ...`) names the component.
     if let Some(subject) = task.lines().next() {
         if let Some((prefix, _)) = subject.split_once(": ") {
-            let prefix = prefix.trim_start_matches("fix").trim_matches(|c| c == '(' || c == ')');
+            let prefix = prefix
+                .trim_start_matches("fix")
+                .trim_matches(|c| c == '(' || c == ')');
             if !prefix.is_empty() && !prefix.contains(' ') && prefix.len() <= 40 {
                 parts.push((SegmentKind::Code, prefix.replace(['/', '-'], " ")));
             }
@@ -234,7 +268,11 @@ pub fn query_terms(task: &str, failure_output: Option<&str>) -> Vec<QueryTerm> {
         };
         let base = base_weight(*kind);
         for word in text.split(|c: char| {
-            c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ';' | '[' | ']' | '{' | '}' | '<' | '>' | '=')
+            c.is_whitespace()
+                || matches!(
+                    c,
+                    '"' | '\'' | ',' | ';' | '[' | ']' | '{' | '}' | '<' | '>' | '='
+                )
         }) {
             // Paths in traces and logs are read as locations (traces.rs), not as words: their
             // `src`, `lib` and `py` parts match every file.
@@ -254,7 +292,9 @@ pub fn query_terms(task: &str, failure_output: Option<&str>) -> Vec<QueryTerm> {
             } else {
                 word
             };
-            if *kind == SegmentKind::Trace && TRACE_WORDS.contains(&word.to_ascii_lowercase().as_str()) {
+            if *kind == SegmentKind::Trace
+                && TRACE_WORDS.contains(&word.to_ascii_lowercase().as_str())
+            {
                 continue;
             }
             let code_quoted = word.contains('`') || word.contains('(');
@@ -264,11 +304,19 @@ pub fn query_terms(task: &str, failure_output: Option<&str>) -> Vec<QueryTerm> {
                 continue;
             }
             let identifier = code_quoted || is_identifier_like(word);
-            let boost = if identifier && *kind != SegmentKind::Log { 2.0 } else { 1.0 };
+            let boost = if identifier && *kind != SegmentKind::Log {
+                2.0
+            } else {
+                1.0
+            };
             let mut first = true;
             for_each_term(word, |term| {
                 // The whole identifier counts fully; its parts a little less.
-                let weight = if first { base * boost } else { base * boost.min(1.5) * 0.7 };
+                let weight = if first {
+                    base * boost
+                } else {
+                    base * boost.min(1.5) * 0.7
+                };
                 first = false;
                 add(term, weight);
             });
@@ -344,11 +392,12 @@ mod tests {
     fn identifiers_and_errors_outweigh_prose_and_logs() {
         let mut log = String::new();
         for i in 0..300 {
-            log.push_str(&format!("2024-01-02 10:00:{i:02} DEBUG worker{i} heartbeat tick{i} ok\n"));
+            log.push_str(&format!(
+                "2024-01-02 10:00:{i:02} DEBUG worker{i} heartbeat tick{i} ok\n"
+            ));
         }
-        let task = format!(
-            "The cache is wrong after reload_config runs.\nValueError: stale entry\n{log}"
-        );
+        let task =
+            format!("The cache is wrong after reload_config runs.\nValueError: stale entry\n{log}");
         let terms = query_terms(&task, None);
         assert!(weight(&terms, "reload_config") > weight(&terms, "cache"));
         assert!(weight(&terms, "stale") > weight(&terms, "cache"));

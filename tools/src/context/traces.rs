@@ -43,7 +43,10 @@ static JS_FRAME: LazyLock<Option<Regex>> = LazyLock::new(|| {
     Regex::new(r"^\s*at (?:(?:async )?([^\s(]+) \()?(?:file://)?([^\s()]+?):(\d+):\d+\)?\s*$").ok()
 });
 static JAVA_FRAME: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(r"^\s*at (?:[\w.]+/)?([\w$.]+)\.([\w$<>]+)\(([\w$]+\.(?:java|kt|scala|groovy)):(\d+)\)").ok()
+    Regex::new(
+        r"^\s*at (?:[\w.]+/)?([\w$.]+)\.([\w$<>]+)\(([\w$]+\.(?:java|kt|scala|groovy)):(\d+)\)",
+    )
+    .ok()
 });
 static GO_FUNCTION: LazyLock<Option<Regex>> =
     LazyLock::new(|| Regex::new(r"^([\w./*()-]+)\.([\w$]+)\(.*\)\s*$").ok());
@@ -211,9 +214,16 @@ fn is_external_python(path: &str, function: Option<&str>) -> bool {
         || path.contains("/lib64/python")
         || path.starts_with('<')
         || path.contains("/Lib/");
-    let runner = ["/_pytest/", "/pytest/", "/pluggy/", "/unittest/", "/nose/", "/runpy.py"]
-        .iter()
-        .any(|dir| path.contains(dir))
+    let runner = [
+        "/_pytest/",
+        "/pytest/",
+        "/pluggy/",
+        "/unittest/",
+        "/nose/",
+        "/runpy.py",
+    ]
+    .iter()
+    .any(|dir| path.contains(dir))
         || function.is_some_and(|function| function == "<module>" && path.ends_with("pytest"));
     // Frames in site-packages may still be the repository's own code installed there; the ranking
     // resolves them by their path below `site-packages/`, so they are not external here.
@@ -227,8 +237,13 @@ fn is_external_rust(path: &str, function: Option<&str>) -> bool {
         || path.starts_with("library/std/")
         || path.starts_with("library/core/")
         || function.is_some_and(|function| {
-            ["rust_begin_unwind", "__rust_start_panic", "lang_start", "call_once"]
-                .contains(&function)
+            [
+                "rust_begin_unwind",
+                "__rust_start_panic",
+                "lang_start",
+                "call_once",
+            ]
+            .contains(&function)
         })
 }
 
@@ -250,8 +265,18 @@ fn is_external_go(path: &str) -> bool {
 
 fn is_external_java(class: &str) -> bool {
     [
-        "java.", "javax.", "jdk.", "sun.", "com.sun.", "kotlin.", "scala.", "org.junit.",
-        "junit.", "org.apache.maven.", "org.gradle.", "org.testng.",
+        "java.",
+        "javax.",
+        "jdk.",
+        "sun.",
+        "com.sun.",
+        "kotlin.",
+        "scala.",
+        "org.junit.",
+        "junit.",
+        "org.apache.maven.",
+        "org.gradle.",
+        "org.testng.",
     ]
     .iter()
     .any(|prefix| class.starts_with(prefix))
