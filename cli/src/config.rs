@@ -102,11 +102,7 @@ pub struct SandboxConfig {
 
 impl SandboxConfig {
     /// What a repository's own `.hone.toml` may set: `include` only (logged when more was asked).
-<<<<<<< HEAD
-    fn from_repository(self, path: &Path) -> Self {
-=======
     fn limited_to_repository(self, path: &Path) -> Self {
->>>>>>> confine
         let weakens = self
             .mode
             .is_some_and(|mode| mode != hone_tools::SandboxMode::Strict)
@@ -384,25 +380,15 @@ impl Config {
             .map(|root| root.join(".hone.toml"))
             .filter(|path| path.is_file())
         {
-<<<<<<< HEAD
             let mut layer = read_layer(&path)?;
             // A repository's own config never loosens confinement.
-            layer.sandbox = layer.sandbox.from_repository(&path);
+            layer.sandbox = layer.sandbox.limited_to_repository(&path);
             let trusted = match &trust_file {
                 Some(trust_file) => is_trusted(trust_file, &path)?,
                 None => false,
             };
             if !trusted {
                 config.ignored = layer.remove_sensitive();
-=======
-            if path.is_file() {
-                let mut layer = read_layer(&path)?;
-                if repo_root.is_some_and(|root| path == root.join(".hone.toml")) {
-                    layer.sandbox = layer.sandbox.limited_to_repository(&path);
-                }
-                config.merge(layer);
-                config.sources.push(path);
->>>>>>> confine
             }
             config.merge(layer);
             config.sources.push(path);

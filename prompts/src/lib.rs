@@ -79,6 +79,8 @@ pub struct TaskPrompt<'a> {
     pub plan: &'a [PlanItem],
     /// Summary of tests failing before any change, if known.
     pub failing: Option<&'a str>,
+    /// Signatures of ranked files not shown in full (`hone_tools::context::repo_map`); may be empty.
+    pub repo_map: &'a str,
 }
 
 /// A failing test run, as the model should see it.
@@ -229,6 +231,7 @@ pub fn task_message(prompt: &TaskPrompt<'_>) -> Result<String> {
             omitted_paths => prompt.omitted_paths,
             plan => prompt.plan,
             failing => prompt.failing,
+            repo_map => prompt.repo_map,
             fence,
         },
     )
@@ -323,6 +326,9 @@ pub fn task_sections(
             })
             .collect();
         sections.push(("plan".to_owned(), counter.count(&plan.join("\n"))));
+    }
+    if !prompt.repo_map.is_empty() {
+        sections.push(("repo map".to_owned(), counter.count(prompt.repo_map)));
     }
     for file in prompt.context {
         let name = if file.whole {

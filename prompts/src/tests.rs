@@ -48,6 +48,7 @@ fn task_message_snapshot() {
         omitted_paths: &omitted,
         plan: &plan,
         failing: Some("test_calc.TestCalc.test_add"),
+        repo_map: "",
     };
     insta::assert_snapshot!(task_message(&prompt).unwrap());
 }
@@ -276,6 +277,7 @@ fn task_sections_add_up_to_the_rendered_message() {
         omitted_paths: &[],
         plan: &[],
         failing: Some("test_calc.TestCalc.test_add"),
+        repo_map: "",
     };
     let counter = CharEstimate;
     let sections = task_sections(&prompt, &counter).unwrap();

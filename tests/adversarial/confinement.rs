@@ -406,11 +406,7 @@ fn without_bubblewrap_hone_warns_and_falls_back_to_no_new_privs() {
         stdout.contains("confinement: no-new-privs only"),
         "{stdout}"
     );
-<<<<<<< HEAD
-    assert!(stdout.contains("bwrap not found"), "{stdout}");
-=======
     assert!(stdout.contains("bwrap not found: HONE_BWRAP"), "{stdout}");
->>>>>>> confine
 
     let patch = probe.scratch.path().join("fix.diff");
     let output = probe

@@ -280,6 +280,28 @@ pub(crate) fn repo_facts(
     })
 }
 
+/// The repo map for the prompt: signatures of the ranked files not shown whole, in an eighth of
+/// the context budget (at most 512 tokens).
+pub(crate) fn repo_map(
+    fitted: &hone_prompts::Fitted,
+    ranked: &[hone_tools::RankedFile],
+    context_budget: usize,
+) -> String {
+    let others: Vec<hone_tools::RankedFile> = ranked
+        .iter()
+        .filter(|file| {
+            !fitted
+                .files
+                .iter()
+                .any(|shown| shown.path == file.path && shown.whole)
+        })
+        .cloned()
+        .collect();
+    hone_tools::context::repo_map(&others, (context_budget / 8).min(512))
+        .trim_end()
+        .to_owned()
+}
+
 /// Rank the repository for the task and read the chosen files (whole; the budget narrows them).
 pub(crate) fn ranked_context(
     repo: &Repository,

@@ -320,6 +320,7 @@ impl<'a> Run<'a> {
             failing,
             fitted,
             plan,
+            repo_map,
         }) = self.understand(failure.as_deref()).await?
         else {
             return Ok(RunStatus::Budget);
@@ -337,6 +338,7 @@ impl<'a> Run<'a> {
             omitted_paths: &fitted.omitted,
             plan: &plan,
             failing: failing.as_deref(),
+            repo_map: &repo_map,
         };
         let task_message = hone_prompts::task_message(&task_prompt)?;
         let task_sections = hone_prompts::task_sections(&task_prompt, &counter)?;

@@ -23,6 +23,8 @@ pub(super) struct Understanding {
     pub failing: Option<String>,
     pub fitted: Fitted,
     pub plan: Vec<PlanItem>,
+    /// Signatures of ranked files the prompt does not show in full.
+    pub repo_map: String,
 }
 
 impl Run<'_> {
@@ -164,11 +166,13 @@ impl Run<'_> {
             source,
         });
         self.phase("plan", since);
+        let repo_map = context::repo_map(&fitted, &ranked, self.context_tokens);
         Ok(Some(Understanding {
             facts,
             failing,
             fitted,
             plan,
+            repo_map,
         }))
     }
 }

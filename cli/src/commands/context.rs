@@ -22,9 +22,12 @@ pub struct ContextArgs {
     /// Files you know matter (repeatable).
     #[arg(long = "file", value_name = "PATH")]
     pub files: Vec<String>,
-    /// Print JSON instead of text.
+    /// Print JSON instead of text (each file's kind and the signals behind its score included).
     #[arg(long)]
     pub json: bool,
+    /// Explain each rank: the file's kind, and every signal behind its score in words.
+    #[arg(long, conflicts_with = "json")]
+    pub explain: bool,
 }
 
 pub fn run(args: ContextArgs) -> anyhow::Result<ExitCode> {
@@ -52,6 +55,24 @@ pub fn run(args: ContextArgs) -> anyhow::Result<ExitCode> {
         writeln!(stdout, "{}", serde_json::to_string_pretty(&ranking)?)?;
         return Ok(ExitCode::SUCCESS);
     }
+    if args.explain {
+        let mut terms: Vec<&hone_tools::context::QueryTerm> = ranking.query_terms.iter().collect();
+        terms.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+        writeln!(
+            stdout,
+            "a {} task; heaviest terms: {}",
+            ranking.focus.label(),
+            terms
+                .iter()
+                .take(12)
+                .map(
+                    |term| format!("{} {:.1} ({:?})", term.term, term.weight, term.from)
+                        .to_lowercase()
+                )
+                .collect::<Vec<_>>()
+                .join(", ")
+        )?;
+    }
     if ranking.files.is_empty() {
         writeln!(
             stdout,
@@ -68,6 +89,16 @@ pub fn run(args: ContextArgs) -> anyhow::Result<ExitCode> {
             file.score,
             describe(&file.reasons)
         )?;
+        if args.explain {
+            writeln!(stdout, "      kind: {}", file.class.label())?;
+            for signal in &file.signals {
+                writeln!(
+                    stdout,
+                    "      {:>6.2} {:<7} {}",
+                    signal.value, signal.name, signal.detail
+                )?;
+            }
+        }
         for region in &file.regions {
             writeln!(
                 stdout,

@@ -10,13 +10,26 @@ use std::time::{Duration, Instant};
 use crate::error::Result;
 use crate::repo::{classify, FileContent, FileKind, Repository};
 
+mod kinds;
 mod locations;
 mod regions;
+mod repo_map;
+mod symbols;
+mod task;
 mod terms;
+mod traces;
 
+pub use repo_map::repo_map;
+use symbols::reference_edges;
+pub use symbols::{definitions, personalised_pagerank, Definition};
+
+pub use kinds::{classify_path, task_focus, FileClass, TaskFocus};
 pub use locations::extract_locations;
 use regions::rank_regions;
-use terms::{for_each_term, is_error_line, push_unique, TermMatcher};
+pub use task::{query_terms, QueryTerm, SegmentKind};
+use terms::{for_each_term, TermMatcher};
+use traces::{frame_weight, installed_relative};
+pub use traces::{parse_traces, Frame, Trace};
 
 /// What to rank for.
 #[derive(Debug, Clone, Default)]
@@ -64,6 +77,30 @@ pub struct RankedFile {
     pub reasons: Vec<Reason>,
     /// Best regions first (at most 3).
     pub regions: Vec<Region>,
+    /// What kind of file it is (source, test, docs, ...).
+    pub class: FileClass,
+    /// The signals behind the score, for people (`--explain`) and scripts (`--json`).
+    pub signals: Vec<Signal>,
+    /// The file's most relevant definitions (for the repo map), best first.
+    pub symbols: Vec<Definition>,
+}
+
+/// One signal behind a file's score: its name, what it added, and why in words.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Signal {
+    pub name: &'static str,
+    pub value: f64,
+    pub detail: String,
+}
+
+impl Signal {
+    fn new(name: &'static str, value: f64, detail: String) -> Self {
+        Self {
+            name,
+            value,
+            detail,
+        }
+    }
 }
 
 /// The ranking.
@@ -74,6 +111,10 @@ pub struct ContextRanking {
     pub files_considered: usize,
     #[serde(with = "millis")]
     pub elapsed: Duration,
+    /// Whether the task is about code or prose (which kinds of files rank first).
+    pub focus: TaskFocus,
+    /// The task's terms with their weights, as read from its prose, code, errors and logs.
+    pub query_terms: Vec<QueryTerm>,
 }
 
 mod millis {
@@ -99,7 +140,9 @@ const K1: f64 = 1.2;
 const B: f64 = 0.75;
 /// Boosts added to the BM25 score.
 const NAMED_BOOST: f64 = 12.0;
-const TRACE_BOOST: f64 = 8.0;
+/// A path mentioned in the task's prose (not in a trace): strong, but below the raising frame.
+const MENTIONED_BOOST: f64 = 5.0;
+const TRACE_BOOST: f64 = 10.0;
 const PATH_TERM_WEIGHT: f64 = 1.5;
 
 /// Rank the files of `repo` (working tree: tracked + untracked-not-ignored text files) for `query`.
@@ -156,13 +199,9 @@ fn read_texts(root: &Path, paths: &[&str]) -> Vec<(String, String)> {
 pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> ContextRanking {
     let start = Instant::now();
     let top = if query.top == 0 { 10 } else { query.top };
-    let mut terms: Vec<String> = Vec::new();
-    for_each_term(&query.task, |term| push_unique(&mut terms, term));
-    if let Some(output) = &query.failure_output {
-        for line in output.lines().filter(|line| is_error_line(line)) {
-            for_each_term(line, |term| push_unique(&mut terms, term));
-        }
-    }
+    let query_terms = query_terms(&query.task, query.failure_output.as_deref());
+    let terms: Vec<String> = query_terms.iter().map(|term| term.term.clone()).collect();
+    let weights: Vec<f64> = query_terms.iter().map(|term| term.weight).collect();
     let term_index: HashMap<&str, usize> = terms
         .iter()
         .enumerate()
@@ -211,29 +250,59 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
         .iter()
         .map(|&df| (1.0 + (n - df as f64 + 0.5) / (df as f64 + 0.5)).ln())
         .collect();
+    let classes: Vec<FileClass> = documents
+        .iter()
+        .map(|(path, text)| classify_path(path, &text[..floor_boundary(text, 600)]))
+        .collect();
+
+    // Traces (in the task and in the failure output), resolved to repository files.
+    let mut traces = parse_traces(&query.task);
+    if let Some(output) = &query.failure_output {
+        traces.extend(parse_traces(output));
+    }
+    let resolver = PathResolver::new(documents);
+    let trace_hits = weigh_traces(&traces, &resolver, &classes);
+    let trace_paths: Vec<&str> = traces
+        .iter()
+        .flat_map(|trace| trace.frames.iter().map(|frame| frame.path.as_str()))
+        .collect();
+
     let mut named: Vec<String> = query
         .named_files
         .iter()
         .map(|path| path.trim_start_matches("./").to_string())
         .collect();
     for location in extract_locations(&query.task) {
-        named.push(location.path);
+        if !trace_paths
+            .iter()
+            .any(|path| path.ends_with(&location.path))
+        {
+            named.push(location.path);
+        }
     }
-    let mut trace: Vec<Location> = query
-        .failure_output
-        .as_deref()
-        .map(extract_locations)
-        .unwrap_or_default();
-    trace.retain(|location| location.line.is_some());
     let task_words: Vec<&str> = query
         .task
         .split(|c: char| c.is_whitespace() || matches!(c, '`' | '"' | '\'' | ',' | '(' | ')'))
         .collect();
+    let is_named = |path: &str| {
+        let file_name = path.rsplit('/').next().unwrap_or(path);
+        named.iter().any(|name| paths_match(name, path))
+            || task_words
+                .iter()
+                .any(|word| *word == file_name && file_name.contains('.'))
+    };
+    let names_prose = documents.iter().zip(&classes).any(|((path, _), class)| {
+        *class == FileClass::Docs && query.named_files.iter().any(|name| paths_match(name, path))
+    });
+    let focus = task_focus(&terms, names_prose);
 
     let mut ranked: Vec<RankedFile> = Vec::new();
     for (index, (path, _)) in documents.iter().enumerate() {
-        let mut score = 0.0;
+        let class = classes[index];
+        let class_weight = class.weight(focus);
+        let mut text_score = 0.0;
         let mut reasons = Vec::new();
+        let mut signals = Vec::new();
         let mut matched = Vec::new();
         for (i, &tf) in counts[index].iter().enumerate() {
             if tf == 0 {
@@ -241,7 +310,7 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
             }
             let tf = f64::from(tf);
             let norm = 1.0 - B + B * lengths[index] as f64 / average_length;
-            score += idf[i] * tf * (K1 + 1.0) / (tf + K1 * norm);
+            text_score += weights[i] * idf[i] * tf * (K1 + 1.0) / (tf + K1 * norm);
             matched.push((terms[i].clone(), tf as usize));
         }
         if !matched.is_empty() {
@@ -249,11 +318,12 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
             matched.truncate(8);
             reasons.push(Reason::Terms { terms: matched });
         }
+        let mut path_score = 0.0;
         let mut path_terms = Vec::new();
         for_each_term(path, |term| {
             if let Some(&i) = term_index.get(term) {
                 if !path_terms.iter().any(|seen: &String| seen == term) {
-                    score += PATH_TERM_WEIGHT * idf[i];
+                    path_score += PATH_TERM_WEIGHT * weights[i] * idf[i];
                     path_terms.push(term.to_string());
                 }
             }
@@ -261,58 +331,365 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
         if !path_terms.is_empty() {
             reasons.push(Reason::PathTerms { terms: path_terms });
         }
-        let file_name = path.rsplit('/').next().unwrap_or(path);
-        if named.iter().any(|name| paths_match(name, path))
-            || task_words
-                .iter()
-                .any(|word| *word == file_name && file_name.contains('.'))
-        {
+        let mut score = (text_score + path_score) * class_weight;
+        if text_score + path_score > 0.0 {
+            signals.push(Signal::new(
+                "text",
+                score,
+                format!(
+                    "BM25 {text_score:.2} + path {path_score:.2}, times {class_weight:.2} for a {} file in a {} task",
+                    class.label(),
+                    focus.label()
+                ),
+            ));
+        }
+        if query.named_files.iter().any(|name| paths_match(name, path)) {
             score += NAMED_BOOST;
             reasons.insert(0, Reason::Named);
+            signals.push(Signal::new(
+                "named",
+                NAMED_BOOST,
+                "named by the user".into(),
+            ));
+        } else if is_named(path) {
+            score += MENTIONED_BOOST;
+            reasons.insert(0, Reason::Named);
+            signals.push(Signal::new(
+                "named",
+                MENTIONED_BOOST,
+                "mentioned in the task".into(),
+            ));
         }
-        let lines: Vec<usize> = trace
-            .iter()
-            .filter(|location| paths_match(&location.path, path))
-            .filter_map(|location| location.line)
-            .collect();
-        if !lines.is_empty() {
-            score += TRACE_BOOST + (lines.len() as f64).ln_1p();
-            reasons.insert(0, Reason::InTrace { lines });
+        if let Some(hit) = trace_hits.get(&index) {
+            let boost = TRACE_BOOST * hit.weight;
+            score += boost;
+            reasons.insert(
+                0,
+                Reason::InTrace {
+                    lines: hit.lines.clone(),
+                },
+            );
+            signals.push(Signal::new("trace", boost, hit.role.to_string()));
         }
-        if score > 0.0 {
-            ranked.push(RankedFile {
-                path: path.clone(),
-                score,
-                reasons,
-                regions: Vec::new(),
-            });
-        }
+        ranked.push(RankedFile {
+            path: path.clone(),
+            score,
+            reasons,
+            regions: Vec::new(),
+            class,
+            signals,
+            symbols: Vec::new(),
+        });
     }
-    ranked.sort_by(|a, b| {
+    let definitions = apply_symbol_graph(documents, &classes, &query_terms, &mut ranked);
+    let mut ranked: Vec<(usize, RankedFile)> = ranked
+        .into_iter()
+        .enumerate()
+        .filter(|(_, file)| file.score > 0.0)
+        .collect();
+    ranked.sort_by(|(_, a), (_, b)| {
         b.score
             .total_cmp(&a.score)
             .then_with(|| a.path.cmp(&b.path))
     });
     ranked.truncate(top);
-    let by_path: HashMap<&str, &str> = documents
+    for (index, file) in &mut ranked {
+        file.symbols = top_symbols(&definitions[*index], &term_index);
+    }
+    let mut ranked: Vec<RankedFile> = ranked.into_iter().map(|(_, file)| file).collect();
+    let by_path: HashMap<&str, usize> = documents
         .iter()
-        .map(|(path, text)| (path.as_str(), text.as_str()))
+        .enumerate()
+        .map(|(index, (path, _))| (path.as_str(), index))
         .collect();
     for file in &mut ranked {
-        if let Some(text) = by_path.get(file.path.as_str()) {
-            let lines: Vec<usize> = trace
-                .iter()
-                .filter(|location| paths_match(&location.path, &file.path))
-                .filter_map(|location| location.line)
-                .collect();
-            file.regions = rank_regions(text, &term_index, &idf, &lines);
+        if let Some(&index) = by_path.get(file.path.as_str()) {
+            let lines: Vec<usize> = trace_hits
+                .get(&index)
+                .map(|hit| hit.lines.clone())
+                .unwrap_or_default();
+            file.regions = rank_regions(&documents[index].1, &term_index, &idf, &lines);
         }
     }
     ContextRanking {
         files: ranked,
         files_considered: documents.len(),
         elapsed: start.elapsed(),
+        focus,
+        query_terms,
     }
+}
+
+/// Files whose first-stage score seeds the graph (and whose references make its edges).
+const GRAPH_SEEDS: usize = 30;
+/// Largest bonus from the symbol graph (the file that receives the most rank from the seeds).
+const GRAPH_WEIGHT: f64 = 5.0;
+/// Bonus per task identifier a file defines (times the term's weight).
+const DEFINES_WEIGHT: f64 = 2.0;
+
+/// The symbol graph's two signals, added to `ranked` (one entry per document, same order):
+/// files defining an identifier of the task, and personalised PageRank flowing from the
+/// first-stage ranking to the files whose definitions the best files use. Returns each
+/// document's definitions.
+fn apply_symbol_graph(
+    documents: &[(String, String)],
+    classes: &[FileClass],
+    query_terms: &[QueryTerm],
+    ranked: &mut [RankedFile],
+) -> Vec<Vec<Definition>> {
+    let definitions: Vec<Vec<Definition>> = documents
+        .iter()
+        .zip(classes)
+        .map(|((path, text), class)| match class {
+            FileClass::Source | FileClass::Test => definitions(path, text),
+            _ => Vec::new(),
+        })
+        .collect();
+    let mut defined: HashMap<&str, Vec<usize>> = HashMap::new();
+    let mut defined_lower: HashMap<String, Vec<usize>> = HashMap::new();
+    for (index, found) in definitions.iter().enumerate() {
+        if classes[index] != FileClass::Source {
+            continue;
+        }
+        for definition in found {
+            let entry = defined.entry(definition.name.as_str()).or_default();
+            if !entry.contains(&index) {
+                entry.push(index);
+            }
+            let entry = defined_lower
+                .entry(definition.name.to_ascii_lowercase())
+                .or_default();
+            if !entry.contains(&index) {
+                entry.push(index);
+            }
+        }
+    }
+    // Files defining what the task names.
+    for term in query_terms.iter().filter(|term| term.term.len() >= 4) {
+        let Some(definers) = defined_lower.get(&term.term) else {
+            continue;
+        };
+        if definers.len() > 5 {
+            continue;
+        }
+        let bonus = DEFINES_WEIGHT * term.weight / definers.len() as f64;
+        for &index in definers {
+            let file = &mut ranked[index];
+            file.score += bonus;
+            file.signals.push(Signal::new(
+                "defines",
+                bonus,
+                format!("defines `{}`, named in the task", term.term),
+            ));
+        }
+    }
+    // Seeds: the best files so far.
+    let mut order: Vec<usize> = (0..ranked.len())
+        .filter(|&i| ranked[i].score > 0.0)
+        .collect();
+    order.sort_by(|&a, &b| ranked[b].score.total_cmp(&ranked[a].score));
+    order.truncate(GRAPH_SEEDS);
+    let mut seeds = vec![0.0; ranked.len()];
+    for &index in &order {
+        seeds[index] = ranked[index].score;
+    }
+    let referrers: Vec<(usize, &str)> = order
+        .iter()
+        .map(|&index| (index, documents[index].1.as_str()))
+        .collect();
+    let edges = reference_edges(&referrers, &defined);
+    if edges.is_empty() {
+        return definitions;
+    }
+    let rank = personalised_pagerank(ranked.len(), &edges, &seeds);
+    let total: f64 = seeds.iter().sum();
+    // What a file received through links, beyond its own restart share.
+    let flow: Vec<f64> = rank
+        .iter()
+        .zip(&seeds)
+        .map(|(rank, seed)| (rank - 0.15 * seed / total).max(0.0))
+        .collect();
+    let most = flow.iter().copied().fold(0.0, f64::max);
+    if most <= 0.0 {
+        return definitions;
+    }
+    for (index, value) in flow.iter().enumerate() {
+        let bonus = GRAPH_WEIGHT * value / most;
+        if bonus < 0.05 {
+            continue;
+        }
+        let file = &mut ranked[index];
+        file.score += bonus;
+        let users: Vec<&str> = edges
+            .iter()
+            .filter(|(_, to, _)| *to == index)
+            .map(|(from, _, _)| documents[*from].0.as_str())
+            .take(3)
+            .collect();
+        file.signals.push(Signal::new(
+            "graph",
+            bonus,
+            format!("its definitions are used by {}", users.join(", ")),
+        ));
+    }
+    definitions
+}
+
+/// A file's definitions for the repo map: those matching the task's terms first, then in order.
+fn top_symbols(found: &[Definition], term_index: &HashMap<&str, usize>) -> Vec<Definition> {
+    let mut scored: Vec<(usize, &Definition)> = found
+        .iter()
+        .map(|definition| {
+            let mut hits = 0;
+            for_each_term(&definition.name, |term| {
+                if term_index.contains_key(term) {
+                    hits += 1;
+                }
+            });
+            (hits, definition)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.line.cmp(&b.1.line)));
+    scored
+        .into_iter()
+        .take(16)
+        .map(|(_, definition)| definition.clone())
+        .collect()
+}
+
+/// The largest char boundary of `text` at or below `at`.
+fn floor_boundary(text: &str, at: usize) -> usize {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    at
+}
+
+/// Finds the repository file a path written in a trace or a report means.
+struct PathResolver<'a> {
+    by_name: HashMap<&'a str, Vec<(usize, &'a str)>>,
+}
+
+impl<'a> PathResolver<'a> {
+    fn new(documents: &'a [(String, String)]) -> Self {
+        let mut by_name: HashMap<&str, Vec<(usize, &str)>> = HashMap::new();
+        for (index, (path, _)) in documents.iter().enumerate() {
+            let name = path.rsplit('/').next().unwrap_or(path);
+            by_name
+                .entry(name)
+                .or_default()
+                .push((index, path.as_str()));
+        }
+        Self { by_name }
+    }
+
+    /// The document `written` names: an absolute path ending in a repository path, a path below
+    /// `site-packages/` (the repository's package installed), or a relative path below the root or
+    /// below a workspace member. The longest shared suffix wins.
+    fn resolve(&self, written: &str) -> Option<usize> {
+        let written = written.trim_start_matches("./").replace('\\', "/");
+        let written = installed_relative(&written).unwrap_or(&written);
+        let name = written.rsplit('/').next().unwrap_or(written);
+        let candidates = self.by_name.get(name)?;
+        candidates
+            .iter()
+            .filter_map(|&(index, path)| {
+                let shared = shared_suffix_components(written, path);
+                (shared > 0).then_some((shared, std::cmp::Reverse(path.len()), index))
+            })
+            .max()
+            .filter(|(shared, _, _)| *shared >= 2 || candidates.len() == 1)
+            .map(|(_, _, index)| index)
+    }
+}
+
+/// How many trailing `/`-separated components `a` and `b` share.
+fn shared_suffix_components(a: &str, b: &str) -> usize {
+    a.rsplit('/')
+        .zip(b.rsplit('/'))
+        .take_while(|(x, y)| x == y)
+        .count()
+}
+
+/// How a file figures in the traces.
+struct TraceHit {
+    weight: f64,
+    lines: Vec<usize>,
+    role: String,
+}
+
+/// Weigh every repository file named in `traces` by the role of its best frame.
+fn weigh_traces(
+    traces: &[Trace],
+    resolver: &PathResolver<'_>,
+    classes: &[FileClass],
+) -> HashMap<usize, TraceHit> {
+    let mut hits: HashMap<usize, TraceHit> = HashMap::new();
+    for trace in traces {
+        let message = trace.messages.join("\n");
+        let resolved: Vec<(usize, &Frame)> = trace
+            .frames
+            .iter()
+            .filter(|frame| !frame.external)
+            .filter_map(|frame| resolver.resolve(&frame.path).map(|index| (index, frame)))
+            .collect();
+        let raising = trace
+            .frames
+            .first()
+            .and_then(|first| {
+                resolved
+                    .first()
+                    .filter(|(_, frame)| std::ptr::eq(*frame, first))
+            })
+            .map(|(index, _)| *index);
+        let innermost_source = resolved
+            .iter()
+            .position(|(index, _)| classes[*index] == FileClass::Source);
+        for (position, (index, frame)) in resolved.iter().enumerate() {
+            let stem = frame
+                .path
+                .rsplit('/')
+                .next()
+                .and_then(|name| name.split('.').next())
+                .unwrap_or("");
+            let in_message = frame.function.as_deref().is_some_and(|function| {
+                function.len() > 2 && function != "main" && message.contains(function)
+            }) || (stem.len() > 2
+                && !["main", "mod", "lib", "index", "__init__"].contains(&stem)
+                && message.contains(stem));
+            let is_raising = position == 0 && raising == Some(*index);
+            let weighed = frame_weight(position, innermost_source, is_raising, in_message);
+            // A test file in a trace is supporting context: the code under test comes first.
+            let class_factor = match classes[*index] {
+                FileClass::Source => 1.0,
+                FileClass::Test => 0.6,
+                _ => 0.4,
+            };
+            let weight = weighed.weight * class_factor;
+            let hit = hits.entry(*index).or_insert_with(|| TraceHit {
+                weight: 0.0,
+                lines: Vec::new(),
+                role: String::new(),
+            });
+            if let Some(line) = frame.line {
+                if !hit.lines.contains(&line) {
+                    hit.lines.push(line);
+                }
+            }
+            if weight > hit.weight {
+                hit.weight = weight;
+                hit.role = match &frame.function {
+                    Some(function) => format!("{} (in {function})", weighed.role),
+                    None => weighed.role.to_string(),
+                };
+            } else {
+                // Several frames in one file: a little more.
+                hit.weight += 0.02;
+            }
+        }
+    }
+    hits
 }
 
 /// True when a path named somewhere (maybe absolute, maybe with `./`) is the repository `path`.
@@ -416,5 +793,163 @@ mod tests {
             line: None
         }));
         assert!(!locations.iter().any(|location| location.path == "1.2"));
+    }
+
+    #[test]
+    fn trace_ranks_the_raising_frame_not_the_first_or_last_path() {
+        let documents: Vec<(String, String)> = [
+            (
+                "tests/test_views.py",
+                "def test_index(client):\n    client.get('/')\n",
+            ),
+            (
+                "src/shop/app.py",
+                "def dispatch(request):\n    return view(request)\n",
+            ),
+            (
+                "src/shop/views.py",
+                "def index(request):\n    return render(request)\n",
+            ),
+            (
+                "src/shop/render.py",
+                "def render(request):\n    return template.fill(request.args)\n",
+            ),
+            (
+                "src/shop/wsgi.py",
+                "def serve(app):\n    app.dispatch(None)\n",
+            ),
+        ]
+        .iter()
+        .map(|(path, text)| (path.to_string(), text.to_string()))
+        .collect();
+        // The first named path is a test, the last a library frame; the raising frame is
+        // render.py, in the middle of the named paths.
+        let task = "Index page crashes\n\nTraceback (most recent call last):\n  File \"/home/u/shop/tests/test_views.py\", line 2, in test_index\n  File \"/home/u/shop/src/shop/app.py\", line 2, in dispatch\n  File \"/home/u/shop/src/shop/views.py\", line 2, in index\n  File \"/home/u/shop/src/shop/render.py\", line 2, in render\n  File \"/usr/lib/python3.12/string.py\", line 120, in substitute\nKeyError: 'name'\n\nAlso see /home/u/shop/src/shop/wsgi.py\n";
+        let ranking = rank_documents(
+            &documents,
+            &ContextQuery {
+                task: task.into(),
+                ..Default::default()
+            },
+        );
+        let order: Vec<&str> = ranking
+            .files
+            .iter()
+            .map(|file| file.path.as_str())
+            .collect();
+        assert_eq!(order[0], "src/shop/render.py", "{ranking:#?}");
+        let position = |path: &str| order.iter().position(|seen| *seen == path).unwrap();
+        assert!(position("src/shop/views.py") < position("src/shop/app.py"));
+        assert!(position("src/shop/app.py") < position("tests/test_views.py"));
+        let top = &ranking.files[0];
+        assert!(top
+            .signals
+            .iter()
+            .any(|signal| signal.name == "trace" && signal.detail.contains("innermost")));
+    }
+
+    #[test]
+    fn rust_panic_inside_the_backtrace_ranks_its_frame_first() {
+        let documents: Vec<(String, String)> = [
+            ("src/main.rs", "fn main() { cli::run(); }\n"),
+            ("src/cli.rs", "pub fn run() { parse::header(\"\"); }\n"),
+            (
+                "src/parse.rs",
+                "pub fn header(s: &str) -> u8 { s.as_bytes()[0] }\n",
+            ),
+        ]
+        .iter()
+        .map(|(path, text)| (path.to_string(), text.to_string()))
+        .collect();
+        let output = "thread 'main' panicked at src/parse.rs:1:34:\nindex out of bounds: the len is 0 but the index is 0\nstack backtrace:\n   0: rust_begin_unwind\n             at /rustc/x/library/std/src/panicking.rs:597:5\n   1: app::parse::header\n             at ./src/parse.rs:1:34\n   2: app::cli::run\n             at ./src/cli.rs:1:16\n   3: app::main\n             at ./src/main.rs:1:13\n";
+        let ranking = rank_documents(
+            &documents,
+            &ContextQuery {
+                task: "fix the crash".into(),
+                failure_output: Some(output.into()),
+                ..Default::default()
+            },
+        );
+        let order: Vec<&str> = ranking
+            .files
+            .iter()
+            .map(|file| file.path.as_str())
+            .collect();
+        assert_eq!(order[0], "src/parse.rs", "{ranking:#?}");
+        assert_eq!(order.len(), 3);
+    }
+
+    #[test]
+    fn source_ranks_above_docs_and_issue_templates_for_a_bug() {
+        let documents: Vec<(String, String)> = [
+            ("docs/sessions.rst", "Sessions\n========\n\nThe session cookie is signed. Session cookie session cookie expires.\n"),
+            (".github/ISSUE_TEMPLATE/bug.md", "Describe the bug. Expected behavior. Session cookie.\n"),
+            ("src/app/sessions.py", "class SessionInterface:\n    def save_session(self, app, session, response):\n        response.set_cookie(app.session_cookie_name)\n"),
+            ("tests/test_sessions.py", "def test_session_cookie(client):\n    assert client.cookie\n"),
+        ]
+        .iter()
+        .map(|(path, text)| (path.to_string(), text.to_string()))
+        .collect();
+        let ranking = rank_documents(
+            &documents,
+            &ContextQuery {
+                task: "Session cookie is not set when the session is modified".into(),
+                ..Default::default()
+            },
+        );
+        let order: Vec<&str> = ranking
+            .files
+            .iter()
+            .map(|file| file.path.as_str())
+            .collect();
+        assert_eq!(order[0], "src/app/sessions.py", "{order:?}");
+        assert_eq!(order[1], "tests/test_sessions.py", "{order:?}");
+        assert_eq!(ranking.files[0].class, FileClass::Source);
+        assert_eq!(ranking.focus, TaskFocus::Code);
+        // A task about the docs ranks them first.
+        let ranking = rank_documents(
+            &documents,
+            &ContextQuery {
+                task: "Fix a typo in the sessions documentation about the cookie".into(),
+                ..Default::default()
+            },
+        );
+        assert_eq!(ranking.files[0].path, "docs/sessions.rst");
+    }
+
+    #[test]
+    fn a_task_naming_only_the_caller_finds_the_callee() {
+        let documents: Vec<(String, String)> = [
+            ("shop/checkout.py", "from shop.pricing import apply_discount_rules\n\ndef checkout_cart(cart):\n    total = apply_discount_rules(cart.items)\n    return total\n"),
+            ("shop/pricing.py", "def apply_discount_rules(items):\n    return sum(item.price for item in items) * 0.9\n"),
+            ("shop/shipping.py", "def ship(order):\n    return order.address\n"),
+            ("shop/users.py", "def login(name):\n    return name\n"),
+        ]
+        .iter()
+        .map(|(path, text)| (path.to_string(), text.to_string()))
+        .collect();
+        let ranking = rank_documents(
+            &documents,
+            &ContextQuery {
+                task: "checkout_cart returns the wrong total for carts".into(),
+                ..Default::default()
+            },
+        );
+        let order: Vec<&str> = ranking
+            .files
+            .iter()
+            .map(|file| file.path.as_str())
+            .collect();
+        assert_eq!(order[0], "shop/checkout.py", "{order:?}");
+        assert_eq!(order[1], "shop/pricing.py", "{order:?}");
+        let callee = &ranking.files[1];
+        assert!(callee
+            .signals
+            .iter()
+            .any(|signal| signal.name == "graph" && signal.detail.contains("shop/checkout.py")));
+        assert!(!order.contains(&"shop/shipping.py"));
+        // The repo map shows the callee's signature.
+        let map = repo_map(&ranking.files, 200);
+        assert!(map.contains("def apply_discount_rules(items):"), "{map}");
     }
 }

@@ -1,0 +1,379 @@
+//! Kinds of files: source, tests, docs, config, templates (`.github/`), data and generated files,
+//! told apart by path (and, for generated files, by a marker in the first lines). The ranking
+//! weighs each kind by what the task is about: source first for a bug or feature, tests as
+//! supporting context, prose only when the task is about prose.
+
+/// What a file is, for ranking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileClass {
+    /// Code of the project itself.
+    Source,
+    /// Tests, test helpers and fixtures written as code.
+    Test,
+    /// Prose: READMEs, changelogs, guides, `docs/`, and example programs.
+    Docs,
+    /// Build and tool configuration (`Cargo.toml`, `setup.cfg`, CI files, ...).
+    Config,
+    /// Issue and pull-request templates (`.github/`): reports written from them repeat their words.
+    Template,
+    /// Data: test data, fixtures, images, CSV, ...
+    Data,
+    /// Generated or vendored: lock files, minified bundles, protobuf output, `vendor/`.
+    Generated,
+}
+
+impl FileClass {
+    /// A short word for people (`--explain`).
+    pub fn label(self) -> &'static str {
+        match self {
+            FileClass::Source => "source",
+            FileClass::Test => "test",
+            FileClass::Docs => "docs",
+            FileClass::Config => "config",
+            FileClass::Template => "template",
+            FileClass::Data => "data",
+            FileClass::Generated => "generated",
+        }
+    }
+
+    /// The factor on this kind's text score for a task of `focus`.
+    pub fn weight(self, focus: TaskFocus) -> f64 {
+        match (focus, self) {
+            (TaskFocus::Code, FileClass::Source) => 1.0,
+            (TaskFocus::Code, FileClass::Test) => 0.45,
+            (TaskFocus::Code, FileClass::Config) => 0.3,
+            (TaskFocus::Code, FileClass::Docs) => 0.12,
+            (TaskFocus::Code, FileClass::Data) => 0.1,
+            (TaskFocus::Code, FileClass::Template | FileClass::Generated) => 0.03,
+            (TaskFocus::Prose, FileClass::Docs) => 1.0,
+            (TaskFocus::Prose, FileClass::Source) => 0.6,
+            (TaskFocus::Prose, FileClass::Config | FileClass::Test) => 0.3,
+            (TaskFocus::Prose, FileClass::Template) => 0.3,
+            (TaskFocus::Prose, FileClass::Data) => 0.1,
+            (TaskFocus::Prose, FileClass::Generated) => 0.03,
+        }
+    }
+}
+
+/// What the task asks to change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskFocus {
+    /// A bug or a feature: the answer is code.
+    Code,
+    /// Documentation, a README, a changelog, a typo in prose.
+    Prose,
+}
+
+const SOURCE_EXTENSIONS: &[&str] = &[
+    "rs", "py", "pyi", "pyx", "go", "js", "mjs", "cjs", "jsx", "ts", "tsx", "mts", "cts", "java",
+    "kt", "kts", "scala", "c", "h", "cc", "cpp", "cxx", "hpp", "hh", "hxx", "cs", "rb", "php",
+    "swift", "m", "mm", "lua", "sh", "bash", "zsh", "pl", "pm", "ex", "exs", "erl", "hs", "ml",
+    "mli", "clj", "dart", "r", "jl", "zig", "nim", "vue", "svelte", "sql", "fish", "ps1", "el",
+    "vim",
+];
+const DOC_EXTENSIONS: &[&str] = &["md", "rst", "txt", "adoc", "asciidoc", "org", "rdoc", "tex"];
+const CONFIG_EXTENSIONS: &[&str] = &[
+    "toml",
+    "yaml",
+    "yml",
+    "ini",
+    "cfg",
+    "conf",
+    "json",
+    "editorconfig",
+    "gitignore",
+    "gitattributes",
+    "properties",
+    "gradle",
+    "cmake",
+    "mk",
+    "nix",
+    "bzl",
+    "mod",
+    "sum",
+];
+const DOC_NAMES: &[&str] = &[
+    "readme",
+    "changes",
+    "changelog",
+    "history",
+    "news",
+    "authors",
+    "contributors",
+    "license",
+    "licence",
+    "copying",
+    "notice",
+    "contributing",
+    "code_of_conduct",
+    "security",
+    "releasing",
+    "faq",
+    "todo",
+];
+const CONFIG_NAMES: &[&str] = &[
+    "makefile",
+    "dockerfile",
+    "justfile",
+    "setup.py",
+    "conftest.py",
+    "noxfile.py",
+    "build.rs",
+    "cmakelists.txt",
+    "manifest.in",
+    "requirements.txt",
+    "go.mod",
+    "go.sum",
+    "pom.xml",
+    "build.xml",
+    "gemfile",
+    "rakefile",
+    "procfile",
+    "vagrantfile",
+    "build.gradle",
+];
+const GENERATED_NAMES: &[&str] = &[
+    "package-lock.json",
+    "yarn.lock",
+    "pnpm-lock.yaml",
+    "cargo.lock",
+    "poetry.lock",
+    "pipfile.lock",
+    "composer.lock",
+    "gemfile.lock",
+    "uv.lock",
+];
+const DATA_EXTENSIONS: &[&str] = &[
+    "csv", "tsv", "jsonl", "ndjson", "xml", "svg", "dat", "log", "out", "snap", "golden", "pem",
+    "crt", "key", "der", "patch", "diff", "po", "pot",
+];
+
+/// The kind of the file at `path`; `head` is the start of its text (generated markers).
+pub fn classify_path(path: &str, head: &str) -> FileClass {
+    let lower = path.to_ascii_lowercase();
+    let name = lower.rsplit('/').next().unwrap_or(&lower);
+    let directories: Vec<&str> = lower.split('/').rev().skip(1).collect();
+    let in_directory = |names: &[&str]| directories.iter().any(|dir| names.contains(dir));
+    let extension = name.rsplit_once('.').map(|(_, extension)| extension);
+
+    if lower.starts_with(".github/")
+        || lower.starts_with(".gitlab/")
+        || name.contains("template") && in_directory(&[".github", ".gitlab"])
+    {
+        return if lower.contains("workflows/") || lower.contains("actions/") {
+            FileClass::Config
+        } else {
+            FileClass::Template
+        };
+    }
+    if GENERATED_NAMES.contains(&name)
+        || name.ends_with(".min.js")
+        || name.ends_with(".min.css")
+        || name.ends_with("_pb2.py")
+        || name.ends_with("_pb2_grpc.py")
+        || name.ends_with(".pb.go")
+        || name.contains(".generated.")
+        || name.contains("_generated.")
+        || in_directory(&[
+            "vendor",
+            "node_modules",
+            "third_party",
+            "dist",
+            "_vendor",
+            "vendored",
+        ])
+        || is_generated_text(head)
+    {
+        return FileClass::Generated;
+    }
+    if in_directory(&[
+        "testdata",
+        "fixtures",
+        "test_data",
+        "test-data",
+        "snapshots",
+        "__snapshots__",
+    ]) || extension.is_some_and(|extension| DATA_EXTENSIONS.contains(&extension))
+    {
+        return FileClass::Data;
+    }
+    if CONFIG_NAMES.contains(&name)
+        || name.starts_with('.') && !name[1..].contains('.')
+        || name.starts_with("tox.")
+        || name.starts_with("pyproject.")
+        || name.starts_with("setup.")
+        || lower.starts_with(".circleci/")
+        || lower.starts_with(".ci/")
+    {
+        return FileClass::Config;
+    }
+    let is_source = extension.is_some_and(|extension| SOURCE_EXTENSIONS.contains(&extension));
+    if is_source && is_test_path(name, &directories) {
+        return FileClass::Test;
+    }
+    let stem = name.split('.').next().unwrap_or(name);
+    if DOC_NAMES.contains(&stem)
+        || extension.is_some_and(|extension| DOC_EXTENSIONS.contains(&extension))
+        || in_directory(&[
+            "doc",
+            "docs",
+            "documentation",
+            "examples",
+            "example",
+            "man",
+            "book",
+        ])
+    {
+        return FileClass::Docs;
+    }
+    if is_source {
+        return FileClass::Source;
+    }
+    if extension.is_some_and(|extension| CONFIG_EXTENSIONS.contains(&extension)) {
+        return FileClass::Config;
+    }
+    if extension.is_some_and(|extension| {
+        [
+            "html", "htm", "css", "scss", "j2", "jinja", "tmpl", "hbs", "erb",
+        ]
+        .contains(&extension)
+    }) {
+        // Web templates and styles are source of a kind, but rarely the answer to a code task.
+        return FileClass::Config;
+    }
+    FileClass::Data
+}
+
+fn is_test_path(name: &str, directories: &[&str]) -> bool {
+    const TEST_DIRECTORIES: &[&str] = &[
+        "test",
+        "tests",
+        "testing",
+        "__tests__",
+        "spec",
+        "specs",
+        "e2e",
+        "integration_tests",
+        "benches",
+    ];
+    let stem = name.split('.').next().unwrap_or(name);
+    directories.iter().any(|dir| TEST_DIRECTORIES.contains(dir))
+        || stem.starts_with("test_")
+        || stem.ends_with("_test")
+        || stem.ends_with("_tests")
+        || stem.ends_with("test") && name.ends_with(".java")
+        || stem.ends_with("tests") && name.ends_with(".java")
+        || stem == "conftest"
+        || name.contains(".test.")
+        || name.contains(".spec.")
+}
+
+fn is_generated_text(head: &str) -> bool {
+    let head = &head[..head.len().min(600)];
+    head.lines().take(5).any(|line| {
+        line.contains("@generated")
+            || line.contains("Code generated")
+            || line.contains("DO NOT EDIT")
+            || line.contains("Generated by")
+            || line.contains("autogenerated")
+    })
+}
+
+impl TaskFocus {
+    /// A short word for people (`--explain`).
+    pub fn label(self) -> &'static str {
+        match self {
+            TaskFocus::Code => "code",
+            TaskFocus::Prose => "prose",
+        }
+    }
+}
+
+/// Words that say a task is about prose rather than code.
+const PROSE_WORDS: &[&str] = &[
+    "docs",
+    "documentation",
+    "readme",
+    "changelog",
+    "typo",
+    "typos",
+    "spelling",
+    "wording",
+    "docstring",
+    "docstrings",
+    "tutorial",
+    "guide",
+    "grammar",
+    "rst",
+    "sphinx",
+    "markdown",
+];
+
+/// Code when the task is about behaviour (the usual case); prose when it is mostly about documents.
+pub fn task_focus(task_terms: &[String], names_prose_file: bool) -> TaskFocus {
+    let prose = task_terms
+        .iter()
+        .filter(|term| PROSE_WORDS.contains(&term.as_str()))
+        .count();
+    if names_prose_file || (prose >= 1 && task_terms.len() < 40) || prose >= 3 {
+        TaskFocus::Prose
+    } else {
+        TaskFocus::Code
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_of_files_by_path() {
+        let cases = [
+            ("src/flask/app.py", FileClass::Source),
+            ("tools/src/context/mod.rs", FileClass::Source),
+            ("cmd/root.go", FileClass::Source),
+            ("tests/test_basic.py", FileClass::Test),
+            ("src/lib_test.go", FileClass::Test),
+            ("web/sum.test.ts", FileClass::Test),
+            ("src/test/java/com/x/FooTest.java", FileClass::Test),
+            ("conftest.py", FileClass::Config),
+            ("docs/quickstart.rst", FileClass::Docs),
+            ("CHANGES.rst", FileClass::Docs),
+            ("README.md", FileClass::Docs),
+            ("docs/conf.py", FileClass::Docs),
+            ("examples/tutorial/flaskr/db.py", FileClass::Docs),
+            ("setup.cfg", FileClass::Config),
+            ("Cargo.toml", FileClass::Config),
+            ("pyproject.toml", FileClass::Config),
+            (".github/ISSUE_TEMPLATE/bug-report.md", FileClass::Template),
+            (".github/pull_request_template.md", FileClass::Template),
+            (".github/workflows/tests.yaml", FileClass::Config),
+            ("tests/testdata/sample.json", FileClass::Data),
+            ("data/points.csv", FileClass::Data),
+            ("Cargo.lock", FileClass::Generated),
+            ("static/app.min.js", FileClass::Generated),
+            ("api/service.pb.go", FileClass::Generated),
+            ("vendor/github.com/x/y.go", FileClass::Generated),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(classify_path(path, ""), expected, "{path}");
+        }
+        assert_eq!(
+            classify_path("src/parser.rs", "// @generated by lalrpop\nuse x;\n"),
+            FileClass::Generated
+        );
+    }
+
+    #[test]
+    fn source_outweighs_prose_for_code_tasks_and_not_for_prose_tasks() {
+        let code = task_focus(&["crash".into(), "session".into()], false);
+        assert_eq!(code, TaskFocus::Code);
+        assert!(FileClass::Source.weight(code) > 5.0 * FileClass::Docs.weight(code));
+        assert!(FileClass::Test.weight(code) > FileClass::Docs.weight(code));
+        let prose = task_focus(&["typo".into(), "quickstart".into()], false);
+        assert_eq!(prose, TaskFocus::Prose);
+        assert!(FileClass::Docs.weight(prose) > FileClass::Source.weight(prose));
+    }
+}
