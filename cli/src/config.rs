@@ -219,11 +219,12 @@ fn content_hash(bytes: &[u8]) -> anyhow::Result<String> {
 
 fn read_trust(trust_file: &Path) -> anyhow::Result<TrustRecords> {
     match std::fs::read_to_string(trust_file) {
-        Ok(text) => toml::from_str(&text).map_err(|error| {
-            anyhow::anyhow!("{}: {}", trust_file.display(), error.message())
-        }),
+        Ok(text) => toml::from_str(&text)
+            .map_err(|error| anyhow::anyhow!("{}: {}", trust_file.display(), error.message())),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(TrustRecords::default()),
-        Err(error) => Err(anyhow::Error::from(error).context(format!("reading {}", trust_file.display()))),
+        Err(error) => {
+            Err(anyhow::Error::from(error).context(format!("reading {}", trust_file.display())))
+        }
     }
 }
 
@@ -233,8 +234,8 @@ fn is_trusted(trust_file: &Path, config_file: &Path) -> anyhow::Result<bool> {
     let Some(recorded) = records.trusted.get(&key) else {
         return Ok(false);
     };
-    let bytes = std::fs::read(config_file)
-        .with_context(|| format!("reading {}", config_file.display()))?;
+    let bytes =
+        std::fs::read(config_file).with_context(|| format!("reading {}", config_file.display()))?;
     Ok(*recorded == content_hash(&bytes)?)
 }
 
@@ -253,8 +254,8 @@ pub fn trust_file_with(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> 
 
 /// Record (`trust = true`) or remove the trust of `config_file` as it is now. Returns its hash.
 pub fn set_trust(trust_file: &Path, config_file: &Path, trust: bool) -> anyhow::Result<String> {
-    let bytes = std::fs::read(config_file)
-        .with_context(|| format!("reading {}", config_file.display()))?;
+    let bytes =
+        std::fs::read(config_file).with_context(|| format!("reading {}", config_file.display()))?;
     let hash = content_hash(&bytes)?;
     let mut records = read_trust(trust_file)?;
     let key = trust_key(config_file);
@@ -542,7 +543,10 @@ mod tests {
         assert_eq!(config.api_key_env, None);
         assert!(config.headers.is_empty());
         assert_eq!(config.candidates, Some(3), "harmless keys still apply");
-        assert_eq!(config.ignored, ["backend", "base_url", "api_key_env", "headers"]);
+        assert_eq!(
+            config.ignored,
+            ["backend", "base_url", "api_key_env", "headers"]
+        );
 
         let trust_file = trust_file_with(&env).unwrap();
         set_trust(&trust_file, &file, true).unwrap();
@@ -570,7 +574,10 @@ mod tests {
             _ => None,
         };
         let config = Config::load_with(None, &env).unwrap();
-        assert_eq!(config.base_url.as_deref(), Some("http://example.invalid/v1"));
+        assert_eq!(
+            config.base_url.as_deref(),
+            Some("http://example.invalid/v1")
+        );
         assert_eq!(config.api_key_env.as_deref(), Some("MY_KEY"));
     }
 

@@ -10,7 +10,9 @@ use std::io::Write as _;
 /// Write one line on stderr; a closed or full stderr is ignored (progress is not worth a crash).
 pub fn stderr_line(args: std::fmt::Arguments<'_>) {
     let mut stderr = std::io::stderr().lock();
-    let _ = stderr.write_fmt(args).and_then(|()| stderr.write_all(b"\n"));
+    let _ = stderr
+        .write_fmt(args)
+        .and_then(|()| stderr.write_all(b"\n"));
 }
 
 /// Write on stderr without a newline, ignoring a closed stderr.

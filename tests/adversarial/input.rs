@@ -12,7 +12,11 @@ use std::time::{Duration, Instant};
 const HONE: &str = env!("CARGO_BIN_EXE_hone");
 
 fn parity(case: &str) -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/parity")).join(case)
+    PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/parity"
+    ))
+    .join(case)
 }
 
 /// `hone` with a private HOME (no user config, no trust records) and no `HONE_*` settings.
@@ -110,10 +114,24 @@ fn tree_state(repo: &Path) -> (usize, usize, Vec<String>) {
     (old, new, strays)
 }
 
+/// Wait until hone starts writing the tree (its staging folder appears); `None` if it exited first.
+fn wait_for_write_phase(child: &mut Child, staging: &Path) -> Option<Instant> {
+    loop {
+        if staging.exists() {
+            return Some(Instant::now());
+        }
+        if child.try_wait().unwrap().is_some() {
+            return None;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
 #[test]
 fn apply_killed_at_any_point_leaves_the_tree_fully_old_or_fully_new() {
     let (dir, repo, patch) = big_repo();
     let home = dir.path();
+    let staging = repo.join(".git/hone/apply");
     let apply = |repo: &Path| {
         hone(repo, home)
             .args(["apply", "--no-test", patch.to_str().unwrap()])
@@ -122,11 +140,12 @@ fn apply_killed_at_any_point_leaves_the_tree_fully_old_or_fully_new() {
             .spawn()
             .unwrap()
     };
-    // One uninterrupted run gives the time scale to kill within.
-    let started = Instant::now();
-    let status = apply(&repo).wait().unwrap();
-    let full = started.elapsed();
-    assert!(status.success());
+    // One uninterrupted run measures the write phase (staging, journal, renames, cleanup); the
+    // kills then land all over it, since the sandbox check before it never touches the tree.
+    let mut child = apply(&repo);
+    let writing = wait_for_write_phase(&mut child, &staging).expect("hone never wrote the tree");
+    assert!(child.wait().unwrap().success());
+    let window = writing.elapsed();
     assert_eq!(tree_state(&repo), (0, FILES, vec![]));
 
     let points = 20;
@@ -136,9 +155,10 @@ fn apply_killed_at_any_point_leaves_the_tree_fully_old_or_fully_new() {
             git(&repo, &["checkout", "-q", "--", "."]);
         }
         let mut child = apply(&repo);
-        // Spread over the whole run, denser towards the end where the tree is written.
-        let fraction = (point as f64 + 0.5) / points as f64;
-        std::thread::sleep(full.mul_f64(fraction.sqrt() * 1.05));
+        let fraction = point as f64 / (points - 1) as f64;
+        if wait_for_write_phase(&mut child, &staging).is_some() {
+            std::thread::sleep(window.mul_f64(fraction * 1.1));
+        }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         // The next hone command finishes or discards the interrupted apply.
@@ -150,18 +170,20 @@ fn apply_killed_at_any_point_leaves_the_tree_fully_old_or_fully_new() {
         let (old, new, strays) = tree_state(&repo);
         assert!(
             (old, new) == (FILES, 0) || (old, new) == (0, FILES),
-            "killed at {:.0}% of {full:?}: {old} old and {new} new files",
-            fraction.sqrt() * 105.0
+            "killed at {:.0}% of the {window:?} write phase: {old} old and {new} new files",
+            fraction * 110.0
         );
         assert!(strays.is_empty(), "stray files: {strays:?}");
-        assert!(!repo.join(".git/hone/apply").exists());
+        assert!(!staging.exists());
         if old == FILES {
             ended_old += 1;
         } else {
             ended_new += 1;
         }
     }
-    eprintln!("{points} kills over {full:?}: {ended_old} fully old, {ended_new} fully new");
+    eprintln!(
+        "{points} kills over a {window:?} write phase: {ended_old} fully old, {ended_new} fully new"
+    );
 }
 
 #[test]
@@ -205,8 +227,15 @@ fn apply_commit_during_a_merge_refuses_and_run_names_the_merge() {
         "{}",
         text(&output)
     );
-    assert_eq!(git(repo, &["rev-parse", "HEAD"]), head, "no commit was made");
-    assert_eq!(std::fs::read_to_string(repo.join("b.txt")).unwrap(), "one\n");
+    assert_eq!(
+        git(repo, &["rev-parse", "HEAD"]),
+        head,
+        "no commit was made"
+    );
+    assert_eq!(
+        std::fs::read_to_string(repo.join("b.txt")).unwrap(),
+        "one\n"
+    );
 
     let output = hone(repo, dir.path())
         .args(["run", "make it better", "--test", "true"])
@@ -294,7 +323,9 @@ fn a_repository_config_cannot_send_secrets_until_trusted() {
     let output = run(&repo);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("ignoring backend, model, base_url, api_key_env from the repository's .hone.toml"),
+        stderr.contains(
+            "ignoring backend, model, base_url, api_key_env from the repository's .hone.toml"
+        ),
         "{}",
         text(&output)
     );
@@ -341,7 +372,13 @@ fn generate(args: &[&str]) -> Output {
     let model = parity("llada-tiny");
     let dir = tempfile::tempdir().unwrap();
     hone(dir.path(), dir.path())
-        .args(["generate", "--model", model.to_str().unwrap(), "--device", "cpu"])
+        .args([
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ])
         .args(args)
         .output()
         .unwrap()
@@ -359,7 +396,10 @@ fn assert_clean_refusal(output: &Output, needle: &str) {
 #[test]
 fn huge_generation_sizes_are_refused_before_allocation() {
     let output = generate(&["--gen-length", "100000000000", "hello"]);
-    assert_clean_refusal(&output, "--gen-length 100000000000 exceeds the model's context");
+    assert_clean_refusal(
+        &output,
+        "--gen-length 100000000000 exceeds the model's context",
+    );
     let output = generate(&["--infill", "--hole-lengths", "100000000000", "hello"]);
     assert_clean_refusal(&output, "--hole-lengths 100000000000 exceeds");
     let output = generate(&["-n", "1000000000", "hello"]);
@@ -401,7 +441,13 @@ impl Server {
         let model = parity("llada-tiny");
         let dir = std::env::temp_dir();
         let mut child = hone(&dir, &dir)
-            .args(["serve", "--model", model.to_str().unwrap(), "--device", "cpu"])
+            .args([
+                "serve",
+                "--model",
+                model.to_str().unwrap(),
+                "--device",
+                "cpu",
+            ])
             .args(["--port", "0"])
             .args(extra)
             .stdout(Stdio::null())
@@ -477,7 +523,9 @@ fn serve_refuses_huge_sizes_and_drops_half_sent_requests() {
 
     // A client that never finishes its headers is disconnected.
     let mut stream = TcpStream::connect(&server.address).unwrap();
-    stream.write_all(b"POST /v1/completions HTTP/1.1\r\nhost: x\r\n").unwrap();
+    stream
+        .write_all(b"POST /v1/completions HTTP/1.1\r\nhost: x\r\n")
+        .unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
@@ -521,8 +569,11 @@ fn closed_pipes_end_hone_quietly() {
     let repo = dir.path();
     new_repo(repo);
     for n in 0..50 {
-        std::fs::write(repo.join(format!("f{n}.py")), format!("def f{n}():\n    return {n}\n"))
-            .unwrap();
+        std::fs::write(
+            repo.join(format!("f{n}.py")),
+            format!("def f{n}():\n    return {n}\n"),
+        )
+        .unwrap();
     }
     git(repo, &["add", "-A"]);
     git(repo, &["commit", "-q", "-m", "start"]);
@@ -536,10 +587,11 @@ fn closed_pipes_end_hone_quietly() {
         "--- a/f1.py\n+++ b/f1.py\n@@ -1,2 +1,2 @@\n def f1():\n-    return 1\n+    return 11\n",
     )
     .unwrap();
-    let status =
-        with_closed_pipes(hone(repo, repo).args(["apply", "--no-test"]).arg(&patch));
+    let status = with_closed_pipes(hone(repo, repo).args(["apply", "--no-test"]).arg(&patch));
     assert_eq!(status.code(), Some(0), "apply: {status:?}");
-    assert!(std::fs::read_to_string(repo.join("f1.py")).unwrap().contains("11"));
+    assert!(std::fs::read_to_string(repo.join("f1.py"))
+        .unwrap()
+        .contains("11"));
 
     // An error with nobody to tell (stderr closed) is not a panic either.
     let status = with_closed_pipes(hone(repo, repo).args(["apply", "/nonexistent.diff"]));
@@ -581,7 +633,10 @@ fn hook_uninstall_keeps_the_users_edits() {
     );
     std::fs::write(&hook, &edited).unwrap();
 
-    let output = hone(repo, repo).args(["hook", "uninstall"]).output().unwrap();
+    let output = hone(repo, repo)
+        .args(["hook", "uninstall"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1), "{}", text(&output));
     assert!(
         String::from_utf8_lossy(&output.stdout).contains("edited since install: left in place"),

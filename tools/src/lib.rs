@@ -16,9 +16,9 @@ pub mod verify;
 
 pub use context::{select_context, ContextQuery, ContextRanking, RankedFile, Reason, Region};
 pub use edits::{
-    apply_patch, parse_patch, parse_patch_as, plan_patch, recover_interrupted_apply, render_for_model, render_for_people,
-    ApplyOptions, ApplyReport, BlockStatus, EditBlock, EditFormat, EditOperation, FailureReason,
-    FileChange, Patch,
+    apply_patch, parse_patch, parse_patch_as, plan_patch, recover_interrupted_apply,
+    render_for_model, render_for_people, ApplyOptions, ApplyReport, BlockStatus, EditBlock,
+    EditFormat, EditOperation, FailureReason, FileChange, Patch,
 };
 pub use error::{Error, Result};
 pub use repo::{FileContent, FileKind, FileStatus, RepoFile, Repository, TreeSource};

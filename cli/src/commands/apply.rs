@@ -183,8 +183,9 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
 /// `hone apply --recover`: the startup check already finished any interrupted apply; say so.
 fn recover() -> anyhow::Result<ExitCode> {
     let cwd = std::env::current_dir().context("reading the current directory")?;
-    let repo = Repository::discover(&cwd)
-        .map_err(|error| Hinted::new(error, ["run hone apply --recover inside a git repository"]))?;
+    let repo = Repository::discover(&cwd).map_err(|error| {
+        Hinted::new(error, ["run hone apply --recover inside a git repository"])
+    })?;
     let message = match hone_tools::recover_interrupted_apply(repo.root())? {
         Some(hone_tools::edits::Recovery::RolledForward { files, .. }) => {
             format!("finished an interrupted apply ({files} paths)")

@@ -96,7 +96,9 @@ pub fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
     }
 
     let timeout = Duration::from_secs(args.timeout.max(1));
-    let config = crate::config::Config::load_noting_untrusted(crate::hooks::git::toplevel(&cwd).ok().as_deref())?;
+    let config = crate::config::Config::load_noting_untrusted(
+        crate::hooks::git::toplevel(&cwd).ok().as_deref(),
+    )?;
     let agent = crate::hooks::agent_tasks::AgentRunner::for_tasks(&todo, &args.model, config)?;
     let progress = progress_bar(todo.len() as u64);
     let started = Instant::now();

@@ -3,8 +3,8 @@
 //! `[B, L, V]`) to another. The tool with which anyone can check parity on any checkpoint. Also
 //! owns the translation of engine options and engine errors for the `engine` subcommands.
 
-use std::io::Write as _;
 use std::collections::HashMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 

@@ -253,7 +253,9 @@ fn check_sizes(
         if steps > tokens {
             return Err(Hinted::new(
                 anyhow::anyhow!("--steps {steps} is more than the {tokens} tokens to generate"),
-                [format!("pass --steps {tokens} or less (each step commits at least one token)")],
+                [format!(
+                    "pass --steps {tokens} or less (each step commits at least one token)"
+                )],
             )
             .into());
         }

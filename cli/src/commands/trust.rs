@@ -25,7 +25,10 @@ pub fn run(args: TrustArgs) -> anyhow::Result<ExitCode> {
     let file = repo.root().join(".hone.toml");
     if !file.is_file() {
         return Err(Hinted::new(
-            anyhow::anyhow!("{} does not exist: there is nothing to trust", file.display()),
+            anyhow::anyhow!(
+                "{} does not exist: there is nothing to trust",
+                file.display()
+            ),
             Vec::<String>::new(),
         )
         .into());

@@ -11,8 +11,9 @@ pub mod parse;
 pub mod report;
 
 pub use apply::{
-    apply_patch, plan_patch, recover_interrupted_apply, write_file_changes, ApplyOptions, ApplyReport, BlockFailure, BlockOutcome, BlockStatus,
-    FailureReason, FileChange, MatchRule, Recovery,
+    apply_patch, plan_patch, recover_interrupted_apply, write_file_changes, ApplyOptions,
+    ApplyReport, BlockFailure, BlockOutcome, BlockStatus, FailureReason, FileChange, MatchRule,
+    Recovery,
 };
 pub use parse::{parse_patch, parse_patch_as, ParseError};
 pub use report::{render_for_model, render_for_people};

@@ -16,8 +16,8 @@ mod state;
 mod write;
 
 pub use journal::Recovery;
-pub(crate) use write::Transaction;
 pub use write::recover_interrupted_apply;
+pub(crate) use write::Transaction;
 
 use std::path::Path;
 
