@@ -250,6 +250,8 @@ fn set_mode(staged: &Path, original: Option<std::fs::Metadata>, executable: bool
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
 
     fn change(path: &str, before: Option<&str>, after: Option<&str>) -> FileChange {
