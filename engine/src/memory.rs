@@ -139,7 +139,7 @@ mod tests {
     }
 
     #[test]
-    fn an_8b_model_in_f32_needs_over_30_gib_of_weights() {
+    fn an_8b_model_in_f32_does_not_fit_in_16_gib() {
         let (arch, config) = crate::random::preset("llada-8b").unwrap();
         let parameters = crate::random::parameter_count(arch, &config).unwrap();
         let estimate = estimate(

@@ -114,10 +114,24 @@ fn tree_state(repo: &Path) -> (usize, usize, Vec<String>) {
     (old, new, strays)
 }
 
+/// Wait until hone starts writing the tree (its staging folder appears); `None` if it exited first.
+fn wait_for_write_phase(child: &mut Child, staging: &Path) -> Option<Instant> {
+    loop {
+        if staging.exists() {
+            return Some(Instant::now());
+        }
+        if child.try_wait().unwrap().is_some() {
+            return None;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
 #[test]
 fn apply_killed_at_any_point_leaves_the_tree_fully_old_or_fully_new() {
     let (dir, repo, patch) = big_repo();
     let home = dir.path();
+    let staging = repo.join(".git/hone/apply");
     let apply = |repo: &Path| {
         hone(repo, home)
             .args(["apply", "--no-test", patch.to_str().unwrap()])
@@ -126,11 +140,12 @@ fn apply_killed_at_any_point_leaves_the_tree_fully_old_or_fully_new() {
             .spawn()
             .unwrap()
     };
-    // One uninterrupted run gives the time scale to kill within.
-    let started = Instant::now();
-    let status = apply(&repo).wait().unwrap();
-    let full = started.elapsed();
-    assert!(status.success());
+    // One uninterrupted run measures the write phase (staging, journal, renames, cleanup); the
+    // kills then land all over it, since the sandbox check before it never touches the tree.
+    let mut child = apply(&repo);
+    let writing = wait_for_write_phase(&mut child, &staging).expect("hone never wrote the tree");
+    assert!(child.wait().unwrap().success());
+    let window = writing.elapsed();
     assert_eq!(tree_state(&repo), (0, FILES, vec![]));
 
     let points = 20;
@@ -140,9 +155,10 @@ fn apply_killed_at_any_point_leaves_the_tree_fully_old_or_fully_new() {
             git(&repo, &["checkout", "-q", "--", "."]);
         }
         let mut child = apply(&repo);
-        // Spread over the whole run, denser towards the end where the tree is written.
-        let fraction = (point as f64 + 0.5) / points as f64;
-        std::thread::sleep(full.mul_f64(fraction.sqrt() * 1.05));
+        let fraction = point as f64 / (points - 1) as f64;
+        if wait_for_write_phase(&mut child, &staging).is_some() {
+            std::thread::sleep(window.mul_f64(fraction * 1.1));
+        }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         // The next hone command finishes or discards the interrupted apply.
@@ -154,18 +170,20 @@ fn apply_killed_at_any_point_leaves_the_tree_fully_old_or_fully_new() {
         let (old, new, strays) = tree_state(&repo);
         assert!(
             (old, new) == (FILES, 0) || (old, new) == (0, FILES),
-            "killed at {:.0}% of {full:?}: {old} old and {new} new files",
-            fraction.sqrt() * 105.0
+            "killed at {:.0}% of the {window:?} write phase: {old} old and {new} new files",
+            fraction * 110.0
         );
         assert!(strays.is_empty(), "stray files: {strays:?}");
-        assert!(!repo.join(".git/hone/apply").exists());
+        assert!(!staging.exists());
         if old == FILES {
             ended_old += 1;
         } else {
             ended_new += 1;
         }
     }
-    eprintln!("{points} kills over {full:?}: {ended_old} fully old, {ended_new} fully new");
+    eprintln!(
+        "{points} kills over a {window:?} write phase: {ended_old} fully old, {ended_new} fully new"
+    );
 }
 
 #[test]

@@ -87,7 +87,8 @@ impl Journal {
         if durable {
             if self.entries.len() <= FSYNC_EACH_UP_TO {
                 let mut files = vec![temporary.clone()];
-                files.extend((0..self.entries.len()).map(|n| staging.join(NEW).join(n.to_string())));
+                files
+                    .extend((0..self.entries.len()).map(|n| staging.join(NEW).join(n.to_string())));
                 files.push(staging.join(INDEX));
                 for file in files.iter().filter(|file| file.exists()) {
                     sync_file(file)?;
@@ -144,7 +145,12 @@ impl Journal {
                 let mut folders: Vec<PathBuf> = self
                     .entries
                     .iter()
-                    .filter_map(|entry| self.root.join(&entry.target).parent().map(Path::to_path_buf))
+                    .filter_map(|entry| {
+                        self.root
+                            .join(&entry.target)
+                            .parent()
+                            .map(Path::to_path_buf)
+                    })
                     .collect();
                 folders.sort();
                 folders.dedup();

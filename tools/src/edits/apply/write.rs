@@ -16,6 +16,8 @@ use crate::error::{Error, Result};
 
 /// The staging folder of an apply in progress, with its journal-to-be.
 pub(crate) struct Transaction {
+    /// Held for the whole apply (repositories only): one apply or recovery at a time.
+    _lock: Option<nix::fcntl::Flock<std::fs::File>>,
     root: PathBuf,
     staging: PathBuf,
     /// The staging folder lives in `.git/hone/`: recoverable by a later command, and synced to
@@ -64,9 +66,44 @@ fn git_dir_of(root: &Path) -> Option<PathBuf> {
 /// Finish (or discard) an apply that was interrupted in the working tree at `root`. Returns what
 /// was done, `None` when there was nothing to recover.
 pub fn recover_interrupted_apply(root: &Path) -> Result<Option<Recovery>> {
-    match git_dir_of(root) {
-        Some(git_dir) => journal::recover(&git_dir.join("hone").join("apply")),
+    let Some(git_dir) = git_dir_of(root) else {
+        return Ok(None);
+    };
+    let staging = git_dir.join("hone").join("apply");
+    if !staging.exists() {
+        return Ok(None);
+    }
+    // Another hone process applying right now owns its staging folder: leave it alone.
+    match lock(&staging, false)? {
+        Some(_lock) => journal::recover(&staging),
         None => Ok(None),
+    }
+}
+
+/// Lock `apply.lock` beside the staging folder; `None` when `wait` is false and it is taken.
+fn lock(staging: &Path, wait: bool) -> Result<Option<nix::fcntl::Flock<std::fs::File>>> {
+    use nix::fcntl::{Flock, FlockArg};
+    let folder = staging.parent().unwrap_or(staging);
+    std::fs::create_dir_all(folder).map_err(|error| Error::io(folder, error))?;
+    let path = folder.join("apply.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|error| Error::io(&path, error))?;
+    let mode = if wait {
+        FlockArg::LockExclusive
+    } else {
+        FlockArg::LockExclusiveNonblock
+    };
+    match Flock::lock(file, mode) {
+        Ok(lock) => Ok(Some(lock)),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) if !wait => Ok(None),
+        Err((_, errno)) => Err(Error::io(
+            &path,
+            std::io::Error::from_raw_os_error(errno as i32),
+        )),
     }
 }
 
@@ -74,14 +111,19 @@ impl Transaction {
     /// Start an apply under `root`: finish any interrupted one first, then create the staging folder.
     pub(crate) fn begin(root: &Path) -> Result<Self> {
         let (staging, in_git) = staging_folder(root)?;
-        if in_git {
+        let lock = if in_git {
+            let lock = lock(&staging, true)?;
             journal::recover(&staging)?;
-        }
+            lock
+        } else {
+            None
+        };
         for folder in [journal::NEW, journal::OLD] {
             let path = staging.join(folder);
             std::fs::create_dir_all(&path).map_err(|error| Error::io(&path, error))?;
         }
         Ok(Self {
+            _lock: lock,
             root: root.to_path_buf(),
             staging,
             durable: in_git,
@@ -208,6 +250,8 @@ fn set_mode(staged: &Path, original: Option<std::fs::Metadata>, executable: bool
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
     use super::*;
 
     fn change(path: &str, before: Option<&str>, after: Option<&str>) -> FileChange {
@@ -254,6 +298,7 @@ mod tests {
         let dir = repo();
         write_changes(dir.path(), &changes()).unwrap();
         assert_new(dir.path());
+        assert!(!dir.path().join(".git/hone/apply").exists());
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|entry| entry.unwrap().file_name().into_string().unwrap())
@@ -325,6 +370,18 @@ mod tests {
         assert!(dir.path().join("gone.txt").exists());
         assert!(!dir.path().join("sub").exists());
         assert!(!dir.path().join(".git/hone/apply").exists());
+    }
+
+    #[test]
+    fn recovery_leaves_an_apply_in_progress_alone() {
+        let dir = repo();
+        let transaction = Transaction::begin(dir.path()).unwrap();
+        transaction.stage(&changes()).unwrap();
+        // Another process (here: the same one) holds the lock: nothing is discarded.
+        assert_eq!(recover_interrupted_apply(dir.path()).unwrap(), None);
+        assert!(transaction.staging.join("new/0").exists());
+        transaction.commit(&changes()).unwrap();
+        assert_new(dir.path());
     }
 
     #[test]
