@@ -1,6 +1,7 @@
 //! End-to-end tests of `hone engine forward` and `hone engine info`: parity with the reference
-//! logits from the command line on every case of `tests/fixtures/parity`, clear exit-2 errors on bad
-//! input, and the memory `info --load` reports for a memory-mapped checkpoint.
+//! logits from the command line on every case of `tests/fixtures/parity` and `parity-v2` (with
+//! `--expect`, `--block-causal`), clear exit-2 errors on bad input, the new families' facts, and the
+//! memory `info --load` reports for a memory-mapped checkpoint.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
@@ -139,6 +140,118 @@ fn forward_reproduces_the_reference_logits_from_the_command_line() {
             assert!(err <= 1e-4, "{case} padded: max abs error {err}");
         }
     }
+}
+
+/// `hone engine forward --expect` exits 0 on every forward case of `tests/fixtures/parity-v2`:
+/// plain logits, the block-causal ones (`--block-causal 8` / `5`) and the padded ones.
+#[test]
+fn forward_expect_passes_every_parity_v2_case() {
+    let v2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity-v2");
+    let tmp = tempfile::tempdir().unwrap();
+    let output = tmp.path().join("out.safetensors");
+    let run = |dir: &Path, input: &Path, key: &str, extra: &[&str]| {
+        let golden = dir.join("forward.safetensors");
+        let mut args = vec![
+            "engine",
+            "forward",
+            "--model",
+            dir.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            output.to_str().unwrap(),
+            "--expect",
+            golden.to_str().unwrap(),
+            "--expect-key",
+            key,
+        ];
+        args.extend_from_slice(extra);
+        let out = hone(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(
+            out.status.success() && stdout.contains(": ok"),
+            "{} {key}: {stdout} {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let mut runs = 0;
+    for case in ["llada-moe-tiny", "llada2-tiny", "llada21-tiny", "odc-tiny"] {
+        let dir = v2.join(case);
+        let golden = dir.join("forward.safetensors");
+        run(&dir, &golden, "logits", &[]);
+        runs += 1;
+        if case.starts_with("llada2") {
+            run(
+                &dir,
+                &golden,
+                "block_causal_logits_b8",
+                &["--block-causal", "8"],
+            );
+            run(
+                &dir,
+                &golden,
+                "block_causal_logits_b5",
+                &["--block-causal", "5"],
+            );
+            runs += 2;
+        }
+        let input = tmp.path().join(format!("{case}-in.safetensors"));
+        if case == "llada-moe-tiny" {
+            let (shape, ids) = read_tensor(&golden, "input_ids");
+            let (_, mask) = read_tensor(&golden, "padded_attention_mask");
+            write_tensors(
+                &input,
+                &[
+                    ("input_ids", &i64_tensor(shape.clone(), &ids)),
+                    ("attention_mask", &i64_tensor(shape, &mask)),
+                ],
+            );
+            run(&dir, &input, "padded_logits", &[]);
+            runs += 1;
+        }
+        if case == "odc-tiny" {
+            // The sampler's mask `x != pad_token_id` (251).
+            let (shape, ids) = read_tensor(&golden, "pad_input_ids");
+            let mask: Vec<f64> = ids
+                .iter()
+                .map(|&t| f64::from(u8::from(t != 251.0)))
+                .collect();
+            write_tensors(
+                &input,
+                &[
+                    ("input_ids", &i64_tensor(shape.clone(), &ids)),
+                    ("attention_mask", &i64_tensor(shape, &mask)),
+                ],
+            );
+            run(&dir, &input, "pad_logits", &[]);
+            runs += 1;
+        }
+    }
+    assert_eq!(runs, 10);
+
+    // Without the block mask the block-causal golden does not match: exit 1, not 0.
+    let dir = v2.join("llada2-tiny");
+    let golden = dir.join("forward.safetensors");
+    let out = hone(&[
+        "engine",
+        "forward",
+        "--model",
+        dir.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--input",
+        golden.to_str().unwrap(),
+        "--output",
+        output.to_str().unwrap(),
+        "--expect",
+        golden.to_str().unwrap(),
+        "--expect-key",
+        "block_causal_logits_b8",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
 }
 
 /// Run `hone engine forward` expecting exit 2 with `needle` in the error, and no panic.
@@ -304,6 +417,70 @@ fn write_llada_checkpoint(dir: &Path, vocab: usize) -> u64 {
     let refs: Vec<(&str, &Owned)> = owned.iter().map(|(n, t)| (n.as_str(), t)).collect();
     write_tensors(&dir.join("model.safetensors"), &refs);
     total
+}
+
+/// `hone engine info` on the new families: family, block-causal or not, total parameters from the
+/// config equal to the weights stored, fewer active than total for MoE, the samplers each runs.
+#[test]
+fn info_reports_family_parameters_and_samplers_of_the_new_families() {
+    let v2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity-v2");
+    for (case, family, block_causal, moe, sampler) in [
+        ("llada-moe-tiny", "llada-moe", false, true, "llada"),
+        ("llada2-tiny", "llada2", true, true, "llada2"),
+        ("llada21-tiny", "llada2", true, true, "llada21"),
+        ("odc-tiny", "open-dcoder", false, false, "mdm"),
+    ] {
+        let dir = v2.join(case);
+        let out = hone(&[
+            "engine",
+            "info",
+            "--model",
+            dir.to_str().unwrap(),
+            "--device",
+            "cpu",
+            "--json",
+        ]);
+        assert!(
+            out.status.success(),
+            "{case}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["architecture"], family, "{case}");
+        assert_eq!(report["block_causal"], block_causal, "{case}");
+        let total = report["total_parameters"].as_u64().unwrap();
+        let active = report["active_parameters"].as_u64().unwrap();
+        assert_eq!(
+            total,
+            report["parameters"].as_u64().unwrap(),
+            "{case}: the config's count is the weights stored"
+        );
+        assert_eq!(active < total, moe, "{case}: active {active} of {total}");
+        let samplers: Vec<&str> = report["samplers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert!(samplers.contains(&sampler), "{case}: {samplers:?}");
+        assert_eq!(report["warnings"], serde_json::json!([]), "{case}");
+
+        let text = hone(&[
+            "engine",
+            "info",
+            "--model",
+            dir.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ]);
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(
+            text.contains(&format!("architecture:   {family}"))
+                && text.contains("active per token")
+                && text.contains("samplers:"),
+            "{text}"
+        );
+    }
 }
 
 #[test]

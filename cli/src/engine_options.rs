@@ -11,8 +11,8 @@ pub struct EngineOptions {
     #[arg(long, short = 'm', env = "HONE_MODEL")]
     pub model: String,
 
-    /// Override architecture detection (`llada` or `dream`), e.g. for checkpoints that ship a Qwen2
-    /// config.
+    /// Override architecture detection (`llada`, `dream`, `open-dcoder`, `llada-moe`, `llada2`), e.g.
+    /// for checkpoints whose config.json names another architecture.
     #[arg(long)]
     pub arch: Option<String>,
 

@@ -1,7 +1,8 @@
 //! Random-weight models of a given `config.json`, built directly on the target device from a seed:
 //! for benchmarks and GPU checks of real shapes (an 8B LLaDA in bf16 on a GPU) without carrying
 //! checkpoints around. Also a few preset configs (`llada-tiny`, `llada-100m`, `llada-8b`,
-//! `dream-tiny`, `dream-100m`, `dream-7b`).
+//! `dream-tiny`, `dream-100m`, `dream-7b`, `llada-moe-tiny`, `llada-moe-7b`, `llada2-tiny`,
+//! `llada2-mini`, and `llada-moe-7b-dense`, the dense model of LLaDA-MoE-7B's active size).
 //!
 //! Weights are uniform with the standard deviation of the references' init (0.02); norm weights are
 //! 1 and biases 0. Each tensor's stream is seeded from the seed and the tensor's name, so a model
@@ -40,6 +41,11 @@ pub const PRESETS: &[&str] = &[
     "dream-tiny",
     "dream-100m",
     "dream-7b",
+    "llada-moe-tiny",
+    "llada-moe-7b",
+    "llada-moe-7b-dense",
+    "llada2-tiny",
+    "llada2-mini",
 ];
 
 /// A preset config by name (see [`PRESETS`]).
@@ -57,6 +63,17 @@ pub fn preset(name: &str) -> Option<(Architecture, Value)> {
         ),
         "dream-100m" => (Architecture::Dream, dream_100m_config()),
         "dream-7b" => (Architecture::Dream, dream_7b_config()),
+        "llada-moe-tiny" => (
+            Architecture::LladaMoe,
+            llada_moe_config(64, 4, 2, 128, 8, 2, 32, 256),
+        ),
+        "llada-moe-7b" => (Architecture::LladaMoe, llada_moe_7b_config()),
+        "llada-moe-7b-dense" => (Architecture::Llada, llada_moe_7b_dense_config()),
+        "llada2-tiny" => (
+            Architecture::Llada2,
+            llada2_config(64, 4, 2, 16, 2, 128, 8, 2, 4, 2, 32, 256),
+        ),
+        "llada2-mini" => (Architecture::Llada2, llada2_mini_config()),
         _ => return None,
     })
 }
@@ -81,6 +98,124 @@ pub fn dream_100m_config() -> Value {
 /// Dream-v0-7B's shape (Qwen2.5-7B: 28 layers, hidden 3584, 28/4 heads, MLP 18944, vocab 152064).
 pub fn dream_7b_config() -> Value {
     dream_config(3584, 28, 4, 28, 18_944, 152_064, false)
+}
+
+/// LLaDA-MoE-7B-A1B's shape (inclusionAI/LLaDA-MoE-7B-A1B-Base `config.json`, as quoted by its
+/// model card and the LLaDA-MoE paper, arXiv:2509.24389): 16 layers, hidden 2048, 16/16 heads, 64
+/// experts of 1024 with top-8 in every layer (`moe_layer_freq` all 1), no shared expert, QK-norm,
+/// rope_theta 50000, 8192 positions, vocab 157184 (the LLaDA2 tokenizer, mask `<|mask|>` 156895).
+/// 7.4B total, 1.7B active per token (1.4B without the embedding).
+pub fn llada_moe_7b_config() -> Value {
+    llada_moe_config(2048, 16, 16, 8192, 64, 8, 1024, 157_184)
+}
+
+/// A dense LLaDA of LLaDA-MoE-7B's *active* size: same layers, width, heads and vocabulary, with
+/// one MLP of 8192 = 8 experts x 1024 (the same multiply-adds per token as the routed experts).
+/// The baseline for the MoE step-time ratio in `hone bench`.
+pub fn llada_moe_7b_dense_config() -> Value {
+    let mut config = llada_config(2048, 16, 16, 16, 8192, 157_184, false);
+    config["mask_token_id"] = json!(156_895);
+    config["eos_token_id"] = json!(156_892);
+    config["pad_token_id"] = json!(156_892);
+    config
+}
+
+/// LLaDA2.0-mini's shape (16B-A1.4B), from the `config.json` of inclusionAI/LLaDA2.1-mini (same
+/// network as LLaDA2.0-mini) and the LLaDA2.0 model card (vocab 157184): 20 layers, hidden 2048,
+/// 16 heads of 128 (4 kv), partial rotary 0.5, rope_theta 600000, layer 0 dense (5120), then 256
+/// experts of 512 in 8 groups, top-8 of the best 4 groups, 1 shared expert, routed scaling 2.5.
+/// 16.2B total, 1.43B active per token (embedding and head included).
+pub fn llada2_mini_config() -> Value {
+    llada2_config(2048, 16, 4, 128, 20, 5120, 256, 8, 8, 4, 512, 157_184)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn llada_moe_config(
+    hidden: usize,
+    heads: usize,
+    layers: usize,
+    dense: usize,
+    experts: usize,
+    top_k: usize,
+    expert: usize,
+    vocab: usize,
+) -> Value {
+    let small = vocab <= 256;
+    json!({
+        "model_type": "llada",
+        "architectures": ["LLaDAMoEModelLM"],
+        "hidden_size": hidden,
+        "num_attention_heads": heads,
+        "num_key_value_heads": heads,
+        "num_hidden_layers": layers,
+        "dense_intermediate_size": dense,
+        "expert_intermediate_size": expert,
+        "shared_expert_intermediate_size": null,
+        "num_experts": experts,
+        "num_experts_per_tok": top_k,
+        "moe_layer_freq": vec![1; layers],
+        "moe_router_enable_expert_bias": false,
+        "qk_layernorm": true,
+        "partial_rotary_factor": 1.0,
+        "vocab_size": vocab,
+        "max_position_embeddings": if small { 512 } else { 8192 },
+        "rope_theta": 50_000.0,
+        "rms_norm_eps": 1e-5,
+        "tie_word_embeddings": false,
+        "hidden_act": "silu",
+        "mask_token_id": if small { 250 } else { 156_895 },
+        "eos_token_id": if small { 251 } else { 156_892 },
+        "pad_token_id": if small { 252 } else { 156_892 },
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn llada2_config(
+    hidden: usize,
+    heads: usize,
+    kv: usize,
+    head_dim: usize,
+    layers: usize,
+    dense: usize,
+    experts: usize,
+    top_k: usize,
+    groups: usize,
+    top_groups: usize,
+    expert: usize,
+    vocab: usize,
+) -> Value {
+    let small = vocab <= 256;
+    json!({
+        "model_type": "llada2_moe",
+        "architectures": ["LLaDA2MoeModelLM"],
+        "hidden_size": hidden,
+        "num_attention_heads": heads,
+        "num_key_value_heads": kv,
+        "head_dim": head_dim,
+        "num_hidden_layers": layers,
+        "intermediate_size": dense,
+        "first_k_dense_replace": 1,
+        "num_experts": experts,
+        "num_experts_per_tok": top_k,
+        "n_group": groups,
+        "topk_group": top_groups,
+        "num_shared_experts": 1,
+        "moe_intermediate_size": expert,
+        "routed_scaling_factor": 2.5,
+        "use_qk_norm": true,
+        "use_qkv_bias": false,
+        "use_bias": false,
+        "partial_rotary_factor": 0.5,
+        "vocab_size": vocab,
+        "max_position_embeddings": if small { 512 } else { 32_768 },
+        "rope_theta": 600_000.0,
+        "rms_norm_eps": 1e-6,
+        "tie_word_embeddings": false,
+        "hidden_act": "silu",
+        "mask_token_id": if small { 250 } else { 156_895 },
+        "eos_token_id": if small { 251 } else { 156_892 },
+        "pad_token_id": if small { 251 } else { 156_892 },
+    })
 }
 
 fn llada_config(
@@ -223,7 +358,7 @@ mod tests {
 
     #[test]
     fn presets_build_and_are_seeded() {
-        for name in ["llada-tiny", "dream-tiny"] {
+        for name in ["llada-tiny", "dream-tiny", "llada-moe-tiny", "llada2-tiny"] {
             let (arch, config) = preset(name).unwrap();
             let ids = Tensor::new(&[[1u32, 2, 250, 7]], &Device::Cpu).unwrap();
             let run = |seed| {
@@ -270,6 +405,33 @@ mod tests {
         );
         let eight = count("llada-8b");
         assert!((7_500_000_000..8_500_000_000).contains(&eight), "{eight}");
+        // The published sizes: LLaDA-MoE-7B-A1B 7B total / 1.4B active without the embeddings;
+        // LLaDA2.0-mini 16B total / 1.44B active with the embeddings.
+        let info = |name| {
+            let (arch, config) = preset(name).unwrap();
+            crate::models::info(arch, &config).unwrap()
+        };
+        let moe = info("llada-moe-7b");
+        let embeddings = 2 * 157_184 * 2048;
+        assert!(
+            (6_900_000_000..7_600_000_000).contains(&moe.total_parameters),
+            "{moe:?}"
+        );
+        let active = moe.active_parameters - embeddings;
+        assert!((1_000_000_000..1_500_000_000).contains(&active), "{active}");
+        let dense = info("llada-moe-7b-dense");
+        let ratio = dense.total_parameters as f64 / moe.active_parameters as f64;
+        assert!(
+            (0.98..1.02).contains(&ratio),
+            "dense baseline of the active size: {ratio}"
+        );
+        let mini = info("llada2-mini");
+        assert!(
+            (15_500_000_000..17_000_000_000).contains(&mini.total_parameters),
+            "{mini:?}"
+        );
+        let active = mini.active_parameters;
+        assert!((1_300_000_000..1_600_000_000).contains(&active), "{active}");
         assert!(preset("nope").is_none());
     }
 }

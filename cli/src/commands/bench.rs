@@ -26,11 +26,12 @@ pub struct BenchArgs {
     pub model: Option<String>,
 
     /// A config.json to build a random-weight model from, or a preset name (llada-100m, dream-100m,
-    /// llada-8b, dream-7b, llada-tiny, dream-tiny).
+    /// llada-8b, dream-7b, llada-tiny, dream-tiny, llada-moe-7b, llada-moe-7b-dense, llada2-mini,
+    /// llada-moe-tiny, llada2-tiny).
     #[arg(long)]
     pub random_config: Option<String>,
 
-    /// Override architecture detection (llada or dream).
+    /// Override architecture detection (llada, dream, open-dcoder, llada-moe, llada2).
     #[arg(long)]
     pub arch: Option<String>,
 

@@ -44,6 +44,11 @@ pub struct ForwardArgs {
     /// Compare by relative L2 error instead of max absolute error (for bf16 / f16 runs).
     #[arg(long, requires = "expect")]
     pub relative: bool,
+
+    /// Block-causal attention with blocks of this many tokens, as block-diffusion samplers run
+    /// LLaDA2 (position i attends to j iff j / B <= i / B); default: bidirectional.
+    #[arg(long, value_name = "B", value_parser = clap::value_parser!(u64).range(1..))]
+    pub block_causal: Option<u64>,
 }
 
 /// An engine error for people: bad input and setup problems exit 2 with a hint, failures of the
@@ -177,6 +182,9 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<ExitCode> {
     let (ids, mask) = read_input(&args.input)?;
     let spec = model_spec(&args.engine)?;
     let loaded = checkpoint::load(&spec).map_err(engine_error)?;
+    for warning in &loaded.warnings {
+        eprintln!("warning: {warning}");
+    }
     let mut model = loaded.model;
     let device = model.device().clone();
     let ids = ids.to_device(&device)?;
@@ -190,7 +198,7 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<ExitCode> {
             span_start: 0,
             total_len,
             cache: CacheMode::None,
-            block_causal: None,
+            block_causal: args.block_causal.map(|b| b as usize),
         })
         .map_err(engine_error)?;
     let elapsed = started.elapsed();

@@ -1,6 +1,6 @@
-//! `hone engine info`: what a checkpoint is (architecture, shapes, parameters, stored dtype, special
-//! ids, tokenizer, generation defaults) and the memory it needs, read from its config and weight
-//! headers. With `--load` it also builds the model and reports the process's peak resident memory,
+//! `hone engine info`: what a checkpoint is (family, shapes, total and active parameters, the
+//! samplers it runs, stored dtype, special ids and their load warnings, tokenizer, generation
+//! defaults) and the memory it needs, read from its config and weight headers. With `--load` it also builds the model and reports the process's peak resident memory,
 //! which stays near the weights' size because the files are memory-mapped and released as read.
 
 use std::process::ExitCode;
@@ -36,6 +36,19 @@ fn memory_status() -> Option<(u64, u64)> {
     Some((field("VmHWM:")?, field("VmRSS:")?))
 }
 
+/// The samplers a family runs (`--sampler` names): block-diffusion families run the LLaDA2 block
+/// samplers; bidirectional ones the LLaDA, Dream and Fast-dLLM samplers, plus Open-dLLM's `mdm` for
+/// shifted-logit (Qwen-based) ones. Mirrors `hone_engine::sampling::family::supported_samplers`.
+fn samplers(info: &hone_engine::model::ModelInfo) -> &'static [&'static str] {
+    if info.block_causal {
+        &["llada2", "llada21"]
+    } else if info.shift_logits {
+        &["fast", "dream", "mdm", "llada"]
+    } else {
+        &["fast", "llada", "dream"]
+    }
+}
+
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
@@ -46,10 +59,16 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let files = CheckpointFiles::open(&dir).map_err(engine_error)?;
     let arch = files.architecture(spec.arch).map_err(engine_error)?;
     let info = files.info(arch).map_err(engine_error)?;
-    let tokenizer = files.tokenizer(arch).map_err(engine_error)?;
+    let mut tokenizer = files.tokenizer(arch).map_err(engine_error)?;
     let special = files
         .special_tokens(tokenizer.as_ref())
         .map_err(engine_error)?;
+    let warnings: Vec<String> = tokenizer
+        .as_mut()
+        .and_then(|t| t.set_mask(special.mask))
+        .map(|w| w.to_string())
+        .into_iter()
+        .collect();
     let weights = files.map_weights().map_err(engine_error)?;
     let dtype = spec
         .dtype
@@ -69,6 +88,11 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
         "model": spec.model,
         "source": dir.display().to_string(),
         "architecture": info.architecture,
+        "block_causal": info.block_causal,
+        "total_parameters": info.total_parameters,
+        "active_parameters": info.active_parameters,
+        "samplers": samplers(&info),
+        "warnings": warnings,
         "layers": info.num_layers,
         "hidden_size": info.hidden_size,
         "heads": info.num_heads,
@@ -124,7 +148,12 @@ fn write_text(out: &mut impl std::io::Write, r: &serde_json::Value) -> anyhow::R
     let s = |key: &str| r[key].to_string().trim_matches('"').to_string();
     let bytes = |key: &str| r[key].as_u64().map(mib).unwrap_or_else(|| "-".into());
     writeln!(out, "model:          {} ({})", s("model"), s("source"))?;
-    writeln!(out, "architecture:   {}", s("architecture"))?;
+    let attention = if r["block_causal"] == true {
+        "block diffusion, block-causal attention"
+    } else {
+        "bidirectional attention"
+    };
+    writeln!(out, "architecture:   {} ({attention})", s("architecture"))?;
     writeln!(
         out,
         "shape:          {} layers, hidden {}, {} heads ({} kv) of {}, vocab {} (logits {}), max length {}",
@@ -133,9 +162,22 @@ fn write_text(out: &mut impl std::io::Write, r: &serde_json::Value) -> anyhow::R
     let params = r["parameters"].as_u64().unwrap_or(0);
     writeln!(
         out,
-        "parameters:     {params} ({:.2} B)",
+        "parameters:     {params} ({:.2} B) stored",
         params as f64 / 1e9
     )?;
+    let total = r["total_parameters"].as_u64().unwrap_or(0);
+    let active = r["active_parameters"].as_u64().unwrap_or(0);
+    writeln!(
+        out,
+        "per config:     {total} total ({:.2} B), {active} active per token ({:.2} B)",
+        total as f64 / 1e9,
+        active as f64 / 1e9
+    )?;
+    let samplers: Vec<&str> = r["samplers"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    writeln!(out, "samplers:       {}", samplers.join(", "))?;
     writeln!(
         out,
         "stored:         {} in {} file(s), {}",
@@ -151,6 +193,13 @@ fn write_text(out: &mut impl std::io::Write, r: &serde_json::Value) -> anyhow::R
         bytes("kv_cache_bytes_per_1k_tokens")
     )?;
     writeln!(out, "special ids:    {}", r["special_tokens"])?;
+    for warning in r["warnings"].as_array().into_iter().flatten() {
+        writeln!(
+            out,
+            "warning:        {}",
+            warning.as_str().unwrap_or_default()
+        )?;
+    }
     writeln!(out, "tokenizer:      {}", r["tokenizer"])?;
     // Only the settings the checkpoint actually suggests.
     let generation: serde_json::Map<String, serde_json::Value> = r["generation_defaults"]
