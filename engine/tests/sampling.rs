@@ -1078,6 +1078,21 @@ fn check_parity_v2(case_dir: &str) -> usize {
             );
         }
         assert_eq!(out.matches(case), Some(true));
+        // Block diffusion: the per-block cache is exact, so recomputing the prefix every step
+        // (cache none) gives the same golden tokens as the cached default.
+        let settings = case.settings().unwrap();
+        if settings.sampler.is_block_causal() {
+            for cache in [CacheKind::None, CacheKind::Prefix] {
+                let settings = SamplerSettings {
+                    cache,
+                    ..settings.clone()
+                };
+                let again = case
+                    .run_with(loaded.model.as_mut(), &tokens, settings)
+                    .unwrap();
+                assert_eq!(again, out, "{case_dir} case {index}: cache {cache:?}");
+            }
+        }
     }
     file.cases.len()
 }

@@ -118,8 +118,10 @@ impl SamplerArgs {
             alg_temp: defaults.alg_temp.unwrap_or(base.alg_temp),
             stop_at_eos: !self.no_early_stop,
             eos_early_stop: base.eos_early_stop && !self.no_early_stop,
+            // LLaDA2's reference `steps` is per block: --steps means that for block diffusion.
             steps_per_block: self
                 .steps_per_block
+                .or(self.steps.filter(|_| base.sampler.is_block_causal()))
                 .or(defaults.steps)
                 .unwrap_or(base.steps_per_block),
             minimal_topk: self.minimal_topk.unwrap_or(base.minimal_topk),

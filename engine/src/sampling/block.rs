@@ -23,23 +23,8 @@ pub(crate) fn step(
     model: &mut dyn DiffusionModel,
 ) -> Result<Vec<Vec<(usize, u32)>>> {
     let mut committed = vec![Vec::new(); cohort.rows.len()];
-    // Find a block with work left, ending blocks whose rows are all done.
-    loop {
-        if cohort.block >= cohort.layout.blocks.len() || !cohort.rows.iter().any(|r| r.is_live()) {
-            finish_all(cohort);
-            return Ok(committed);
-        }
-        if !cohort.started_block {
-            start_block(cohort)?;
-        }
-        let waiting = cohort
-            .cached_rows
-            .iter()
-            .any(|&i| cohort.rows[i].is_live() && !cohort.rows[i].block_done);
-        if waiting {
-            break;
-        }
-        end_block(cohort);
+    if !advance(cohort)? {
+        return Ok(committed);
     }
 
     let block = cohort.layout.blocks[cohort.block].clone();
@@ -140,7 +125,31 @@ pub(crate) fn step(
     for &i in &batch {
         pre_step_check(cohort, i, &block);
     }
+    // End finished blocks now, so the step that completes the last one reports the finish.
+    advance(cohort)?;
     Ok(committed)
+}
+
+/// Moves to a block with work left, ending blocks whose rows are all done; `false` (and every row
+/// finished) when none is left.
+fn advance(cohort: &mut Cohort) -> Result<bool> {
+    loop {
+        if cohort.block >= cohort.layout.blocks.len() || !cohort.rows.iter().any(|r| r.is_live()) {
+            finish_all(cohort);
+            return Ok(false);
+        }
+        if !cohort.started_block {
+            start_block(cohort)?;
+        }
+        let waiting = cohort
+            .cached_rows
+            .iter()
+            .any(|&i| cohort.rows[i].is_live() && !cohort.rows[i].block_done);
+        if waiting {
+            return Ok(true);
+        }
+        end_block(cohort);
+    }
 }
 
 /// The checks the references make at the start of a step (see the module note). Run right after

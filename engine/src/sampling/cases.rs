@@ -169,7 +169,17 @@ impl SamplerCase {
 
     /// Runs the case on `model`.
     pub fn run(&self, model: &mut dyn DiffusionModel, checkpoint: &TokenIds) -> Result<CaseOutput> {
-        let settings = self.settings()?;
+        self.run_with(model, checkpoint, self.settings()?)
+    }
+
+    /// Runs the case with `settings` (the case's own, adjusted: e.g. another cache mode, which
+    /// must not change the tokens where the cache is exact).
+    pub fn run_with(
+        &self,
+        model: &mut dyn DiffusionModel,
+        checkpoint: &TokenIds,
+        settings: SamplerSettings,
+    ) -> Result<CaseOutput> {
         let tokens = self.tokens(checkpoint);
         let seed = self.seed.unwrap_or(0);
         let ids = crate::generate::sample_ids(

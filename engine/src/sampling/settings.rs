@@ -470,6 +470,69 @@ mod tests {
     }
 
     #[test]
+    fn new_sampler_settings_are_checked() {
+        let cases = [
+            (
+                SamplerSettings {
+                    sampler: SamplerKind::Dream,
+                    alg: DreamAlgorithm::P2,
+                    ..SamplerSettings::default()
+                },
+                "p2 is Open-dLLM's",
+            ),
+            (
+                SamplerSettings {
+                    sampler: SamplerKind::Llada2,
+                    threshold: None,
+                    ..SamplerSettings::default()
+                },
+                "needs a threshold",
+            ),
+            (
+                SamplerSettings {
+                    sampler: SamplerKind::Llada21,
+                    num_to_transfer: 0,
+                    ..SamplerSettings::default()
+                },
+                "num_to_transfer",
+            ),
+            (
+                SamplerSettings {
+                    sampler: SamplerKind::Llada2,
+                    minimal_topk: 0,
+                    ..SamplerSettings::default()
+                },
+                "minimal_topk",
+            ),
+            (
+                SamplerSettings {
+                    sampler: SamplerKind::Llada21,
+                    editing_threshold: f64::NAN,
+                    ..SamplerSettings::default()
+                },
+                "editing_threshold",
+            ),
+        ];
+        for (settings, needle) in cases {
+            let err = settings.validate().unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+        }
+        // Block diffusion pads to whole blocks: gen_length need not be a multiple.
+        let llada2 = SamplerSettings {
+            sampler: SamplerKind::Llada2,
+            gen_length: 20,
+            block_length: 8,
+            ..SamplerSettings::default()
+        };
+        assert!(llada2.validate_generation(6, 512).is_ok());
+        assert_eq!(
+            "llada21".parse::<SamplerKind>().unwrap(),
+            SamplerKind::Llada21
+        );
+        assert_eq!("p2".parse::<DreamAlgorithm>().unwrap(), DreamAlgorithm::P2);
+    }
+
+    #[test]
     fn names_parse() {
         assert_eq!("dual".parse::<CacheKind>().unwrap(), CacheKind::Dual);
         assert_eq!(
