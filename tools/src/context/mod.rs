@@ -509,8 +509,10 @@ fn apply_symbol_graph(
     for &index in &order {
         seeds[index] = ranked[index].score;
     }
+    // Only code refers: a changelog naming a function is not a call.
     let referrers: Vec<(usize, &str)> = order
         .iter()
+        .filter(|&&index| matches!(classes[index], FileClass::Source | FileClass::Test))
         .map(|&index| (index, documents[index].1.as_str()))
         .collect();
     let edges = reference_edges(&referrers, &defined);
