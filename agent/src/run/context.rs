@@ -842,6 +842,22 @@ mod tests {
         }
     }
 
+    fn ranked(path: &str, signature: &str) -> hone_tools::RankedFile {
+        hone_tools::RankedFile {
+            path: path.into(),
+            score: 1.0,
+            reasons: Vec::new(),
+            regions: Vec::new(),
+            class: hone_tools::context::FileClass::Source,
+            signals: Vec::new(),
+            symbols: vec![hone_tools::context::Definition {
+                name: "x".into(),
+                line: 3,
+                signature: signature.into(),
+            }],
+        }
+    }
+
     #[test]
     fn the_answer_budget_holds_a_whole_file_and_stays_inside_the_window() {
         let counter = hone_prompts::CharEstimate;
@@ -969,5 +985,47 @@ mod tests {
         let cut = without_test_code(item("src/lib.rs", 0, 0), LIB).unwrap();
         assert_eq!((cut.start_line, cut.end_line), (1, 4));
         assert!(without_test_code(item("tests/test_calc.py", 1, 5), "x = 1\n").is_none());
+    }
+
+    #[test]
+    fn the_task_prompt_shows_a_repo_map_of_files_not_shown_whole_within_budget() {
+        let fitted = hone_prompts::Fitted {
+            files: vec![ContextFile {
+                path: "shop/checkout.py".into(),
+                content: "def checkout_cart(cart):\n    return apply_discount_rules(cart)\n".into(),
+                reason: "named in the task".into(),
+                start_line: 1,
+                end_line: 2,
+                whole: true,
+            }],
+            omitted: Vec::new(),
+        };
+        let mut files = vec![
+            ranked("shop/checkout.py", "def checkout_cart(cart):"),
+            ranked("shop/pricing.py", "def apply_discount_rules(items):"),
+        ];
+        for i in 0..200 {
+            files.push(ranked(
+                &format!("shop/m{i}.py"),
+                "def helper_with_a_long_name(a, b, c):",
+            ));
+        }
+        // A 4,096-token window: the map gets an eighth, at most 512 tokens (~2,048 characters).
+        let map = repo_map(&fitted, &files, 4096);
+        assert!(map.contains("shop/pricing.py:\n     3│ def apply_discount_rules(items):"));
+        assert!(!map.contains("shop/checkout.py"));
+        assert!(map.len() <= 512 * 4, "{}", map.len());
+        let prompt = hone_prompts::task_message(&hone_prompts::TaskPrompt {
+            task: "checkout_cart returns the wrong total",
+            repo: &RepoFacts::default(),
+            context: &fitted.files,
+            omitted_paths: &[],
+            plan: &[],
+            failing: None,
+            repo_map: &map,
+        })
+        .unwrap();
+        assert!(prompt.contains("# Repository map"));
+        assert!(prompt.contains("def apply_discount_rules(items):"));
     }
 }

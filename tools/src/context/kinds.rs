@@ -47,7 +47,8 @@ impl FileClass {
             (TaskFocus::Code, FileClass::Data) => 0.1,
             (TaskFocus::Code, FileClass::Template | FileClass::Generated) => 0.03,
             (TaskFocus::Prose, FileClass::Docs) => 1.0,
-            (TaskFocus::Prose, FileClass::Source) => 0.6,
+            // Prose lives in source too (comments, help texts, docstrings): keep it close.
+            (TaskFocus::Prose, FileClass::Source) => 0.85,
             (TaskFocus::Prose, FileClass::Config | FileClass::Test) => 0.3,
             (TaskFocus::Prose, FileClass::Template) => 0.3,
             (TaskFocus::Prose, FileClass::Data) => 0.1,
@@ -301,8 +302,6 @@ const PROSE_WORDS: &[&str] = &[
     "typos",
     "spelling",
     "wording",
-    "docstring",
-    "docstrings",
     "tutorial",
     "guide",
     "grammar",

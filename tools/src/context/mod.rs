@@ -437,14 +437,30 @@ fn apply_symbol_graph(
     query_terms: &[QueryTerm],
     ranked: &mut [RankedFile],
 ) -> Vec<Vec<Definition>> {
-    let definitions: Vec<Vec<Definition>> = documents
-        .iter()
-        .zip(classes)
-        .map(|((path, text), class)| match class {
-            FileClass::Source | FileClass::Test => definitions(path, text),
-            _ => Vec::new(),
-        })
-        .collect();
+    // One regex pass per source file, in two halves (the same split as the term counting).
+    let half = documents.len().div_ceil(2).max(1);
+    let definitions: Vec<Vec<Definition>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = documents
+            .chunks(half)
+            .zip(classes.chunks(half))
+            .map(|(chunk, chunk_classes)| {
+                scope.spawn(move || {
+                    chunk
+                        .iter()
+                        .zip(chunk_classes)
+                        .map(|((path, text), class)| match class {
+                            FileClass::Source | FileClass::Test => definitions(path, text),
+                            _ => Vec::new(),
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| handle.join().unwrap_or_default())
+            .collect()
+    });
     let mut defined: HashMap<&str, Vec<usize>> = HashMap::new();
     let mut defined_lower: HashMap<String, Vec<usize>> = HashMap::new();
     for (index, found) in definitions.iter().enumerate() {
@@ -493,8 +509,10 @@ fn apply_symbol_graph(
     for &index in &order {
         seeds[index] = ranked[index].score;
     }
+    // Only code refers: a changelog naming a function is not a call.
     let referrers: Vec<(usize, &str)> = order
         .iter()
+        .filter(|&&index| matches!(classes[index], FileClass::Source | FileClass::Test))
         .map(|&index| (index, documents[index].1.as_str()))
         .collect();
     let edges = reference_edges(&referrers, &defined);

@@ -181,7 +181,7 @@ pub fn reference_edges(
         .into_iter()
         .map(|((from, to), weight)| (from, to, weight))
         .collect();
-    edges.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    edges.sort_by_key(|edge| (edge.0, edge.1));
     edges
 }
 
