@@ -1,7 +1,12 @@
 //! Flags shared by every command that loads the local engine: `--model`, `--arch`, `--device`,
-//! `--dtype`. Owned here so every engine command spells them the same way.
+//! `--dtype`, and the one place they become the engine's `ModelSpec` ([`model_spec`]) and a loaded
+//! model ([`load_model`]), with the hints for engine errors ([`engine_error`]). Owned here so every
+//! engine command spells and resolves them the same way.
 
 use clap::Args;
+use hone_engine::checkpoint::{self, LoadedModel, ModelSpec};
+
+use crate::exit::{Hinted, FAILURE};
 
 /// How to find and place a checkpoint.
 #[derive(Debug, Clone, Args)]
@@ -46,4 +51,64 @@ pub fn read_random_config(
     let value: serde_json::Value =
         serde_json::from_str(&text).with_context(|| format!("{config} is not JSON"))?;
     Ok((hone_engine::checkpoint::detect_architecture(&value)?, value))
+}
+
+/// An engine error for people: bad input and setup problems exit 2 with a hint, failures of the
+/// computation itself exit 1.
+pub fn engine_error(error: hone_engine::Error) -> anyhow::Error {
+    use hone_engine::Error;
+    let hint: Option<&str> = match &error {
+        Error::Checkpoint(_) => Some(
+            "a checkpoint is a folder with config.json and model.safetensors (or a sharded index)",
+        ),
+        Error::Unsupported(_) => None,
+        Error::InvalidInput(_) => None,
+        Error::Tokenizer(_) => {
+            Some("the checkpoint's tokenizer.json / tokenizer_config.json could not be used")
+        }
+        Error::Io { .. } => None,
+        Error::Candle(_) => {
+            return Hinted::new(anyhow::Error::new(error), Vec::<String>::new())
+                .with_code(FAILURE)
+                .into();
+        }
+        #[allow(unreachable_patterns)]
+        _ => None,
+    };
+    Hinted::new(anyhow::Error::new(error), hint).into()
+}
+
+/// The engine's [`ModelSpec`] for the shared `--model --arch --device --dtype` flags.
+pub fn model_spec(options: &EngineOptions) -> anyhow::Result<ModelSpec> {
+    let arch = options
+        .arch
+        .as_deref()
+        .map(checkpoint::parse_architecture)
+        .transpose()
+        .map_err(engine_error)?;
+    let device = hone_engine::device::select_device(&options.device).map_err(|e| {
+        Hinted::new(
+            e,
+            ["use --device cpu, or build with --features cuda for a GPU"],
+        )
+    })?;
+    let dtype = options
+        .dtype
+        .as_deref()
+        .map(hone_engine::device::parse_dtype)
+        .transpose()
+        .map_err(engine_error)?;
+    Ok(ModelSpec {
+        model: options.model.clone(),
+        arch,
+        device,
+        dtype,
+    })
+}
+
+/// Loads the model named by the engine flags, with hints for the usual mistakes.
+pub fn load_model(engine: &EngineOptions) -> anyhow::Result<LoadedModel> {
+    let spec = model_spec(engine)?;
+    checkpoint::load(&spec)
+        .map_err(|e| Hinted::new(e, ["pass --model with a checkpoint folder or a hub id"]).into())
 }

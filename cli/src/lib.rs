@@ -12,6 +12,7 @@ macro_rules! note {
 pub mod backends;
 mod commands;
 pub mod config;
+mod confinement;
 pub mod engine_options;
 pub mod exit;
 mod flags;
@@ -98,7 +99,7 @@ pub fn main() -> ExitCode {
         _ => None,
     };
     if let Some(interrupt) = signals {
-        if let Err(error) = commands::sandbox::stop_on_signals(interrupt) {
+        if let Err(error) = confinement::stop_on_signals(interrupt) {
             tracing::warn!("{error:#}: an interrupt may leave tests running");
         }
     }

@@ -76,7 +76,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     let config = crate::config::Config::load(Some(repo.root()))?;
     options.allow_test_edits = args.allow_test_edits;
     if options.test != TestChoice::Skip {
-        options.sandbox.confinement = super::sandbox::policy_for_tests(&config, args.sandbox);
+        options.sandbox.confinement = crate::confinement::policy_for_tests(&config, args.sandbox);
     }
     options
         .sandbox

@@ -101,7 +101,7 @@ pub fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let sandbox_for: hone_agent::batch::SandboxFor =
-        std::sync::Arc::new(super::sandbox::task_sandbox);
+        std::sync::Arc::new(crate::confinement::task_sandbox);
     let agent = AgentTasks::new(
         backend.as_ref().map(|backend| backend.model.clone()),
         config.run_defaults(),

@@ -183,7 +183,7 @@ fn load(
         device: args.device.clone(),
         dtype: args.dtype.clone(),
     };
-    let loaded = super::generate::load_model(&engine)?;
+    let loaded = crate::engine_options::load_model(&engine)?;
     let tokens = TokenIds::from(&loaded.special);
     Ok((loaded.model, tokens, loaded.name))
 }

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use candle_core::{DType, Device, Tensor};
-use hone_engine::checkpoint::{self, ModelSpec};
+use hone_engine::checkpoint;
 use hone_engine::model::{CacheMode, ForwardInput};
 
-use crate::engine_options::EngineOptions;
+use crate::engine_options::{engine_error, model_spec, EngineOptions};
 use crate::exit::{Hinted, FAILURE};
 
 #[derive(Debug, clap::Args)]
@@ -50,54 +50,6 @@ pub struct ForwardArgs {
     /// LLaDA2 (position i attends to j iff j / B <= i / B); default: bidirectional.
     #[arg(long, value_name = "B", value_parser = clap::value_parser!(u64).range(1..))]
     pub block_causal: Option<u64>,
-}
-
-/// An engine error for people: bad input and setup problems exit 2 with a hint, failures of the
-/// computation itself exit 1.
-pub(crate) fn engine_error(error: hone_engine::Error) -> anyhow::Error {
-    use hone_engine::Error;
-    let hint: Option<&str> = match &error {
-        Error::Checkpoint(_) => Some(
-            "a checkpoint is a folder with config.json and model.safetensors (or a sharded index)",
-        ),
-        Error::Unsupported(_) => None,
-        Error::InvalidInput(_) => None,
-        Error::Tokenizer(_) => {
-            Some("the checkpoint's tokenizer.json / tokenizer_config.json could not be used")
-        }
-        Error::Io { .. } => None,
-        Error::Candle(_) => {
-            return Hinted::new(anyhow::Error::new(error), Vec::<String>::new())
-                .with_code(FAILURE)
-                .into();
-        }
-        #[allow(unreachable_patterns)]
-        _ => None,
-    };
-    Hinted::new(anyhow::Error::new(error), hint).into()
-}
-
-/// The engine's [`ModelSpec`] for the shared `--model --arch --device --dtype` flags.
-pub(crate) fn model_spec(options: &EngineOptions) -> anyhow::Result<ModelSpec> {
-    let arch = options
-        .arch
-        .as_deref()
-        .map(checkpoint::parse_architecture)
-        .transpose()
-        .map_err(engine_error)?;
-    let device = hone_engine::device::select_device(&options.device).map_err(engine_error)?;
-    let dtype = options
-        .dtype
-        .as_deref()
-        .map(hone_engine::device::parse_dtype)
-        .transpose()
-        .map_err(engine_error)?;
-    Ok(ModelSpec {
-        model: options.model.clone(),
-        arch,
-        device,
-        dtype,
-    })
 }
 
 fn bad_input(message: String) -> anyhow::Error {

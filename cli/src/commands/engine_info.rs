@@ -8,8 +8,8 @@ use std::process::ExitCode;
 use hone_engine::checkpoint::{self, CheckpointFiles};
 use serde_json::json;
 
-use super::engine_forward::{engine_error, model_spec};
 use crate::engine_options::EngineOptions;
+use crate::engine_options::{engine_error, model_spec};
 
 #[derive(Debug, clap::Args)]
 pub struct InfoArgs {

@@ -47,7 +47,7 @@ pub fn run(args: SampleArgs) -> anyhow::Result<ExitCode> {
             ["pass a file like tests/fixtures/parity/llada-tiny/generate.json"],
         )
     })?;
-    let mut loaded = super::generate::load_model(&args.engine)?;
+    let mut loaded = crate::engine_options::load_model(&args.engine)?;
     let tokens = TokenIds::from(&loaded.special);
     let mut stdout = std::io::stdout().lock();
     let mut all_match = true;

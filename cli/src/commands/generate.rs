@@ -6,7 +6,6 @@ use std::io::{IsTerminal, Read, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
-use hone_engine::checkpoint::{self, LoadedModel, ModelSpec};
 use hone_engine::generate::{
     self, Candidate, GenerateEvent, GenerateRequest, Prompt, Segment, TokenCodec,
 };
@@ -218,35 +217,6 @@ pub struct GenerateArgs {
     pub visual: bool,
 }
 
-/// Loads the model named by the engine flags, with hints for the usual mistakes.
-pub fn load_model(engine: &EngineOptions) -> anyhow::Result<LoadedModel> {
-    let device = hone_engine::device::select_device(&engine.device).map_err(|e| {
-        Hinted::new(
-            e,
-            ["use --device cpu, or build with --features cuda for a GPU"],
-        )
-    })?;
-    let dtype = engine
-        .dtype
-        .as_deref()
-        .map(hone_engine::device::parse_dtype)
-        .transpose()?;
-    let arch = engine
-        .arch
-        .as_deref()
-        .map(checkpoint::parse_architecture)
-        .transpose()?;
-    let spec = ModelSpec {
-        model: engine.model.clone(),
-        arch,
-        device,
-        dtype,
-    };
-    let loaded = checkpoint::load(&spec)
-        .map_err(|e| Hinted::new(e, ["pass --model with a checkpoint folder or a hub id"]))?;
-    Ok(loaded)
-}
-
 /// Most candidates one `hone generate` decodes in one batch (each is a whole sequence of
 /// activations and logits).
 pub const MAX_CANDIDATES: usize = 64;
@@ -410,7 +380,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         .into());
     }
     let text = read_prompt(args.prompt.as_deref())?;
-    let mut loaded = load_model(&args.engine)?;
+    let mut loaded = crate::engine_options::load_model(&args.engine)?;
     let base = family::base_settings(loaded.model.info(), &loaded.name);
     let settings = args
         .sampler

@@ -128,7 +128,7 @@ pub fn run(args: RefactorArgs) -> anyhow::Result<ExitCode> {
                 args.instruction
             );
             let mut request = RunRequest::new(root.clone(), task);
-            super::sandbox::configure_request(&mut request, &root);
+            crate::confinement::configure_request(&mut request, &root);
             // The user chose this file: when it is a test file, editing it is the task.
             request.allow_test_edits = hone_tools::runner::integrity::is_test_path(&file);
             request.files = vec![file.clone()];
@@ -228,7 +228,7 @@ fn deliver(
 ) -> anyhow::Result<bool> {
     let patch = hone_tools::parse_patch(diff)?;
     let mut options = hone_tools::VerifyOptions::new(repo);
-    super::sandbox::configure(&mut options.sandbox, repo.root());
+    crate::confinement::configure(&mut options.sandbox, repo.root());
     // Test files among the chosen targets may change (each part was checked on its own).
     options.allow_test_edits = patch
         .paths()

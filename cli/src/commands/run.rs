@@ -294,7 +294,7 @@ fn run_request(args: &RunArgs, config: &Config, root: &std::path::Path) -> RunRe
     request.allow_dirty = args.allow_dirty;
     request.record = !args.no_record;
     request.allow_test_edits = args.allow_test_edits;
-    request.confinement = super::sandbox::policy_for_tests(config, args.sandbox);
+    request.confinement = crate::confinement::policy_for_tests(config, args.sandbox);
     request.include = config.sandbox.include.clone();
     let sampling = &config.sampling;
     request.sampling = Sampling {

@@ -89,7 +89,7 @@ struct Loaded {
 
 fn load(args: &ServeArgs) -> anyhow::Result<Loaded> {
     let Some(config) = &args.random_config else {
-        let loaded = super::generate::load_model(&args.engine)?;
+        let loaded = crate::engine_options::load_model(&args.engine)?;
         let tokenizer = loaded.tokenizer.ok_or_else(|| {
             Hinted::new(
                 anyhow::anyhow!(

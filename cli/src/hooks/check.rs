@@ -29,7 +29,7 @@ pub fn check_tree(
     let repo = Repository::discover(top)?;
     let config = crate::config::Config::load(Some(repo.root()))?;
     let mut options = SandboxOptions::for_repository(&repo);
-    options.confinement = crate::commands::sandbox::policy_for_tests(&config, None);
+    options.confinement = crate::confinement::policy_for_tests(&config, None);
     options
         .link_ignored
         .extend(config.sandbox.include.iter().cloned());

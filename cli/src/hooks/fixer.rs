@@ -39,7 +39,7 @@ pub fn propose_fix(
         ),
     );
     request.source = TreeSource::Index;
-    crate::commands::sandbox::configure_request(&mut request, top);
+    crate::confinement::configure_request(&mut request, top);
     request.allow_dirty = true;
     request.test_command = Some(report.command.clone());
     request.test_timeout = remaining;
