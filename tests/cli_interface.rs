@@ -63,6 +63,7 @@ const NUMERIC_FLAGS: &[(&[&str], &[&str], &[&str])] = &[
             "--max-queue",
             "--max-body-bytes",
             "--shutdown-timeout",
+            "--header-timeout",
         ],
         &["--batch-window-ms"],
     ),
@@ -121,6 +122,7 @@ fn durations_read_the_same_way_everywhere() {
         (&["batch", "tasks.jsonl"][..], "--timeout"),
         (&["refactor", "x", "-g", "*.py"][..], "--budget"),
         (&["serve", "--model", "m"][..], "--shutdown-timeout"),
+        (&["serve", "--model", "m"][..], "--header-timeout"),
     ] {
         let mut args = command.to_vec();
         args.extend([flag, "5 fortnights"]);
@@ -159,6 +161,8 @@ fn help_of_hone_and_every_command() {
         &["hook", "uninstall"],
         &["batch"],
         &["refactor"],
+        &["sandbox", "check"],
+        &["trust"],
     ] {
         let mut args = command.to_vec();
         args.push("--help");

@@ -287,8 +287,11 @@ pub(crate) fn repo_map(
     ranked: &[hone_tools::RankedFile],
     context_budget: usize,
 ) -> String {
+    // Test files are left out: their signatures are the names of passing tests, and the failing
+    // ones are already shown as code (`failing_test_regions`).
     let others: Vec<hone_tools::RankedFile> = ranked
         .iter()
+        .filter(|file| file.class != hone_tools::context::FileClass::Test)
         .filter(|file| {
             !fitted
                 .files
