@@ -27,24 +27,22 @@ pub fn duration(text: &str) -> Result<Duration, String> {
 
 /// A count from 1 to `MAX` (candidates, iterations, jobs, steps, block lengths, ...).
 pub fn count<const MAX: usize>(text: &str) -> Result<usize, String> {
-    let value: usize = text
-        .trim()
-        .parse()
-        .map_err(|_| format!("`{text}` is not a whole number from 1 to {MAX}"))?;
-    if value == 0 || value > MAX {
-        return Err(format!("{value} is out of range: use 1 to {MAX}"));
-    }
-    Ok(value)
+    whole_number(text, 1, MAX)
 }
 
 /// A count from 0 to `MAX` (warm-up repetitions, ...).
 pub fn count_or_zero<const MAX: usize>(text: &str) -> Result<usize, String> {
+    whole_number(text, 0, MAX)
+}
+
+/// A whole number in `min..=max`, with the range named in the error.
+fn whole_number(text: &str, min: usize, max: usize) -> Result<usize, String> {
     let value: usize = text
         .trim()
         .parse()
-        .map_err(|_| format!("`{text}` is not a whole number from 0 to {MAX}"))?;
-    if value > MAX {
-        return Err(format!("{value} is out of range: use 0 to {MAX}"));
+        .map_err(|_| format!("`{text}` is not a whole number from {min} to {max}"))?;
+    if value < min || value > max {
+        return Err(format!("{value} is out of range: use {min} to {max}"));
     }
     Ok(value)
 }

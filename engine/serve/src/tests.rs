@@ -595,7 +595,6 @@ async fn the_shutdown_deadline_fails_what_is_left() {
         20,
         ServerOptions {
             shutdown_timeout: Duration::from_millis(200),
-            header_timeout: super::DEFAULT_HEADER_TIMEOUT,
             ..options()
         },
     )
