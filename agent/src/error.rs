@@ -23,9 +23,13 @@ pub enum Error {
     /// The endpoint failed after all retries, or answered something we cannot read.
     #[error("model endpoint {url}: {message}")]
     Http { url: String, message: String },
-    /// The model backend failed (engine error, thread gone).
+    /// The model backend failed (thread gone, a worker lost).
     #[error("model backend failed: {0}")]
     Backend(String),
+    /// The model backend's own error, kept whole so that the binary can tell its kinds apart (the
+    /// agent does not know the engine's types; the CLI downcasts).
+    #[error("model backend failed: {0}")]
+    Model(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A scripted test backend got a call its script did not expect.
     #[error("scripted backend: {0}")]
     Script(String),

@@ -57,15 +57,18 @@ pub fn read_random_config(
 /// computation itself exit 1.
 pub fn engine_error(error: hone_engine::Error) -> anyhow::Error {
     use hone_engine::Error;
-    let hint: Option<&str> = match &error {
+    let hint: Option<String> = match &error {
         Error::Checkpoint(_) => Some(
-            "a checkpoint is a folder with config.json and model.safetensors (or a sharded index)",
+            "a checkpoint is a folder with config.json and model.safetensors (or a sharded index)"
+                .to_owned(),
         ),
+        Error::CheckpointMissing { id, .. } => Some(download_hint(id)),
+        Error::InvalidSetting { field, .. } => Some(format!("check {}", setting_flag(field))),
         Error::Unsupported(_) => None,
         Error::InvalidInput(_) => None,
-        Error::Tokenizer(_) => {
-            Some("the checkpoint's tokenizer.json / tokenizer_config.json could not be used")
-        }
+        Error::Tokenizer(_) => Some(
+            "the checkpoint's tokenizer.json / tokenizer_config.json could not be used".to_owned(),
+        ),
         Error::Io { .. } => None,
         Error::Candle(_) => {
             return Hinted::new(anyhow::Error::new(error), Vec::<String>::new())
@@ -76,6 +79,23 @@ pub fn engine_error(error: hone_engine::Error) -> anyhow::Error {
         _ => None,
     };
     Hinted::new(anyhow::Error::new(error), hint).into()
+}
+
+/// How to fetch a hub checkpoint by hand (for `Error::CheckpointMissing`).
+pub fn download_hint(id: &str) -> String {
+    format!(
+        "download it with `huggingface-cli download {id} --local-dir models/{name}` (or `hf download`) on a \
+         machine with network access, then pass `--model models/{name}`",
+        name = id.rsplit('/').next().unwrap_or(id)
+    )
+}
+
+/// The flag that sets a sampler setting named by `Error::InvalidSetting`'s `field`.
+pub fn setting_flag(field: &str) -> String {
+    match field {
+        "stop_at_eos" | "eos_early_stop" => "--no-early-stop".to_owned(),
+        field => format!("--{}", field.replace('_', "-")),
+    }
 }
 
 /// The engine's [`ModelSpec`] for the shared `--model --arch --device --dtype` flags.
@@ -109,6 +129,11 @@ pub fn model_spec(options: &EngineOptions) -> anyhow::Result<ModelSpec> {
 /// Loads the model named by the engine flags, with hints for the usual mistakes.
 pub fn load_model(engine: &EngineOptions) -> anyhow::Result<LoadedModel> {
     let spec = model_spec(engine)?;
-    checkpoint::load(&spec)
-        .map_err(|e| Hinted::new(e, ["pass --model with a checkpoint folder or a hub id"]).into())
+    checkpoint::load(&spec).map_err(|error| {
+        let hint = match &error {
+            hone_engine::Error::CheckpointMissing { id, .. } => download_hint(id),
+            _ => "pass --model with a checkpoint folder or a hub id".to_owned(),
+        };
+        Hinted::new(error, [hint]).into()
+    })
 }

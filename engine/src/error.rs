@@ -17,13 +17,29 @@ pub enum Error {
     #[error("{0}")]
     Checkpoint(String),
 
+    /// A hub id that is neither a folder nor in the local Hugging Face cache, and could not be
+    /// downloaded (`why`: offline, or the download's own error). How to fetch it by hand is the
+    /// caller's to say (the CLI names the commands).
+    #[error("`{id}` is not a folder and is not in the Hugging Face cache at {} ({why})", cache.display())]
+    CheckpointMissing {
+        id: String,
+        cache: PathBuf,
+        why: String,
+    },
+
     /// A configuration or architecture the engine does not support.
     #[error("{0}")]
     Unsupported(String),
 
-    /// Bad ids, shapes or settings passed by the caller.
+    /// Bad ids or shapes passed by the caller.
     #[error("{0}")]
     InvalidInput(String),
+
+    /// A sampler setting that is out of range, unknown, or not supported by the chosen sampler.
+    /// `field` is the setting's name in `SamplerSettings` (`gen_length`, `remasking`, ...), never a
+    /// command-line flag: callers map it to their own spelling (a flag, a request field).
+    #[error("{reason}")]
+    InvalidSetting { field: &'static str, reason: String },
 
     #[error("{0}")]
     Tokenizer(String),

@@ -263,15 +263,21 @@ pub fn candidate_requests(
             };
             prompt_tokens = ids.len();
             if settings.gen_length == 0 {
-                return Err(Error::InvalidInput("gen_length must be at least 1".into()));
+                return Err(Error::InvalidSetting {
+                    field: "gen_length",
+                    reason: "gen_length must be at least 1".into(),
+                });
             }
             if settings.sampler.needs_whole_blocks()
                 && !settings.gen_length.is_multiple_of(settings.block_length)
             {
-                return Err(Error::InvalidInput(format!(
-                    "gen_length {} is not a multiple of block_length {}: pick a block length that divides it",
-                    settings.gen_length, settings.block_length
-                )));
+                return Err(Error::InvalidSetting {
+                    field: "gen_length",
+                    reason: format!(
+                        "gen_length {} is not a multiple of block_length {}: pick a block length that divides it",
+                        settings.gen_length, settings.block_length
+                    ),
+                });
             }
             variants.push((
                 vec![Piece::Ids(ids), Piece::Hole(settings.gen_length)],

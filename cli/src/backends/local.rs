@@ -21,7 +21,7 @@ use hone_engine::generate::{
     self as engine_generate, GenerateEvent, GenerateOutput, GenerateRequest, Prompt, TokenCodec,
 };
 use hone_engine::sampling::cohort::TokenIds;
-use hone_engine::sampling::SamplerSettings;
+use hone_engine::sampling::{SamplerOverrides, SamplerSettings};
 use hone_engine::tokenizer::{GenerationDefaults, TextTokenizer};
 
 use super::{ModelSettings, DEFAULT_CPU_MODEL, DEFAULT_CUDA_MODEL};
@@ -94,11 +94,13 @@ impl LocalModel {
         };
         let loaded = hone_engine::checkpoint::load(&spec).map_err(|error| {
             let mut hints: Vec<String> = Vec::new();
-            // The engine's own message already says how to download a missing hub checkpoint.
-            if !error.to_string().contains("download") {
-                hints.push(format!(
-                "fetch it with `huggingface-cli download {model_name}` (or `hf download {model_name}`), or pass --model DIR: a folder with config.json, tokenizer.json and *.safetensors"
-            ));
+            match &error {
+                hone_engine::Error::CheckpointMissing { id, .. } => {
+                    hints.push(crate::engine_options::download_hint(id));
+                }
+                _ => hints.push(format!(
+                    "fetch it with `huggingface-cli download {model_name}` (or `hf download {model_name}`), or pass --model DIR: a folder with config.json, tokenizer.json and *.safetensors"
+                )),
             }
             if settings.model.is_none() {
                 hints.push(format!(
@@ -175,45 +177,40 @@ impl LocalModel {
         })
     }
 
-    /// Sampler settings: the family's defaults, then the checkpoint's generation_config.json, then
-    /// the request's.
+    /// Sampler settings: the request's over the checkpoint's generation_config.json over the
+    /// family's (`SamplerSettings::resolve`), then fitted to the engine: `n > 1` candidates get a
+    /// diverse temperature when nobody chose one, and the generation is rounded up to whole blocks
+    /// and capped at half the model's window.
     fn settings(
         &self,
         sampling: &Sampling,
         gen_length: usize,
         candidates: usize,
-    ) -> SamplerSettings {
-        let mut settings = self.base.clone();
-        let defaults = &self.defaults;
-        if let Some(block_length) = sampling.block_length.or(defaults.block_length) {
-            settings.block_length = block_length.max(1);
-        }
-        settings.steps = sampling.steps.or(defaults.steps).or(self.base.steps);
-        settings.temperature = sampling
-            .temperature
-            .map(f64::from)
-            .or(defaults.temperature)
-            .unwrap_or(if candidates > 1 {
-                DIVERSE_TEMPERATURE.max(self.base.temperature)
-            } else {
-                self.base.temperature
-            });
-        settings.top_p = sampling.top_p.map(f64::from).or(defaults.top_p);
-        settings.top_k = defaults.top_k.or(self.base.top_k);
-        if let Some(threshold) = sampling.threshold.map(f64::from).or(defaults.threshold) {
-            settings.threshold = Some(threshold);
-        }
+    ) -> hone_agent::Result<SamplerSettings> {
+        let diverse = (candidates > 1 && self.defaults.temperature.is_none())
+            .then(|| DIVERSE_TEMPERATURE.max(self.base.temperature));
+        let overrides = SamplerOverrides {
+            gen_length: Some(gen_length.max(1)),
+            steps: sampling.steps,
+            block_length: sampling.block_length.map(|length| length.max(1)),
+            temperature: sampling.temperature.map(f64::from).or(diverse),
+            top_p: sampling.top_p.map(f64::from),
+            threshold: sampling.threshold.map(f64::from),
+            ..SamplerOverrides::default()
+        };
+        let mut settings = SamplerSettings::resolve(&overrides, &self.defaults, &self.base)
+            .map_err(|error| hone_agent::Error::Model(Box::new(error)))?;
         // Blocks must tile the generation, and the generation must leave the prompt room: at most
         // half the model's window (a tiny model's 512 tokens cannot hold a 2048-token answer).
         let block = settings.block_length;
         let window = self.description.context_window.unwrap_or(usize::MAX);
         let cap = ((window / 2) / block).max(1) * block;
-        settings.gen_length = (gen_length.max(1).div_ceil(block) * block).min(cap);
+        settings.gen_length = (settings.gen_length.div_ceil(block) * block).min(cap);
         if let Some(steps) = settings.steps {
             let blocks = settings.gen_length / block;
             settings.steps = Some(steps.max(blocks).div_ceil(blocks) * blocks);
         }
-        settings
+        Ok(settings)
     }
 
     fn render(&self, messages: &[Message]) -> String {
@@ -276,7 +273,7 @@ impl LocalModel {
             tokio::select! {
                 result = &mut answer => {
                     let output = result.map_err(|_| hone_agent::Error::Backend("the engine thread stopped mid-request".into()))?;
-                    return output.map_err(|error| hone_agent::Error::Backend(error.to_string()));
+                    return output.map_err(|error| hone_agent::Error::Model(Box::new(error)));
                 }
                 Some(update) = updates.recv() => {
                     if let Some(stream) = stream {
@@ -326,7 +323,7 @@ impl Model for LocalModel {
         Box::pin(async move {
             let started = Instant::now();
             let n = request.n.max(1);
-            let settings = self.settings(&request.sampling, request.max_tokens, n);
+            let settings = self.settings(&request.sampling, request.max_tokens, n)?;
             // Block diffusion pads the canvas to whole blocks: reserve one more block.
             let reserve = settings.gen_length + settings.block_length;
             let generate = GenerateRequest {
@@ -411,7 +408,7 @@ impl Model for LocalModel {
                 .sum();
             let generate = GenerateRequest {
                 prompt: Prompt::Segments(segments),
-                settings: self.settings(&request.sampling, longest.max(1), request.n.max(1)),
+                settings: self.settings(&request.sampling, longest.max(1), request.n.max(1))?,
                 candidates: request.n.max(1),
                 seed: request.sampling.seed.unwrap_or(0),
                 stop: Vec::new(),

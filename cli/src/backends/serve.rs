@@ -17,8 +17,8 @@ use hone_engine::generate::{
 use hone_engine::model::DiffusionModel;
 use hone_engine::sampling::cohort::TokenIds;
 use hone_engine::sampling::{
-    BatchDecoder, CacheKind, ConfidenceRule, DreamAlgorithm, FinishReason as EngineFinish,
-    SamplerKind, SamplerSettings, SequenceId, SequenceRequest,
+    BatchDecoder, FinishReason as EngineFinish, SamplerOverrides, SamplerSettings, SequenceId,
+    SequenceRequest,
 };
 use hone_engine::tokenizer::{GenerationDefaults, TextTokenizer};
 
@@ -76,86 +76,26 @@ impl EngineFrontend {
     }
 
     /// The sampler settings of a request: its fields over the checkpoint's generation_config.json
-    /// over the engine's defaults.
+    /// over the family's (`SamplerSettings::resolve`, as for `hone generate` and `hone run`).
     fn settings(
         &self,
         request: &GenerationRequest,
         max_tokens: usize,
     ) -> Result<SamplerSettings, ApiError> {
-        let defaults = &self.defaults;
-        let base = self.base.clone();
         let diffusion = &request.diffusion;
-        let sampler = match diffusion.sampler.as_deref() {
-            Some(name) => name
-                .parse::<SamplerKind>()
-                .map_err(|e| ApiError::invalid("sampler", e.to_string()))?,
-            None => base.sampler,
-        };
-        let parse_default = |name: &str, value: &Option<String>| -> Option<String> {
-            value.clone().filter(|v| !v.is_empty()).map(|v| {
-                tracing::debug!("generation_config.json {name}: {v}");
-                v
-            })
-        };
-        let alg = parse_default("alg", &defaults.alg)
-            .and_then(|alg| alg.parse::<DreamAlgorithm>().ok())
-            .unwrap_or(base.alg);
-        let remasking = parse_default("remasking", &defaults.remasking)
-            .and_then(|rule| rule.parse::<ConfidenceRule>().ok())
-            .unwrap_or(base.remasking);
-        let cache = match diffusion.cache.as_deref() {
-            Some(name) => name
-                .parse::<CacheKind>()
-                .map_err(|e| ApiError::invalid("cache", e.to_string()))?,
-            None => base.cache,
-        };
-        // generation_config.json's step count belongs to its own gen_length and the reference
-        // samplers; fast decoding needs none.
-        let steps = match (diffusion.steps, sampler) {
-            (Some(steps), _) => Some(steps),
-            (None, SamplerKind::Fast) => None,
-            (None, _) => defaults
-                .steps
-                .filter(|_| defaults_gen_length(defaults) == Some(max_tokens))
-                .or(base.steps.filter(|_| sampler == base.sampler)),
-        };
-        let threshold = match (diffusion.tokens_per_step, diffusion.threshold) {
-            (Some(_), None) => None,
-            (_, Some(threshold)) => Some(threshold),
-            (None, None) => defaults.threshold.or(base.threshold),
-        };
-        let settings = SamplerSettings {
-            sampler,
-            gen_length: max_tokens,
-            steps,
-            block_length: diffusion
-                .block_length
-                .or(defaults.block_length)
-                .unwrap_or(base.block_length),
-            temperature: request
-                .temperature
-                .or(defaults.temperature)
-                .unwrap_or(base.temperature),
-            top_p: request.top_p.or(defaults.top_p),
-            top_k: defaults.top_k.or(base.top_k),
-            remasking,
-            alg,
-            alg_temp: defaults.alg_temp.unwrap_or(base.alg_temp),
-            eps: defaults.eps.unwrap_or(base.eps),
-            cfg_scale: if sampler == SamplerKind::Llada {
-                defaults.cfg_scale.unwrap_or(0.0)
-            } else {
-                0.0
-            },
-            threshold,
+        let overrides = SamplerOverrides {
+            sampler: diffusion.sampler.clone(),
+            gen_length: Some(max_tokens),
+            steps: diffusion.steps,
+            block_length: diffusion.block_length,
+            temperature: request.temperature,
+            top_p: request.top_p,
+            cache: diffusion.cache.clone(),
+            threshold: diffusion.threshold,
             tokens_per_step: diffusion.tokens_per_step,
-            cache,
-            ..base
+            ..SamplerOverrides::default()
         };
-        settings
-            .validate()
-            .map_err(|e| settings_error(&e.to_string()))?;
-        Ok(settings)
+        SamplerSettings::resolve(&overrides, &self.defaults, &self.base).map_err(engine_error)
     }
 }
 
@@ -195,9 +135,11 @@ fn defaults_gen_length(defaults: &GenerationDefaults) -> Option<usize> {
     defaults.gen_length.or(defaults.max_new_tokens)
 }
 
-/// Name the request field an engine settings error is about.
-fn settings_error(message: &str) -> ApiError {
-    let field = [
+/// An engine error as a 400 naming the request field at fault: a setting's own name where the
+/// request has that field, `max_tokens` for the generation length and for settings that come from
+/// the checkpoint (the request can only change the length).
+fn engine_error(error: hone_engine::Error) -> ApiError {
+    const REQUEST_FIELDS: [&str; 8] = [
         "block_length",
         "steps",
         "threshold",
@@ -206,11 +148,17 @@ fn settings_error(message: &str) -> ApiError {
         "top_p",
         "sampler",
         "cache",
-    ]
-    .into_iter()
-    .find(|field| message.contains(field))
-    .unwrap_or("max_tokens");
-    ApiError::invalid(field, message)
+    ];
+    match error {
+        hone_engine::Error::InvalidSetting { field, reason } => {
+            let field = REQUEST_FIELDS
+                .into_iter()
+                .find(|known| *known == field)
+                .unwrap_or("max_tokens");
+            ApiError::invalid(field, reason)
+        }
+        other => ApiError::invalid("max_tokens", other.to_string()),
+    }
 }
 
 impl Frontend for EngineFrontend {
@@ -278,8 +226,7 @@ impl Frontend for EngineFrontend {
         };
         let codec: &dyn hone_engine::generate::TokenCodec = self.tokenizer.as_ref();
         let (mut sequences, prompt_tokens) =
-            candidate_requests(&engine_request, Some(codec), &self.tokens)
-                .map_err(|e| settings_error(&e.to_string()))?;
+            candidate_requests(&engine_request, Some(codec), &self.tokens).map_err(engine_error)?;
         let total = prompt_tokens + max_tokens;
         if total > self.max_sequence_length {
             return Err(ApiError::context_length(

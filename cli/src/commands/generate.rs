@@ -10,7 +10,7 @@ use hone_engine::generate::{
     self, Candidate, GenerateEvent, GenerateRequest, Prompt, Segment, TokenCodec,
 };
 use hone_engine::sampling::cohort::TokenIds;
-use hone_engine::sampling::{family, SamplerSettings};
+use hone_engine::sampling::{family, SamplerOverrides, SamplerSettings};
 use hone_engine::tokenizer::GenerationDefaults;
 
 use crate::engine_options::EngineOptions;
@@ -85,6 +85,32 @@ pub struct SamplerArgs {
 }
 
 impl SamplerArgs {
+    /// The flags as the engine's overrides (resolved with the checkpoint's and the family's
+    /// defaults by `SamplerSettings::resolve`).
+    pub fn overrides(&self) -> SamplerOverrides {
+        SamplerOverrides {
+            sampler: self.sampler.clone(),
+            gen_length: self.gen_length,
+            steps: self.steps,
+            block_length: self.block_length,
+            temperature: self.temperature,
+            top_p: self.top_p,
+            top_k: self.top_k,
+            remasking: self.remasking.clone(),
+            alg: self.alg.clone(),
+            cache: self.cache.clone(),
+            cfg_scale: self.cfg_scale,
+            threshold: self.threshold,
+            tokens_per_step: self.tokens_per_step,
+            early_stop: self.no_early_stop.then_some(false),
+            steps_per_block: self.steps_per_block,
+            minimal_topk: self.minimal_topk,
+            editing_threshold: self.editing_threshold,
+            max_post_steps: self.max_post_steps,
+            num_to_transfer: self.num_to_transfer,
+        }
+    }
+
     /// Flags first, then the checkpoint's generation_config.json, then the family's defaults
     /// (`base`, from `hone_engine::sampling::family::base_settings`).
     pub fn settings(
@@ -92,80 +118,8 @@ impl SamplerArgs {
         defaults: &GenerationDefaults,
         base: SamplerSettings,
     ) -> anyhow::Result<SamplerSettings> {
-        let mut settings = SamplerSettings {
-            gen_length: self
-                .gen_length
-                .or(defaults.gen_length)
-                .or(defaults.max_new_tokens)
-                .unwrap_or(base.gen_length),
-            steps: self.steps.or(defaults.steps),
-            block_length: self
-                .block_length
-                .or(defaults.block_length)
-                .unwrap_or(base.block_length),
-            temperature: self
-                .temperature
-                .or(defaults.temperature)
-                .unwrap_or(base.temperature),
-            top_p: self.top_p.or(defaults.top_p),
-            top_k: self.top_k.or(defaults.top_k),
-            eps: defaults.eps.unwrap_or(base.eps),
-            cfg_scale: self
-                .cfg_scale
-                .or(defaults.cfg_scale)
-                .unwrap_or(base.cfg_scale),
-            alg_temp: defaults.alg_temp.unwrap_or(base.alg_temp),
-            stop_at_eos: !self.no_early_stop,
-            eos_early_stop: base.eos_early_stop && !self.no_early_stop,
-            // LLaDA2's reference `steps` is per block: --steps means that for block diffusion.
-            steps_per_block: self
-                .steps_per_block
-                .or(self.steps.filter(|_| base.sampler.is_block_causal()))
-                .or(defaults.steps)
-                .unwrap_or(base.steps_per_block),
-            minimal_topk: self.minimal_topk.unwrap_or(base.minimal_topk),
-            editing_threshold: self.editing_threshold.unwrap_or(base.editing_threshold),
-            max_post_steps: self.max_post_steps.unwrap_or(base.max_post_steps),
-            num_to_transfer: self.num_to_transfer.unwrap_or(base.num_to_transfer),
-            ..base.clone()
-        };
-        if let Some(sampler) = &self.sampler {
-            settings.sampler = sampler.parse()?;
-        }
-        if let Some(alg) = self.alg.as_ref().or(defaults.alg.as_ref()) {
-            // generation_config may name algorithms hone does not know (e.g. confidence_threshold).
-            if let Ok(alg) = alg.parse() {
-                settings.alg = alg;
-            } else if self.alg.is_some() {
-                settings.alg = alg.parse()?;
-            }
-        }
-        if let Some(remasking) = self.remasking.as_ref().or(defaults.remasking.as_ref()) {
-            settings.remasking = remasking.parse()?;
-        }
-        if let Some(cache) = &self.cache {
-            settings.cache = cache.parse()?;
-        }
-        if let Some(k) = self.tokens_per_step {
-            settings.tokens_per_step = Some(k);
-            settings.threshold = None;
-        } else if let Some(threshold) = self.threshold.or(defaults.threshold) {
-            settings.threshold = Some(threshold);
-        }
-        if settings.sampler != hone_engine::sampling::SamplerKind::Fast && settings.steps.is_none()
-        {
-            settings.steps = Some(settings.gen_length);
-        }
-        if settings.sampler != base.sampler && self.threshold.is_none() {
-            // A sampler other than the family's: its own threshold default, not the family's.
-            if settings.sampler.is_block_causal() {
-                settings.threshold = settings.threshold.or(Some(0.95));
-            } else if settings.sampler == hone_engine::sampling::SamplerKind::Fast {
-                settings.threshold = settings.threshold.or(SamplerSettings::default().threshold);
-            }
-        }
-        settings.validate()?;
-        Ok(settings)
+        SamplerSettings::resolve(&self.overrides(), defaults, &base)
+            .map_err(crate::engine_options::engine_error)
     }
 }
 
@@ -382,10 +336,7 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     let text = read_prompt(args.prompt.as_deref())?;
     let mut loaded = crate::engine_options::load_model(&args.engine)?;
     let base = family::base_settings(loaded.model.info(), &loaded.name);
-    let settings = args
-        .sampler
-        .settings(&loaded.generation, base)
-        .map_err(|e| Hinted::new(e, ["see `hone generate --help`"]))?;
+    let settings = args.sampler.settings(&loaded.generation, base)?;
     check_sizes(&args, &settings, loaded.model.info().max_sequence_length)?;
     check_memory(&args, &settings, &text, loaded.model.info())?;
     let prompt = build_prompt(&args, text, settings.gen_length)?;
@@ -430,11 +381,13 @@ pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
         &mut on_event,
         None,
     )
-    .map_err(|e| {
-        Hinted::new(
-            e,
+    .map_err(|error| match error {
+        hone_engine::Error::InvalidSetting { .. } => crate::engine_options::engine_error(error),
+        error => Hinted::new(
+            error,
             ["check --gen-length, --block-length, --steps and --threshold"],
         )
+        .into(),
     })?;
 
     let mut stdout = std::io::stdout().lock();

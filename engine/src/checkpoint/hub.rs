@@ -1,6 +1,7 @@
 //! Hugging Face hub ids (`GSAI-ML/LLaDA-8B-Instruct`): found in the local HF cache (`HF_HUB_CACHE`,
 //! else `HF_HOME/hub`, else `~/.cache/huggingface/hub`), otherwise downloaded into it with `hf-hub`
-//! (progress bar on stderr). Without a network the error says how to get the files by hand.
+//! (progress bar on stderr). Without a network the error is `Error::CheckpointMissing`; the CLI says
+//! how to get the files by hand.
 
 use std::path::{Path, PathBuf};
 
@@ -69,15 +70,6 @@ fn weight_files_listed(dir: &Path) -> Result<Vec<String>> {
     super::shards_from_index(&text, &index)
 }
 
-/// How to get a model by hand, for error messages.
-pub fn manual_download_hint(id: &str) -> String {
-    format!(
-        "download it with `huggingface-cli download {id} --local-dir models/{name}` (or `hf download`) on a \
-         machine with network access, then pass `--model models/{name}`",
-        name = id.rsplit('/').next().unwrap_or(id)
-    )
-}
-
 /// Resolve `id` to a local snapshot folder: the cache first, then a download.
 pub fn resolve(id: &str) -> Result<PathBuf> {
     let cache = cache_dir();
@@ -90,12 +82,10 @@ pub fn resolve(id: &str) -> Result<PathBuf> {
 fn download(id: &str, cache: &Path) -> Result<PathBuf> {
     let offline =
         std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
-    let not_found = |why: String| {
-        Error::Checkpoint(format!(
-            "`{id}` is not a folder and is not in the Hugging Face cache at {} ({why}): {}",
-            cache.display(),
-            manual_download_hint(id)
-        ))
+    let not_found = |why: String| Error::CheckpointMissing {
+        id: id.to_owned(),
+        cache: cache.to_path_buf(),
+        why,
     };
     if offline {
         return Err(not_found("HF_HUB_OFFLINE is set".into()));

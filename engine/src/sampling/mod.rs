@@ -2,6 +2,8 @@
 //!
 //! The pieces, each in its own small file:
 //! - [`settings`]: the user-facing knobs ([`SamplerSettings`]) and their validation;
+//! - [`resolve`]: the one resolution of a caller's [`SamplerOverrides`] over the checkpoint's
+//!   `generation_config.json` over the family's defaults;
 //! - [`schedule`]: *how many* tokens to commit at each step (LLaDA's linear schedule, Dream's
 //!   timesteps, fixed tokens per step, confidence thresholds);
 //! - [`select`]: *which* masked positions to commit (top-k by confidence with a written-down tie
@@ -36,6 +38,7 @@ pub mod layout;
 pub mod llada;
 pub mod llada2;
 pub mod mdm;
+pub mod resolve;
 pub mod schedule;
 pub mod scoring;
 pub mod select;
@@ -45,6 +48,7 @@ pub use cohort::{Cohort, SequenceRequest};
 pub use decoder::{BatchDecoder, SequenceId};
 pub use events::{FinishReason, SequenceEvent};
 pub use layout::{Layout, Piece};
+pub use resolve::SamplerOverrides;
 pub use select::SeededRng;
 pub use settings::{
     CacheKind, ConfidenceRule, DreamAlgorithm, EosRules, SamplerKind, SamplerSettings,

@@ -119,9 +119,12 @@ impl std::str::FromStr for SamplerKind {
             "mdm" => Ok(Self::Mdm),
             "llada2" => Ok(Self::Llada2),
             "llada21" => Ok(Self::Llada21),
-            other => Err(invalid(format!(
-                "unknown sampler `{other}`: use llada, dream, fast, mdm, llada2 or llada21"
-            ))),
+            other => Err(setting(
+                "sampler",
+                format!(
+                    "unknown sampler `{other}`: use llada, dream, fast, mdm, llada2 or llada21"
+                ),
+            )),
         }
     }
 }
@@ -132,9 +135,10 @@ impl std::str::FromStr for EosRules {
         match s {
             "generate" => Ok(Self::Generate),
             "sampler" => Ok(Self::Sampler),
-            other => Err(invalid(format!(
-                "unknown eos rules `{other}`: use generate or sampler"
-            ))),
+            other => Err(setting(
+                "eos_rules",
+                format!("unknown eos rules `{other}`: use generate or sampler"),
+            )),
         }
     }
 }
@@ -146,9 +150,10 @@ impl std::str::FromStr for CacheKind {
             "none" => Ok(Self::None),
             "prefix" => Ok(Self::Prefix),
             "dual" => Ok(Self::Dual),
-            other => Err(invalid(format!(
-                "unknown cache mode `{other}`: use none, prefix or dual"
-            ))),
+            other => Err(setting(
+                "cache",
+                format!("unknown cache mode `{other}`: use none, prefix or dual"),
+            )),
         }
     }
 }
@@ -159,9 +164,10 @@ impl std::str::FromStr for ConfidenceRule {
         match s {
             "low_confidence" => Ok(Self::LowConfidence),
             "random" => Ok(Self::Random),
-            other => Err(invalid(format!(
-                "unknown remasking `{other}`: use low_confidence or random"
-            ))),
+            other => Err(setting(
+                "remasking",
+                format!("unknown remasking `{other}`: use low_confidence or random"),
+            )),
         }
     }
 }
@@ -175,7 +181,9 @@ impl std::str::FromStr for DreamAlgorithm {
             "topk_margin" => Ok(Self::TopkMargin),
             "entropy" => Ok(Self::Entropy),
             "p2" => Ok(Self::P2),
-            other => Err(invalid(format!(
+            other => Err(setting(
+                "alg",
+                format!(
                 "unknown alg `{other}`: use origin, maskgit_plus, topk_margin, entropy or p2 (mdm only)"
             ))),
         }
@@ -275,8 +283,12 @@ impl Default for SamplerSettings {
     }
 }
 
-pub(crate) fn invalid(message: impl Into<String>) -> Error {
-    Error::InvalidInput(message.into())
+/// An `Error::InvalidSetting` about `field` (a `SamplerSettings` field name).
+pub(crate) fn setting(field: &'static str, reason: impl Into<String>) -> Error {
+    Error::InvalidSetting {
+        field,
+        reason: reason.into(),
+    }
 }
 
 impl SamplerSettings {
@@ -289,75 +301,105 @@ impl SamplerSettings {
     pub fn validate(&self) -> Result<()> {
         if let Some(threshold) = self.threshold {
             if !(threshold > 0.0 && threshold <= 1.0) {
-                return Err(invalid(format!(
+                return Err(setting("threshold", format!(
                     "threshold {threshold} is outside (0, 1]: use e.g. 0.9 (higher = fewer tokens per step)"
                 )));
             }
         }
         if !(self.temperature >= 0.0 && self.temperature.is_finite()) {
-            return Err(invalid(format!(
-                "temperature {} must be a finite number >= 0",
-                self.temperature
-            )));
+            return Err(setting(
+                "temperature",
+                format!(
+                    "temperature {} must be a finite number >= 0",
+                    self.temperature
+                ),
+            ));
         }
         if let Some(top_p) = self.top_p {
             if !(top_p > 0.0 && top_p <= 1.0) {
-                return Err(invalid(format!("top_p {top_p} is outside (0, 1]")));
+                return Err(setting("top_p", format!("top_p {top_p} is outside (0, 1]")));
             }
         }
         if self.top_k == Some(0) {
-            return Err(invalid("top_k must be at least 1"));
+            return Err(setting("top_k", "top_k must be at least 1"));
         }
         if self.tokens_per_step == Some(0) {
-            return Err(invalid("tokens_per_step must be at least 1"));
+            return Err(setting(
+                "tokens_per_step",
+                "tokens_per_step must be at least 1",
+            ));
         }
         if self.steps == Some(0) {
-            return Err(invalid("steps must be at least 1"));
+            return Err(setting("steps", "steps must be at least 1"));
         }
         if self.block_length == 0 {
-            return Err(invalid("block_length must be at least 1"));
+            return Err(setting("block_length", "block_length must be at least 1"));
         }
         if !(self.eps > 0.0 && self.eps < 1.0) {
-            return Err(invalid(format!("eps {} is outside (0, 1)", self.eps)));
+            return Err(setting(
+                "eps",
+                format!("eps {} is outside (0, 1)", self.eps),
+            ));
         }
         if !(self.cfg_scale >= 0.0 && self.cfg_scale.is_finite()) {
-            return Err(invalid(format!(
-                "cfg_scale {} must be >= 0",
-                self.cfg_scale
-            )));
+            return Err(setting(
+                "cfg_scale",
+                format!("cfg_scale {} must be >= 0", self.cfg_scale),
+            ));
         }
         if self.cfg_scale > 0.0 && self.sampler != SamplerKind::Llada {
-            return Err(invalid("cfg_scale is only supported by the llada sampler"));
+            return Err(setting(
+                "cfg_scale",
+                format!(
+                    "cfg_scale is only supported by the llada sampler, not {}",
+                    self.sampler.name()
+                ),
+            ));
         }
         if !(self.alg_temp >= 0.0 && self.alg_temp.is_finite()) {
-            return Err(invalid(format!("alg_temp {} must be >= 0", self.alg_temp)));
+            return Err(setting(
+                "alg_temp",
+                format!("alg_temp {} must be >= 0", self.alg_temp),
+            ));
         }
         if self.alg == DreamAlgorithm::P2 && self.sampler == SamplerKind::Dream {
-            return Err(invalid(
+            return Err(setting("alg", 
                 "alg p2 is Open-dLLM's (sampler mdm); Dream's sampler has origin, maskgit_plus, topk_margin and entropy",
             ));
         }
         if self.sampler.is_block_causal() {
             if self.threshold.is_none() {
-                return Err(invalid(format!(
-                    "the {} sampler needs a threshold in (0, 1] (e.g. 0.95)",
-                    self.sampler.name()
-                )));
+                return Err(setting(
+                    "threshold",
+                    format!(
+                        "the {} sampler needs a threshold in (0, 1] (e.g. 0.95)",
+                        self.sampler.name()
+                    ),
+                ));
             }
             if self.steps_per_block == 0 {
-                return Err(invalid("steps_per_block must be at least 1"));
+                return Err(setting(
+                    "steps_per_block",
+                    "steps_per_block must be at least 1",
+                ));
             }
             if self.minimal_topk == 0 {
-                return Err(invalid("minimal_topk must be at least 1"));
+                return Err(setting("minimal_topk", "minimal_topk must be at least 1"));
             }
             if self.num_to_transfer == 0 {
-                return Err(invalid("num_to_transfer must be at least 1"));
+                return Err(setting(
+                    "num_to_transfer",
+                    "num_to_transfer must be at least 1",
+                ));
             }
             if !(self.editing_threshold.is_finite() && self.editing_threshold <= 1.0) {
-                return Err(invalid(format!(
+                return Err(setting(
+                    "editing_threshold",
+                    format!(
                     "editing_threshold {} must be a number <= 1 (1 or more switches editing off)",
                     self.editing_threshold
-                )));
+                ),
+                ));
             }
         }
         Ok(())
@@ -367,18 +409,18 @@ impl SamplerSettings {
     pub fn validate_generation(&self, prompt_len: usize, max_sequence_length: usize) -> Result<()> {
         self.validate()?;
         if self.gen_length == 0 {
-            return Err(invalid("gen_length must be at least 1"));
+            return Err(setting("gen_length", "gen_length must be at least 1"));
         }
         let total = prompt_len + self.gen_length;
         if total > max_sequence_length {
-            return Err(invalid(format!(
+            return Err(setting("gen_length", format!(
                 "prompt ({prompt_len} tokens) + gen_length ({}) = {total} exceeds the model's context of \
-                 {max_sequence_length} tokens: shorten the prompt or lower --gen-length",
+                 {max_sequence_length} tokens: shorten the prompt or lower gen_length",
                 self.gen_length
             )));
         }
         if self.sampler.needs_whole_blocks() && !self.gen_length.is_multiple_of(self.block_length) {
-            return Err(invalid(format!(
+            return Err(setting("gen_length", format!(
                 "gen_length {} is not a multiple of block_length {}: pick a block length that divides it",
                 self.gen_length, self.block_length
             )));
@@ -398,7 +440,7 @@ impl SamplerSettings {
         if fixed {
             let steps = self.total_steps(generated);
             if num_blocks > 0 && !steps.is_multiple_of(num_blocks) {
-                return Err(invalid(format!(
+                return Err(setting("steps", format!(
                     "steps {steps} cannot be split evenly over {num_blocks} blocks: use a multiple of {num_blocks}"
                 )));
             }
