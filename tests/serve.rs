@@ -536,3 +536,99 @@ fn new_families_answer_chat_and_completions() {
         }
     }
 }
+
+/// `hone generate` and `hone serve` resolve sampler settings in one place
+/// (`SamplerSettings::resolve`): the same text for the same settings, and the same answer to the
+/// same bad setting. The checkpoint's generation_config.json names a remasking and an alg hone
+/// does not know and a `cfg_scale` for LLaDA's reference sampler: all three are ignored under the
+/// family's `fast` sampler, by both. Asked for by the user, an unknown `remasking` and a
+/// `cfg_scale` off the `llada` sampler are refused by both, naming the setting (exit 2 and
+/// `--remasking` / `--cfg-scale` for generate, a 400 with `param` for serve).
+#[test]
+fn generate_and_serve_resolve_settings_the_same_way() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let model = dir.path().join("llada-odd-config");
+    std::fs::create_dir(&model).unwrap();
+    for file in ["config.json", "model.safetensors", "tokenizer.json"] {
+        std::fs::copy(parity("llada-tiny").join(file), model.join(file)).unwrap();
+    }
+    std::fs::write(
+        model.join("generation_config.json"),
+        r#"{"remasking": "sometimes", "alg": "confidence_threshold", "cfg_scale": 2.0}"#,
+    )
+    .unwrap();
+    let model_arg = model.to_str().unwrap();
+    let generate = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_hone"))
+            .args(["generate", "--model", model_arg, "--device", "cpu"])
+            .args(["--gen-length", "16", "--block-length", "8"])
+            .args(extra)
+            .arg("def add(a, b):")
+            .env_remove("HONE_MODEL")
+            .output()
+            .unwrap()
+    };
+    let output = generate(&["--json"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let generated: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let generated_text = generated["candidates"][0]["text"].as_str().unwrap();
+
+    let server = Server::start(model_arg, &[], &[]);
+    let request = |extra: Value| {
+        let mut body = json!({
+            "model": "llada-odd-config",
+            "prompt": "def add(a, b):",
+            "max_tokens": 16,
+            "block_length": 8,
+            "seed": 0,
+        });
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        server.post("/v1/completions", &body)
+    };
+    let (status, response) = request(json!({}));
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(
+        response["choices"][0]["text"].as_str().unwrap(),
+        generated_text
+    );
+
+    for (flag, value, field, needle) in [
+        (
+            "--remasking",
+            json!("sometimes"),
+            "remasking",
+            "unknown remasking",
+        ),
+        (
+            "--cfg-scale",
+            json!(1.5),
+            "cfg_scale",
+            "cfg_scale is only supported by the llada sampler",
+        ),
+    ] {
+        let text = value
+            .as_str()
+            .map_or_else(|| value.to_string(), str::to_owned);
+        let output = generate(&[flag, &text]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+        assert!(stderr.contains(flag), "the CLI names its flag: {stderr}");
+
+        let (status, response) = request(json!({ field: value }));
+        assert_eq!(status, 400, "{response}");
+        assert_eq!(response["error"]["param"], field, "{response}");
+        let message = response["error"]["message"].as_str().unwrap();
+        assert!(message.contains(needle), "{message}");
+        assert!(
+            !message.contains(flag),
+            "no CLI flag in an API error: {message}"
+        );
+    }
+}

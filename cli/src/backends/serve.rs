@@ -93,6 +93,9 @@ impl EngineFrontend {
             cache: diffusion.cache.clone(),
             threshold: diffusion.threshold,
             tokens_per_step: diffusion.tokens_per_step,
+            remasking: diffusion.remasking.clone(),
+            alg: diffusion.alg.clone(),
+            cfg_scale: diffusion.cfg_scale,
             ..SamplerOverrides::default()
         };
         SamplerSettings::resolve(&overrides, &self.defaults, &self.base).map_err(engine_error)
@@ -139,7 +142,7 @@ fn defaults_gen_length(defaults: &GenerationDefaults) -> Option<usize> {
 /// request has that field, `max_tokens` for the generation length and for settings that come from
 /// the checkpoint (the request can only change the length).
 fn engine_error(error: hone_engine::Error) -> ApiError {
-    const REQUEST_FIELDS: [&str; 8] = [
+    const REQUEST_FIELDS: [&str; 11] = [
         "block_length",
         "steps",
         "threshold",
@@ -148,6 +151,9 @@ fn engine_error(error: hone_engine::Error) -> ApiError {
         "top_p",
         "sampler",
         "cache",
+        "remasking",
+        "alg",
+        "cfg_scale",
     ];
     match error {
         hone_engine::Error::InvalidSetting { field, reason } => {

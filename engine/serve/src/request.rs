@@ -49,6 +49,13 @@ pub struct DiffusionSettings {
     /// Commit exactly this many tokens per step instead of using a confidence threshold (for
     /// benchmarks: random-weight models are never confident).
     pub tokens_per_step: Option<usize>,
+    /// Confidence measure (`low_confidence`, `random`); names are checked by the engine.
+    pub remasking: Option<String>,
+    /// Dream's / mdm's unmasking order (`origin`, `maskgit_plus`, ...); checked by the engine.
+    pub alg: Option<String>,
+    /// LLaDA classifier-free guidance scale (the `llada` sampler only; the engine refuses it
+    /// elsewhere).
+    pub cfg_scale: Option<f64>,
 }
 
 /// A validated request, independent of the engine.
@@ -200,6 +207,9 @@ fn parse_object(
         sampler: optional_choice(body, "sampler", &SAMPLERS)?,
         cache: optional_choice(body, "cache", &CACHE_MODES)?,
         tokens_per_step: positive(body, "tokens_per_step")?,
+        remasking: optional_string(body, "remasking")?,
+        alg: optional_string(body, "alg")?,
+        cfg_scale: optional_f64(body, "cfg_scale")?,
     };
     if let Some(threshold) = diffusion.threshold {
         if !(threshold > 0.0 && threshold <= 1.0) {
@@ -453,6 +463,15 @@ fn optional_seed(body: &Map<String, Value>) -> Result<Option<u64>, ApiError> {
             )),
         },
         Some(other) => Err(type_error("seed", "an integer", other)),
+    }
+}
+
+/// Any string; what it may name is the engine's to check.
+fn optional_string(body: &Map<String, Value>, field: &str) -> Result<Option<String>, ApiError> {
+    match body.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(text)) => Ok(Some(text.clone())),
+        Some(other) => Err(type_error(field, "a string", other)),
     }
 }
 
