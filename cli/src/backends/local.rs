@@ -1,21 +1,20 @@
 //! The local diffusion engine behind the agent's `Model` trait. The engine is synchronous and owns
-//! the model; it runs on its own thread, fed by a channel, and answers each request through a
-//! oneshot channel (streamed text through an unbounded one), so the agent's async loop never blocks
-//! on it and requests are served one at a time in arrival order.
+//! the model; it runs on its own thread (`engine_thread`: one job at a time in arrival order,
+//! streaming through the stop-string hold-back, cancelled when the agent stops waiting), so the
+//! agent's async loop never blocks on it.
 //!
 //! Chat requests are rendered with the checkpoint's chat template (plain `role: content` turns when
 //! it has none). Infill requests render the conversation the same way and append the response
 //! skeleton, whose holes the engine fills at each candidate length.
 
-use std::sync::mpsc;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures::future::BoxFuture;
 use hone_agent::{
     Candidate, ChatRequest, ChatResponse, FinishReason, InfillCandidate, InfillRequest,
-    InfillResponse, Message, Model, ModelDescription, Sampling, Segment, StreamCallback,
-    StreamUpdate, Usage,
+    InfillResponse, Message, Model, ModelDescription, Sampling, Segment, StreamCallback, Usage,
 };
 use hone_engine::generate::{
     self as engine_generate, GenerateEvent, GenerateOutput, GenerateRequest, Prompt, TokenCodec,
@@ -24,6 +23,7 @@ use hone_engine::sampling::cohort::TokenIds;
 use hone_engine::sampling::{SamplerOverrides, SamplerSettings};
 use hone_engine::tokenizer::{GenerationDefaults, TextTokenizer};
 
+use super::engine_thread::{EngineThread, Progress};
 use super::{ModelSettings, DEFAULT_CPU_MODEL, DEFAULT_CUDA_MODEL};
 use crate::exit::Hinted;
 
@@ -34,17 +34,9 @@ pub const DEFAULT_CANDIDATES: usize = 4;
 /// `n` identical answers.
 const DIVERSE_TEMPERATURE: f64 = 0.7;
 
-type Reply = tokio::sync::oneshot::Sender<hone_engine::Result<GenerateOutput>>;
-
-struct Job {
-    request: GenerateRequest,
-    reply: Reply,
-    stream: Option<tokio::sync::mpsc::UnboundedSender<StreamUpdate>>,
-}
-
 /// The engine adapter.
 pub struct LocalModel {
-    jobs: mpsc::Sender<Job>,
+    engine: EngineThread,
     description: ModelDescription,
     tokenizer: Arc<TextTokenizer>,
     defaults: GenerationDefaults,
@@ -131,45 +123,34 @@ impl LocalModel {
             context_window: Some(context_window),
             default_candidates: DEFAULT_CANDIDATES,
         };
-        let (jobs, receiver) = mpsc::channel::<Job>();
         let mut model = loaded.model;
         let codec = tokenizer.clone();
-        std::thread::Builder::new()
-            .name("hone-engine".to_owned())
-            .spawn(move || {
-                // Requests are served one at a time; the thread ends when the adapter is dropped.
-                while let Ok(job) = receiver.recv() {
-                    let mut on_event = |event: &GenerateEvent<'_>| {
-                        if let (
-                            Some(stream),
-                            GenerateEvent::Step {
-                                candidate,
-                                text_so_far,
-                                ..
-                            },
-                        ) = (&job.stream, event)
-                        {
-                            let _ = stream.send(StreamUpdate {
-                                index: *candidate,
-                                delta: (*text_so_far).to_owned(),
-                            });
-                        }
-                    };
-                    let codec: &dyn TokenCodec = codec.as_ref();
-                    let result = engine_generate::generate(
-                        model.as_mut(),
-                        Some(codec),
-                        &tokens,
-                        &job.request,
-                        &mut on_event,
-                        None,
-                    );
-                    let _ = job.reply.send(result);
-                }
-            })
-            .map_err(|error| anyhow::anyhow!("starting the engine thread: {error}"))?;
+        let engine = EngineThread::start(
+            move |request: &GenerateRequest, progress: Progress<'_>, cancel: &AtomicBool| {
+                let mut on_event = |event: &GenerateEvent<'_>| {
+                    if let GenerateEvent::Step {
+                        candidate,
+                        text_so_far,
+                        ..
+                    } = event
+                    {
+                        progress(*candidate, text_so_far);
+                    }
+                };
+                let codec: &dyn TokenCodec = codec.as_ref();
+                engine_generate::generate(
+                    model.as_mut(),
+                    Some(codec),
+                    &tokens,
+                    request,
+                    &mut on_event,
+                    Some(cancel),
+                )
+            },
+        )
+        .map_err(|error| anyhow::anyhow!("starting the engine thread: {error}"))?;
         Ok(Self {
-            jobs,
+            engine,
             description,
             tokenizer,
             defaults: loaded.generation,
@@ -250,48 +231,6 @@ impl LocalModel {
             .decode(&ids[ids.len() - budget..], false)
             .unwrap_or(prompt)
     }
-
-    async fn submit(
-        &self,
-        request: GenerateRequest,
-        stream: Option<StreamCallback<'_>>,
-    ) -> hone_agent::Result<GenerateOutput> {
-        let (reply, answer) = tokio::sync::oneshot::channel();
-        let (sender, mut updates) = tokio::sync::mpsc::unbounded_channel::<StreamUpdate>();
-        let job = Job {
-            request,
-            reply,
-            stream: stream.is_some().then_some(sender),
-        };
-        self.jobs
-            .send(job)
-            .map_err(|_| hone_agent::Error::Backend("the engine thread has stopped".into()))?;
-        // The engine reports the committed text so far; pass on only what was appended.
-        let mut sent: Vec<String> = Vec::new();
-        let mut answer = std::pin::pin!(answer);
-        loop {
-            tokio::select! {
-                result = &mut answer => {
-                    let output = result.map_err(|_| hone_agent::Error::Backend("the engine thread stopped mid-request".into()))?;
-                    return output.map_err(|error| hone_agent::Error::Model(Box::new(error)));
-                }
-                Some(update) = updates.recv() => {
-                    if let Some(stream) = stream {
-                        if sent.len() <= update.index {
-                            sent.resize(update.index + 1, String::new());
-                        }
-                        let previous = &mut sent[update.index];
-                        if let Some(delta) = update.delta.strip_prefix(previous.as_str()) {
-                            if !delta.is_empty() {
-                                stream(StreamUpdate { index: update.index, delta: delta.to_owned() });
-                            }
-                        }
-                        *previous = update.delta;
-                    }
-                }
-            }
-        }
-    }
 }
 
 fn usage(output: &GenerateOutput) -> Usage {
@@ -333,7 +272,7 @@ impl Model for LocalModel {
                 seed: request.sampling.seed.unwrap_or(0),
                 stop: request.stop.clone(),
             };
-            let output = self.submit(generate, stream).await?;
+            let output = self.engine.submit(generate, stream).await?;
             let mut usage = usage(&output);
             usage.model_time = started.elapsed();
             let mut candidates: Vec<_> = output.candidates.into_iter().collect();
@@ -413,7 +352,7 @@ impl Model for LocalModel {
                 seed: request.sampling.seed.unwrap_or(0),
                 stop: Vec::new(),
             };
-            let output = self.submit(generate, None).await?;
+            let output = self.engine.submit(generate, None).await?;
             let mut usage = usage(&output);
             usage.model_time = started.elapsed();
             let candidates = output

@@ -7,6 +7,7 @@
 //! masked-diffusion code model, ~1 GB) on CPU; `apple/DiffuCoder-7B-cpGRPO` (~15 GB) on CUDA. Both
 //! resolve from the Hugging Face cache, or are downloaded on first use when a network is available.
 
+pub mod engine_thread;
 pub mod local;
 pub mod serve;
 
