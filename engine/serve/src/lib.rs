@@ -8,6 +8,7 @@
 //! - [`Frontend`] (shared by the handlers, `Sync`) checks and tokenises one choice into a prepared
 //!   sequence; [`scheduler::StepDecoder`] (owned by the engine thread) decodes prepared sequences
 //!   step by step, with sequences joining and leaving between steps;
+//! - [`decoder`] is the engine seam ([`scheduler::StepDecoder`] and its step reports);
 //! - [`scheduler`] runs the engine thread and the bounded queue (429 when full, 503 when closing);
 //! - [`routes`] turns events into OpenAI responses and SSE chunk streams;
 //! - `hone-cli`'s `backends::serve` implements `Frontend` and `StepDecoder` over hone-engine.
@@ -15,6 +16,7 @@
 //! Unit tests run the whole HTTP stack over a scripted decoder (`fake`); end-to-end tests of the
 //! binary on a tiny checkpoint live in the top-level `tests/serve.rs`.
 
+pub mod decoder;
 pub mod error;
 pub mod metrics;
 pub mod request;
