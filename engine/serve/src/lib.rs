@@ -10,7 +10,8 @@
 //!   step by step, with sequences joining and leaving between steps;
 //! - [`decoder`] is the engine seam ([`scheduler::StepDecoder`] and its step reports);
 //! - [`scheduler`] runs the engine thread and the bounded queue (429 when full, 503 when closing);
-//! - [`routes`] turns events into OpenAI responses and SSE chunk streams;
+//! - [`routes`] turns events into OpenAI responses and SSE chunk streams (the shapes in
+//!   `responses`);
 //! - `hone-cli`'s `backends::serve` implements `Frontend` and `StepDecoder` over hone-engine.
 //!
 //! Unit tests run the whole HTTP stack over a scripted decoder (`fake`); end-to-end tests of the
@@ -20,6 +21,7 @@ pub mod decoder;
 pub mod error;
 pub mod metrics;
 pub mod request;
+mod responses;
 pub mod routes;
 pub mod scheduler;
 pub mod text;
