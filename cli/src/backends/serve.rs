@@ -25,7 +25,8 @@ use hone_engine::tokenizer::{GenerationDefaults, TextTokenizer};
 use hone_serve::error::ApiError;
 use hone_serve::request::{Endpoint, GenerationRequest, Prompt};
 use hone_serve::scheduler::{
-    FinishReason, SequenceKey, SequenceStatus, SequenceUpdate, StepDecoder, StepReport,
+    DecoderError, FinishReason, SequenceKey, SequenceStatus, SequenceUpdate, StepDecoder,
+    StepReport,
 };
 use hone_serve::{Frontend, Prepared};
 
@@ -313,11 +314,11 @@ impl EngineDecoder {
 impl StepDecoder for EngineDecoder {
     type Sequence = EngineSequence;
 
-    fn add(&mut self, key: SequenceKey, sequence: EngineSequence) -> Result<(), String> {
+    fn add(&mut self, key: SequenceKey, sequence: EngineSequence) -> Result<(), DecoderError> {
         let id = self
             .decoder
             .add(sequence.request)
-            .map_err(|e| e.to_string())?;
+            .map_err(DecoderError::new)?;
         self.entries.insert(
             key,
             Entry {
@@ -338,12 +339,12 @@ impl StepDecoder for EngineDecoder {
         self.release_finished();
     }
 
-    fn step(&mut self) -> Result<StepReport, String> {
+    fn step(&mut self) -> Result<StepReport, DecoderError> {
         let before = self.decoder.forward_passes();
         let events = self
             .decoder
             .step(self.model.as_mut())
-            .map_err(|e| e.to_string())?;
+            .map_err(DecoderError::new)?;
         let forward_passes = (self.decoder.forward_passes() - before) as u64;
         let mut updates = Vec::with_capacity(events.len());
         for event in events {

@@ -57,9 +57,21 @@ pub trait StepDecoder: Send + 'static {
     type Sequence: Send + 'static;
 
     /// Add a sequence; it takes part from the next step on.
-    fn add(&mut self, key: SequenceKey, sequence: Self::Sequence) -> Result<(), String>;
+    fn add(&mut self, key: SequenceKey, sequence: Self::Sequence) -> Result<(), DecoderError>;
     /// Forget a sequence (finished or cancelled) and free its slot.
     fn remove(&mut self, key: SequenceKey);
     /// One batched step over all active sequences. An `Err` fails every active sequence.
-    fn step(&mut self) -> Result<StepReport, String>;
+    fn step(&mut self) -> Result<StepReport, DecoderError>;
+}
+
+/// A decoder's failure: the engine's own error kept whole (this crate does not know its type; the
+/// binary can downcast it), shown to clients as a 500 with its message.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct DecoderError(pub Box<dyn std::error::Error + Send + Sync>);
+
+impl DecoderError {
+    pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self(error.into())
+    }
 }

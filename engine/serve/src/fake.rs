@@ -10,7 +10,8 @@ use std::time::Duration;
 use super::error::ApiError;
 use super::request::{GenerationRequest, Prompt};
 use super::scheduler::{
-    FinishReason, SequenceKey, SequenceStatus, SequenceUpdate, StepDecoder, StepReport,
+    DecoderError, FinishReason, SequenceKey, SequenceStatus, SequenceUpdate, StepDecoder,
+    StepReport,
 };
 use super::{Frontend, Prepared};
 
@@ -112,9 +113,9 @@ impl FakeDecoder {
 impl StepDecoder for FakeDecoder {
     type Sequence = FakeSequence;
 
-    fn add(&mut self, key: SequenceKey, sequence: FakeSequence) -> Result<(), String> {
+    fn add(&mut self, key: SequenceKey, sequence: FakeSequence) -> Result<(), DecoderError> {
         if self.active.insert(key, (sequence, 0)).is_some() {
-            return Err(format!("sequence {key} added twice"));
+            return Err(DecoderError::new(format!("sequence {key} added twice")));
         }
         Ok(())
     }
@@ -126,7 +127,7 @@ impl StepDecoder for FakeDecoder {
         }
     }
 
-    fn step(&mut self) -> Result<StepReport, String> {
+    fn step(&mut self) -> Result<StepReport, DecoderError> {
         assert!(!self.active.is_empty(), "step called with an empty batch");
         self.observed
             .max_batch

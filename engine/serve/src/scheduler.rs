@@ -23,7 +23,8 @@ use super::metrics::Metrics;
 use super::text::TextTracker;
 
 pub use super::decoder::{
-    FinishReason, SequenceKey, SequenceStatus, SequenceUpdate, StepDecoder, StepReport,
+    DecoderError, FinishReason, SequenceKey, SequenceStatus, SequenceUpdate, StepDecoder,
+    StepReport,
 };
 
 /// What a client's handler receives for one choice.
@@ -359,10 +360,10 @@ impl<D: StepDecoder> EngineLoop<D> {
                         },
                     );
                 }
-                Err(message) => {
+                Err(error) => {
                     let _ = waiting
                         .events
-                        .send(Event::Failed(ApiError::internal(message)));
+                        .send(Event::Failed(ApiError::internal(error.to_string())));
                     self.finish_one();
                 }
             }
@@ -386,13 +387,13 @@ impl<D: StepDecoder> EngineLoop<D> {
         self.last_step = started.elapsed();
         let report = match result {
             Ok(report) => report,
-            Err(message) => {
-                tracing::error!("decoding step failed: {message}");
+            Err(error) => {
+                tracing::error!("decoding step failed: {error}");
                 let keys: Vec<SequenceKey> = self.active.keys().copied().collect();
                 for key in keys {
                     self.decoder.remove(key);
                     if let Some(active) = self.active.remove(&key) {
-                        let error = ApiError::internal(format!("decoding failed: {message}"));
+                        let error = ApiError::internal(format!("decoding failed: {error}"));
                         let _ = active.events.send(Event::Failed(error));
                     }
                     self.finish_one();
