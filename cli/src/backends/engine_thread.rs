@@ -189,7 +189,7 @@ impl Streams {
             self.trackers.push(TextTracker::new(self.stop.clone()));
         }
         let update = self.trackers[index].update(text, finished);
-        (!update.delta.is_empty()).then(|| StreamUpdate {
+        (!update.delta.is_empty()).then_some(StreamUpdate {
             index,
             delta: update.delta,
         })
