@@ -98,28 +98,45 @@ pub fn setting_flag(field: &str) -> String {
     }
 }
 
-/// The engine's [`ModelSpec`] for the shared `--model --arch --device --dtype` flags.
-pub fn model_spec(options: &EngineOptions) -> anyhow::Result<ModelSpec> {
-    let arch = options
-        .arch
-        .as_deref()
-        .map(checkpoint::parse_architecture)
-        .transpose()
-        .map_err(engine_error)?;
-    let device = hone_engine::device::select_device(&options.device).map_err(|e| {
+/// The device named by `--device`, with the hint for a build without CUDA.
+pub fn device(spec: &str) -> anyhow::Result<candle_core::Device> {
+    hone_engine::device::select_device(spec).map_err(|e| {
         Hinted::new(
             e,
             ["use --device cpu, or build with --features cuda for a GPU"],
         )
-    })?;
-    let dtype = options
-        .dtype
-        .as_deref()
+        .into()
+    })
+}
+
+/// The engine's [`ModelSpec`] for the shared `--model --arch --device --dtype` flags.
+pub fn model_spec(options: &EngineOptions) -> anyhow::Result<ModelSpec> {
+    spec_on(
+        options.model.clone(),
+        options.arch.as_deref(),
+        device(&options.device)?,
+        options.dtype.as_deref(),
+    )
+}
+
+/// The [`ModelSpec`] of `model` on a device already chosen (`hone run` picks its default model by
+/// device), with `--arch` and `--dtype` parsed the one way.
+pub fn spec_on(
+    model: String,
+    arch: Option<&str>,
+    device: candle_core::Device,
+    dtype: Option<&str>,
+) -> anyhow::Result<ModelSpec> {
+    let arch = arch
+        .map(checkpoint::parse_architecture)
+        .transpose()
+        .map_err(engine_error)?;
+    let dtype = dtype
         .map(hone_engine::device::parse_dtype)
         .transpose()
         .map_err(engine_error)?;
     Ok(ModelSpec {
-        model: options.model.clone(),
+        model,
         arch,
         device,
         dtype,

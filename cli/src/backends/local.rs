@@ -55,9 +55,7 @@ impl std::fmt::Debug for LocalModel {
 impl LocalModel {
     /// Load the checkpoint (the default for the device when none is given) and start its thread.
     pub fn open(settings: &ModelSettings) -> anyhow::Result<Self> {
-        let device = hone_engine::device::select_device(&settings.device).map_err(|error| {
-            Hinted::new(error, ["pass --device cpu, or build with --features cuda"])
-        })?;
+        let device = crate::engine_options::device(&settings.device)?;
         let model_name = settings.model.clone().unwrap_or_else(|| {
             if device.is_cuda() {
                 DEFAULT_CUDA_MODEL
@@ -66,24 +64,12 @@ impl LocalModel {
             }
             .to_owned()
         });
-        let arch = settings
-            .arch
-            .as_deref()
-            .map(hone_engine::checkpoint::parse_architecture)
-            .transpose()
-            .map_err(|error| Hinted::new(error, ["--arch takes llada or dream"]))?;
-        let dtype = settings
-            .dtype
-            .as_deref()
-            .map(hone_engine::device::parse_dtype)
-            .transpose()
-            .map_err(|error| Hinted::new(error, ["--dtype takes f32, bf16 or f16"]))?;
-        let spec = hone_engine::checkpoint::ModelSpec {
-            model: model_name.clone(),
-            arch,
+        let spec = crate::engine_options::spec_on(
+            model_name.clone(),
+            settings.arch.as_deref(),
             device,
-            dtype,
-        };
+            settings.dtype.as_deref(),
+        )?;
         let loaded = hone_engine::checkpoint::load(&spec).map_err(|error| {
             let mut hints: Vec<String> = Vec::new();
             match &error {
