@@ -34,7 +34,7 @@ fn cuda(ordinal: usize) -> Result<Device> {
     if !cfg!(feature = "cuda") {
         return Err(Error::Unsupported(
             "this build of hone has no CUDA support: rebuild with `cargo build --release --features cuda` \
-             (see README), or pass --device cpu"
+             (see README), or run on the CPU"
                 .into(),
         ));
     }
@@ -43,7 +43,7 @@ fn cuda(ordinal: usize) -> Result<Device> {
         let message = e.to_string();
         let cause = message.lines().next().unwrap_or_default();
         Error::Unsupported(format!(
-            "CUDA device {ordinal} is not available ({cause}): check the driver with `nvidia-smi`, or pass --device cpu"
+            "CUDA device {ordinal} is not available ({cause}): check the driver with `nvidia-smi`, or run on the CPU"
         ))
     })
 }

@@ -152,12 +152,7 @@ fn load(
     args: &BenchArgs,
     plan: &BenchPlan,
 ) -> anyhow::Result<(Box<dyn DiffusionModel>, TokenIds, String)> {
-    let device = hone_engine::device::select_device(&args.device).map_err(|e| {
-        Hinted::new(
-            e,
-            ["use --device cpu, or build with --features cuda for a GPU"],
-        )
-    })?;
+    let device = crate::engine_options::device(&args.device)?;
     let dtype = match args.dtype.as_deref() {
         Some(name) => hone_engine::device::parse_dtype(name)?,
         None => hone_engine::device::default_dtype(&device),

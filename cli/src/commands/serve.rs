@@ -107,12 +107,7 @@ fn load(args: &ServeArgs) -> anyhow::Result<Loaded> {
         });
     };
     let (arch, value) = crate::engine_options::read_random_config(config)?;
-    let device = hone_engine::device::select_device(&args.engine.device).map_err(|e| {
-        Hinted::new(
-            e,
-            ["use --device cpu, or build with --features cuda for a GPU"],
-        )
-    })?;
+    let device = crate::engine_options::device(&args.engine.device)?;
     let dtype = match args.engine.dtype.as_deref() {
         Some(name) => hone_engine::device::parse_dtype(name)?,
         None => hone_engine::device::default_dtype(&device),
