@@ -632,3 +632,41 @@ fn generate_and_serve_resolve_settings_the_same_way() {
         );
     }
 }
+
+/// A sampler the model cannot run (a bidirectional sampler on a block-causal LLaDA2 model) is the
+/// engine's `InvalidSetting { field: "sampler" }`: a 400 naming `sampler`, as `hone generate`
+/// names `--sampler`.
+#[test]
+fn a_sampler_the_model_cannot_run_is_refused_naming_the_sampler() {
+    let server = Server::start("../parity-v2/llada2-tiny", &[], &[]);
+    let body =
+        json!({"model": "llada2-tiny", "prompt": "def f(x):", "max_tokens": 8, "sampler": "fast"});
+    let (status, response) = server.post("/v1/completions", &body);
+    assert_eq!(status, 400, "{response}");
+    assert_eq!(response["error"]["param"], "sampler", "{response}");
+
+    let model = parity("../parity-v2/llada2-tiny");
+    let output = Command::new(env!("CARGO_BIN_EXE_hone"))
+        .args([
+            "generate",
+            "--model",
+            model.to_str().unwrap(),
+            "--device",
+            "cpu",
+        ])
+        .args([
+            "--sampler",
+            "fast",
+            "--gen-length",
+            "8",
+            "--block-length",
+            "8",
+            "hi",
+        ])
+        .env_remove("HONE_MODEL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--sampler"), "{stderr}");
+}

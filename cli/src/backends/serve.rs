@@ -14,7 +14,7 @@ use std::sync::Arc;
 use hone_engine::generate::{
     candidate_requests, CandidateText, GenerateRequest, Prompt as EnginePrompt, Segment,
 };
-use hone_engine::model::DiffusionModel;
+use hone_engine::model::{DiffusionModel, ModelInfo};
 use hone_engine::sampling::cohort::TokenIds;
 use hone_engine::sampling::{
     BatchDecoder, FinishReason as EngineFinish, SamplerOverrides, SamplerSettings, SequenceId,
@@ -46,7 +46,8 @@ pub struct EngineFrontend {
     tokenizer: Arc<TextTokenizer>,
     tokens: TokenIds,
     defaults: GenerationDefaults,
-    max_sequence_length: usize,
+    /// The model's facts: its context length, and whether it is block-causal.
+    info: ModelInfo,
     /// The family's own sampler and settings, under generation_config.json and the request.
     base: SamplerSettings,
 }
@@ -57,14 +58,14 @@ impl EngineFrontend {
         tokenizer: Arc<TextTokenizer>,
         tokens: TokenIds,
         defaults: GenerationDefaults,
-        max_sequence_length: usize,
+        info: ModelInfo,
     ) -> Self {
         Self {
             model_id,
             tokenizer,
             tokens,
             defaults,
-            max_sequence_length,
+            info,
             base: SamplerSettings::default(),
         }
     }
@@ -187,7 +188,7 @@ impl Frontend for EngineFrontend {
             .unwrap_or(FALLBACK_MAX_TOKENS);
         // Bounds before allocation: the hole of `max_tokens` masks is allocated by
         // `candidate_requests`, so a client's `max_tokens: 1e11` must be refused before it.
-        check_bounds(request, max_tokens, self.max_sequence_length)?;
+        check_bounds(request, max_tokens, self.info.max_sequence_length)?;
         let settings = self.settings(request, max_tokens)?;
         let prompt_field = match request.endpoint {
             Endpoint::Chat => "messages",
@@ -235,19 +236,21 @@ impl Frontend for EngineFrontend {
         let (mut sequences, prompt_tokens) =
             candidate_requests(&engine_request, Some(codec), &self.tokens).map_err(engine_error)?;
         let total = prompt_tokens + max_tokens;
-        if total > self.max_sequence_length {
+        if total > self.info.max_sequence_length {
             return Err(ApiError::context_length(
                 prompt_field,
                 format!(
                     "{prompt_tokens} prompt tokens + max_tokens {max_tokens} = {total} exceed the model's \
                      context of {} tokens: shorten the prompt or lower max_tokens",
-                    self.max_sequence_length
+                    self.info.max_sequence_length
                 ),
             ));
         }
         let (request, text, _) = sequences
             .pop()
             .ok_or_else(|| ApiError::internal("the engine prepared no sequence"))?;
+        hone_engine::sampling::cohort::validate_request(&request, &self.info)
+            .map_err(engine_error)?;
         Ok(Prepared {
             sequence: EngineSequence { request, text },
             prompt_tokens,

@@ -185,7 +185,6 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| default_model_id(&args.engine.model));
     let loaded = load(&args)?;
-    let max_sequence_length = loaded.model.info().max_sequence_length;
     let tokenizer = Arc::new(loaded.tokenizer);
     let base = hone_engine::sampling::family::base_settings(loaded.model.info(), &model_id);
     let frontend = EngineFrontend::new(
@@ -193,7 +192,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Arc::clone(&tokenizer),
         loaded.tokens,
         loaded.defaults,
-        max_sequence_length,
+        loaded.model.info().clone(),
     )
     .with_base_settings(base);
     let decoder = EngineDecoder::new(loaded.model, tokenizer);

@@ -365,8 +365,10 @@ impl Cohort {
     }
 }
 
-/// Refuses settings that cannot work on this canvas and model.
-fn validate_request(request: &SequenceRequest, info: &ModelInfo) -> Result<()> {
+/// Refuses settings that cannot work on this canvas and model (also called by servers before
+/// they queue a sequence, so that the refusal names the setting instead of failing on the engine
+/// thread).
+pub fn validate_request(request: &SequenceRequest, info: &ModelInfo) -> Result<()> {
     let settings = &request.settings;
     settings.validate()?;
     let layout = &request.layout;
@@ -388,7 +390,7 @@ fn validate_request(request: &SequenceRequest, info: &ModelInfo) -> Result<()> {
         }
     }
     if info.block_causal != settings.sampler.is_block_causal() {
-        return Err(Error::InvalidInput(if info.block_causal {
+        let reason = if info.block_causal {
             format!(
                 "this model is block-causal (LLaDA2 block diffusion): the {} sampler would run it \
                  bidirectionally; use the llada2 or llada21 sampler",
@@ -400,7 +402,11 @@ fn validate_request(request: &SequenceRequest, info: &ModelInfo) -> Result<()> {
                  bidirectional: use fast, llada, dream or mdm",
                 settings.sampler.name()
             )
-        }));
+        };
+        return Err(Error::InvalidSetting {
+            field: "sampler",
+            reason,
+        });
     }
     if settings.sampler.is_block_causal()
         && layout.padding + layout.generated_len() + layout.prefix_len() != layout.canvas.len()
