@@ -261,7 +261,10 @@ mod tests {
             signals: Vec::new(),
             symbols: vec![hone_tools::context::Definition {
                 name: "x".into(),
+                kind: "function",
                 line: 3,
+                start_line: 3,
+                end_line: 4,
                 signature: signature.into(),
             }],
         }

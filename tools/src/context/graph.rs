@@ -3,7 +3,9 @@
 
 use std::collections::HashMap;
 
-use super::symbols::{definitions, personalised_pagerank, reference_edges, Definition};
+use super::symbols::{
+    has_grammar, personalised_pagerank, reference_edges, Definition, FileTags, Tagger,
+};
 use super::terms::for_each_term;
 use super::{FileClass, QueryTerm, RankedFile, Signal};
 
@@ -13,32 +15,53 @@ const GRAPH_SEEDS: usize = 30;
 const GRAPH_WEIGHT: f64 = 5.0;
 /// Bonus per task identifier a file defines (times the term's weight).
 const DEFINES_WEIGHT: f64 = 2.0;
+/// Bytes of code parsed per ranking: the best first-stage files first, then the rest while it
+/// lasts (a small repository is parsed whole; a large one keeps its time bounded).
+const PARSE_BUDGET_BYTES: usize = 3 * 1024 * 1024;
 
-/// The symbol graph's two signals, added to `ranked` (one entry per document, same order):
-/// files defining an identifier of the task, and personalised PageRank flowing from the
-/// first-stage ranking to the files whose definitions the best files use. Returns each
-/// document's definitions.
-pub(super) fn apply_symbol_graph(
+/// The files to parse: code with a grammar, best first-stage score first, within the budget.
+fn parse_candidates(
     documents: &[(String, String)],
     classes: &[FileClass],
-    query_terms: &[QueryTerm],
-    ranked: &mut [RankedFile],
-) -> Vec<Vec<Definition>> {
-    // One regex pass per source file, in two halves (the same split as the term counting).
-    let half = documents.len().div_ceil(2).max(1);
-    let definitions: Vec<Vec<Definition>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = documents
+    ranked: &[RankedFile],
+) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..documents.len())
+        .filter(|&i| matches!(classes[i], FileClass::Source | FileClass::Test))
+        .filter(|&i| has_grammar(&documents[i].0))
+        .collect();
+    order.sort_by(|&a, &b| {
+        ranked[b]
+            .score
+            .total_cmp(&ranked[a].score)
+            .then_with(|| documents[a].1.len().cmp(&documents[b].1.len()))
+    });
+    let mut used = 0;
+    order.retain(|&i| {
+        let size = documents[i].1.len();
+        let keep = used + size <= PARSE_BUDGET_BYTES;
+        if keep {
+            used += size;
+        }
+        keep
+    });
+    order
+}
+
+/// Parse `indices` of `documents` with tree-sitter, in two threads.
+pub(super) fn parse_files(
+    documents: &[(String, String)],
+    indices: &[usize],
+) -> HashMap<usize, FileTags> {
+    let half = indices.len().div_ceil(2).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = indices
             .chunks(half)
-            .zip(classes.chunks(half))
-            .map(|(chunk, chunk_classes)| {
+            .map(|chunk| {
                 scope.spawn(move || {
+                    let mut tagger = Tagger::default();
                     chunk
                         .iter()
-                        .zip(chunk_classes)
-                        .map(|((path, text), class)| match class {
-                            FileClass::Source | FileClass::Test => definitions(path, text),
-                            _ => Vec::new(),
-                        })
+                        .map(|&i| (i, tagger.tags(&documents[i].0, &documents[i].1)))
                         .collect::<Vec<_>>()
                 })
             })
@@ -47,14 +70,28 @@ pub(super) fn apply_symbol_graph(
             .into_iter()
             .flat_map(|handle| handle.join().unwrap_or_default())
             .collect()
-    });
+    })
+}
+
+/// The symbol graph's two signals, added to `ranked` (one entry per document, same order):
+/// files defining an identifier of the task, and personalised PageRank flowing from the
+/// first-stage ranking to the files whose definitions the best files use. Returns the parsed
+/// files' tags.
+pub(super) fn apply_symbol_graph(
+    documents: &[(String, String)],
+    classes: &[FileClass],
+    query_terms: &[QueryTerm],
+    ranked: &mut [RankedFile],
+) -> HashMap<usize, FileTags> {
+    let candidates = parse_candidates(documents, classes, ranked);
+    let parsed = parse_files(documents, &candidates);
     let mut defined: HashMap<&str, Vec<usize>> = HashMap::new();
     let mut defined_lower: HashMap<String, Vec<usize>> = HashMap::new();
-    for (index, found) in definitions.iter().enumerate() {
+    for (&index, tags) in &parsed {
         if classes[index] != FileClass::Source {
             continue;
         }
-        for definition in found {
+        for definition in &tags.definitions {
             let entry = defined.entry(definition.name.as_str()).or_default();
             if !entry.contains(&index) {
                 entry.push(index);
@@ -97,14 +134,18 @@ pub(super) fn apply_symbol_graph(
         seeds[index] = ranked[index].score;
     }
     // Only code refers: a changelog naming a function is not a call.
-    let referrers: Vec<(usize, &str)> = order
+    let referrers: Vec<(usize, &[(String, usize)])> = order
         .iter()
         .filter(|&&index| matches!(classes[index], FileClass::Source | FileClass::Test))
-        .map(|&index| (index, documents[index].1.as_str()))
+        .filter_map(|&index| {
+            parsed
+                .get(&index)
+                .map(|tags| (index, tags.references.as_slice()))
+        })
         .collect();
     let edges = reference_edges(&referrers, &defined);
     if edges.is_empty() {
-        return definitions;
+        return parsed;
     }
     let rank = personalised_pagerank(ranked.len(), &edges, &seeds);
     let total: f64 = seeds.iter().sum();
@@ -116,7 +157,7 @@ pub(super) fn apply_symbol_graph(
         .collect();
     let most = flow.iter().copied().fold(0.0, f64::max);
     if most <= 0.0 {
-        return definitions;
+        return parsed;
     }
     for (index, value) in flow.iter().enumerate() {
         let bonus = GRAPH_WEIGHT * value / most;
@@ -137,7 +178,7 @@ pub(super) fn apply_symbol_graph(
             format!("its definitions are used by {}", users.join(", ")),
         ));
     }
-    definitions
+    parsed
 }
 
 /// A file's definitions for the repo map: those matching the task's terms first, then in order.

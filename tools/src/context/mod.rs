@@ -23,7 +23,8 @@ mod traces;
 
 use graph::{apply_symbol_graph, top_symbols};
 pub use repo_map::repo_map;
-pub use symbols::{definitions, personalised_pagerank, Definition};
+use symbols::has_grammar;
+pub use symbols::{definitions, personalised_pagerank, Definition, FileTags, Tagger};
 
 pub use kinds::{classify_path, task_focus, FileClass, TaskFocus};
 pub use locations::extract_locations;
@@ -383,7 +384,7 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
             symbols: Vec::new(),
         });
     }
-    let definitions = apply_symbol_graph(documents, &classes, &query_terms, &mut ranked);
+    let mut parsed = apply_symbol_graph(documents, &classes, &query_terms, &mut ranked);
     let mut ranked: Vec<(usize, RankedFile)> = ranked
         .into_iter()
         .enumerate()
@@ -395,24 +396,29 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
             .then_with(|| a.path.cmp(&b.path))
     });
     ranked.truncate(top);
-    for (index, file) in &mut ranked {
-        file.symbols = top_symbols(&definitions[*index], &term_index);
-    }
-    let mut ranked: Vec<RankedFile> = ranked.into_iter().map(|(_, file)| file).collect();
-    let by_path: HashMap<&str, usize> = documents
+    // The files shown that the graph did not parse (docs have no grammar; large repositories
+    // parse within a budget): their regions come from the same parse.
+    let unparsed: Vec<usize> = ranked
         .iter()
-        .enumerate()
-        .map(|(index, (path, _))| (path.as_str(), index))
+        .map(|(index, _)| *index)
+        .filter(|index| !parsed.contains_key(index) && has_grammar(&documents[*index].0))
         .collect();
-    for file in &mut ranked {
-        if let Some(&index) = by_path.get(file.path.as_str()) {
+    parsed.extend(graph::parse_files(documents, &unparsed));
+    let ranked: Vec<RankedFile> = ranked
+        .into_iter()
+        .map(|(index, mut file)| {
+            let found = parsed
+                .get(&index)
+                .map_or(&[][..], |tags| tags.definitions.as_slice());
+            file.symbols = top_symbols(found, &term_index);
             let lines: Vec<usize> = trace_hits
                 .get(&index)
                 .map(|hit| hit.lines.clone())
                 .unwrap_or_default();
-            file.regions = rank_regions(&documents[index].1, &term_index, &idf, &lines);
-        }
-    }
+            file.regions = rank_regions(&documents[index].1, found, &term_index, &idf, &lines);
+            file
+        })
+        .collect();
     ContextRanking {
         files: ranked,
         files_considered: documents.len(),
