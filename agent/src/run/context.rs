@@ -218,6 +218,18 @@ mod tests {
     const TESTS: &str = "import unittest\nfrom calc import add, sub\n\n\nclass CalcTests(unittest.TestCase):\n    def test_sub(self):\n        self.assertEqual(sub(3, 1), 2)\n\n    def test_add(self):\n        total = add(2, 3)\n        self.assertEqual(total, 5)\n\n    def test_zero(self):\n        self.assertEqual(add(0, 0), 0)\n";
 
     #[test]
+    fn a_failing_test_spans_what_the_parse_says_not_its_indentation() {
+        // The expected text sits at column 0 inside the test: indentation would end the test
+        // there; the tree-sitter parse knows the function runs to its last assertion.
+        let tests = "import calc\n\n\n@skip_if_slow\ndef test_render():\n    expected = \"\"\"\n<h1>x</h1>\n\"\"\"\n    assert calc.render() == expected\n\n\ndef test_other():\n    pass\n";
+        let output = "FAILED test_page.py::test_render - AssertionError";
+        assert_eq!(
+            failing_test_regions(tests, "test_page.py", Some(output)),
+            vec![(1, 9)]
+        );
+    }
+
+    #[test]
     fn a_failing_test_named_in_the_output_is_shown_with_the_imports() {
         let output =
             "`python -m unittest` failed (exit code 1): test_add (test_calc.CalcTests.test_add)";

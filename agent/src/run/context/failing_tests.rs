@@ -1,4 +1,8 @@
-//! A test file shown as the failing tests' own functions (with the file's imports), not whole.
+//! A test file shown as the failing tests' own functions (with the file's imports), not whole. The
+//! functions' extents come from the tree-sitter parse (`hone_tools::context::definitions`); files
+//! without a grammar, and test cases that are calls (`it("...", ...)`), fall back to indentation.
+
+use hone_tools::context::Definition;
 
 /// Lines (1-based, inclusive ranges, in file order) of a test file worth showing for a failure:
 /// its import header and the whole function of each failing test the output names or points into.
@@ -12,7 +16,12 @@ pub(crate) fn failing_test_regions(
         return Vec::new();
     };
     let lines: Vec<&str> = content.lines().collect();
-    let mut starts: Vec<usize> = Vec::new();
+    let parsed: Vec<Definition> = hone_tools::context::definitions(path, content)
+        .into_iter()
+        .filter(|definition| matches!(definition.kind, "function" | "method"))
+        .collect();
+    // 0-based first line, and last line when the parse knows it.
+    let mut starts: Vec<(usize, Option<usize>)> = Vec::new();
     // Lines the output points at in this file, as the definitions around them.
     for location in hone_tools::context::extract_locations(output) {
         if location.path != path {
@@ -22,8 +31,14 @@ pub(crate) fn failing_test_regions(
             .line
             .filter(|&line| line >= 1 && line <= lines.len())
         {
-            if let Some(start) = enclosing_definition(&lines, line - 1) {
-                starts.push(start);
+            let innermost = parsed
+                .iter()
+                .filter(|definition| definition.start_line <= line && line <= definition.end_line)
+                .min_by_key(|definition| definition.end_line - definition.start_line);
+            if let Some(definition) = innermost {
+                starts.push((definition.start_line - 1, Some(definition.end_line - 1)));
+            } else if let Some(start) = enclosing_definition(&lines, line - 1) {
+                starts.push((start, None));
             }
         }
     }
@@ -32,15 +47,20 @@ pub(crate) fn failing_test_regions(
         if word.len() < 4 {
             continue;
         }
-        if let Some(start) = lines.iter().position(|line| defines(line, word)) {
-            starts.push(start);
+        if let Some(definition) = parsed.iter().find(|definition| definition.name == word) {
+            starts.push((definition.start_line - 1, Some(definition.end_line - 1)));
+        } else if let Some(start) = lines.iter().position(|line| defines(line, word)) {
+            starts.push((start, None));
         }
     }
     starts.sort_unstable();
     starts.dedup();
     let mut regions: Vec<(usize, usize)> = Vec::new();
-    for start in starts.into_iter().take(MAX_FOCUSED_TESTS) {
-        let (from, to) = definition_span(&lines, start);
+    for (start, end) in starts.into_iter().take(MAX_FOCUSED_TESTS) {
+        let (from, to) = match end {
+            Some(end) => (with_decorators(&lines, start), end.min(lines.len() - 1)),
+            None => definition_span(&lines, start),
+        };
         let (from, to) = (from + 1, to + 1);
         match regions.last_mut() {
             Some(last) if from <= last.1 + 1 => last.1 = last.1.max(to),
@@ -146,16 +166,7 @@ fn enclosing_definition(lines: &[&str], at: usize) -> Option<usize> {
 fn definition_span(lines: &[&str], start: usize) -> (usize, usize) {
     let indent = |line: &str| line.len() - line.trim_start().len();
     let depth = indent(lines[start]);
-    let mut from = start;
-    while from > 0 {
-        let above = lines[from - 1];
-        let trimmed = above.trim_start();
-        if indent(above) == depth && (trimmed.starts_with('@') || trimmed.starts_with("#[")) {
-            from -= 1;
-        } else {
-            break;
-        }
-    }
+    let from = with_decorators(lines, start);
     let mut end = start;
     for (index, line) in lines.iter().enumerate().skip(start + 1) {
         if line.trim().is_empty() {
@@ -171,4 +182,22 @@ fn definition_span(lines: &[&str], start: usize) -> (usize, usize) {
         break;
     }
     (from, end)
+}
+
+/// The first line (0-based) of the definition starting at `start` with the decorators and
+/// attributes above it (`@pytest.mark...`, `#[test]`).
+fn with_decorators(lines: &[&str], start: usize) -> usize {
+    let indent = |line: &str| line.len() - line.trim_start().len();
+    let depth = indent(lines[start]);
+    let mut from = start;
+    while from > 0 {
+        let above = lines[from - 1];
+        let trimmed = above.trim_start();
+        if indent(above) == depth && (trimmed.starts_with('@') || trimmed.starts_with("#[")) {
+            from -= 1;
+        } else {
+            break;
+        }
+    }
+    from
 }
