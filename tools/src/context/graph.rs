@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use super::symbols::{
-    has_grammar, personalised_pagerank, reference_edges, Definition, FileTags, Tagger,
+    has_grammar, personalised_pagerank, prepare, reference_edges, Definition, FileTags, Tagger,
 };
 use super::terms::for_each_term;
 use super::{FileClass, QueryTerm, RankedFile, Signal};
@@ -56,6 +56,7 @@ pub(super) fn parse_files(
     documents: &[(String, String)],
     indices: &[usize],
 ) -> HashMap<usize, FileTags> {
+    prepare(indices.iter().map(|&i| documents[i].0.as_str()));
     let half = indices.len().div_ceil(2).max(1);
     std::thread::scope(|scope| {
         let handles: Vec<_> = indices
