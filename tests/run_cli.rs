@@ -787,3 +787,70 @@ fn local_engine_runs_the_loop_on_the_new_families() {
         assert_eq!(fixture.git_status(), "", "{case}");
     }
 }
+
+#[test]
+fn a_4096_token_window_prompt_carries_a_repo_map_within_budget() {
+    // `add` calls into a long helper module that the prompt cannot show whole: its definitions
+    // reach the prompt as a repository map instead.
+    let mut helpers = String::from("def normalise(value):\n    return int(value)\n\n\n");
+    for i in 0..120 {
+        helpers.push_str(&format!(
+            "def scale_{i}(value):\n    factor = {i}\n    return value * factor\n\n\n"
+        ));
+    }
+    let calc = "from numbers_util import normalise\n\n\ndef add(a, b):\n    return normalise(a) - normalise(b)\n";
+    let fixture = Fixture::new(&[
+        ("calc.py", calc),
+        ("numbers_util.py", &helpers),
+        (
+            "test_calc.py",
+            PY_TEST
+                .replace(", double", "")
+                .split("    def test_double")
+                .next()
+                .unwrap(),
+        ),
+        ("README.md", "# calc\n"),
+    ]);
+    let fix = edit(
+        "calc.py",
+        "    return normalise(a) - normalise(b)",
+        "    return normalise(a) + normalise(b)",
+    );
+    let (base, server) = fake_openai(vec!["calc.py:4-5: add subtracts".into(), fix]);
+    let output = Command::new(env!("CARGO_BIN_EXE_hone"))
+        .current_dir(fixture.path())
+        .args(["run", "add returns the difference of normalised numbers"])
+        .args([
+            "--backend",
+            "openai",
+            "--base-url",
+            &base,
+            "--model",
+            "coder",
+        ])
+        .args(["--context-window", "4096", "--test", PY_TEST_COMMAND])
+        .env("HOME", fixture.scratch.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let requests = server.join().unwrap();
+    let task = &requests[1];
+    let body: Value = serde_json::from_str(&task[task.find("\r\n\r\n").unwrap() + 4..]).unwrap();
+    let prompt: String = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|message| message["content"].as_str().unwrap())
+        .collect();
+    assert!(prompt.contains("# Repository map"), "{prompt}");
+    assert!(prompt.contains("numbers_util.py:"), "{prompt}");
+    assert!(prompt.contains("def normalise(value):"), "{prompt}");
+    // Within the window: about four characters a token, with the answer's room on top.
+    let answer = body["max_tokens"].as_u64().unwrap() as usize;
+    assert!(
+        prompt.len() / 4 + answer <= 4096,
+        "{} + {answer}",
+        prompt.len() / 4
+    );
+}

@@ -4,11 +4,19 @@
 //! at; and the token budgets: the first prompt's sections split within the backend's window, the
 //! answer budget, and a conversation kept inside the window on later iterations.
 
-use hone_prompts::{ContextFile, FailureLocation, PlanItem, RepoFacts, TokenCounter};
+use hone_prompts::{ContextFile, RepoFacts, TokenCounter};
 use hone_tools::{ContextQuery, Repository, TreeSource};
 
 use crate::changes::ChangeSet;
 use crate::Result;
+
+mod budget;
+mod failing_tests;
+mod plan;
+
+pub(crate) use budget::*;
+pub(crate) use failing_tests::failing_test_regions;
+pub(crate) use plan::*;
 
 /// Files listed in the prompt at most.
 const LISTED_FILES: usize = 60;
@@ -31,219 +39,6 @@ pub(crate) fn current_text(
         .ok()
         .and_then(|content| content.text().map(str::to_owned))
 }
-
-/// Tokens the template and message framing add around the sections of the first prompt.
-const FRAME_TOKENS: usize = 200;
-/// Answer room kept on top of a whole file's tokens (the path line, fences, a sentence).
-const WHOLE_FILE_MARGIN: usize = 96;
-/// The smallest answer budget worth asking for.
-const MIN_ANSWER_TOKENS: usize = 256;
-
-/// Token budgets of the first prompt's variable sections.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct FirstPromptBudget {
-    /// Tokens of code (`fit_context`).
-    pub code: usize,
-    pub failing: usize,
-    pub file_list: usize,
-    pub instructions: usize,
-    /// Budgets of the caller's extra sections (e.g. a repository map), in the order given.
-    pub extra: Vec<usize>,
-}
-
-/// The answer room reserved before the prompt is built: the requested answer budget, but at most
-/// three eighths of a known window (a 4,096-token window keeps 2,560 for the prompt).
-pub(crate) fn answer_reserve(window: Option<usize>, max_tokens: usize) -> usize {
-    window.map_or(max_tokens, |window| max_tokens.min(window * 3 / 8))
-}
-
-/// What the first prompt has to fit in.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct PromptRoom {
-    /// The backend's window, when known.
-    pub window: Option<usize>,
-    /// Tokens kept for the answer.
-    pub answer: usize,
-    /// Tokens of the parts that are never cut (system prompt, task).
-    pub fixed: usize,
-    /// Tokens of code wanted (the run's code budget).
-    pub code_wanted: usize,
-}
-
-/// Split what the window leaves after the answer and the fixed parts (`fixed`: system prompt and
-/// task) between the failing tests, the code, the file list, the instructions and any `extra`
-/// sections, most important first. Without a known window every section gets what it wants and
-/// the code its usual budget (`code_wanted`).
-pub(crate) fn first_prompt_budget(
-    room: &PromptRoom,
-    facts: &RepoFacts,
-    failing: Option<&str>,
-    extra: &[hone_prompts::Section],
-    counter: &dyn TokenCounter,
-) -> FirstPromptBudget {
-    let mut sections = vec![
-        hone_prompts::Section::new(
-            "failing tests",
-            failing.map_or(0, |text| counter.count(text)),
-            64,
-        ),
-        hone_prompts::Section::new("code", room.code_wanted, 512),
-        hone_prompts::Section::new("file list", file_list_tokens(&facts.files, counter), 96),
-        hone_prompts::Section::new(
-            "instructions",
-            facts
-                .instructions
-                .as_deref()
-                .map_or(0, |text| counter.count(text)),
-            96,
-        ),
-    ];
-    sections.extend(extra.iter().cloned());
-    let given: Vec<usize> = match room.window {
-        Some(window) => {
-            let available = window.saturating_sub(room.answer + room.fixed + FRAME_TOKENS);
-            hone_prompts::allot(available, &sections)
-        }
-        None => sections.iter().map(|section| section.wanted).collect(),
-    };
-    FirstPromptBudget {
-        failing: given[0],
-        code: given[1],
-        file_list: given[2],
-        instructions: given[3],
-        extra: given[4..].to_vec(),
-    }
-}
-
-/// Tokens of one line of the file list (`- path`).
-fn path_tokens(path: &str, counter: &dyn TokenCounter) -> usize {
-    counter.count(path) + 2
-}
-
-fn file_list_tokens(files: &[String], counter: &dyn TokenCounter) -> usize {
-    files.iter().map(|path| path_tokens(path, counter)).sum()
-}
-
-/// The repository facts and failing summary cut to their budgets.
-pub(crate) fn fit_facts(
-    mut facts: RepoFacts,
-    failing: Option<&str>,
-    budget: &FirstPromptBudget,
-    counter: &dyn TokenCounter,
-) -> (RepoFacts, Option<String>) {
-    let mut used = 0;
-    let mut files = Vec::new();
-    for path in facts.files {
-        let cost = path_tokens(&path, counter);
-        if used + cost > budget.file_list {
-            break;
-        }
-        used += cost;
-        files.push(path);
-    }
-    facts.files = files;
-    facts.instructions = facts
-        .instructions
-        .map(|text| hone_prompts::cut_to_tokens(&text, budget.instructions, counter))
-        .filter(|text| !text.trim().is_empty() && !text.starts_with("[..."));
-    if facts.instructions.is_none() {
-        facts.instructions_source = None;
-    }
-    let failing = failing.map(|text| hone_prompts::cut_to_tokens(text, budget.failing, counter));
-    (facts, failing)
-}
-
-/// The answer budget for edit blocks: the requested one, raised to hold any file of the context
-/// rewritten whole (models answer small files with whole-file blocks, and a cut-off whole file is
-/// lost), and capped by what a known window leaves after the prompt.
-pub(crate) fn answer_budget(
-    window: Option<usize>,
-    max_tokens: usize,
-    context: &[ContextFile],
-    prompt_tokens: usize,
-    counter: &dyn TokenCounter,
-) -> usize {
-    let whole_file = context
-        .iter()
-        .filter(|file| file.whole)
-        .map(|file| {
-            let tokens = counter.count(&file.content);
-            tokens + tokens / 8 + counter.count(&file.path) + WHOLE_FILE_MARGIN
-        })
-        .max()
-        .unwrap_or(0);
-    let wanted = max_tokens.max(whole_file);
-    match window {
-        Some(window) => wanted
-            .min(window.saturating_sub(prompt_tokens))
-            .max(MIN_ANSWER_TOKENS),
-        None => wanted,
-    }
-}
-
-/// Keep a conversation inside a known window with `answer` tokens to spare: drop the oldest
-/// answer/feedback turns after the task (the latest turn stays), then cut the latest message.
-/// Returns how many messages were dropped.
-pub(crate) fn fit_conversation(
-    messages: &mut Vec<crate::model::Message>,
-    window: Option<usize>,
-    answer: usize,
-    counter: &dyn TokenCounter,
-) -> usize {
-    let Some(window) = window else { return 0 };
-    let limit = window.saturating_sub(answer);
-    let total = |messages: &[crate::model::Message]| -> usize {
-        messages
-            .iter()
-            .map(|message| counter.count(&message.content) + 4)
-            .sum()
-    };
-    let mut dropped = 0;
-    // messages: system, task, then (answer, feedback) pairs.
-    while total(messages) > limit && messages.len() > 4 {
-        messages.drain(2..4);
-        dropped += 2;
-    }
-    let over = total(messages).saturating_sub(limit);
-    if over > 0 && messages.len() > 2 {
-        if let Some(last) = messages.last_mut() {
-            let keep = counter.count(&last.content).saturating_sub(over);
-            last.content = hone_prompts::cut_to_tokens(&last.content, keep, counter);
-        }
-    }
-    dropped
-}
-
-/// Token counts of what a request sends, by section: the system prompt, the first task message's
-/// sections, then each later message by role.
-pub(crate) fn message_sections(
-    messages: &[crate::model::Message],
-    task_sections: &[(String, usize)],
-    counter: &dyn TokenCounter,
-) -> Vec<(String, usize)> {
-    let mut sections = Vec::new();
-    let mut turn = 0;
-    for (index, message) in messages.iter().enumerate() {
-        match (index, message.role) {
-            (0, crate::model::Role::System) => {
-                sections.push(("system".to_owned(), counter.count(&message.content)));
-            }
-            (1, _) if !task_sections.is_empty() => sections.extend(task_sections.iter().cloned()),
-            (_, role) => {
-                if role == crate::model::Role::Assistant {
-                    turn += 1;
-                }
-                let name = match role {
-                    crate::model::Role::Assistant => format!("earlier answer {turn}"),
-                    _ => format!("feedback {turn}"),
-                };
-                sections.push((name, counter.count(&message.content)));
-            }
-        }
-    }
-    sections
-}
-
 /// Repository facts for the prompts.
 pub(crate) fn repo_facts(
     repo: &Repository,
@@ -382,179 +177,6 @@ pub(crate) fn ranked_context(
     ))
 }
 
-/// Lines (1-based, inclusive ranges, in file order) of a test file worth showing for a failure:
-/// its import header and the whole function of each failing test the output names or points into.
-/// Empty when the output names none of the file's tests.
-pub(crate) fn failing_test_regions(
-    content: &str,
-    path: &str,
-    failure_output: Option<&str>,
-) -> Vec<(usize, usize)> {
-    let Some(output) = failure_output else {
-        return Vec::new();
-    };
-    let lines: Vec<&str> = content.lines().collect();
-    let mut starts: Vec<usize> = Vec::new();
-    // Lines the output points at in this file, as the definitions around them.
-    for location in hone_tools::context::extract_locations(output) {
-        if location.path != path {
-            continue;
-        }
-        if let Some(line) = location
-            .line
-            .filter(|&line| line >= 1 && line <= lines.len())
-        {
-            if let Some(start) = enclosing_definition(&lines, line - 1) {
-                starts.push(start);
-            }
-        }
-    }
-    // Test names in the output that this file defines.
-    for word in output.split(|c: char| !(c.is_alphanumeric() || c == '_')) {
-        if word.len() < 4 {
-            continue;
-        }
-        if let Some(start) = lines.iter().position(|line| defines(line, word)) {
-            starts.push(start);
-        }
-    }
-    starts.sort_unstable();
-    starts.dedup();
-    let mut regions: Vec<(usize, usize)> = Vec::new();
-    for start in starts.into_iter().take(MAX_FOCUSED_TESTS) {
-        let (from, to) = definition_span(&lines, start);
-        let (from, to) = (from + 1, to + 1);
-        match regions.last_mut() {
-            Some(last) if from <= last.1 + 1 => last.1 = last.1.max(to),
-            _ => regions.push((from, to)),
-        }
-    }
-    if regions.is_empty() {
-        return regions;
-    }
-    // The header: the lines before the first definition or class (imports, fixtures' setup),
-    // when short enough to be worth it.
-    let header_end = lines
-        .iter()
-        .position(|line| {
-            let trimmed = line.trim_start();
-            line.len() == trimmed.len()
-                && DEFINITION_STARTS
-                    .iter()
-                    .chain(&["class ", "impl ", "mod ", "describe("])
-                    .any(|start| trimmed.starts_with(start))
-        })
-        .unwrap_or(0);
-    let header_end = lines[..header_end]
-        .iter()
-        .rposition(|line| !line.trim().is_empty())
-        .map_or(0, |last| last + 1);
-    if header_end > 0 && header_end <= MAX_TEST_HEADER_LINES {
-        match regions.first_mut() {
-            Some(first) if first.0 <= header_end + 1 => first.0 = 1,
-            _ => regions.insert(0, (1, header_end)),
-        }
-    }
-    regions
-}
-
-/// Failing tests shown from one test file at most.
-const MAX_FOCUSED_TESTS: usize = 3;
-/// Longest import header shown with focused tests.
-const MAX_TEST_HEADER_LINES: usize = 20;
-/// How definitions start, trimmed (Python, Rust, Go, JavaScript, Java-ish test cases).
-const DEFINITION_STARTS: [&str; 10] = [
-    "def ",
-    "async def ",
-    "fn ",
-    "pub fn ",
-    "async fn ",
-    "func ",
-    "function ",
-    "it(",
-    "test(",
-    "public void ",
-];
-
-/// Whether `line` defines `name` (`def name(`, `fn name(`, `it("name"` ...).
-fn defines(line: &str, name: &str) -> bool {
-    let trimmed = line.trim_start();
-    DEFINITION_STARTS.iter().any(|start| {
-        trimmed.strip_prefix(start).is_some_and(|rest| {
-            // `it("name"` / `test('name'`: the name is the quoted text.
-            let rest = if start.ends_with('(') {
-                match rest.strip_prefix(['"', '\'', '`']) {
-                    Some(quoted) => quoted,
-                    None => return false,
-                }
-            } else {
-                rest
-            };
-            rest.strip_prefix(name)
-                .is_some_and(|after| after.starts_with(['(', '<', ' ', '"', '\'', '`']))
-        })
-    })
-}
-
-/// The 0-based line of the definition enclosing line `at` (or starting there).
-fn enclosing_definition(lines: &[&str], at: usize) -> Option<usize> {
-    let indent = |line: &str| line.len() - line.trim_start().len();
-    // Only lines indented less than everything seen so far enclose the line.
-    let mut bound = indent(lines[at]) + 1;
-    for index in (0..=at).rev() {
-        let line = lines[index];
-        if line.trim().is_empty() {
-            continue;
-        }
-        let depth = indent(line);
-        if depth >= bound {
-            continue;
-        }
-        let trimmed = line.trim_start();
-        if DEFINITION_STARTS
-            .iter()
-            .any(|start| trimmed.starts_with(start))
-        {
-            return Some(index);
-        }
-        bound = depth;
-    }
-    None
-}
-
-/// 0-based first and last line of the definition starting at `start`: decorators and attributes
-/// above it, and its body (every following line indented deeper, plus a closing bracket line at
-/// its own depth).
-fn definition_span(lines: &[&str], start: usize) -> (usize, usize) {
-    let indent = |line: &str| line.len() - line.trim_start().len();
-    let depth = indent(lines[start]);
-    let mut from = start;
-    while from > 0 {
-        let above = lines[from - 1];
-        let trimmed = above.trim_start();
-        if indent(above) == depth && (trimmed.starts_with('@') || trimmed.starts_with("#[")) {
-            from -= 1;
-        } else {
-            break;
-        }
-    }
-    let mut end = start;
-    for (index, line) in lines.iter().enumerate().skip(start + 1) {
-        if line.trim().is_empty() {
-            continue;
-        }
-        if indent(line) > depth {
-            end = index;
-            continue;
-        }
-        if indent(line) == depth && matches!(line.trim(), "}" | "});" | "})" | "end" | ")") {
-            end = index;
-        }
-        break;
-    }
-    (from, end)
-}
-
 fn describe_reasons(reasons: &[hone_tools::Reason]) -> String {
     reasons
         .iter()
@@ -586,230 +208,26 @@ fn describe_reasons(reasons: &[hone_tools::Reason]) -> String {
         .join("; ")
 }
 
-/// The plan used when the model's is unusable: lines failing tests point at (as their enclosing
-/// ranked region), then the best region of the top-ranked files. Unless `allow_test_edits`, test
-/// code is never a target: test files are skipped, and so are regions that overlap the test code
-/// of a source file (a Rust `#[cfg(test)]` module); a whole-file item stops before it.
-pub(crate) fn fallback_plan(
-    repo: &Repository,
-    source: &TreeSource,
-    ranked: &[hone_tools::RankedFile],
-    failure_output: Option<&str>,
-    allow_test_edits: bool,
-) -> Vec<PlanItem> {
-    let mut items: Vec<PlanItem> = Vec::new();
-    let mut locations = failure_output
-        .map(hone_tools::context::extract_locations)
-        .unwrap_or_default();
-    // The code under test before the tests themselves: a trace names the test first, but the fix
-    // is usually elsewhere (and rewriting a test is how a weak model "passes").
-    locations.sort_by_key(|location| is_test_path(&location.path));
-    let mut ranked: Vec<&hone_tools::RankedFile> = ranked.iter().collect();
-    ranked.sort_by_key(|file| is_test_path(&file.path));
-    let test_code = |path: &str, content: &str, start: usize, end: usize| {
-        !allow_test_edits && targets_test_code(path, content, start, end)
-    };
-    for location in locations {
-        let Some(line) = location.line else { continue };
-        let Some(content) = current_text(repo, source, &ChangeSet::default(), &location.path)
-        else {
-            continue;
-        };
-        if test_code(&location.path, &content, line, line) {
-            continue;
-        }
-        let region = ranked
-            .iter()
-            .find(|file| file.path == location.path)
-            .and_then(|file| {
-                file.regions
-                    .iter()
-                    .find(|r| r.start_line <= line && line <= r.end_line)
-            });
-        let lines = content.lines().count().max(1);
-        let (start, end) = match region {
-            Some(region)
-                if !test_code(&location.path, &content, region.start_line, region.end_line) =>
-            {
-                (region.start_line, region.end_line)
-            }
-            _ => (line.saturating_sub(5).max(1), (line + 5).min(lines)),
-        };
-        if test_code(&location.path, &content, start, end) {
-            continue;
-        }
-        push_unique(
-            &mut items,
-            PlanItem {
-                path: location.path,
-                start_line: start,
-                end_line: end,
-                why: format!("a failing test points at line {line}"),
-            },
-        );
-        if items.len() >= 3 {
-            return items;
-        }
-    }
-    let mut taken = 0;
-    for file in ranked {
-        if taken >= 3 {
-            break;
-        }
-        let content = if allow_test_edits {
-            String::new()
-        } else if is_test_path(&file.path) {
-            continue;
-        } else {
-            current_text(repo, source, &ChangeSet::default(), &file.path).unwrap_or_default()
-        };
-        taken += 1;
-        let region = file
-            .regions
-            .iter()
-            .find(|region| !test_code(&file.path, &content, region.start_line, region.end_line));
-        let item = match region {
-            Some(region) => PlanItem {
-                path: file.path.clone(),
-                start_line: region.start_line,
-                end_line: region.end_line,
-                why: format!("most relevant region ({})", region.name),
-            },
-            None => match first_test_line(&file.path, &content) {
-                // The file's code before its test module.
-                Some(first) if !allow_test_edits => {
-                    if first <= 1 {
-                        continue;
-                    }
-                    PlanItem {
-                        path: file.path.clone(),
-                        start_line: 1,
-                        end_line: (first - 1).min(WHOLE_FILE_LINES),
-                        why: "most relevant file (its code, not its tests)".to_owned(),
-                    }
-                }
-                _ => PlanItem {
-                    path: file.path.clone(),
-                    start_line: 0,
-                    end_line: 0,
-                    why: "most relevant file".to_owned(),
-                },
-            },
-        };
-        push_unique(&mut items, item);
-        if items.len() >= 3 {
-            break;
-        }
-    }
-    items
-}
-
-/// Whether a path looks like a test file (`test_x.py`, `x_test.go`, `x.test.ts`, `tests/...`).
-pub(crate) fn is_test_path(path: &str) -> bool {
-    hone_tools::runner::integrity::is_test_path(path)
-}
-
-/// Whether lines `start..=end` (1-based) of `path` are test code: a test file, or lines that
-/// overlap the test code of a source file (a Rust `#[cfg(test)]` module, a `#[test]` function).
-pub(crate) fn targets_test_code(path: &str, content: &str, start: usize, end: usize) -> bool {
-    if is_test_path(path) {
-        return true;
-    }
-    let (start, end) = (start.max(1) - 1, end.max(start.max(1)));
-    hone_tools::runner::integrity::test_regions(path, content)
-        .iter()
-        .any(|region| region.start < end && start < region.end)
-}
-
-/// A plan item that does not target test code: unchanged when it does not, a whole-file item cut
-/// before the file's test code, `None` when it is test code.
-pub(crate) fn without_test_code(item: PlanItem, content: &str) -> Option<PlanItem> {
-    if item.start_line == 0 && !is_test_path(&item.path) {
-        return match first_test_line(&item.path, content) {
-            None => Some(item),
-            Some(first) if first > 1 => Some(PlanItem {
-                start_line: 1,
-                end_line: (first - 1).min(WHOLE_FILE_LINES),
-                ..item
-            }),
-            Some(_) => None,
-        };
-    }
-    let end = item.end_line.max(item.start_line);
-    (!targets_test_code(&item.path, content, item.start_line, end)).then_some(item)
-}
-
-/// The first line (1-based) of test code inside a source file, if any.
-fn first_test_line(path: &str, content: &str) -> Option<usize> {
-    hone_tools::runner::integrity::test_regions(path, content)
-        .first()
-        .map(|region| region.start + 1)
-}
-
-fn push_unique(items: &mut Vec<PlanItem>, item: PlanItem) {
-    if !items
-        .iter()
-        .any(|existing| existing.path == item.path && existing.start_line == item.start_line)
-    {
-        items.push(item);
-    }
-}
-
-/// Up to five locations named in the test output that are files of the repository, with two lines
-/// of context each (from the candidate's state).
-pub(crate) fn failure_locations(
-    repo: &Repository,
-    source: &TreeSource,
-    state: &ChangeSet,
-    output: &str,
-) -> Vec<FailureLocation> {
-    let mut locations = Vec::new();
-    for location in hone_tools::context::extract_locations(output) {
-        let Some(line) = location.line else { continue };
-        let Some(content) = current_text(repo, source, state, &location.path) else {
-            continue;
-        };
-        let lines: Vec<&str> = content.lines().collect();
-        if line == 0 || line > lines.len() {
-            continue;
-        }
-        let from = line.saturating_sub(3);
-        let to = (line + 2).min(lines.len());
-        let excerpt = (from..to)
-            .map(|index| {
-                format!(
-                    "{:>5}{} {}",
-                    index + 1,
-                    if index + 1 == line { ">" } else { " " },
-                    lines[index]
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n");
-        if !locations
-            .iter()
-            .any(|known: &FailureLocation| known.path == location.path && known.line == line)
-        {
-            locations.push(FailureLocation {
-                path: location.path,
-                line,
-                excerpt,
-            });
-        }
-        if locations.len() >= 5 {
-            break;
-        }
-    }
-    locations
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use hone_prompts::PlanItem;
 
     const TESTS: &str = "import unittest\nfrom calc import add, sub\n\n\nclass CalcTests(unittest.TestCase):\n    def test_sub(self):\n        self.assertEqual(sub(3, 1), 2)\n\n    def test_add(self):\n        total = add(2, 3)\n        self.assertEqual(total, 5)\n\n    def test_zero(self):\n        self.assertEqual(add(0, 0), 0)\n";
+
+    #[test]
+    fn a_failing_test_spans_what_the_parse_says_not_its_indentation() {
+        // The expected text sits at column 0 inside the test: indentation would end the test
+        // there; the tree-sitter parse knows the function runs to its last assertion.
+        let tests = "import calc\n\n\n@skip_if_slow\ndef test_render():\n    expected = \"\"\"\n<h1>x</h1>\n\"\"\"\n    assert calc.render() == expected\n\n\ndef test_other():\n    pass\n";
+        let output = "FAILED test_page.py::test_render - AssertionError";
+        assert_eq!(
+            failing_test_regions(tests, "test_page.py", Some(output)),
+            vec![(1, 9)]
+        );
+    }
 
     #[test]
     fn a_failing_test_named_in_the_output_is_shown_with_the_imports() {
@@ -855,7 +273,10 @@ mod tests {
             signals: Vec::new(),
             symbols: vec![hone_tools::context::Definition {
                 name: "x".into(),
+                kind: "function",
                 line: 3,
+                start_line: 3,
+                end_line: 4,
                 signature: signature.into(),
             }],
         }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::error::Result;
 use crate::repo::{classify, FileContent, FileKind, Repository};
 
+mod graph;
 mod kinds;
 mod locations;
 mod regions;
@@ -17,18 +18,20 @@ mod repo_map;
 mod symbols;
 mod task;
 mod terms;
+mod trace_hits;
 mod traces;
 
+use graph::{apply_symbol_graph, top_symbols};
 pub use repo_map::repo_map;
-use symbols::reference_edges;
-pub use symbols::{definitions, personalised_pagerank, Definition};
+use symbols::has_grammar;
+pub use symbols::{definitions, personalised_pagerank, Definition, FileTags, Tagger};
 
 pub use kinds::{classify_path, task_focus, FileClass, TaskFocus};
 pub use locations::extract_locations;
 use regions::rank_regions;
 pub use task::{query_terms, QueryTerm, SegmentKind};
 use terms::{for_each_term, TermMatcher};
-use traces::{frame_weight, installed_relative};
+use trace_hits::{weigh_traces, PathResolver};
 pub use traces::{parse_traces, Frame, Trace};
 
 /// What to rank for.
@@ -381,7 +384,7 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
             symbols: Vec::new(),
         });
     }
-    let definitions = apply_symbol_graph(documents, &classes, &query_terms, &mut ranked);
+    let mut parsed = apply_symbol_graph(documents, &classes, &query_terms, &mut ranked);
     let mut ranked: Vec<(usize, RankedFile)> = ranked
         .into_iter()
         .enumerate()
@@ -393,24 +396,29 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
             .then_with(|| a.path.cmp(&b.path))
     });
     ranked.truncate(top);
-    for (index, file) in &mut ranked {
-        file.symbols = top_symbols(&definitions[*index], &term_index);
-    }
-    let mut ranked: Vec<RankedFile> = ranked.into_iter().map(|(_, file)| file).collect();
-    let by_path: HashMap<&str, usize> = documents
+    // The files shown that the graph did not parse (docs have no grammar; large repositories
+    // parse within a budget): their regions come from the same parse.
+    let unparsed: Vec<usize> = ranked
         .iter()
-        .enumerate()
-        .map(|(index, (path, _))| (path.as_str(), index))
+        .map(|(index, _)| *index)
+        .filter(|index| !parsed.contains_key(index) && has_grammar(&documents[*index].0))
         .collect();
-    for file in &mut ranked {
-        if let Some(&index) = by_path.get(file.path.as_str()) {
+    parsed.extend(graph::parse_files(documents, &unparsed));
+    let ranked: Vec<RankedFile> = ranked
+        .into_iter()
+        .map(|(index, mut file)| {
+            let found = parsed
+                .get(&index)
+                .map_or(&[][..], |tags| tags.definitions.as_slice());
+            file.symbols = top_symbols(found, &term_index);
             let lines: Vec<usize> = trace_hits
                 .get(&index)
                 .map(|hit| hit.lines.clone())
                 .unwrap_or_default();
-            file.regions = rank_regions(&documents[index].1, &term_index, &idf, &lines);
-        }
-    }
+            file.regions = rank_regions(&documents[index].1, found, &term_index, &idf, &lines);
+            file
+        })
+        .collect();
     ContextRanking {
         files: ranked,
         files_considered: documents.len(),
@@ -420,161 +428,6 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
     }
 }
 
-/// Files whose first-stage score seeds the graph (and whose references make its edges).
-const GRAPH_SEEDS: usize = 30;
-/// Largest bonus from the symbol graph (the file that receives the most rank from the seeds).
-const GRAPH_WEIGHT: f64 = 5.0;
-/// Bonus per task identifier a file defines (times the term's weight).
-const DEFINES_WEIGHT: f64 = 2.0;
-
-/// The symbol graph's two signals, added to `ranked` (one entry per document, same order):
-/// files defining an identifier of the task, and personalised PageRank flowing from the
-/// first-stage ranking to the files whose definitions the best files use. Returns each
-/// document's definitions.
-fn apply_symbol_graph(
-    documents: &[(String, String)],
-    classes: &[FileClass],
-    query_terms: &[QueryTerm],
-    ranked: &mut [RankedFile],
-) -> Vec<Vec<Definition>> {
-    // One regex pass per source file, in two halves (the same split as the term counting).
-    let half = documents.len().div_ceil(2).max(1);
-    let definitions: Vec<Vec<Definition>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = documents
-            .chunks(half)
-            .zip(classes.chunks(half))
-            .map(|(chunk, chunk_classes)| {
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .zip(chunk_classes)
-                        .map(|((path, text), class)| match class {
-                            FileClass::Source | FileClass::Test => definitions(path, text),
-                            _ => Vec::new(),
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| handle.join().unwrap_or_default())
-            .collect()
-    });
-    let mut defined: HashMap<&str, Vec<usize>> = HashMap::new();
-    let mut defined_lower: HashMap<String, Vec<usize>> = HashMap::new();
-    for (index, found) in definitions.iter().enumerate() {
-        if classes[index] != FileClass::Source {
-            continue;
-        }
-        for definition in found {
-            let entry = defined.entry(definition.name.as_str()).or_default();
-            if !entry.contains(&index) {
-                entry.push(index);
-            }
-            let entry = defined_lower
-                .entry(definition.name.to_ascii_lowercase())
-                .or_default();
-            if !entry.contains(&index) {
-                entry.push(index);
-            }
-        }
-    }
-    // Files defining what the task names.
-    for term in query_terms.iter().filter(|term| term.term.len() >= 4) {
-        let Some(definers) = defined_lower.get(&term.term) else {
-            continue;
-        };
-        if definers.len() > 5 {
-            continue;
-        }
-        let bonus = DEFINES_WEIGHT * term.weight / definers.len() as f64;
-        for &index in definers {
-            let file = &mut ranked[index];
-            file.score += bonus;
-            file.signals.push(Signal::new(
-                "defines",
-                bonus,
-                format!("defines `{}`, named in the task", term.term),
-            ));
-        }
-    }
-    // Seeds: the best files so far.
-    let mut order: Vec<usize> = (0..ranked.len())
-        .filter(|&i| ranked[i].score > 0.0)
-        .collect();
-    order.sort_by(|&a, &b| ranked[b].score.total_cmp(&ranked[a].score));
-    order.truncate(GRAPH_SEEDS);
-    let mut seeds = vec![0.0; ranked.len()];
-    for &index in &order {
-        seeds[index] = ranked[index].score;
-    }
-    // Only code refers: a changelog naming a function is not a call.
-    let referrers: Vec<(usize, &str)> = order
-        .iter()
-        .filter(|&&index| matches!(classes[index], FileClass::Source | FileClass::Test))
-        .map(|&index| (index, documents[index].1.as_str()))
-        .collect();
-    let edges = reference_edges(&referrers, &defined);
-    if edges.is_empty() {
-        return definitions;
-    }
-    let rank = personalised_pagerank(ranked.len(), &edges, &seeds);
-    let total: f64 = seeds.iter().sum();
-    // What a file received through links, beyond its own restart share.
-    let flow: Vec<f64> = rank
-        .iter()
-        .zip(&seeds)
-        .map(|(rank, seed)| (rank - 0.15 * seed / total).max(0.0))
-        .collect();
-    let most = flow.iter().copied().fold(0.0, f64::max);
-    if most <= 0.0 {
-        return definitions;
-    }
-    for (index, value) in flow.iter().enumerate() {
-        let bonus = GRAPH_WEIGHT * value / most;
-        if bonus < 0.05 {
-            continue;
-        }
-        let file = &mut ranked[index];
-        file.score += bonus;
-        let users: Vec<&str> = edges
-            .iter()
-            .filter(|(_, to, _)| *to == index)
-            .map(|(from, _, _)| documents[*from].0.as_str())
-            .take(3)
-            .collect();
-        file.signals.push(Signal::new(
-            "graph",
-            bonus,
-            format!("its definitions are used by {}", users.join(", ")),
-        ));
-    }
-    definitions
-}
-
-/// A file's definitions for the repo map: those matching the task's terms first, then in order.
-fn top_symbols(found: &[Definition], term_index: &HashMap<&str, usize>) -> Vec<Definition> {
-    let mut scored: Vec<(usize, &Definition)> = found
-        .iter()
-        .map(|definition| {
-            let mut hits = 0;
-            for_each_term(&definition.name, |term| {
-                if term_index.contains_key(term) {
-                    hits += 1;
-                }
-            });
-            (hits, definition)
-        })
-        .collect();
-    scored.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.line.cmp(&b.1.line)));
-    scored
-        .into_iter()
-        .take(16)
-        .map(|(_, definition)| definition.clone())
-        .collect()
-}
-
 /// The largest char boundary of `text` at or below `at`.
 fn floor_boundary(text: &str, at: usize) -> usize {
     let mut at = at.min(text.len());
@@ -582,132 +435,6 @@ fn floor_boundary(text: &str, at: usize) -> usize {
         at -= 1;
     }
     at
-}
-
-/// Finds the repository file a path written in a trace or a report means.
-struct PathResolver<'a> {
-    by_name: HashMap<&'a str, Vec<(usize, &'a str)>>,
-}
-
-impl<'a> PathResolver<'a> {
-    fn new(documents: &'a [(String, String)]) -> Self {
-        let mut by_name: HashMap<&str, Vec<(usize, &str)>> = HashMap::new();
-        for (index, (path, _)) in documents.iter().enumerate() {
-            let name = path.rsplit('/').next().unwrap_or(path);
-            by_name
-                .entry(name)
-                .or_default()
-                .push((index, path.as_str()));
-        }
-        Self { by_name }
-    }
-
-    /// The document `written` names: an absolute path ending in a repository path, a path below
-    /// `site-packages/` (the repository's package installed), or a relative path below the root or
-    /// below a workspace member. The longest shared suffix wins.
-    fn resolve(&self, written: &str) -> Option<usize> {
-        let written = written.trim_start_matches("./").replace('\\', "/");
-        let written = installed_relative(&written).unwrap_or(&written);
-        let name = written.rsplit('/').next().unwrap_or(written);
-        let candidates = self.by_name.get(name)?;
-        candidates
-            .iter()
-            .filter_map(|&(index, path)| {
-                let shared = shared_suffix_components(written, path);
-                (shared > 0).then_some((shared, std::cmp::Reverse(path.len()), index))
-            })
-            .max()
-            .filter(|(shared, _, _)| *shared >= 2 || candidates.len() == 1)
-            .map(|(_, _, index)| index)
-    }
-}
-
-/// How many trailing `/`-separated components `a` and `b` share.
-fn shared_suffix_components(a: &str, b: &str) -> usize {
-    a.rsplit('/')
-        .zip(b.rsplit('/'))
-        .take_while(|(x, y)| x == y)
-        .count()
-}
-
-/// How a file figures in the traces.
-struct TraceHit {
-    weight: f64,
-    lines: Vec<usize>,
-    role: String,
-}
-
-/// Weigh every repository file named in `traces` by the role of its best frame.
-fn weigh_traces(
-    traces: &[Trace],
-    resolver: &PathResolver<'_>,
-    classes: &[FileClass],
-) -> HashMap<usize, TraceHit> {
-    let mut hits: HashMap<usize, TraceHit> = HashMap::new();
-    for trace in traces {
-        let message = trace.messages.join("\n");
-        let resolved: Vec<(usize, &Frame)> = trace
-            .frames
-            .iter()
-            .filter(|frame| !frame.external)
-            .filter_map(|frame| resolver.resolve(&frame.path).map(|index| (index, frame)))
-            .collect();
-        let raising = trace
-            .frames
-            .first()
-            .and_then(|first| {
-                resolved
-                    .first()
-                    .filter(|(_, frame)| std::ptr::eq(*frame, first))
-            })
-            .map(|(index, _)| *index);
-        let innermost_source = resolved
-            .iter()
-            .position(|(index, _)| classes[*index] == FileClass::Source);
-        for (position, (index, frame)) in resolved.iter().enumerate() {
-            let stem = frame
-                .path
-                .rsplit('/')
-                .next()
-                .and_then(|name| name.split('.').next())
-                .unwrap_or("");
-            let in_message = frame.function.as_deref().is_some_and(|function| {
-                function.len() > 2 && function != "main" && message.contains(function)
-            }) || (stem.len() > 2
-                && !["main", "mod", "lib", "index", "__init__"].contains(&stem)
-                && message.contains(stem));
-            let is_raising = position == 0 && raising == Some(*index);
-            let weighed = frame_weight(position, innermost_source, is_raising, in_message);
-            // A test file in a trace is supporting context: the code under test comes first.
-            let class_factor = match classes[*index] {
-                FileClass::Source => 1.0,
-                FileClass::Test => 0.6,
-                _ => 0.4,
-            };
-            let weight = weighed.weight * class_factor;
-            let hit = hits.entry(*index).or_insert_with(|| TraceHit {
-                weight: 0.0,
-                lines: Vec::new(),
-                role: String::new(),
-            });
-            if let Some(line) = frame.line {
-                if !hit.lines.contains(&line) {
-                    hit.lines.push(line);
-                }
-            }
-            if weight > hit.weight {
-                hit.weight = weight;
-                hit.role = match &frame.function {
-                    Some(function) => format!("{} (in {function})", weighed.role),
-                    None => weighed.role.to_string(),
-                };
-            } else {
-                // Several frames in one file: a little more.
-                hit.weight += 0.02;
-            }
-        }
-    }
-    hits
 }
 
 /// True when a path named somewhere (maybe absolute, maybe with `./`) is the repository `path`.

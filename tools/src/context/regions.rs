@@ -1,53 +1,38 @@
-//! Regions: a file split into definitions (functions, classes, impls, ...) by their header lines
-//! and indentation, each scored with the query's BM25 weights and the failure's line numbers.
+//! Regions: a file split into its definitions (functions, classes, methods, impls, ...) as the
+//! tree-sitter parse gives them, or into 40-line windows when it has none (no grammar, or prose),
+//! each scored with the query's BM25 weights and the failure's line numbers.
 
 use std::collections::HashMap;
-use std::sync::LazyLock;
-
-use regex::Regex;
 
 use super::terms::for_each_term;
-use super::{Reason, Region, K1, TRACE_BOOST};
+use super::{Definition, Reason, Region, K1, TRACE_BOOST};
 
-static REGION_START: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    Regex::new(
-        r"^\s*(?:(?:pub(?:\([^)]*\))?|export|default|async|static|unsafe|public|private|protected|abstract|final|override)\s+)*(?:fn|struct|enum|impl|trait|mod|class|def|func|function|interface|type|macro_rules!)\b|^\s*(?:const|let|var)\s+\w+\s*=\s*(?:async\s*)?(?:\([^)]*\)|\w+)\s*=>",
-    )
-    .ok()
-});
+/// Lines per region of a file without definitions.
+const WINDOW_LINES: usize = 40;
 
-/// Split `text` into regions (definitions: functions, classes, impls, ...) and score them.
+/// Split `text` into regions (its `definitions`, or windows) and score them.
 pub(super) fn rank_regions(
     text: &str,
+    definitions: &[Definition],
     term_index: &HashMap<&str, usize>,
     idf: &[f64],
     trace_lines: &[usize],
 ) -> Vec<Region> {
     let lines: Vec<&str> = text.lines().collect();
-    let Some(pattern) = REGION_START.as_ref() else {
-        return Vec::new();
-    };
-    let starts: Vec<usize> = (0..lines.len())
-        .filter(|&i| pattern.is_match(lines[i]))
+    // 0-based first line, exclusive end.
+    let mut spans: Vec<(usize, usize)> = definitions
+        .iter()
+        .map(|definition| {
+            let end = definition.end_line.min(lines.len());
+            (definition.start_line.saturating_sub(1).min(end), end)
+        })
+        .filter(|(start, end)| start < end)
         .collect();
-    let mut spans: Vec<(usize, usize)> = Vec::new();
-    for (k, &start) in starts.iter().enumerate() {
-        let indent = indentation(lines[start]);
-        let end = starts[k + 1..]
-            .iter()
-            .copied()
-            .find(|&next| indentation(lines[next]) <= indent)
-            .unwrap_or(lines.len());
-        let mut end = end;
-        while end > start + 1 && lines[end - 1].trim().is_empty() {
-            end -= 1;
-        }
-        spans.push((start, end));
-    }
+    spans.dedup();
     if spans.is_empty() {
         spans = (0..lines.len())
-            .step_by(40)
-            .map(|start| (start, (start + 40).min(lines.len())))
+            .step_by(WINDOW_LINES)
+            .map(|start| (start, (start + WINDOW_LINES).min(lines.len())))
             .collect();
     }
     let mut regions: Vec<Region> = spans
@@ -127,6 +112,37 @@ pub(super) fn rank_regions(
     regions
 }
 
-fn indentation(line: &str) -> usize {
-    line.len() - line.trim_start().len()
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::context::definitions;
+
+    fn regions(path: &str, text: &str, term: &str) -> Vec<(usize, usize, String)> {
+        let index: HashMap<&str, usize> = [(term, 0)].into_iter().collect();
+        rank_regions(text, &definitions(path, text), &index, &[1.0], &[])
+            .into_iter()
+            .map(|region| (region.start_line, region.end_line, region.name))
+            .collect()
+    }
+
+    #[test]
+    fn regions_are_the_parsed_definitions() {
+        // A C function with its brace on the next line, and a Python method whose body holds a
+        // string at column 0: the parse knows where each ends.
+        let c = "#include <x.h>\nstatic int cart_total(struct cart *c)\n{\n    return escape(c);\n}\n\nint other(void) { return 0; }\n";
+        assert_eq!(
+            regions("cart.c", c, "escape"),
+            [(2, 5, "static int cart_total(struct cart *c)".to_string())]
+        );
+        let python = "class Page:\n    def render(self):\n        text = \"\"\"\n<h1>title</h1>\n\"\"\"\n        return escape(text)\n\n    def other(self):\n        pass\n";
+        let found = regions("page.py", python, "escape");
+        assert_eq!(
+            found[0],
+            (2, 6, "def render(self):".to_string()),
+            "{found:?}"
+        );
+        // Without a grammar: windows.
+        assert_eq!(regions("notes.txt", "escape\n", "escape")[0].0, 1);
+    }
 }

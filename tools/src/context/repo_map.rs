@@ -60,7 +60,10 @@ mod tests {
                 .enumerate()
                 .map(|(i, name)| Definition {
                     name: (*name).into(),
+                    kind: "function",
                     line: 10 * (i + 1),
+                    start_line: 10 * (i + 1),
+                    end_line: 10 * (i + 1) + 5,
                     signature: format!("def {name}(self, value):"),
                 })
                 .collect(),
