@@ -63,6 +63,26 @@ pub enum Error {
     /// A batch worker panicked or was lost.
     #[error("a batch task stopped unexpectedly: {0}")]
     TaskLost(String),
+    /// A configuration file (user config or `.hone.toml`) has a syntax error, an unknown key or a
+    /// bad value.
+    #[error("{}: {message}", path.display())]
+    ConfigFile {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    /// A `HONE_*` environment variable has a value hone cannot use.
+    #[error("{name}={value:?} is not valid: expected {expected}")]
+    ConfigEnv {
+        name: String,
+        value: String,
+        expected: String,
+    },
+    /// The trust records file (`trusted.toml`) could not be read or written.
+    #[error("{}: {message}", path.display())]
+    TrustFile {
+        path: std::path::PathBuf,
+        message: String,
+    },
     /// The run was set up wrongly (dirty tree, no test command, bad option).
     #[error("{0}")]
     Setup(String),

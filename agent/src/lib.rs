@@ -11,6 +11,7 @@ pub mod model;
 pub mod openai;
 pub mod plan;
 pub mod run;
+pub mod settings;
 pub mod testing;
 pub mod transcript;
 

@@ -96,7 +96,7 @@ pub fn run(args: RefactorArgs) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
-    let config = crate::config::Config::load_noting_untrusted(Some(&root))?;
+    let config = crate::config::load_noting_untrusted(Some(&root))?;
     let backend = crate::hooks::model::open(&args.model, &config)?;
     let model = backend.model.clone();
     let test = args.test.clone().or_else(|| config.test.clone());

@@ -183,7 +183,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .into());
     }
     drop(repo);
-    let config = Config::load_noting_untrusted(Some(&root))?;
+    let config = crate::config::load_noting_untrusted(Some(&root))?;
     let settings = model_settings(&args, &config)?;
     let backend = backends::open(&settings)?;
     let request = run_request(&args, &config, &root);

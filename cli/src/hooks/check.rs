@@ -27,7 +27,7 @@ pub fn check_tree(
     timeout: Duration,
 ) -> anyhow::Result<Check> {
     let repo = Repository::discover(top)?;
-    let config = crate::config::Config::load(Some(repo.root()))?;
+    let config = crate::config::load(Some(repo.root()))?;
     let mut options = SandboxOptions::for_repository(&repo);
     options.confinement = crate::confinement::policy_for_tests(&config, None);
     options
