@@ -409,6 +409,53 @@ fn a_hanging_candidate_times_out() {
 }
 
 #[test]
+fn no_test_command_fails_fast_before_the_model_is_loaded() {
+    let fixture = Fixture::new(&[("notes.md", "# notes\n"), ("calc.py", PY_CALC)]);
+    let model = fixture.scratch.path().join("no-such-model-of-40-gigabytes");
+    let started = std::time::Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_hone"))
+        .current_dir(fixture.path())
+        .args(["run", "fix add", "--backend", "local", "--model"])
+        .arg(&model)
+        .env("HOME", fixture.scratch.path())
+        .env("XDG_CONFIG_HOME", fixture.scratch.path().join("config"))
+        .env_remove("HONE_MODEL")
+        .env_remove("HONE_BACKEND")
+        .env_remove("HONE_TEST")
+        .env_remove("HONE_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        stderr.contains("no test command found"),
+        "the refusal is about the test command: {}",
+        text(&output)
+    );
+    assert!(
+        stderr.contains("hint: pass --test"),
+        "it says what to do: {}",
+        text(&output)
+    );
+    assert!(
+        !stderr.contains("no-such-model"),
+        "the model was never looked at: {}",
+        text(&output)
+    );
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|line| line.starts_with("error:"))
+            .count(),
+        1,
+        "{}",
+        text(&output)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(output.stdout.is_empty(), "{}", text(&output));
+}
+
+#[test]
 fn dirty_tree_is_refused_unless_allowed() {
     let fixture = python();
     std::fs::write(fixture.path().join("README.md"), "# calc\n\nlocal notes\n").unwrap();

@@ -136,9 +136,15 @@ pub(crate) struct TestSettings {
     pub allow_test_edits: bool,
 }
 
-/// One test result (`None` when skipped because another candidate passed first), and whether the
-/// candidate passed only by running fewer tests than the baseline.
-pub(crate) type Tested = (usize, Prepared, Option<Result<TestReport>>, bool);
+/// One candidate after testing.
+#[derive(Debug)]
+pub(crate) struct Tested {
+    pub candidate: Prepared,
+    /// `None` when skipped because another candidate passed first.
+    pub report: Option<Result<TestReport>>,
+    /// It passed only by running fewer tests than the baseline or by editing tests.
+    pub removed_tests: bool,
+}
 
 /// Tests a run counted, when its framework's output was recognised.
 pub(crate) fn test_count(report: &TestReport) -> Option<usize> {
@@ -211,7 +217,11 @@ pub(crate) async fn test_all(
         async move {
             let index = candidate.index;
             if passed.load(Ordering::SeqCst) {
-                return (index, candidate, None, false);
+                return Tested {
+                    candidate,
+                    report: None,
+                    removed_tests: false,
+                };
             }
             on_start(index);
             let slot = slots
@@ -255,14 +265,18 @@ pub(crate) async fn test_all(
                 passed.store(true, Ordering::SeqCst);
             }
             on_finish(index, &report);
-            (index, candidate, Some(report), removed)
+            Tested {
+                candidate,
+                report: Some(report),
+                removed_tests: removed,
+            }
         }
     });
     let mut results: Vec<Tested> = futures::stream::iter(futures)
         .buffer_unordered(jobs)
         .collect()
         .await;
-    results.sort_by_key(|(index, _, _, _)| *index);
+    results.sort_by_key(|tested| tested.candidate.index);
     results
 }
 

@@ -185,8 +185,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     drop(repo);
     let config = crate::config::load_noting_untrusted(Some(&root))?;
     let settings = model_settings(&args, &config)?;
+    let mut request = run_request(&args, &config, &root);
+    // Everything that can refuse the run without a model, before a local model (GBs) is loaded.
+    let checked = hone_agent::run::preflight(&request).map_err(agent_error)?;
+    request.test_command = Some(checked.test_command);
     let backend = backends::open(&settings)?;
-    let request = run_request(&args, &config, &root);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
