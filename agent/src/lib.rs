@@ -23,6 +23,6 @@ pub use model::{
     Segment, StreamCallback, StreamUpdate, Usage,
 };
 pub use run::{
-    commit_message, run_task, run_task_blocking, GenerationMode, RunDefaults, RunOutcome,
-    RunRequest,
+    commit_message, draft_commit_message, run_task, run_task_blocking, GenerationMode, RunDefaults,
+    RunOutcome, RunRequest,
 };

@@ -28,7 +28,7 @@ use crate::model::{Message, Model};
 use crate::transcript::{new_run_id, write_summary, Transcript};
 use crate::{Error, Result};
 
-pub use commit::commit_message;
+pub use commit::{clean_draft, commit_message, commit_message_request, draft_commit_message};
 pub use defaults::RunDefaults;
 use iteration::{Conversation, IterationOutcome};
 pub use preflight::{preflight, Preflight};
