@@ -272,14 +272,12 @@ impl<'a> Run<'a> {
         // Creating the sandbox copies the tree: file work, like the test run, off the workers.
         let report = tokio::task::spawn_blocking(move || -> Result<_> {
             let repo = Repository::open(&root)?;
-            let sandbox = hone_tools::Sandbox::create(&repo, &source, &sandbox_options)?;
-            let mut options = sandbox.run_options();
-            options.timeout = timeout;
-            let prefix = format!("{}/", options.cwd.display());
-            let report = hone_tools::run_command(&command, &options)
-                .map(|report| evaluate::relative_paths(report, &prefix))?;
-            drop(sandbox);
-            Ok(report)
+            let test = hone_tools::TestChoice::Command(command);
+            let tested =
+                hone_tools::verify::test_tree(&repo, &source, &sandbox_options, &test, timeout)?
+                    .ok_or_else(|| Error::Setup("no test command to run".into()))?;
+            let prefix = format!("{}/", tested.sandbox_root.display());
+            Ok(evaluate::relative_paths(tested.report, &prefix))
         })
         .await
         .map_err(|error| Error::Backend(format!("test thread failed: {error}")))??;
