@@ -83,6 +83,14 @@ pub enum Error {
         path: std::path::PathBuf,
         message: String,
     },
+    /// A run from the working tree during a merge (its conflicts are not hone's to resolve).
+    #[error("a merge is in progress (MERGE_HEAD is set): resolve the conflicts and `git commit`, or `git merge --abort`, then run hone again")]
+    MergeInProgress,
+    /// A run from the working tree with uncommitted changes to tracked files, not allowed.
+    #[error(
+        "the working tree has uncommitted changes to tracked files: commit or stash them first"
+    )]
+    DirtyTree,
     /// The run was set up wrongly (dirty tree, no test command, bad option).
     #[error("{0}")]
     Setup(String),

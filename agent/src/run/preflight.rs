@@ -40,14 +40,10 @@ fn check_tree(request: &RunRequest, repo: &Repository) -> Result<()> {
         return Ok(());
     }
     if repo.git_dir().join("MERGE_HEAD").exists() {
-        return Err(Error::Setup(
-            "a merge is in progress (MERGE_HEAD is set): resolve the conflicts and `git commit`, or `git merge --abort`, then run hone again".into(),
-        ));
+        return Err(Error::MergeInProgress);
     }
     if !request.allow_dirty && repo.has_tracked_changes()? {
-        return Err(Error::Setup(
-            "the working tree has uncommitted changes to tracked files: commit or stash them, or pass --allow-dirty (the sandbox then includes them and only hone's patch is applied on top)".into(),
-        ));
+        return Err(Error::DirtyTree);
     }
     Ok(())
 }

@@ -167,22 +167,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         )
     })?;
     let root = repo.root().to_path_buf();
-    if repo.git().state() == git2::RepositoryState::Merge {
-        return Err(Hinted::new(
-            anyhow::anyhow!("a merge is in progress (MERGE_HEAD is set)"),
-            ["resolve the conflicts and `git commit`, or `git merge --abort`, then run hone again"],
-        )
-        .into());
-    }
-    if !args.allow_dirty && repo.has_tracked_changes()? {
-        return Err(Hinted::new(
-            anyhow::anyhow!("the working tree has uncommitted changes to tracked files"),
-            [
-                "commit or stash them first, or pass --allow-dirty (the sandbox then includes them and only hone's patch is applied on top)",
-            ],
-        )
-        .into());
-    }
     drop(repo);
     let config = crate::config::load_noting_untrusted(Some(&root))?;
     let settings = model_settings(&args, &config)?;
@@ -222,6 +206,9 @@ fn agent_error(error: hone_agent::Error) -> anyhow::Error {
         }
         hone_agent::Error::Http { .. } => vec![
             "is the server running and reachable? check --base-url (it usually ends in /v1)".into(),
+        ],
+        hone_agent::Error::DirtyTree => vec![
+            "or pass --allow-dirty (the sandbox then includes them and only hone's patch is applied on top)".into(),
         ],
         hone_agent::Error::Unsupported { .. } => {
             vec!["use --mode edit-blocks with this backend".into()]
