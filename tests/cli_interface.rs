@@ -67,6 +67,18 @@ const NUMERIC_FLAGS: &[(&[&str], &[&str], &[&str])] = &[
         ],
         &["--batch-window-ms"],
     ),
+    (
+        &[
+            "engine",
+            "forward",
+            "--model",
+            "m",
+            "--input",
+            "x.safetensors",
+        ],
+        &["--block-causal"],
+        &[],
+    ),
 ];
 
 fn assert_refused(command: &[&str], flag: &str, value: &str) {
@@ -109,6 +121,66 @@ fn numeric_flags_refuse_zero_negative_and_huge_values() {
             for value in ["-1", "100000000000000000000000"] {
                 assert_refused(command, flag, value);
             }
+        }
+    }
+}
+
+/// `hone generate`'s numeric flags, checked against a tiny fixture checkpoint so the refusal is
+/// about the flag, not the model: (flag, the setting's name in the message, extra arguments, values
+/// refused).
+const GENERATE_FLAGS: &[(&str, &str, &[&str], &[&str])] = &[
+    ("--gen-length", "gen_length", &[], &["0", "-1", HUGE]),
+    ("--steps", "steps", &[], &["0", "-1", HUGE]),
+    ("--block-length", "block_length", &[], &["0", "-1", HUGE]),
+    ("-n", "candidates", &[], &["0", "-1", HUGE]),
+    (
+        "--hole-lengths",
+        "hole-lengths",
+        &["--infill"],
+        &["0", "-1", HUGE],
+    ),
+    (
+        "--tokens-per-step",
+        "tokens_per_step",
+        &[],
+        &["0", "-1", HUGE],
+    ),
+    ("--top-k", "top_k", &[], &["0", "-1", HUGE]),
+    ("--top-p", "top_p", &[], &["0", "-1", HUGE]),
+    ("--threshold", "threshold", &[], &["0", "-1", HUGE]),
+    ("--temperature", "temperature", &[], &["-1"]),
+    ("--cfg-scale", "cfg_scale", &[], &["-1"]),
+    ("--seed", "seed", &[], &["-1", HUGE]),
+];
+
+const HUGE: &str = "100000000000000000000000";
+
+#[test]
+fn generate_numeric_flags_refuse_zero_negative_and_huge_values() {
+    let model = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/parity/llada-tiny"
+    );
+    for (flag, setting, extra, values) in GENERATE_FLAGS {
+        for value in values.iter() {
+            let mut args = vec!["generate", "--model", model, "--device", "cpu"];
+            args.extend(extra.iter());
+            let pair = format!("{flag}={value}");
+            args.extend([pair.as_str(), "def add(a, b):"]);
+            let output = hone(&args);
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            assert_eq!(output.status.code(), Some(2), "hone {args:?}: {stderr}");
+            let errors: Vec<&str> = stderr
+                .lines()
+                .filter(|line| line.starts_with("error:"))
+                .collect();
+            assert_eq!(errors.len(), 1, "hone {args:?}: {stderr}");
+            assert!(
+                errors[0].contains(flag) || errors[0].contains(setting),
+                "the error names the flag or its setting: {}",
+                errors[0]
+            );
+            assert!(output.stdout.is_empty(), "hone {args:?}: nothing on stdout");
         }
     }
 }

@@ -262,6 +262,33 @@ fn json_events_start_with_event_and_run_finished_comes_last() {
     assert_eq!(delivered, Some(names.len() - 2), "{names:?}");
 }
 
+/// The whole `--json` stream of a run, so a change to the events a tool reads is deliberate (times,
+/// temp paths, the run id and the context ranking's picks filtered out).
+#[test]
+fn json_event_stream_snapshot() {
+    let fixture = python();
+    let script = json!({"calls": [chat("edit", vec![plain_fix()])]});
+    let output = fixture.hone(
+        &["fix add", "--test", PY_TEST_COMMAND, "--no-plan", "--json"],
+        script,
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let root = fixture.path().canonicalize().unwrap();
+    insta::with_settings!({filters => vec![
+        (regex::escape(&root.display().to_string()).as_str(), "[repo]"),
+        (regex::escape(&fixture.path().display().to_string()).as_str(), "[repo]"),
+        (r#""([a-z_]*seconds)":[0-9.e+-]+"#, r#""$1":"[seconds]""#),
+        (r#""id":"[^"]+""#, r#""id":"[run id]""#),
+        (r"runs/[0-9A-Za-z_.-]+", "runs/[run id]"),
+        // What the context ranking picks is tested where it is made (hone-tools, hone-agent).
+        (r#""files":\[\{"path".*\],"omitted":\[.*\],"prompt_tokens":[0-9]+"#, r#""files":"[ranked]","omitted":"[ranked]","prompt_tokens":"[ranked]""#),
+        (r#""items":\[.*\],"source""#, r#""items":"[plan]","source""#),
+    ]}, {
+        insta::assert_snapshot!("run_json_events", stdout);
+    });
+}
+
 #[test]
 fn malformed_edit_then_corrected_after_the_apply_report() {
     let fixture = python();
@@ -406,6 +433,53 @@ fn a_hanging_candidate_times_out() {
         "{finished}"
     );
     assert_eq!(fixture.read("calc.py"), PY_CALC);
+}
+
+#[test]
+fn no_test_command_fails_fast_before_the_model_is_loaded() {
+    let fixture = Fixture::new(&[("notes.md", "# notes\n"), ("calc.py", PY_CALC)]);
+    let model = fixture.scratch.path().join("no-such-model-of-40-gigabytes");
+    let started = std::time::Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_hone"))
+        .current_dir(fixture.path())
+        .args(["run", "fix add", "--backend", "local", "--model"])
+        .arg(&model)
+        .env("HOME", fixture.scratch.path())
+        .env("XDG_CONFIG_HOME", fixture.scratch.path().join("config"))
+        .env_remove("HONE_MODEL")
+        .env_remove("HONE_BACKEND")
+        .env_remove("HONE_TEST")
+        .env_remove("HONE_CONFIG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+    assert!(
+        stderr.contains("no test command found"),
+        "the refusal is about the test command: {}",
+        text(&output)
+    );
+    assert!(
+        stderr.contains("hint: pass --test"),
+        "it says what to do: {}",
+        text(&output)
+    );
+    assert!(
+        !stderr.contains("no-such-model"),
+        "the model was never looked at: {}",
+        text(&output)
+    );
+    assert_eq!(
+        stderr
+            .lines()
+            .filter(|line| line.starts_with("error:"))
+            .count(),
+        1,
+        "{}",
+        text(&output)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(output.stdout.is_empty(), "{}", text(&output));
 }
 
 #[test]

@@ -1,6 +1,8 @@
 //! A candidate's change as whole files: for each touched path, the content before (in the run's base
 //! state) and after. This is what the agent compares (duplicate detection, diff size), shows (unified
-//! diff) and finally delivers, independent of the edit format the model used.
+//! diff) and finally delivers, independent of the edit format the model used. Diffs and writes go
+//! through hone-tools (`diff::diff_changes`, `edits::write_file_changes`): one implementation of
+//! each, with file modes (a moved executable stays executable).
 
 use std::collections::BTreeMap;
 
@@ -12,6 +14,9 @@ pub struct FileChange {
     pub path: String,
     pub before: Option<String>,
     pub after: Option<String>,
+    /// The file is executable after the change (a created file gets mode 755: the target of a
+    /// move keeps its source's mode); an existing file keeps its own mode when written.
+    pub executable: bool,
 }
 
 /// All the files one candidate changes, sorted by path.
@@ -44,11 +49,21 @@ impl ChangeSet {
 
     /// A unified diff that `git apply` accepts.
     pub fn unified_diff(&self) -> String {
-        let mut out = String::new();
-        for file in &self.files {
-            out.push_str(&file_diff(file));
-        }
-        out
+        hone_tools::diff::diff_changes(&self.to_tools())
+    }
+
+    /// The same change as hone-tools' file changes (to diff or write it).
+    pub fn to_tools(&self) -> Vec<hone_tools::FileChange> {
+        self.files
+            .iter()
+            .map(|file| hone_tools::FileChange {
+                path: file.path.clone(),
+                moved_from: None,
+                before: file.before.clone(),
+                after: file.after.clone(),
+                executable: file.executable,
+            })
+            .collect()
     }
 
     /// Lines added plus removed: the size used to prefer smaller candidates.
@@ -79,39 +94,12 @@ impl ChangeSet {
                     path: file.path.clone(),
                     before,
                     after: file.after.clone(),
+                    executable: file.executable,
                 },
             );
         }
         ChangeSet::new(by_path.into_values())
     }
-}
-
-fn file_diff(file: &FileChange) -> String {
-    let before = file.before.as_deref().unwrap_or("");
-    let after = file.after.as_deref().unwrap_or("");
-    let old_name = if file.before.is_some() {
-        format!("a/{}", file.path)
-    } else {
-        "/dev/null".to_owned()
-    };
-    let new_name = if file.after.is_some() {
-        format!("b/{}", file.path)
-    } else {
-        "/dev/null".to_owned()
-    };
-    let mut header = format!("diff --git a/{0} b/{0}\n", file.path);
-    if file.before.is_none() {
-        header.push_str("new file mode 100644\n");
-    } else if file.after.is_none() {
-        header.push_str("deleted file mode 100644\n");
-    }
-    let diff = similar::TextDiff::from_lines(before, after);
-    let body = diff
-        .unified_diff()
-        .context_radius(3)
-        .header(&old_name, &new_name)
-        .to_string();
-    header + &body
 }
 
 #[cfg(test)]
@@ -125,6 +113,7 @@ mod tests {
             path: path.into(),
             before: before.map(Into::into),
             after: after.map(Into::into),
+            executable: false,
         }
     }
 

@@ -24,18 +24,7 @@ pub fn apply_to_tree(root: &Path, changes: &ChangeSet) -> Result<()> {
             )));
         }
     }
-    let files: Vec<hone_tools::FileChange> = changes
-        .files
-        .iter()
-        .map(|file| hone_tools::FileChange {
-            path: file.path.clone(),
-            moved_from: None,
-            before: file.before.clone(),
-            after: file.after.clone(),
-            executable: false,
-        })
-        .collect();
-    hone_tools::edits::write_file_changes(root, &files)?;
+    hone_tools::edits::write_file_changes(root, &changes.to_tools())?;
     Ok(())
 }
 
@@ -93,7 +82,9 @@ pub fn commit_on_branch(
                     .ok()
                     .and_then(|line| line.split_whitespace().next().map(str::to_owned))
                     .filter(|mode| mode.starts_with("100"))
-                    .unwrap_or_else(|| "100644".to_owned());
+                    .unwrap_or_else(|| {
+                        if file.executable { "100755" } else { "100644" }.to_owned()
+                    });
                 let info = format!("{mode},{},{}", blob.trim(), file.path);
                 with_index(&["update-index", "--add", "--cacheinfo", &info], None)?;
             }

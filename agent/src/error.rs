@@ -67,6 +67,34 @@ pub enum Error {
     /// A batch worker panicked or was lost.
     #[error("a batch task stopped unexpectedly: {0}")]
     TaskLost(String),
+    /// A configuration file (user config or `.hone.toml`) has a syntax error, an unknown key or a
+    /// bad value.
+    #[error("{}: {message}", path.display())]
+    ConfigFile {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    /// A `HONE_*` environment variable has a value hone cannot use.
+    #[error("{name}={value:?} is not valid: expected {expected}")]
+    ConfigEnv {
+        name: String,
+        value: String,
+        expected: String,
+    },
+    /// The trust records file (`trusted.toml`) could not be read or written.
+    #[error("{}: {message}", path.display())]
+    TrustFile {
+        path: std::path::PathBuf,
+        message: String,
+    },
+    /// A run from the working tree during a merge (its conflicts are not hone's to resolve).
+    #[error("a merge is in progress (MERGE_HEAD is set): resolve the conflicts and `git commit`, or `git merge --abort`, then run hone again")]
+    MergeInProgress,
+    /// A run from the working tree with uncommitted changes to tracked files, not allowed.
+    #[error(
+        "the working tree has uncommitted changes to tracked files: commit or stash them first"
+    )]
+    DirtyTree,
     /// The run was set up wrongly (dirty tree, no test command, bad option).
     #[error("{0}")]
     Setup(String),

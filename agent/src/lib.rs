@@ -11,6 +11,7 @@ pub mod model;
 pub mod openai;
 pub mod plan;
 pub mod run;
+pub mod settings;
 pub mod testing;
 pub mod transcript;
 
@@ -22,6 +23,6 @@ pub use model::{
     Segment, StreamCallback, StreamUpdate, Usage,
 };
 pub use run::{
-    commit_message, run_task, run_task_blocking, GenerationMode, RunDefaults, RunOutcome,
-    RunRequest,
+    commit_message, draft_commit_message, run_task, run_task_blocking, GenerationMode, RunDefaults,
+    RunOutcome, RunRequest,
 };

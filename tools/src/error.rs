@@ -43,6 +43,9 @@ pub enum Error {
         command: String,
         source: std::io::Error,
     },
+    /// A foreign git hook is in place and so is the backup hone would move it to.
+    #[error("{} is not hone's and {} already exists: installing would overwrite one of them", hook.display(), backup.display())]
+    HookBackupExists { hook: PathBuf, backup: PathBuf },
     /// Input that is well-formed but cannot be acted on (explained in the message).
     #[error("{0}")]
     Invalid(String),

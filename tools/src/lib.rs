@@ -1,7 +1,7 @@
 //! hone's hands: reading the repository with git2 (`repo`), picking context (`context`), parsing
 //! and applying edits atomically with precise failure reports (`edits`), rendering diffs (`diff`),
 //! materialising sandboxes (`sandbox`, with a readable `.git` from `sandbox_git`), confining the
-//! commands run there (`confine`), running and parsing tests (`runner`), and the shared
+//! commands run there (`confine`), installing git hook scripts (`hooks`), running and parsing tests (`runner`), and the shared
 //! apply-and-verify logic of `hone apply` (`verify`). Synchronous; no model knowledge; depends on
 //! no other hone crate.
 
@@ -10,6 +10,7 @@ pub mod context;
 pub mod diff;
 pub mod edits;
 pub mod error;
+pub mod hooks;
 mod parallel;
 pub mod repo;
 pub mod runner;

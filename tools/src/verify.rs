@@ -1,5 +1,8 @@
-//! Apply + verify, the logic of `hone apply` shared by `hone batch` patch tasks, hooks and the
-//! agent: apply a patch in a sandbox built from a repository state, run the tests there, report;
+//! Sandbox and test, the one implementation of it: [`test_tree`] tests a repository state as it is
+//! (the hooks' check, the agent's baseline); [`verify_patch`] (`hone apply`, `hone batch` patch
+//! tasks) applies a patch in between. Both find the command with [`test_command`] and run it with
+//! [`run_tests`], which the agent also uses for its candidates' sandboxes. Apply + verify: apply a
+//! patch in a sandbox built from a repository state, run the tests there, report;
 //! then, separately, apply a verified patch to the user's working tree or commit it. A patch that
 //! tampers with the tests (`runner::integrity`) is not verified unless the options allow test
 //! edits: its test report is marked failed with the reasons.
@@ -81,6 +84,66 @@ pub struct Verification {
     pub sandbox_time: Duration,
 }
 
+/// The command `test` names for the tree in `sandbox`; `None` when tests are skipped or none was
+/// detected.
+pub fn test_command(sandbox: &Sandbox, test: &TestChoice) -> Option<String> {
+    match test {
+        TestChoice::Command(command) => Some(command.clone()),
+        TestChoice::Skip => None,
+        TestChoice::Detect => detect_test_command(sandbox.root()).map(|detected| detected.command),
+    }
+}
+
+/// Run `command` in `sandbox`, killed after `timeout`, its output capped at `output_cap` bytes.
+pub fn run_tests(
+    sandbox: &Sandbox,
+    command: &str,
+    timeout: Duration,
+    output_cap: usize,
+) -> Result<TestReport> {
+    let mut run = sandbox.run_options();
+    run.timeout = timeout;
+    run.output_cap = output_cap;
+    sandbox.run(command, &run)
+}
+
+/// A repository state tested as it is, with no patch.
+#[derive(Debug)]
+pub struct TreeTest {
+    pub report: TestReport,
+    /// Where the sandbox was (gone now): paths under it in the output are the repository's.
+    pub sandbox_root: std::path::PathBuf,
+    pub files: usize,
+    pub sandbox_time: Duration,
+}
+
+/// Export `source` into a sandbox and run its tests there; `Ok(None)` when `test` names no command
+/// (skipped, or nothing detected). The pre-commit / pre-push check and the agent's baseline.
+pub fn test_tree(
+    repo: &Repository,
+    source: &TreeSource,
+    sandbox: &SandboxOptions,
+    test: &TestChoice,
+    timeout: Duration,
+) -> Result<Option<TreeTest>> {
+    let sandbox = Sandbox::create(repo, source, sandbox)?;
+    let Some(command) = test_command(&sandbox, test) else {
+        return Ok(None);
+    };
+    let report = run_tests(
+        &sandbox,
+        &command,
+        timeout,
+        crate::runner::DEFAULT_OUTPUT_CAP,
+    )?;
+    Ok(Some(TreeTest {
+        report,
+        sandbox_root: sandbox.root().to_path_buf(),
+        files: sandbox.file_count(),
+        sandbox_time: sandbox.creation_time(),
+    }))
+}
+
 /// Apply `patch` in a sandbox of `options.source`, run the tests there, and report.
 /// The user's tree and index are never touched.
 pub fn verify_patch(
@@ -89,17 +152,12 @@ pub fn verify_patch(
     options: &VerifyOptions,
 ) -> Result<Verification> {
     let sandbox = Sandbox::create(repo, &options.source, &options.sandbox)?;
-    let command = match &options.test {
-        TestChoice::Command(command) => Some(command.clone()),
-        TestChoice::Skip => None,
-        TestChoice::Detect => Some(
-            detect_test_command(sandbox.root())
-                .ok_or_else(|| Error::NoTestCommand {
-                    root: repo.root().to_path_buf(),
-                })?
-                .command,
-        ),
-    };
+    let command = test_command(&sandbox, &options.test);
+    if command.is_none() && options.test == TestChoice::Detect {
+        return Err(Error::NoTestCommand {
+            root: repo.root().to_path_buf(),
+        });
+    }
     let apply = sandbox.apply(patch, &options.apply)?;
     let diff = apply.diff();
     let sandbox_time = sandbox.creation_time();
@@ -123,10 +181,7 @@ pub fn verify_patch(
             sandbox_time,
         });
     };
-    let mut run = sandbox.run_options();
-    run.timeout = options.timeout;
-    run.output_cap = options.output_cap;
-    let mut test = sandbox.run(&command, &run)?;
+    let mut test = run_tests(&sandbox, &command, options.timeout, options.output_cap)?;
     let test_integrity = if options.allow_test_edits {
         Vec::new()
     } else {

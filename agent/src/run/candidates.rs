@@ -5,30 +5,51 @@
 use std::collections::HashSet;
 
 use hone_prompts::TestFeedback;
-use hone_tools::{Repository, TestReport};
+use hone_tools::{Patch, Repository, TestReport};
 
 use super::evaluate::{self, fingerprint, NotTested, Prepared};
 use super::generate::Generated;
+use super::iteration::{Applied, ApplyFailure};
 use super::report::{first_line, truncate_middle};
 use super::{context, Run};
 use crate::changes::ChangeSet;
 use crate::events::{Event, FailStage};
-use crate::Result;
+use crate::{Error, Result};
 
 impl Run<'_> {
     /// Parse and apply every candidate in its own sandbox; returns those ready to test and the
-    /// first failure report (candidate index, text for the model).
-    #[allow(clippy::type_complexity)]
-    pub(super) fn apply_all(
+    /// first failure report. Creating the sandboxes and applying is file work, done on a blocking
+    /// thread; the events and transcript entries follow in candidate order.
+    pub(super) async fn apply_all(
         &mut self,
         iteration: usize,
         generated: &[Generated],
         carried: &ChangeSet,
         failed: &HashSet<u64>,
-    ) -> Result<(Vec<Prepared>, Option<(usize, String)>)> {
-        let repo = self.repo()?;
+    ) -> Result<Applied> {
+        let root = self.root.clone();
+        let source = self.request.source.clone();
+        let options = self.sandbox.clone();
+        let carried = carried.clone();
+        let failed = failed.clone();
+        let patches: Vec<(usize, Patch)> = generated
+            .iter()
+            .filter_map(|candidate| Some((candidate.index, candidate.patch.as_ref().ok()?.clone())))
+            .collect();
+        let mut results = tokio::task::spawn_blocking(move || -> Result<Vec<_>> {
+            let repo = Repository::open(&root)?;
+            patches
+                .iter()
+                .map(|(index, patch)| {
+                    evaluate::prepare(&repo, &source, &options, &carried, *index, patch, &failed)
+                })
+                .collect()
+        })
+        .await
+        .map_err(|error| Error::Backend(format!("apply thread failed: {error}")))??
+        .into_iter();
         let mut prepared: Vec<Prepared> = Vec::new();
-        let mut first_failure: Option<(usize, String)> = None;
+        let mut first_failure: Option<ApplyFailure> = None;
         let mut seen: HashSet<u64> = HashSet::new();
         for candidate in generated {
             let number = candidate.index + 1;
@@ -46,21 +67,19 @@ impl Run<'_> {
                         stage: FailStage::Parse,
                         reason: message.clone(),
                     });
-                    first_failure.get_or_insert((candidate.index, report));
+                    first_failure.get_or_insert(ApplyFailure {
+                        index: candidate.index,
+                        report,
+                    });
                     continue;
                 }
             };
             self.transcript
                 .write_json(&format!("{cdir}/edits.json"), patch);
-            match evaluate::prepare(
-                &repo,
-                &self.request.source,
-                &self.sandbox,
-                carried,
-                candidate.index,
-                patch,
-                failed,
-            )? {
+            let Some(result) = results.next() else {
+                break;
+            };
+            match result {
                 Ok(ready) => {
                     let key = fingerprint(&ready.total);
                     if !seen.insert(key) {
@@ -101,11 +120,17 @@ impl Run<'_> {
                         stage: FailStage::Apply,
                         reason: first_line(&for_model).to_owned(),
                     });
-                    first_failure.get_or_insert((candidate.index, for_model));
+                    first_failure.get_or_insert(ApplyFailure {
+                        index: candidate.index,
+                        report: for_model,
+                    });
                 }
             }
         }
-        Ok((prepared, first_failure))
+        Ok(Applied {
+            prepared,
+            first_failure,
+        })
     }
 
     pub(super) fn test_feedback(

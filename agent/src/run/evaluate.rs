@@ -54,17 +54,21 @@ pub(crate) fn change_set(changes: &[hone_tools::FileChange]) -> ChangeSet {
                 path: from.clone(),
                 before: change.before.clone(),
                 after: None,
+                executable: false,
             });
+            // The new path keeps the mode of the file it was moved from.
             files.push(FileChange {
                 path: change.path.clone(),
                 before: None,
                 after: change.after.clone(),
+                executable: change.executable,
             });
         } else {
             files.push(FileChange {
                 path: change.path.clone(),
                 before: change.before.clone(),
                 after: change.after.clone(),
+                executable: change.executable,
             });
         }
     }
@@ -79,7 +83,8 @@ fn write_carried(sandbox: &Sandbox, carried: &ChangeSet) -> Result<()> {
             Some(content) => path
                 .parent()
                 .map_or(Ok(()), std::fs::create_dir_all)
-                .and_then(|()| std::fs::write(&path, content)),
+                .and_then(|()| std::fs::write(&path, content))
+                .and_then(|()| keep_executable(&path, file.executable)),
             None => std::fs::remove_file(&path).or_else(|error| {
                 if error.kind() == std::io::ErrorKind::NotFound {
                     Ok(())
@@ -91,6 +96,22 @@ fn write_carried(sandbox: &Sandbox, carried: &ChangeSet) -> Result<()> {
         result
             .map_err(|source| Error::io(format!("preparing sandbox file {}", file.path), source))?;
     }
+    Ok(())
+}
+
+/// Give a carried file that is executable its exec bits (a moved script must still run).
+#[cfg(unix)]
+fn keep_executable(path: &std::path::Path, executable: bool) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if !executable {
+        return Ok(());
+    }
+    let mode = std::fs::metadata(path)?.permissions().mode();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode | 0o111))
+}
+
+#[cfg(not(unix))]
+fn keep_executable(_path: &std::path::Path, _executable: bool) -> std::io::Result<()> {
     Ok(())
 }
 
@@ -136,9 +157,15 @@ pub(crate) struct TestSettings {
     pub allow_test_edits: bool,
 }
 
-/// One test result (`None` when skipped because another candidate passed first), and whether the
-/// candidate passed only by running fewer tests than the baseline.
-pub(crate) type Tested = (usize, Prepared, Option<Result<TestReport>>, bool);
+/// One candidate after testing.
+#[derive(Debug)]
+pub(crate) struct Tested {
+    pub candidate: Prepared,
+    /// `None` when skipped because another candidate passed first.
+    pub report: Option<Result<TestReport>>,
+    /// It passed only by running fewer tests than the baseline or by editing tests.
+    pub removed_tests: bool,
+}
 
 /// Tests a run counted, when its framework's output was recognised.
 pub(crate) fn test_count(report: &TestReport) -> Option<usize> {
@@ -211,7 +238,11 @@ pub(crate) async fn test_all(
         async move {
             let index = candidate.index;
             if passed.load(Ordering::SeqCst) {
-                return (index, candidate, None, false);
+                return Tested {
+                    candidate,
+                    report: None,
+                    removed_tests: false,
+                };
             }
             on_start(index);
             let slot = slots
@@ -255,14 +286,18 @@ pub(crate) async fn test_all(
                 passed.store(true, Ordering::SeqCst);
             }
             on_finish(index, &report);
-            (index, candidate, Some(report), removed)
+            Tested {
+                candidate,
+                report: Some(report),
+                removed_tests: removed,
+            }
         }
     });
     let mut results: Vec<Tested> = futures::stream::iter(futures)
         .buffer_unordered(jobs)
         .collect()
         .await;
-    results.sort_by_key(|(index, _, _, _)| *index);
+    results.sort_by_key(|tested| tested.candidate.index);
     results
 }
 
@@ -303,6 +338,7 @@ mod tests {
             after: Some(
                 "import unittest\n@unittest.skip('x')\ndef add(a, b):\n    return a - b\n".into(),
             ),
+            executable: false,
         }]);
         let mut report = passing();
         assert!(tampered_tests(&mut report, &skip));
@@ -317,6 +353,7 @@ mod tests {
             path: "tests/test_calc.py".into(),
             before: Some("assertEqual(add(2, 2), 4)\n".into()),
             after: Some("assertTrue(True)\n".into()),
+            executable: false,
         }]);
         let mut report = passing();
         assert!(tampered_tests(&mut report, &edit));
@@ -329,9 +366,51 @@ mod tests {
             path: "calc.py".into(),
             before: Some("def add(a, b):\n    return a - b\n".into()),
             after: Some("def add(a, b):\n    return a + b\n".into()),
+            executable: false,
         }]);
         let mut report = passing();
         assert!(!tampered_tests(&mut report, &fix));
         assert!(report.passed);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_renamed_executable_stays_executable_after_apply() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        git2::Repository::init(dir.path()).unwrap();
+        let script = dir.path().join("run.sh");
+        std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let patch = hone_tools::parse_patch(
+            "diff --git a/run.sh b/bin/run.sh\nsimilarity index 100%\nrename from run.sh\nrename to bin/run.sh\n",
+        )
+        .unwrap();
+        let report = hone_tools::plan_patch(dir.path(), &patch, &ApplyOptions::default()).unwrap();
+        assert!(report.is_success(), "{report:?}");
+        let changes = change_set(&report.changes);
+        assert!(
+            changes.unified_diff().contains("new file mode 100755"),
+            "{}",
+            changes.unified_diff()
+        );
+
+        crate::delivery::apply_to_tree(dir.path(), &changes).unwrap();
+        assert!(!script.exists());
+        let moved = std::fs::metadata(dir.path().join("bin/run.sh")).unwrap();
+        assert_ne!(moved.permissions().mode() & 0o111, 0, "still executable");
+
+        // The same change carried into a fresh sandbox folder keeps the mode too.
+        let carried = tempfile::tempdir().unwrap();
+        for file in &changes.files {
+            if let Some(content) = &file.after {
+                let path = carried.path().join(&file.path);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, content).unwrap();
+                keep_executable(&path, file.executable).unwrap();
+                let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+                assert_ne!(mode & 0o111, 0);
+            }
+        }
     }
 }

@@ -10,6 +10,8 @@ mod context;
 mod defaults;
 mod evaluate;
 mod generate;
+mod iteration;
+mod preflight;
 mod report;
 mod request;
 mod understand;
@@ -18,18 +20,19 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use hone_prompts::TaskPrompt;
-use hone_tools::{Repository, SandboxOptions, TestReport};
+use hone_tools::{Repository, SandboxOptions};
 
 use crate::changes::ChangeSet;
-use crate::events::{Event, EventSink, FailStage, Phase, RunStatus, RunSummary};
+use crate::events::{Event, EventSink, Phase, RunStatus, RunSummary};
 use crate::model::{Message, Model};
 use crate::transcript::{new_run_id, write_summary, Transcript};
 use crate::{Error, Result};
 
-pub use commit::commit_message;
+pub use commit::{clean_draft, commit_message, commit_message_request, draft_commit_message};
 pub use defaults::RunDefaults;
-use evaluate::{fingerprint, Prepared, TestSettings};
-use report::{failure_rank, first_line, render_messages, summarize_failure};
+use iteration::{Conversation, IterationOutcome};
+pub use preflight::{preflight, Preflight};
+use report::summarize_failure;
 pub use request::{GenerationMode, RunOutcome, RunRequest};
 use understand::Understanding;
 
@@ -105,29 +108,8 @@ impl<'a> Run<'a> {
         events: &'a dyn EventSink,
     ) -> Result<Self> {
         let started = Instant::now();
-        let repo = Repository::discover(&request.repo)?;
-        if request.source == hone_tools::TreeSource::WorkTree
-            && repo.git_dir().join("MERGE_HEAD").exists()
-        {
-            return Err(Error::Setup(
-                "a merge is in progress (MERGE_HEAD is set): resolve the conflicts and `git commit`, or `git merge --abort`, then run hone again".into(),
-            ));
-        }
-        if request.source == hone_tools::TreeSource::WorkTree
-            && !request.allow_dirty
-            && repo.has_tracked_changes()?
-        {
-            return Err(Error::Setup(
-                "the working tree has uncommitted changes to tracked files: commit or stash them, or pass --allow-dirty (the sandbox then includes them and only hone's patch is applied on top)".into(),
-            ));
-        }
-        let root = repo.root().to_path_buf();
-        let test_command = match &request.test_command {
-            Some(command) => command.clone(),
-            None => hone_tools::detect_test_command(&root)
-                .map(|detected| detected.command)
-                .ok_or_else(|| hone_tools::Error::NoTestCommand { root: root.clone() })?,
-        };
+        let Preflight { root, test_command } = preflight(request)?;
+        let repo = Repository::open(&root)?;
         let description = model.describe();
         let infill = match request.mode {
             GenerationMode::Auto => description.supports_infill,
@@ -282,19 +264,20 @@ impl<'a> Run<'a> {
             iteration: 0,
             phase: Phase::Test,
         });
-        let sandbox = {
-            let repo = self.repo()?;
-            hone_tools::Sandbox::create(&repo, &self.request.source, &self.sandbox)?
-        };
-        let mut options = sandbox.run_options();
-        options.timeout = self.test_timeout();
+        let root = self.root.clone();
+        let source = self.request.source.clone();
+        let sandbox_options = self.sandbox.clone();
+        let timeout = self.test_timeout();
         let command = self.test_command.clone();
-        let report = tokio::task::spawn_blocking(move || {
-            let prefix = format!("{}/", options.cwd.display());
-            let report = hone_tools::run_command(&command, &options)
-                .map(|report| evaluate::relative_paths(report, &prefix));
-            drop(sandbox);
-            report
+        // Creating the sandbox copies the tree: file work, like the test run, off the workers.
+        let report = tokio::task::spawn_blocking(move || -> Result<_> {
+            let repo = Repository::open(&root)?;
+            let test = hone_tools::TestChoice::Command(command);
+            let tested =
+                hone_tools::verify::test_tree(&repo, &source, &sandbox_options, &test, timeout)?
+                    .ok_or_else(|| Error::Setup("no test command to run".into()))?;
+            let prefix = format!("{}/", tested.sandbox_root.display());
+            Ok(evaluate::relative_paths(tested.report, &prefix))
         })
         .await
         .map_err(|error| Error::Backend(format!("test thread failed: {error}")))??;
@@ -312,21 +295,36 @@ impl<'a> Run<'a> {
         })
     }
 
+    /// Understand the task, then iterate until a candidate passes, the iterations are used up or
+    /// the budget runs out.
     async fn drive(&mut self) -> Result<RunStatus> {
         let failure = self.baseline().await?;
+        let Some(understanding) = self.understand(failure.as_deref()).await? else {
+            return Ok(RunStatus::Budget);
+        };
+        let mut conversation = self.conversation(understanding)?;
+        for iteration in 1..=self.request.max_iterations.max(1) {
+            if self.out_of_time() {
+                return Ok(RunStatus::Budget);
+            }
+            match self.iterate(iteration, &mut conversation).await? {
+                IterationOutcome::Passed => return Ok(RunStatus::Passed),
+                IterationOutcome::OutOfBudget => return Ok(RunStatus::Budget),
+                IterationOutcome::Failed => {}
+            }
+        }
+        Ok(RunStatus::Failed)
+    }
 
-        let Some(Understanding {
+    /// The first messages of the conversation (system prompt and task) and its answer budget.
+    fn conversation(&self, understanding: Understanding) -> Result<Conversation> {
+        let Understanding {
             facts,
             failing,
             fitted,
             plan,
             repo_map,
-        }) = self.understand(failure.as_deref()).await?
-        else {
-            return Ok(RunStatus::Budget);
-        };
-
-        // Iterations.
+        } = understanding;
         let model = self.model;
         let counter = |text: &str| crate::model::estimate_tokens(model, text);
         let window = model.describe().context_window;
@@ -350,262 +348,16 @@ impl<'a> Run<'a> {
             prompt_tokens,
             &counter,
         );
-        let mut messages = vec![Message::system(system), Message::user(task_message)];
-        let mut carried = ChangeSet::default();
-        let mut failed: HashSet<u64> = HashSet::new();
-        let mut infill_feedback: Option<String> = None;
-        for iteration in 1..=self.request.max_iterations.max(1) {
-            if self.out_of_time() {
-                return Ok(RunStatus::Budget);
-            }
-            let iteration_started = Instant::now();
-            self.summary.iterations = iteration;
-            let dir = format!("iteration-{iteration}");
-
-            // Generate.
-            let since = Instant::now();
-            self.emit(Event::Phase {
-                iteration,
-                phase: Phase::Generate,
-            });
-            let generated = if self.infill {
-                let Some(item) = plan.iter().find(|item| !item.path.is_empty()).cloned() else {
-                    return Err(Error::Setup(
-                        "nothing to rewrite: no plan and no ranked file outside test code (pass --allow-test-edits if the task is to change tests)".into(),
-                    ));
-                };
-                let content = {
-                    let repo = self.repo()?;
-                    context::current_text(
-                        &repo,
-                        &self.request.source,
-                        &ChangeSet::default(),
-                        &item.path,
-                    )
-                    .unwrap_or_default()
-                };
-                let region = generate::infill_region(&item, &content);
-                let prompt = hone_prompts::infill_task(&hone_prompts::InfillPrompt {
-                    task: &self.request.task,
-                    path: &item.path,
-                    content: &content,
-                    start_line: region.start_line,
-                    end_line: region.end_line,
-                    why: &item.why,
-                    feedback: infill_feedback.as_deref(),
-                })?;
-                self.transcript.write(&format!("{dir}/prompt.txt"), &prompt);
-                let future = generate::block_rewrite(
-                    self.model,
-                    &prompt,
-                    &region,
-                    &content,
-                    self.candidates,
-                    &self.request.sampling,
-                );
-                self.within_budget(future).await?
-            } else {
-                context::fit_conversation(&mut messages, window, max_tokens, &counter);
-                self.transcript
-                    .write(&format!("{dir}/prompt.txt"), &render_messages(&messages));
-                self.transcript.write_prompt_tokens(
-                    &format!("{dir}/prompt-tokens.json"),
-                    &context::message_sections(&messages, &task_sections, &counter),
-                    max_tokens,
-                    window,
-                );
-                let future = generate::edit_blocks(
-                    self.model,
-                    &messages,
-                    self.candidates,
-                    max_tokens,
-                    &self.request.sampling,
-                );
-                self.within_budget(future).await?
-            };
-            let Some((generated, usage)) = generated else {
-                return Ok(RunStatus::Budget);
-            };
-            self.summary.add_usage(&usage);
-            self.summary.candidates_generated += generated.len();
-            for candidate in &generated {
-                self.transcript.write(
-                    &format!("{dir}/candidate-{}/response.txt", candidate.index + 1),
-                    &candidate.text,
-                );
-                self.emit(Event::CandidateGenerated {
-                    iteration,
-                    candidate: candidate.index + 1,
-                    characters: candidate.text.chars().count(),
-                });
-            }
-            self.phase("generate", since);
-
-            // Apply, each candidate in its own sandbox.
-            let since = Instant::now();
-            self.emit(Event::Phase {
-                iteration,
-                phase: Phase::Apply,
-            });
-            let (prepared, mut first_failure) =
-                self.apply_all(iteration, &generated, &carried, &failed)?;
-            self.phase("apply", since);
-
-            // Test concurrently.
-            let since = Instant::now();
-            self.emit(Event::Phase {
-                iteration,
-                phase: Phase::Test,
-            });
-            let settings = TestSettings {
-                command: self.test_command.clone(),
-                timeout: self.test_timeout(),
-                jobs: self.jobs,
-                cargo_target_dir: self.sandbox.cargo_target_dir.clone(),
-                baseline_tests: self.baseline_tests,
-                allow_test_edits: self.request.allow_test_edits,
-            };
-            let events = self.events;
-            let transcript = &self.transcript;
-            let on_start = |candidate: usize| {
-                let event = Event::TestStarted {
-                    iteration,
-                    candidate: candidate + 1,
-                };
-                transcript.record(&event);
-                events.emit(&event);
-            };
-            let on_finish = |candidate: usize, report: &Result<TestReport>| {
-                let event = match report {
-                    Ok(report) => Event::TestFinished {
-                        iteration,
-                        candidate: candidate + 1,
-                        passed: report.passed,
-                        timed_out: report.timed_out,
-                        failing_tests: report.failed_tests.clone(),
-                        seconds: report.duration.as_secs_f64(),
-                    },
-                    Err(error) => Event::CandidateFailed {
-                        iteration,
-                        candidate: candidate + 1,
-                        stage: FailStage::Test,
-                        reason: error.to_string(),
-                    },
-                };
-                transcript.record(&event);
-                events.emit(&event);
-            };
-            let tested = evaluate::test_all(prepared, &settings, &on_start, &on_finish).await;
-            self.phase("test", since);
-
-            // Choose.
-            let mut passing: Vec<(usize, ChangeSet)> = Vec::new();
-            let mut best_failed: Option<(usize, Prepared, TestReport)> = None;
-            let mut shrank: HashSet<usize> = HashSet::new();
-            for (index, candidate, report, removed_tests) in tested {
-                let Some(report) = report else { continue };
-                let report = report?;
-                if removed_tests {
-                    shrank.insert(index);
-                }
-                self.summary.candidates_tested += 1;
-                self.summary.test_seconds += report.duration.as_secs_f64();
-                let cdir = format!("{dir}/candidate-{}", index + 1);
-                self.transcript
-                    .write(&format!("{cdir}/test.log"), &report.output);
-                self.transcript.write(
-                    &format!("{cdir}/diff.patch"),
-                    &candidate.total.unified_diff(),
-                );
-                if report.passed {
-                    passing.push((index, candidate.total));
-                    continue;
-                }
-                self.emit(Event::CandidateFailed {
-                    iteration,
-                    candidate: index + 1,
-                    stage: FailStage::Test,
-                    reason: summarize_failure(&report),
-                });
-                failed.insert(fingerprint(&candidate.total));
-                let rank = failure_rank(&report, &candidate.total);
-                let better = best_failed.as_ref().is_none_or(|(_, best, best_report)| {
-                    rank < failure_rank(best_report, &best.total)
-                });
-                if better {
-                    best_failed = Some((index, candidate, report));
-                }
-            }
-            if let Some((index, changes)) = passing
-                .into_iter()
-                .min_by_key(|(index, changes)| (changes.changed_lines(), *index))
-            {
-                self.emit(Event::IterationFinished {
-                    iteration,
-                    passed: true,
-                    best_candidate: Some(index + 1),
-                    seconds: iteration_started.elapsed().as_secs_f64(),
-                });
-                self.passed = Some(changes);
-                return Ok(RunStatus::Passed);
-            }
-
-            // Feed back the best failure.
-            let best_index = match best_failed {
-                Some((index, candidate, report)) => {
-                    let attempt = Attempt {
-                        failing: failure_rank(&report, &candidate.total).0,
-                        size: candidate.total.changed_lines(),
-                        reason: summarize_failure(&report),
-                        changes: candidate.total.clone(),
-                    };
-                    if self.best.as_ref().is_none_or(|best| {
-                        (attempt.failing, attempt.size) <= (best.failing, best.size)
-                    }) {
-                        self.best = Some(attempt);
-                    }
-                    // A change that removed tests is not a base to build on.
-                    let reverted = shrank.contains(&index);
-                    let feedback = {
-                        let repo = self.repo()?;
-                        self.test_feedback(&repo, &report, &candidate.total, reverted)?
-                    };
-                    self.transcript
-                        .write(&format!("{dir}/feedback.txt"), &feedback);
-                    messages.push(Message::assistant(generated[index].text.clone()));
-                    messages.push(Message::user(feedback.clone()));
-                    infill_feedback = Some(summarize_failure(&report));
-                    if !self.infill && !reverted {
-                        carried = candidate.total;
-                    }
-                    Some(index + 1)
-                }
-                None => {
-                    let (index, report) = first_failure
-                        .take()
-                        .unwrap_or((0, "no candidate could be tested".into()));
-                    let feedback = hone_prompts::apply_feedback(&report)?;
-                    self.transcript
-                        .write(&format!("{dir}/feedback.txt"), &feedback);
-                    if self.best.is_none() {
-                        self.summary.reason = format!("no edit applied: {}", first_line(&report));
-                    }
-                    if let Some(candidate) = generated.get(index) {
-                        messages.push(Message::assistant(candidate.text.clone()));
-                    }
-                    messages.push(Message::user(feedback));
-                    infill_feedback = Some(report);
-                    None
-                }
-            };
-            self.emit(Event::IterationFinished {
-                iteration,
-                passed: false,
-                best_candidate: best_index,
-                seconds: iteration_started.elapsed().as_secs_f64(),
-            });
-        }
-        Ok(RunStatus::Failed)
+        Ok(Conversation {
+            messages: vec![Message::system(system), Message::user(task_message)],
+            task_sections,
+            window,
+            max_tokens,
+            plan,
+            carried: ChangeSet::default(),
+            failed: HashSet::new(),
+            infill_feedback: None,
+        })
     }
 
     fn finish(mut self, status: RunStatus) -> RunOutcome {

@@ -73,7 +73,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         (None, false) => TestChoice::Detect,
     };
     options.timeout = args.timeout;
-    let config = crate::config::Config::load(Some(repo.root()))?;
+    let config = crate::config::load(Some(repo.root()))?;
     options.allow_test_edits = args.allow_test_edits;
     if options.test != TestChoice::Skip {
         options.sandbox.confinement = crate::confinement::policy_for_tests(&config, args.sandbox);

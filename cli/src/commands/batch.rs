@@ -91,9 +91,8 @@ pub fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
     }
 
     let timeout = args.timeout;
-    let config = crate::config::Config::load_noting_untrusted(
-        crate::hooks::git::toplevel(&cwd).ok().as_deref(),
-    )?;
+    let config =
+        crate::config::load_noting_untrusted(crate::hooks::git::toplevel(&cwd).ok().as_deref())?;
     // The model is opened only when some task has no patch.
     let backend = if todo.iter().any(|task| task.patch.is_none()) {
         Some(crate::hooks::model::open(&args.model, &config)?)

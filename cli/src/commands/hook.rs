@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::hooks::install::{self, HookState, HOOK_NAMES};
+use hone_tools::hooks::{self as install, HookState, HOOK_NAMES};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum HookCommand {
@@ -81,11 +81,23 @@ fn install_hooks(args: InstallArgs) -> anyhow::Result<ExitCode> {
     let exe = exe.canonicalize().unwrap_or(exe);
     let mut out = std::io::stdout().lock();
     for name in chosen(args.hooks) {
-        let outcome = install::install(&dir, &name, &exe, args.force)?;
+        let outcome = install::install(&dir, &name, &exe, args.force).map_err(install_error)?;
         writeln!(out, "{name}: {outcome}")?;
     }
     writeln!(out, "hooks folder: {}", dir.display())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// A refused install gets the hint of what to do.
+fn install_error(error: hone_tools::Error) -> anyhow::Error {
+    if matches!(error, hone_tools::Error::HookBackupExists { .. }) {
+        return crate::exit::Hinted::new(
+            error,
+            ["check which of the two you want to keep, or pass --force to keep both (the older backup is renamed with a number)"],
+        )
+        .into();
+    }
+    error.into()
 }
 
 fn uninstall_hooks(args: UninstallArgs) -> anyhow::Result<ExitCode> {

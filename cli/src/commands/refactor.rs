@@ -96,7 +96,7 @@ pub fn run(args: RefactorArgs) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
-    let config = crate::config::Config::load_noting_untrusted(Some(&root))?;
+    let config = crate::config::load_noting_untrusted(Some(&root))?;
     let backend = crate::hooks::model::open(&args.model, &config)?;
     let model = backend.model.clone();
     let test = args.test.clone().or_else(|| config.test.clone());
@@ -153,6 +153,9 @@ pub fn run(args: RefactorArgs) -> anyhow::Result<ExitCode> {
                         diff: outcome.changes.unified_diff(),
                     }),
                     Ok(outcome) => FileOutcome::Failed(outcome.summary.reason.clone()),
+                    Err(error @ hone_agent::Error::DirtyTree) => {
+                        FileOutcome::Failed(format!("{error}, or pass --allow-dirty"))
+                    }
                     Err(error) => FileOutcome::Failed(error.to_string()),
                 };
                 (file, outcome)

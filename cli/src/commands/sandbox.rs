@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 use hone_tools::{Mechanism, SandboxMode};
 
-use crate::config::Config;
 use crate::confinement::resolve;
 use crate::exit::FAILURE;
 
@@ -33,7 +32,7 @@ pub fn run(command: SandboxCommand) -> anyhow::Result<ExitCode> {
     let root = hone_tools::Repository::discover(&cwd)
         .ok()
         .map(|repo| repo.root().to_path_buf());
-    let config = Config::load(root.as_deref())?;
+    let config = crate::config::load(root.as_deref())?;
     let (policy, origin) = resolve(&config, args.sandbox);
     let status = hone_tools::confine::status(policy.mode);
     let as_asked = match policy.mode {

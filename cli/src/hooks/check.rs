@@ -6,9 +6,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use hone_tools::{
-    detect_test_command, Repository, Sandbox, SandboxOptions, TestReport, TreeSource,
-};
+use hone_tools::verify::{test_tree, TestChoice};
+use hone_tools::{Repository, SandboxOptions, TestReport, TreeSource};
 
 /// What checking a tree gave.
 #[derive(Debug)]
@@ -19,7 +18,7 @@ pub enum Check {
 }
 
 /// Export `source` of the repository at `top` and run `command` (or the detected test command) in
-/// it, killing it after `timeout`.
+/// it, killing it after `timeout` (`hone_tools::verify::test_tree`, as the agent's baseline).
 pub fn check_tree(
     top: &Path,
     source: &TreeSource,
@@ -27,28 +26,23 @@ pub fn check_tree(
     timeout: Duration,
 ) -> anyhow::Result<Check> {
     let repo = Repository::discover(top)?;
-    let config = crate::config::Config::load(Some(repo.root()))?;
+    let config = crate::config::load(Some(repo.root()))?;
     let mut options = SandboxOptions::for_repository(&repo);
     options.confinement = crate::confinement::policy_for_tests(&config, None);
     options
         .link_ignored
         .extend(config.sandbox.include.iter().cloned());
-    let sandbox = Sandbox::create(&repo, source, &options)?;
-    let command = match command {
-        Some(command) => command.to_owned(),
-        None => match detect_test_command(sandbox.root()) {
-            Some(detected) => detected.command,
-            None => return Ok(Check::NoCommand),
-        },
+    let test = command.map_or(TestChoice::Detect, |command| {
+        TestChoice::Command(command.to_owned())
+    });
+    let Some(tested) = test_tree(&repo, source, &options, &test, timeout)? else {
+        return Ok(Check::NoCommand);
     };
-    let mut options = sandbox.run_options();
-    options.timeout = timeout;
-    let report = sandbox.run(&command, &options)?;
     tracing::debug!(
-        files = sandbox.file_count(),
-        sandbox_ms = sandbox.creation_time().as_millis(),
-        test_ms = report.duration.as_millis(),
+        files = tested.files,
+        sandbox_ms = tested.sandbox_time.as_millis(),
+        test_ms = tested.report.duration.as_millis(),
         "checked {source:?}"
     );
-    Ok(Check::Ran(report))
+    Ok(Check::Ran(tested.report))
 }

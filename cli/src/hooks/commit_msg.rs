@@ -8,13 +8,11 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use hone_agent::{ChatRequest, Message, Model, Purpose};
+use hone_agent::Model;
 
 use super::git::git;
 use super::settings::HookSettings;
 
-/// Longest slice of the staged diff shown to the model; a commit message needs the gist, not all.
-const MAX_DIFF_CHARS: usize = 12_000;
 /// The model's share of the hook budget: drafting must stay quick.
 const MAX_DRAFT_TIME: Duration = Duration::from_secs(30);
 
@@ -39,57 +37,20 @@ pub fn compose(draft: &str, existing: &str, comment: &str) -> String {
     )
 }
 
-/// Tidy a model's answer into a commit message: no code fences, no "Commit message:" label,
-/// no leading/trailing blank lines.
-pub fn clean_draft(text: &str) -> Option<String> {
-    let mut lines: Vec<&str> = text
-        .lines()
-        .filter(|line| !line.trim_start().starts_with("```"))
-        .collect();
-    while lines.first().is_some_and(|line| line.trim().is_empty()) {
-        lines.remove(0);
-    }
-    if let Some(first) = lines.first_mut() {
-        for label in ["Commit message:", "commit message:", "Subject:"] {
-            if let Some(rest) = first.trim_start().strip_prefix(label) {
-                *first = rest.trim_start();
-            }
-        }
-    }
-    let message = lines.join("\n").trim().to_owned();
-    (!message.is_empty()).then_some(message)
-}
-
-/// The request for a message describing `diff` (the prompt is hone-prompts' commit message
-/// template, as `hone run --commit` uses), with long diffs cut to their start.
-pub fn request(diff: &str) -> Option<ChatRequest> {
-    let mut shown: String = diff.chars().take(MAX_DIFF_CHARS).collect();
-    if shown.len() < diff.len() {
-        shown.push_str("\n[diff truncated]\n");
-    }
-    let prompt = hone_prompts::commit_message_request(None, &shown).ok()?;
-    Some(ChatRequest {
-        messages: vec![Message::user(prompt)],
-        n: 1,
-        max_tokens: 200,
-        purpose: Purpose::CommitMessage,
-        ..ChatRequest::default()
-    })
-}
-
-/// Ask `model` for a message within `budget`; None on any failure or timeout.
+/// Ask `model` for a message within `budget` (`hone_agent`'s commit message, as `hone run
+/// --commit` writes it); None on any failure or timeout.
 pub fn draft(model: &dyn Model, diff: &str, budget: Duration) -> Option<String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .ok()?;
-    let request = request(diff)?;
-    let response = runtime
-        .block_on(async { tokio::time::timeout(budget, model.chat(&request, None)).await })
+    runtime
+        .block_on(async {
+            tokio::time::timeout(budget, hone_agent::draft_commit_message(model, None, diff)).await
+        })
         .ok()?
         .map_err(|error| tracing::debug!("commit message draft failed: {error}"))
-        .ok()?;
-    clean_draft(&response.candidates.first()?.text)
+        .ok()?
 }
 
 /// The hook: `args` are git's `MSG_FILE [SOURCE [SHA]]`.
@@ -161,15 +122,5 @@ mod tests {
         let composed = compose("Add parser\n", template, "#");
         assert!(composed.starts_with("Add parser\n\n# hone drafted"));
         assert!(composed.ends_with(template));
-    }
-
-    #[test]
-    fn drafts_lose_fences_and_labels() {
-        assert_eq!(
-            clean_draft("```\nCommit message: Fix the parser\n\nIt choked on tabs.\n```\n")
-                .unwrap(),
-            "Fix the parser\n\nIt choked on tabs."
-        );
-        assert_eq!(clean_draft("```\n```"), None);
     }
 }

@@ -1,4 +1,4 @@
-//! Git hooks: installing the scripts (`install`, with `git` for where hooks live), the hooks
+//! Git hooks: where hooks live (`git`; the scripts are written by `hone_tools::hooks`), the hooks
 //! themselves (`pre_commit`, `commit_msg`, `pre_push`), the tree check they share (`check`: a
 //! hone-tools sandbox of the index or a commit plus the test runner), their settings (`settings`),
 //! model (`model`, also used by `hone batch` and `hone refactor`) and fixer (`fixer`: the agent on
@@ -9,7 +9,6 @@ pub mod check;
 pub mod commit_msg;
 pub mod fixer;
 pub mod git;
-pub mod install;
 pub mod model;
 pub mod pre_commit;
 pub mod pre_push;

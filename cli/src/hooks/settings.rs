@@ -27,7 +27,9 @@ pub struct HookSettings {
 impl HookSettings {
     /// The settings for the repository at `top`.
     pub fn load(top: &Path) -> anyhow::Result<Self> {
-        Ok(Self::from_config(Config::load_noting_untrusted(Some(top))?))
+        Ok(Self::from_config(crate::config::load_noting_untrusted(
+            Some(top),
+        )?))
     }
 
     pub fn from_config(config: Config) -> Self {

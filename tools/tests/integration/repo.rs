@@ -210,6 +210,39 @@ fn verify_then_commit_only_the_patch() {
 }
 
 #[test]
+fn test_tree_runs_the_command_on_the_chosen_state_only() {
+    let repo = repo_with(&[("calc.py", "def add(a, b):\n    return a - b\n")]);
+    let root = repo.path();
+    std::fs::write(root.join("calc.py"), "def add(a, b):\n    return a + b\n").unwrap();
+    git(root, &["add", "calc.py"]);
+    std::fs::write(root.join("calc.py"), "broken\n").unwrap();
+    let handle = Repository::discover(root).unwrap();
+    let options = SandboxOptions::for_repository(&handle);
+    let test = hone_tools::TestChoice::Command("grep -q 'a + b' calc.py".into());
+    let timeout = std::time::Duration::from_secs(60);
+    let staged =
+        hone_tools::verify::test_tree(&handle, &TreeSource::Index, &options, &test, timeout)
+            .unwrap()
+            .unwrap();
+    assert!(staged.report.passed, "{}", staged.report.output);
+    assert!(!staged.sandbox_root.exists(), "the sandbox is gone");
+    let worktree =
+        hone_tools::verify::test_tree(&handle, &TreeSource::WorkTree, &options, &test, timeout)
+            .unwrap()
+            .unwrap();
+    assert!(!worktree.report.passed);
+    let nothing = hone_tools::verify::test_tree(
+        &handle,
+        &TreeSource::WorkTree,
+        &options,
+        &hone_tools::TestChoice::Detect,
+        timeout,
+    )
+    .unwrap();
+    assert!(nothing.is_none(), "no command detected: nothing ran");
+}
+
+#[test]
 fn refuses_escaping_symlinks_symlinked_files_and_binaries() {
     let outside = tempfile::tempdir().unwrap();
     let repo = repo_with(&[("a.txt", "a\n"), ("data.bin", "x\0y\n")]);

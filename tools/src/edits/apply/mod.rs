@@ -12,6 +12,7 @@
 
 mod journal;
 mod locate;
+mod replacement;
 mod state;
 mod write;
 

@@ -1,4 +1,5 @@
-//! Installing and removing hone's git hook scripts without clobbering anyone else's.
+//! Installing and removing hone's git hook scripts without clobbering anyone else's (the files
+//! only: `hone hook` in the CLI finds the hooks folder and prints the outcomes).
 //!
 //! A hook already in place (written by a person, husky, the pre-commit framework...) is moved to
 //! `NAME.hone-backup` and hone's script runs it first, with the same arguments and input, stopping
@@ -12,7 +13,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
+use crate::{Error, Result};
 
 /// The hooks hone knows how to run, in the order `install` sets them up.
 pub const HOOK_NAMES: [&str; 3] = ["pre-commit", "prepare-commit-msg", "pre-push"];
@@ -191,35 +192,35 @@ pub fn script(name: &str, hone_bin: &Path) -> String {
 }
 
 /// Write `text` to `path` as an executable, atomically (a reader never sees half a script).
-fn write_script(path: &Path, text: &str) -> anyhow::Result<()> {
+fn write_script(path: &Path, text: &str) -> Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    let mut file = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("could not write in {}", dir.display()))?;
-    file.write_all(text.as_bytes())?;
-    file.as_file().sync_all()?;
+    let mut file = tempfile::NamedTempFile::new_in(dir).map_err(|source| Error::io(dir, source))?;
+    file.write_all(text.as_bytes())
+        .and_then(|()| file.as_file().sync_all())
+        .map_err(|source| Error::io(file.path(), source))?;
     set_executable(file.path())?;
     file.persist(path)
-        .with_context(|| format!("could not write {}", path.display()))?;
+        .map_err(|error| Error::io(path, error.error))?;
     Ok(())
 }
 
 #[cfg(unix)]
-fn set_executable(path: &Path) -> anyhow::Result<()> {
+fn set_executable(path: &Path) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(path, fs::Permissions::from_mode(0o755))
-        .with_context(|| format!("could not make {} executable", path.display()))
+        .map_err(|source| Error::io(path, source))
 }
 
 #[cfg(not(unix))]
-fn set_executable(_path: &Path) -> anyhow::Result<()> {
+fn set_executable(_path: &Path) -> Result<()> {
     Ok(())
 }
 
 /// Install hook `name` in `dir`. A foreign hook is moved to its backup path and chained; when a
 /// backup is already there (an older install was half undone), `force` moves that older backup to
 /// `NAME.hone-backup.N` instead of refusing, so no hook is ever deleted.
-pub fn install(dir: &Path, name: &str, hone_bin: &Path, force: bool) -> anyhow::Result<Outcome> {
-    fs::create_dir_all(dir).with_context(|| format!("could not create {}", dir.display()))?;
+pub fn install(dir: &Path, name: &str, hone_bin: &Path, force: bool) -> Result<Outcome> {
+    fs::create_dir_all(dir).map_err(|source| Error::io(dir, source))?;
     let path = dir.join(name);
     let text = script(name, hone_bin);
     match state(dir, name) {
@@ -239,28 +240,15 @@ pub fn install(dir: &Path, name: &str, hone_bin: &Path, force: bool) -> anyhow::
             let backup = backup_path(dir, name);
             if exists(&backup) {
                 if !force {
-                    return Err(crate::exit::Hinted::new(
-                        anyhow::anyhow!(
-                            "{} is not hone's and {} already exists: installing would overwrite one of them",
-                            path.display(),
-                            backup.display()
-                        ),
-                        [
-                            "check which of the two you want to keep, or pass --force to keep both (the older backup is renamed with a number)",
-                        ],
-                    )
-                    .into());
+                    return Err(Error::HookBackupExists { hook: path, backup });
                 }
                 let spare = (1..)
                     .map(|n| dir.join(format!("{name}{BACKUP_SUFFIX}.{n}")))
                     .find(|candidate| !exists(candidate))
                     .unwrap_or_else(|| dir.join(format!("{name}{BACKUP_SUFFIX}.old")));
-                fs::rename(&backup, &spare)
-                    .with_context(|| format!("could not move {} aside", backup.display()))?;
+                fs::rename(&backup, &spare).map_err(|source| Error::io(&backup, source))?;
             }
-            fs::rename(&path, &backup).with_context(|| {
-                format!("could not move {} to {}", path.display(), backup.display())
-            })?;
+            fs::rename(&path, &backup).map_err(|source| Error::io(&path, source))?;
             if let Err(error) = write_script(&path, &text) {
                 // Put the user's hook back rather than leave them with none.
                 let _ = fs::rename(&backup, &path);
@@ -294,7 +282,7 @@ fn shell_unquote(quoted: &str) -> Option<String> {
 
 /// Remove hone's hook `name` from `dir`, putting back the hook it replaced. A script the user
 /// edited is left in place unless `force`, which keeps a copy as `NAME.hone-edited` first.
-pub fn uninstall(dir: &Path, name: &str, force: bool) -> anyhow::Result<Outcome> {
+pub fn uninstall(dir: &Path, name: &str, force: bool) -> Result<Outcome> {
     let path = dir.join(name);
     let backup = backup_path(dir, name);
     match state(dir, name) {
@@ -311,22 +299,14 @@ pub fn uninstall(dir: &Path, name: &str, force: bool) -> anyhow::Result<Outcome>
                     })
                     .find(|candidate| !exists(candidate))
                     .unwrap_or_else(|| dir.join(format!("{name}{EDITED_SUFFIX}.old")));
-                fs::copy(&path, &spare)
-                    .with_context(|| format!("could not keep a copy of {}", path.display()))?;
+                fs::copy(&path, &spare).map_err(|source| Error::io(&path, source))?;
                 copy = Some(spare);
             }
             if chained {
                 // rename over the script: at no moment is there no hook at all.
-                fs::rename(&backup, &path).with_context(|| {
-                    format!(
-                        "could not move {} back to {}",
-                        backup.display(),
-                        path.display()
-                    )
-                })?;
+                fs::rename(&backup, &path).map_err(|source| Error::io(&backup, source))?;
             } else {
-                fs::remove_file(&path)
-                    .with_context(|| format!("could not remove {}", path.display()))?;
+                fs::remove_file(&path).map_err(|source| Error::io(&path, source))?;
             }
             Ok(match (copy, chained) {
                 (Some(copy), _) => Outcome::RemovedEdited { copy },
@@ -335,13 +315,7 @@ pub fn uninstall(dir: &Path, name: &str, force: bool) -> anyhow::Result<Outcome>
             })
         }
         HookState::Absent if exists(&backup) => {
-            fs::rename(&backup, &path).with_context(|| {
-                format!(
-                    "could not move {} back to {}",
-                    backup.display(),
-                    path.display()
-                )
-            })?;
+            fs::rename(&backup, &path).map_err(|source| Error::io(&backup, source))?;
             Ok(Outcome::Restored)
         }
         HookState::Absent => Ok(Outcome::NotInstalled),

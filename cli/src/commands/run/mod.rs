@@ -4,21 +4,22 @@
 //! summary (or JSON Lines events with `--json`) to stdout. Exit 0: a verified patch; 1: no candidate
 //! passed (the best attempt is printed, the tree untouched); 2: bad input or setup.
 
-use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hone_agent::events::{Event, FailStage, Phase, PlanSource};
+use hone_agent::events::Event;
 use hone_agent::{GenerationMode, RunOutcome, RunRequest, Sampling};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::backends::{self, BackendKind, ModelSettings};
 use crate::config::Config;
 use crate::exit::{Hinted, FAILURE};
 use crate::flags::{self, caps};
+
+mod display;
+
+use display::Display;
 
 /// Print a line on stdout; a closed pipe (`hone ... | head`) is not an error worth a panic.
 macro_rules! say {
@@ -166,27 +167,14 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         )
     })?;
     let root = repo.root().to_path_buf();
-    if repo.git().state() == git2::RepositoryState::Merge {
-        return Err(Hinted::new(
-            anyhow::anyhow!("a merge is in progress (MERGE_HEAD is set)"),
-            ["resolve the conflicts and `git commit`, or `git merge --abort`, then run hone again"],
-        )
-        .into());
-    }
-    if !args.allow_dirty && repo.has_tracked_changes()? {
-        return Err(Hinted::new(
-            anyhow::anyhow!("the working tree has uncommitted changes to tracked files"),
-            [
-                "commit or stash them first, or pass --allow-dirty (the sandbox then includes them and only hone's patch is applied on top)",
-            ],
-        )
-        .into());
-    }
     drop(repo);
-    let config = Config::load_noting_untrusted(Some(&root))?;
+    let config = crate::config::load_noting_untrusted(Some(&root))?;
     let settings = model_settings(&args, &config)?;
+    let mut request = run_request(&args, &config, &root);
+    // Everything that can refuse the run without a model, before a local model (GBs) is loaded.
+    let checked = hone_agent::run::preflight(&request).map_err(agent_error)?;
+    request.test_command = Some(checked.test_command);
     let backend = backends::open(&settings)?;
-    let request = run_request(&args, &config, &root);
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -218,6 +206,9 @@ fn agent_error(error: hone_agent::Error) -> anyhow::Error {
         }
         hone_agent::Error::Http { .. } => vec![
             "is the server running and reachable? check --base-url (it usually ends in /v1)".into(),
+        ],
+        hone_agent::Error::DirtyTree => vec![
+            "or pass --allow-dirty (the sandbox then includes them and only hone's patch is applied on top)".into(),
         ],
         hone_agent::Error::Unsupported { .. } => {
             vec!["use --mode edit-blocks with this backend".into()]
@@ -422,139 +413,4 @@ fn print_footer(outcome: &RunOutcome) {
 
 fn short(commit: &str) -> &str {
     commit.get(..12).unwrap_or(commit)
-}
-
-/// Progress on stderr (a spinner on a terminal, plain lines otherwise) or JSON Lines on stdout.
-struct Display {
-    json: bool,
-    bar: Option<ProgressBar>,
-    plain: bool,
-    max_iterations: usize,
-    stdout: Mutex<std::io::Stdout>,
-    /// `--json`: the `run.finished` line, held back until delivery has been reported.
-    finished: Mutex<Option<String>>,
-}
-
-impl Display {
-    fn new(json: bool, max_iterations: usize) -> Self {
-        let terminal = std::io::stderr().is_terminal();
-        let bar = terminal.then(|| {
-            let bar = ProgressBar::new_spinner();
-            if let Ok(style) = ProgressStyle::with_template("{spinner} [{elapsed}] {msg}") {
-                bar.set_style(style);
-            }
-            bar.enable_steady_tick(Duration::from_millis(120));
-            bar
-        });
-        Self {
-            json,
-            bar,
-            plain: !terminal,
-            max_iterations,
-            stdout: Mutex::new(std::io::stdout()),
-            finished: Mutex::new(None),
-        }
-    }
-
-    /// Print the held `run.finished` line (JSON mode), so it is the last event.
-    fn release_finished(&self) {
-        let line = self.finished.lock().ok().and_then(|mut held| held.take());
-        if let (Some(line), Ok(mut stdout)) = (line, self.stdout.lock()) {
-            let _ = writeln!(stdout, "{line}");
-            let _ = stdout.flush();
-        }
-    }
-
-    #[allow(clippy::print_stderr)]
-    fn line(&self, text: String) {
-        match &self.bar {
-            Some(bar) => bar.println(text),
-            None if self.plain => {
-                use std::io::Write as _;
-                let _ = writeln!(std::io::stderr().lock(), "{text}");
-            }
-            None => {}
-        }
-    }
-
-    fn status(&self, text: String) {
-        if let Some(bar) = &self.bar {
-            bar.set_message(text);
-        }
-    }
-
-    fn event(&self, event: &Event) {
-        if self.json {
-            if matches!(event, Event::RunFinished(_)) {
-                if let (Ok(line), Ok(mut held)) =
-                    (serde_json::to_string(event), self.finished.lock())
-                {
-                    *held = Some(line);
-                }
-                return;
-            }
-            if let (Ok(line), Ok(mut stdout)) = (serde_json::to_string(event), self.stdout.lock()) {
-                let _ = writeln!(stdout, "{line}");
-                let _ = stdout.flush();
-            }
-            return;
-        }
-        match event {
-            Event::RunStarted { backend, model, candidates, test_command, mode, .. } => self.line(format!(
-                "hone: {backend} model {model}, {mode}, {candidates} candidate(s) per iteration, tests: {test_command}"
-            )),
-            Event::Phase { iteration, phase } => {
-                let name = match phase {
-                    Phase::Context => "selecting context",
-                    Phase::Plan => "planning",
-                    Phase::Generate => "generating candidates",
-                    Phase::Apply => "applying candidates",
-                    Phase::Test if *iteration == 0 => "running the tests before any change",
-                    Phase::Test => "testing candidates",
-                };
-                if *iteration == 0 {
-                    self.status(name.to_owned());
-                } else {
-                    self.status(format!("iteration {iteration}/{}: {name}", self.max_iterations));
-                }
-            }
-            Event::Plan { items, source } => {
-                let regions: Vec<String> = items
-                    .iter()
-                    .map(|item| if item.start_line > 0 { format!("{}:{}-{}", item.path, item.start_line, item.end_line) } else { item.path.clone() })
-                    .collect();
-                let source = match source {
-                    PlanSource::Model => "model",
-                    PlanSource::Fallback => "fallback",
-                };
-                // Paths keep their case (`Cargo.toml`, not `cargo.toml`).
-                self.line(format!("plan ({source}): {}", regions.join(", ")));
-            }
-            Event::CandidateFailed { iteration, candidate, stage, reason } if *stage != FailStage::Test => {
-                let stage = match stage {
-                    FailStage::Parse => "parse",
-                    FailStage::Apply => "apply",
-                    FailStage::Duplicate => "duplicate",
-                    FailStage::Test => "test",
-                };
-                self.line(format!("  {iteration}.{candidate}: {stage}: {reason}"));
-            }
-            Event::TestFinished { iteration, candidate, passed, timed_out, failing_tests, seconds } => {
-                let verdict = match (passed, timed_out) {
-                    (true, _) => "passed".to_owned(),
-                    (false, true) => "timed out".to_owned(),
-                    (false, false) if failing_tests.is_empty() => "failed".to_owned(),
-                    (false, false) => format!("failed ({} failing)", failing_tests.len()),
-                };
-                self.line(format!("  {iteration}.{candidate}: tests {verdict} in {seconds:.1} s"));
-            }
-            _ => {}
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
 }
