@@ -23,7 +23,7 @@ pub use context::{select_context, ContextQuery, ContextRanking, RankedFile, Reas
 pub use edits::{
     apply_patch, parse_patch, parse_patch_as, plan_patch, recover_interrupted_apply,
     render_for_model, render_for_people, ApplyOptions, ApplyReport, BlockStatus, EditBlock,
-    EditFormat, EditOperation, FailureReason, FileChange, Patch,
+    EditFormat, EditOperation, FailureReason, FileChange, ParseError, Patch,
 };
 pub use error::{Error, Result};
 pub use repo::{FileContent, FileKind, FileStatus, RepoFile, Repository, TreeSource};

@@ -56,7 +56,8 @@ impl Run<'_> {
             let cdir = format!("iteration-{iteration}/candidate-{number}");
             let patch = match &candidate.patch {
                 Ok(patch) => patch,
-                Err(message) => {
+                Err(error) => {
+                    let message = error.to_string();
                     let report = format!(
                         "No edit blocks could be read from your answer: {message}. Use the SEARCH/REPLACE format exactly."
                     );
@@ -65,7 +66,7 @@ impl Run<'_> {
                         iteration,
                         candidate: number,
                         stage: FailStage::Parse,
-                        reason: message.clone(),
+                        reason: message,
                     });
                     first_failure.get_or_insert(ApplyFailure {
                         index: candidate.index,

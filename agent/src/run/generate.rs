@@ -4,18 +4,19 @@
 //! another length), which becomes a whole-file write of that one file.
 
 use hone_prompts::PlanItem;
-use hone_tools::{EditBlock, EditFormat, EditOperation, Patch};
+use hone_tools::{EditBlock, EditFormat, EditOperation, ParseError, Patch};
 
 use crate::infill::{candidate_lengths, skeleton, splice, Region};
 use crate::model::{ChatRequest, InfillRequest, Message, Model, Purpose, Sampling, Usage};
 use crate::Result;
 
-/// One generated candidate: the raw answer and its parsed edits (or why none could be read).
+/// One generated candidate: the raw answer and its parsed edits (or the parser's reason none could
+/// be read).
 #[derive(Debug, Clone)]
 pub(crate) struct Generated {
     pub index: usize,
     pub text: String,
-    pub patch: std::result::Result<Patch, String>,
+    pub patch: std::result::Result<Patch, ParseError>,
 }
 
 /// Edit blocks: one chat call for all candidates.
@@ -40,7 +41,7 @@ pub(crate) async fn edit_blocks(
         .into_iter()
         .enumerate()
         .map(|(index, candidate)| {
-            let patch = hone_tools::parse_patch(&candidate.text).map_err(|error| error.to_string());
+            let patch = hone_tools::parse_patch(&candidate.text);
             Generated {
                 index,
                 text: candidate.text,
