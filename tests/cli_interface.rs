@@ -148,7 +148,27 @@ const GENERATE_FLAGS: &[(&str, &str, &[&str], &[&str])] = &[
     ("--top-k", "top_k", &[], &["0", "-1", HUGE]),
     ("--top-p", "top_p", &[], &["0", "-1", HUGE]),
     ("--threshold", "threshold", &[], &["0", "-1", HUGE]),
-    ("--temperature", "temperature", &[], &["-1"]),
+    ("--temperature", "temperature", &[], &["-1", HUGE]),
+    (
+        "--steps-per-block",
+        "steps_per_block",
+        &[],
+        &["0", "-1", HUGE],
+    ),
+    ("--minimal-topk", "minimal_topk", &[], &["0", "-1", HUGE]),
+    ("--max-post-steps", "max_post_steps", &[], &["-1", HUGE]),
+    (
+        "--num-to-transfer",
+        "num_to_transfer",
+        &[],
+        &["0", "-1", HUGE],
+    ),
+    (
+        "--editing-threshold",
+        "editing_threshold",
+        &[],
+        &["0", "-1", HUGE],
+    ),
     ("--cfg-scale", "cfg_scale", &[], &["-1"]),
     ("--seed", "seed", &[], &["-1", HUGE]),
 ];

@@ -49,13 +49,18 @@ fn whole_number(text: &str, min: usize, max: usize) -> Result<usize, String> {
 
 /// A probability in (0, 1] (top-p, confidence thresholds).
 pub fn probability(text: &str) -> Result<f32, String> {
-    let value: f32 = text
+    probability_f64(text).map(|value| value as f32)
+}
+
+/// [`probability`] for the engine's f64 settings.
+pub fn probability_f64(text: &str) -> Result<f64, String> {
+    let value: f64 = text
         .trim()
         .parse()
         .map_err(|_| format!("`{text}` is not a number in (0, 1]"))?;
     if !(value > 0.0 && value <= 1.0) {
         return Err(format!(
-            "{value} is out of range: use a number above 0 and at most 1"
+            "{value} is out of range: use a number in (0, 1] (above 0, at most 1)"
         ));
     }
     Ok(value)
@@ -63,7 +68,12 @@ pub fn probability(text: &str) -> Result<f32, String> {
 
 /// A sampling temperature in [0, 10] (0 is greedy).
 pub fn temperature(text: &str) -> Result<f32, String> {
-    let value: f32 = text
+    temperature_f64(text).map(|value| value as f32)
+}
+
+/// [`temperature`] for the engine's f64 settings.
+pub fn temperature_f64(text: &str) -> Result<f64, String> {
+    let value: f64 = text
         .trim()
         .parse()
         .map_err(|_| format!("`{text}` is not a number from 0 to 10"))?;

@@ -15,6 +15,7 @@ use hone_engine::tokenizer::GenerationDefaults;
 
 use crate::engine_options::EngineOptions;
 use crate::exit::Hinted;
+use crate::flags::{self, caps};
 
 /// Marks a hole inside an `--infill` prompt (multi-segment infill).
 pub const HOLE_MARKER: &str = "<|hole|>";
@@ -43,22 +44,22 @@ pub struct SamplerArgs {
     pub remasking: Option<String>,
     /// Fast decoding: commit every token at least this confident (0 < t <= 1); LLaDA2: commit every
     /// masked token more confident than this when at least the step's quota are.
-    #[arg(long, conflicts_with = "tokens_per_step")]
+    #[arg(long, conflicts_with = "tokens_per_step", value_parser = flags::probability_f64)]
     pub threshold: Option<f64>,
     /// Fast decoding: commit exactly this many tokens per step instead of a threshold.
-    #[arg(long)]
+    #[arg(long, value_parser = flags::count::<{ caps::STEPS }>)]
     pub tokens_per_step: Option<usize>,
     /// Fast decoding's KV cache: none | prefix | dual.
     #[arg(long)]
     pub cache: Option<String>,
     /// 0 = greedy.
-    #[arg(long)]
+    #[arg(long, value_parser = flags::temperature_f64)]
     pub temperature: Option<f64>,
     /// Nucleus sampling: sample among the most likely tokens whose probabilities add up to P.
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", value_parser = flags::probability_f64)]
     pub top_p: Option<f64>,
     /// Sample among the K most likely tokens only.
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", value_parser = flags::count::<{ caps::TOKENS }>)]
     pub top_k: Option<usize>,
     /// LLaDA classifier-free guidance scale.
     #[arg(long)]
@@ -68,19 +69,19 @@ pub struct SamplerArgs {
     #[arg(long)]
     pub no_early_stop: bool,
     /// LLaDA2: denoising steps per block.
-    #[arg(long)]
+    #[arg(long, value_parser = flags::count::<{ caps::STEPS }>)]
     pub steps_per_block: Option<usize>,
     /// LLaDA2: caps the steps per block at gen_length / minimal_topk.
-    #[arg(long)]
+    #[arg(long, value_parser = flags::count::<{ caps::STEPS }>)]
     pub minimal_topk: Option<usize>,
     /// LLaDA2.1: rewrite a decoded token when the new argmax is more probable than this.
-    #[arg(long)]
+    #[arg(long, value_parser = flags::probability_f64)]
     pub editing_threshold: Option<f64>,
     /// LLaDA2.1: editing-only steps once a block has no mask left.
-    #[arg(long)]
+    #[arg(long, value_parser = flags::count_or_zero::<{ caps::STEPS }>)]
     pub max_post_steps: Option<usize>,
     /// LLaDA2.1: masked positions committed per step when fewer pass --threshold.
-    #[arg(long)]
+    #[arg(long, value_parser = flags::count::<{ caps::STEPS }>)]
     pub num_to_transfer: Option<usize>,
 }
 
