@@ -62,11 +62,10 @@ pub fn configure_request(request: &mut hone_agent::RunRequest, root: &std::path:
     request.include = config.sandbox.include.clone();
 }
 
-#[allow(clippy::print_stderr)]
 fn warn_once(status: &ConfineStatus) {
     static WARNED: OnceLock<()> = OnceLock::new();
     if let Some(warning) = status.warning() {
-        WARNED.get_or_init(|| eprintln!("{warning}"));
+        WARNED.get_or_init(|| note!("{warning}"));
     }
 }
 
@@ -105,13 +104,11 @@ pub fn stop_on_signals(interrupt: bool) -> anyhow::Result<()> {
                 }
             });
             let stopped = hone_tools::runner::interrupt::stop_all();
-            #[allow(clippy::print_stderr)]
-            {
-                eprintln!(
-                    "hone: interrupted: stopped {} running test(s), removed {} sandbox folder(s)",
-                    stopped.groups, stopped.folders
-                );
-            }
+            note!(
+                "hone: interrupted: stopped {} running test(s), removed {} sandbox folder(s)",
+                stopped.groups,
+                stopped.folders
+            );
             std::process::exit(code);
         })
         .context("starting the signal handler")?;

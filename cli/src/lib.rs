@@ -9,6 +9,15 @@ macro_rules! note {
     };
 }
 
+/// A line of a report on stdout, best effort (a closed stdout is not worth a panic; commands that
+/// stream data write with `?` instead so that a closed pipe stops the work).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 pub mod backends;
 mod commands;
 pub mod config;

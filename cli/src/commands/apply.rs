@@ -190,10 +190,7 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
     let success = verification.verdict == Verdict::Verified && (args.check || applied);
     if let (Some(report), false) = (&final_report, applied) {
         // Verified in the sandbox but the tree changed since: say so on stderr.
-        #[allow(clippy::print_stderr)]
-        {
-            crate::output::stderr_text(format_args!("{}", hone_tools::render_for_people(report)));
-        }
+        crate::output::stderr_text(format_args!("{}", hone_tools::render_for_people(report)));
     }
     Ok(if success {
         ExitCode::SUCCESS

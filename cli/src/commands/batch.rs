@@ -224,7 +224,6 @@ fn status_word(status: Status) -> &'static str {
     }
 }
 
-#[allow(clippy::print_stderr)]
 fn say(text: &str) {
     note!("hone: {text}");
 }

@@ -220,7 +220,6 @@ fn rule_name(rule: StepRule) -> String {
     }
 }
 
-#[allow(clippy::print_stdout, clippy::print_stderr)]
 pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
     let plan = plan(&args).map_err(|e| Hinted::new(e, ["see `hone bench --help`"]))?;
     let (mut model, tokens, name) = load(&args, &plan)?;

@@ -130,13 +130,12 @@ fn integer_matrix(tensor: &Tensor, name: &str) -> anyhow::Result<Tensor> {
     Ok(wide.to_dtype(DType::U32)?)
 }
 
-#[allow(clippy::print_stderr)]
 pub fn run(args: ForwardArgs) -> anyhow::Result<ExitCode> {
     let (ids, mask) = read_input(&args.input)?;
     let spec = model_spec(&args.engine)?;
     let loaded = checkpoint::load(&spec).map_err(engine_error)?;
     for warning in &loaded.warnings {
-        eprintln!("warning: {warning}");
+        note!("warning: {warning}");
     }
     let mut model = loaded.model;
     let device = model.device().clone();
@@ -178,7 +177,6 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<ExitCode> {
 
 /// Compare `logits` with the expected tensor; prints one line on stdout and returns exit 1 when the
 /// error is over the tolerance.
-#[allow(clippy::print_stdout)]
 fn compare(logits: &Tensor, path: &Path, args: &ForwardArgs) -> anyhow::Result<ExitCode> {
     let mut expected = candle_core::safetensors::load(path, &Device::Cpu).map_err(|e| {
         Hinted::new(

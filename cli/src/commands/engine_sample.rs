@@ -39,7 +39,6 @@ pub fn read_cases(path: &std::path::Path) -> anyhow::Result<Vec<SamplerCase>> {
     Ok(file.cases)
 }
 
-#[allow(clippy::print_stdout)]
 pub fn run(args: SampleArgs) -> anyhow::Result<ExitCode> {
     let cases = read_cases(&args.cases).map_err(|e| {
         Hinted::new(

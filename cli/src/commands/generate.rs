@@ -315,7 +315,6 @@ fn build_prompt(args: &GenerateArgs, text: String, gen_length: usize) -> anyhow:
     Ok(Prompt::Segments(segments))
 }
 
-#[allow(clippy::print_stdout)]
 pub fn run(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     if args.candidates == 0 {
         return Err(Hinted::new(
@@ -452,7 +451,6 @@ fn candidate_json(candidate: &Candidate) -> serde_json::Value {
 }
 
 /// Redraws the canvas: committed tokens as text, masks as `░`.
-#[allow(clippy::print_stderr)]
 fn draw_canvas(
     codec: Option<&dyn TokenCodec>,
     canvas: &[u32],

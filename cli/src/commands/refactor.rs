@@ -49,7 +49,6 @@ pub struct RefactorArgs {
     pub model: crate::hooks::model::ModelArgs,
 }
 
-#[allow(clippy::print_stderr)]
 fn say(text: &str) {
     note!("hone: {text}");
 }

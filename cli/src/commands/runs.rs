@@ -10,13 +10,6 @@ use hone_agent::transcript::{list_runs, read_run, RunListing};
 use crate::exit::Hinted;
 
 /// Print a line on stdout; a closed pipe (`hone ... | head`) is not an error worth a panic.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
-    }};
-}
-
 #[derive(Debug, clap::Args)]
 pub struct RunsArgs {
     #[command(subcommand)]

@@ -161,7 +161,6 @@ fn api_key(args: &ServeArgs) -> anyhow::Result<Option<String>> {
     }
 }
 
-#[allow(clippy::print_stderr)]
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let api_key = api_key(&args)?;
     let address: SocketAddr = format!("{}:{}", args.host, args.port)

@@ -19,7 +19,6 @@ use super::settings::{FixMode, HookSettings};
 use hone_tools::describe_failure;
 
 /// Print a line for the person committing (git shows hook stderr).
-#[allow(clippy::print_stderr)]
 pub(crate) fn say(text: &str) {
     note!("hone: {}", text.trim_end());
 }

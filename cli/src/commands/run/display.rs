@@ -50,7 +50,6 @@ impl Display {
         }
     }
 
-    #[allow(clippy::print_stderr)]
     fn line(&self, text: String) {
         match &self.bar {
             Some(bar) => bar.println(text),

@@ -22,13 +22,6 @@ mod display;
 use display::Display;
 
 /// Print a line on stdout; a closed pipe (`hone ... | head`) is not an error worth a panic.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
-    }};
-}
-
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// What to do, in plain words (e.g. "make the failing test pass").
