@@ -15,7 +15,7 @@
 //!   editing, the `generate` output) and the block loop with its exact per-block KV cache;
 //! - [`family`]: each model family's own sampler and recommended settings;
 //! - [`fast`]: Fast-dLLM style confidence-threshold parallel decoding with prefix / dual KV cache;
-//! - [`cohort`]: a lockstep batch of sequences that share a canvas shape and a step structure;
+//! - [`cohort`] (with `row_scoring`, each row's scoring rule): a lockstep batch of sequences that share a canvas shape and a step structure;
 //! - [`decoder`]: the step-level batch decoder for servers (add / remove sequences between steps);
 //! - [`events`]: what each step reports (committed positions, finish reasons).
 //!
@@ -36,6 +36,7 @@ pub mod layout;
 pub mod llada;
 pub mod llada2;
 pub mod mdm;
+mod row_scoring;
 pub mod schedule;
 pub mod scoring;
 pub mod select;
