@@ -32,6 +32,8 @@ struct ToyModel {
     forwards: usize,
     /// Positions run through the network (span lengths summed over forwards and rows).
     positions_computed: usize,
+    /// Rows of logits returned (the output head's work), summed over forwards and batch rows.
+    logit_rows: usize,
 }
 
 impl ToyModel {
@@ -60,6 +62,7 @@ impl ToyModel {
             eos_from: usize::MAX,
             forwards: 0,
             positions_computed: 0,
+            logit_rows: 0,
         }
     }
 
@@ -180,13 +183,25 @@ impl DiffusionModel for ToyModel {
                 keys
             }
         };
-        let mut out = Vec::with_capacity(batch * n * VOCAB);
+        let rows: Vec<usize> = match input.logits_rows {
+            Some(rows) => {
+                assert!(
+                    !rows.is_empty() && rows.windows(2).all(|w| w[0] < w[1]) && rows[rows.len() - 1] < n,
+                    "logits_rows {rows:?} must be ascending and inside the span of {n}"
+                );
+                rows.to_vec()
+            }
+            None => (0..n).collect(),
+        };
+        self.logit_rows += batch * rows.len();
+        let mut out = Vec::with_capacity(batch * rows.len() * VOCAB);
         for b in 0..batch {
-            for p in input.span_start..input.span_start + n {
+            for &r in &rows {
+                let p = input.span_start + r;
                 out.extend(self.logits_at(p, &keys[b], &key_mask[b], input.block_causal));
             }
         }
-        Ok(Tensor::from_vec(out, (batch, n, VOCAB), &Device::Cpu)?)
+        Ok(Tensor::from_vec(out, (batch, rows.len(), VOCAB), &Device::Cpu)?)
     }
 }
 
@@ -412,6 +427,23 @@ fn infill_never_changes_fixed_tokens() {
                 assert_eq!(before, after, "{name}: fixed position {position} unchanged");
             }
         }
+    }
+}
+
+/// Samplers ask the model for the rows they score (masked positions of the block), not every
+/// position of the span; results are unchanged by that (the other tests).
+#[test]
+fn samplers_ask_only_for_the_logits_they_score() {
+    let p = prompt(4, 6);
+    for (name, settings, shift) in all_settings() {
+        let mut model = ToyModel::new(shift);
+        run_cohort(&mut model, vec![request(&p, &settings, 1)]);
+        assert!(
+            model.logit_rows < model.positions_computed,
+            "{name}: {} logit rows for {} positions",
+            model.logit_rows,
+            model.positions_computed
+        );
     }
 }
 

@@ -18,6 +18,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
+use super::head;
 use super::layers::{self, Linear, RmsNorm, Rotary};
 use crate::model::{Architecture, DiffusionModel, ForwardInput, ModelInfo};
 use crate::{Error, Result};
@@ -325,6 +326,7 @@ impl DiffusionModel for Model {
             let up = layer.up_proj.forward(&h)?;
             x = (x + layer.down_proj.forward(&(gate * up)?)?)?;
         }
+        let x = head::select_rows(&x, input.logits_rows)?;
         let x = self.norm.forward(&x)?;
         Ok(self.lm_head.forward(&x)?.to_dtype(DType::F32)?)
     }

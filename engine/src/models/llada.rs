@@ -13,6 +13,7 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
+use super::head;
 use super::layers::{self, Linear, RmsNorm, Rotary};
 use crate::model::{Architecture, DiffusionModel, ForwardInput, ModelInfo};
 use crate::{Error, Result};
@@ -392,6 +393,7 @@ impl DiffusionModel for Model {
             let up = block.up_proj.forward(&h)?;
             x = (x + block.ff_out.forward(&(gate * up)?)?)?;
         }
+        let x = head::select_rows(&x, input.logits_rows)?;
         let x = self.ln_f.forward(&x)?;
         let mut logits = self.head.forward(&x)?.to_dtype(DType::F32)?;
         if cfg.scale_logits {

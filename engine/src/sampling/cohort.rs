@@ -15,7 +15,7 @@ use super::events::{FinishReason, SequenceEvent};
 use super::layout::Layout;
 use super::select::SeededRng;
 use super::settings::{CacheKind, SamplerKind, SamplerSettings};
-pub(crate) use super::row_scoring::{score_positions, score_spec};
+pub(crate) use super::row_scoring::{score_positions, score_spec, LogitRows};
 use super::{block, dream, fast, llada, mdm};
 use crate::model::{CacheMode, DiffusionModel, ForwardInput, KvCache, ModelInfo};
 use crate::{Error, Result};
@@ -299,6 +299,8 @@ impl Cohort {
 
     /// Runs one forward for `rows` over `span` of the canvas (extra unconditional rows for CFG are
     /// the caller's business via `canvases`).
+    /// Logits come back for `rows` only ([`LogitRows::select`] picks a row's positions).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn forward(
         &self,
         model: &mut dyn DiffusionModel,
@@ -307,10 +309,11 @@ impl Cohort {
         span_start: usize,
         span_len: usize,
         cache: CacheMode<'_>,
+        rows: &LogitRows,
     ) -> Result<Tensor> {
         let total_len = self.layout.canvas.len();
         self.forward_window(
-            model, canvases, masks, span_start, span_len, total_len, cache,
+            model, canvases, masks, span_start, span_len, total_len, cache, rows,
         )
     }
 
@@ -326,6 +329,7 @@ impl Cohort {
         span_len: usize,
         total_len: usize,
         cache: CacheMode<'_>,
+        rows: &LogitRows,
     ) -> Result<Tensor> {
         let device = model.device().clone();
         let ids: Vec<u32> = canvases
@@ -361,6 +365,7 @@ impl Cohort {
                 .sampler
                 .is_block_causal()
                 .then(|| self.layout.blocks.first().map_or(1, |block| block.len())),
+            logits_rows: Some(rows.rows()),
         })
     }
 }

@@ -8,7 +8,7 @@ use super::scoring::{ConfidenceMeasure, ScoreSpec, TokenChoice};
 use super::select::SeededRng;
 use super::settings::{ConfidenceRule, DreamAlgorithm, SamplerKind};
 use crate::model::ModelInfo;
-use crate::Result;
+use crate::{Error, Result};
 
 /// The scoring rule of a row for the sampler it runs.
 pub(crate) fn score_spec(row: &Row, info: &ModelInfo, sampler: SamplerKind) -> ScoreSpec {
@@ -68,11 +68,110 @@ pub(crate) fn score_spec(row: &Row, info: &ModelInfo, sampler: SamplerKind) -> S
     spec
 }
 
-/// Scores the candidate `positions` of one row. `window` holds the logits predicting absolute
-/// positions `[window_start, window_start + n)`, `[n, W]`; only the candidates' rows are scored.
+/// The rows of a forward whose logits a step needs: those predicting the positions it scores
+/// (position `p` is predicted by row `p`, or with Dream's shift by row `p - 1`, and position 0 by
+/// row 0: the reference's `cat([logits[:, :1], logits[:, :-1]])`), relative to the span start.
+/// Every row of the batch gets the same rows (the union of what the rows need).
+#[derive(Debug, Clone)]
+pub(crate) struct LogitRows {
+    rows: Vec<usize>,
+    span_start: usize,
+    shift: bool,
+}
+
+impl LogitRows {
+    /// The rows predicting `positions` (any order, repeats allowed) in a span of `span_len`
+    /// positions from `span_start`.
+    pub fn new(
+        positions: impl IntoIterator<Item = usize>,
+        span_start: usize,
+        span_len: usize,
+        shift: bool,
+    ) -> Result<Self> {
+        let mut this = Self {
+            rows: Vec::new(),
+            span_start,
+            shift,
+        };
+        let mut rows = positions
+            .into_iter()
+            .map(|p| this.row(p))
+            .collect::<Result<Vec<_>>>()?;
+        rows.sort_unstable();
+        rows.dedup();
+        if rows.is_empty() {
+            // Nothing to score: the forward still runs (it may fill a cache); a row is cheap.
+            rows.push(0);
+        }
+        if rows.len() == 1 && span_len > 1 {
+            // Never one row alone: a one-row head is a matrix-vector product, which candle sums in
+            // another order than a matrix product, so a sequence's logits (and, on near ties, its
+            // tokens) would depend on whether it shares the forward with others.
+            let neighbour = if rows[0] > 0 { rows[0] - 1 } else { 1 };
+            rows.push(neighbour);
+            rows.sort_unstable();
+        }
+        if let Some(&last) = rows.last().filter(|&&last| last >= span_len) {
+            return Err(Error::InvalidInput(format!(
+                "internal: row {last} is outside the forward's span of {span_len}"
+            )));
+        }
+        this.rows = rows;
+        Ok(this)
+    }
+
+    /// Span-relative rows, ascending (for [`crate::model::ForwardInput::logits_rows`]).
+    pub fn rows(&self) -> &[usize] {
+        &self.rows
+    }
+
+    fn row(&self, position: usize) -> Result<usize> {
+        let raw = if self.shift {
+            position.saturating_sub(1)
+        } else {
+            position
+        };
+        raw.checked_sub(self.span_start).ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "internal: position {position} is not predicted by a span starting at {}",
+                self.span_start
+            ))
+        })
+    }
+
+    /// The logits predicting `positions` for batch row `b`, `[positions.len(), W]`, from the
+    /// forward's output `logits` `[B, rows, W]` (all of its rows when `positions` is empty: there
+    /// is nothing to score then).
+    pub fn select(&self, logits: &Tensor, b: usize, positions: &[usize]) -> Result<Tensor> {
+        let mine = logits.get(b)?;
+        if positions.is_empty() {
+            return Ok(mine);
+        }
+        let index = positions
+            .iter()
+            .map(|&p| {
+                let row = self.row(p)?;
+                self.rows.binary_search(&row).map(|i| i as u32).map_err(|_| {
+                    Error::InvalidInput(format!(
+                        "internal: the logits of position {position} were not asked for",
+                        position = p
+                    ))
+                })
+            })
+            .collect::<Result<Vec<u32>>>()?;
+        let all = index.len() == self.rows.len() && index.iter().enumerate().all(|(i, &r)| r as usize == i);
+        if all {
+            return Ok(mine);
+        }
+        let index = Tensor::from_vec(index, positions.len(), logits.device())?;
+        Ok(mine.index_select(&index, 0)?)
+    }
+}
+
+/// Scores the candidate `positions` of one row from `logits` `[positions.len(), W]`, the rows
+/// predicting them ([`LogitRows::select`]).
 pub(crate) fn score_positions(
-    window: &Tensor,
-    window_start: usize,
+    logits: &Tensor,
     positions: &[usize],
     spec: &ScoreSpec,
     rng: &mut SeededRng,
@@ -80,19 +179,7 @@ pub(crate) fn score_positions(
     if positions.is_empty() {
         return Ok(Vec::new());
     }
-    let n = window.dim(0)?;
-    let contiguous = positions.len() == n && positions.first() == Some(&window_start);
-    let rows = if contiguous {
-        window.clone()
-    } else {
-        let relative: Vec<u32> = positions
-            .iter()
-            .map(|&p| (p - window_start) as u32)
-            .collect();
-        let index = Tensor::from_vec(relative, positions.len(), window.device())?;
-        window.index_select(&index, 0)?
-    };
-    let scored = super::scoring::score(&rows, spec, rng)?;
+    let scored = super::scoring::score(logits, spec, rng)?;
     Ok(positions
         .iter()
         .zip(scored.tokens)

@@ -1,7 +1,8 @@
 //! From logits to one (token, confidence) pair per masked position.
 //!
-//! The greedy paths (temperature 0, no top-p / top-k) run as tensor ops on the model's device and
-//! bring back only two numbers per position, so a step costs no per-vocabulary host round trip.
+//! The greedy paths (temperature 0, no top-p / top-k) bring back only two numbers per position: on
+//! a GPU they run as tensor ops on the device, on the CPU they read the logits in place, rows in
+//! parallel (`greedy`), so a step copies nothing per vocabulary entry.
 //! Sampling (Gumbel-max, categorical, top-p / top-k) needs the sequence's own RNG and runs on the
 //! host over the candidate rows only.
 //!
@@ -11,6 +12,7 @@ use candle_core::{DType, Device, Tensor, D};
 
 use super::select::SeededRng;
 
+mod greedy;
 mod host;
 use host::score_on_host;
 use crate::{Error, Result};
@@ -141,6 +143,15 @@ pub fn score(logits: &Tensor, spec: &ScoreSpec, rng: &mut SeededRng) -> Result<S
     }
     let width = logits.dim(1)?;
     let vocab = spec.vocab_size.min(width);
+    if spec.greedy() {
+        // CPU memory: read the logits in place (no `[n, vocab]` temporaries), rows in parallel.
+        if let Some(mut scored) = greedy::score_in_place(logits, spec, vocab)? {
+            if spec.measure == ConfidenceMeasure::Random {
+                scored.confidence = (0..n).map(|_| rng.next_open01()).collect();
+            }
+            return Ok(scored);
+        }
+    }
     let mut logits = logits.narrow(1, 0, vocab)?.to_dtype(DType::F32)?;
     if let Some(bias) = ban_bias(&spec.banned, vocab, logits.device())? {
         logits = logits.broadcast_add(&bias)?;
