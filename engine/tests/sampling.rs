@@ -1172,6 +1172,7 @@ fn bench_100m_shapes() {
             batches: vec![1],
             warmup: 0,
             repetitions: 1,
+            breakdown: false,
         };
         bench::run(model.as_mut(), &TokenIds::from(&special), &plan, &mut |r| {
             println!(
@@ -1181,4 +1182,42 @@ fn bench_100m_shapes() {
         })
         .unwrap();
     }
+}
+
+/// `hone bench --breakdown`: every case reports the time of its layers, head and scoring, and the
+/// host remainder; the parts add up to the step.
+#[test]
+fn bench_breakdown_accounts_for_the_step() {
+    use hone_engine::bench::{self, BenchPlan};
+    let (arch, config) = hone_engine::random::preset("llada-tiny").unwrap();
+    let special = hone_engine::tokenizer::special_tokens(&config, None, None, None).unwrap();
+    let mut model =
+        hone_engine::random::random_model(arch, &config, 0, &Device::Cpu, DType::F32).unwrap();
+    let plan = BenchPlan {
+        prompt_lengths: vec![8],
+        gen_lengths: vec![16],
+        block_length: 8,
+        samplers: vec![SamplerKind::Fast],
+        caches: vec![CacheKind::None, CacheKind::Dual],
+        tokens_per_step: vec![2],
+        thresholds: vec![],
+        batches: vec![1],
+        warmup: 0,
+        repetitions: 1,
+        breakdown: true,
+    };
+    let results = bench::run(model.as_mut(), &TokenIds::from(&special), &plan, &mut |_| {}).unwrap();
+    assert_eq!(results.len(), 2);
+    for r in &results {
+        let b = r.breakdown.expect("breakdown asked for");
+        assert!(b.layers_ms > 0.0 && b.head_ms > 0.0 && b.scoring_ms > 0.0, "{b:?}");
+        let parts = b.layers_ms + b.head_ms + b.scoring_ms + b.host_ms;
+        assert!((parts - r.step_ms).abs() < 1e-6 * r.step_ms.max(1.0) || parts >= r.step_ms, "{b:?} vs {}", r.step_ms);
+        let shares = b.layers_share + b.head_share + b.scoring_share + b.host_share;
+        assert!(shares > 0.99, "{b:?}");
+    }
+    // Off unless asked for.
+    let plain = BenchPlan { breakdown: false, ..plan };
+    let results = bench::run(model.as_mut(), &TokenIds::from(&special), &plain, &mut |_| {}).unwrap();
+    assert!(results.iter().all(|r| r.breakdown.is_none()));
 }

@@ -8,6 +8,7 @@ use super::scoring::{ConfidenceMeasure, ScoreSpec, TokenChoice};
 use super::select::SeededRng;
 use super::settings::{ConfidenceRule, DreamAlgorithm, SamplerKind};
 use crate::model::ModelInfo;
+use crate::profile::{self, Phase};
 use crate::{Error, Result};
 
 /// The scoring rule of a row for the sampler it runs.
@@ -143,6 +144,13 @@ impl LogitRows {
     /// forward's output `logits` `[B, rows, W]` (all of its rows when `positions` is empty: there
     /// is nothing to score then).
     pub fn select(&self, logits: &Tensor, b: usize, positions: &[usize]) -> Result<Tensor> {
+        let timer = profile::start(logits.device())?;
+        let selected = self.select_untimed(logits, b, positions);
+        timer.stop(Phase::Scoring, logits.device())?;
+        selected
+    }
+
+    fn select_untimed(&self, logits: &Tensor, b: usize, positions: &[usize]) -> Result<Tensor> {
         let mine = logits.get(b)?;
         if positions.is_empty() {
             return Ok(mine);
@@ -179,7 +187,9 @@ pub(crate) fn score_positions(
     if positions.is_empty() {
         return Ok(Vec::new());
     }
+    let timer = profile::start(logits.device())?;
     let scored = super::scoring::score(logits, spec, rng)?;
+    timer.stop(Phase::Scoring, logits.device())?;
     Ok(positions
         .iter()
         .zip(scored.tokens)
