@@ -237,7 +237,11 @@ fn run_case(
     profile::set_enabled(false);
     let (mut result, times, wall) = result?;
     if plan.breakdown {
-        result.breakdown = Some(StepBreakdown::new(times, wall, result.forwards * repetitions));
+        result.breakdown = Some(StepBreakdown::new(
+            times,
+            wall,
+            result.forwards * repetitions,
+        ));
     }
     Ok(result)
 }

@@ -19,9 +19,9 @@ use candle_nn::VarBuilder;
 use serde::Deserialize;
 
 use super::head;
-use crate::profile::{self, Phase};
 use super::layers::{self, Linear, RmsNorm, Rotary};
 use crate::model::{Architecture, DiffusionModel, ForwardInput, ModelInfo};
+use crate::profile::{self, Phase};
 use crate::{Error, Result};
 
 fn default_act() -> String {

@@ -37,5 +37,3 @@ pub fn select_rows(x: &Tensor, rows: Option<&[usize]>) -> Result<Tensor> {
     let index = Tensor::from_vec(index, rows.len(), x.device())?;
     Ok(x.index_select(&index, 1)?)
 }
-
-

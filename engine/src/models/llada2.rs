@@ -26,10 +26,10 @@ use candle_nn::VarBuilder;
 use serde::Deserialize;
 
 use super::head;
-use crate::profile::{self, Phase};
 use super::layers::{self, Linear, RmsNorm, Rotary};
 use super::moe::{Mlp, Routing, SparseMoe};
 use crate::model::{Architecture, DiffusionModel, ForwardInput, ModelInfo};
+use crate::profile::{self, Phase};
 use crate::{Error, Result};
 
 fn default_act() -> String {

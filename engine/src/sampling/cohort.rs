@@ -13,9 +13,9 @@ use candle_core::Tensor;
 
 use super::events::{FinishReason, SequenceEvent};
 use super::layout::Layout;
+pub(crate) use super::row_scoring::{score_positions, score_spec, LogitRows};
 use super::select::SeededRng;
 use super::settings::{CacheKind, SamplerKind, SamplerSettings};
-pub(crate) use super::row_scoring::{score_positions, score_spec, LogitRows};
 use super::{block, dream, fast, llada, mdm};
 use crate::model::{CacheMode, DiffusionModel, ForwardInput, KvCache, ModelInfo};
 use crate::{Error, Result};

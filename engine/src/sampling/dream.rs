@@ -49,15 +49,7 @@ pub(crate) fn step(
         row.masked_in(window_start..window_end, row.tokens.mask)
     });
     let rows = LogitRows::new(wanted, 0, total, shift)?;
-    let logits = cohort.forward(
-        model,
-        &canvases,
-        &masks,
-        0,
-        total,
-        CacheMode::None,
-        &rows,
-    )?;
+    let logits = cohort.forward(model, &canvases, &masks, 0, total, CacheMode::None, &rows)?;
 
     for (b, &i) in live.iter().enumerate() {
         let spec = score_spec(&cohort.rows[i], &cohort.info, SamplerKind::Dream);

@@ -113,33 +113,30 @@ pub(crate) fn step(
         _ => total - span_start,
     };
     let rows = LogitRows::new(wanted, span_start, span_len, shift)?;
-    let logits = if fresh || cache_kind == CacheKind::None {
-        let logits = if fresh && cache_kind != CacheKind::None {
-            let mut cache = KvCache::new(cohort.info.num_layers);
-            let logits = cohort.forward(
-                model,
-                &canvas_refs,
-                &mask_refs,
-                0,
-                total,
-                CacheMode::Record(&mut cache),
-                &rows,
-            )?;
-            cohort.cache = Some(cache);
-            cohort.cached_rows = batch.clone();
-            logits
-        } else {
-            cohort.forward(
-                model,
-                &canvas_refs,
-                &mask_refs,
-                0,
-                total,
-                CacheMode::None,
-                &rows,
-            )?
-        };
+    let logits = if fresh && cache_kind != CacheKind::None {
+        let mut cache = KvCache::new(cohort.info.num_layers);
+        let logits = cohort.forward(
+            model,
+            &canvas_refs,
+            &mask_refs,
+            0,
+            total,
+            CacheMode::Record(&mut cache),
+            &rows,
+        )?;
+        cohort.cache = Some(cache);
+        cohort.cached_rows = batch.clone();
         logits
+    } else if fresh || cache_kind == CacheKind::None {
+        cohort.forward(
+            model,
+            &canvas_refs,
+            &mask_refs,
+            0,
+            total,
+            CacheMode::None,
+            &rows,
+        )?
     } else {
         let mut cache = cohort.cache.take().unwrap_or_default();
         let result = if cache_kind == CacheKind::Prefix {

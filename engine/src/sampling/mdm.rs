@@ -133,15 +133,7 @@ pub(crate) fn step(
         total,
         shift,
     )?;
-    let logits = cohort.forward(
-        model,
-        &canvases,
-        &masks,
-        0,
-        total,
-        CacheMode::None,
-        &rows,
-    )?;
+    let logits = cohort.forward(model, &canvases, &masks, 0, total, CacheMode::None, &rows)?;
     for (b, &i) in live.iter().enumerate() {
         let spec = score_spec(&cohort.rows[i], &cohort.info, SamplerKind::Mdm);
         let initial = &cohort.layout.canvas;

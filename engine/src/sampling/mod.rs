@@ -6,8 +6,9 @@
 //!   timesteps, fixed tokens per step, confidence thresholds);
 //! - [`select`]: *which* masked positions to commit (top-k by confidence with a written-down tie
 //!   rule, threshold selection, sampling without replacement), plus the seeded RNG;
-//! - [`scoring`]: logits to (token, confidence) per position, on the device where possible; it also
-//!   holds the one function that applies Dream's shift of the logits by one position;
+//! - [`scoring`]: logits to (token, confidence) per position, on the device (GPU) or in place and
+//!   in parallel (CPU); with `row_scoring`, which rows of logits a step asks the model for (the
+//!   masked positions', under Dream's shift of the logits by one position);
 //! - [`layout`]: the canvas (prompt, holes, suffix) and its blocks; multi-segment infill;
 //! - [`llada`] / [`dream`]: the reference samplers (LLaDA `generate`, Dream `_sample`), token-exact;
 //! - [`mdm`]: Open-dLLM's `_mdm_sample` (Open-dCoder), with `p2` re-masking;

@@ -159,15 +159,19 @@ impl LogitRows {
             .iter()
             .map(|&p| {
                 let row = self.row(p)?;
-                self.rows.binary_search(&row).map(|i| i as u32).map_err(|_| {
-                    Error::InvalidInput(format!(
-                        "internal: the logits of position {position} were not asked for",
-                        position = p
-                    ))
-                })
+                self.rows
+                    .binary_search(&row)
+                    .map(|i| i as u32)
+                    .map_err(|_| {
+                        Error::InvalidInput(format!(
+                            "internal: the logits of position {position} were not asked for",
+                            position = p
+                        ))
+                    })
             })
             .collect::<Result<Vec<u32>>>()?;
-        let all = index.len() == self.rows.len() && index.iter().enumerate().all(|(i, &r)| r as usize == i);
+        let all = index.len() == self.rows.len()
+            && index.iter().enumerate().all(|(i, &r)| r as usize == i);
         if all {
             return Ok(mine);
         }
@@ -196,4 +200,47 @@ pub(crate) fn score_positions(
         .zip(scored.confidence)
         .map(|((&p, token), confidence)| (p, token, confidence))
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn rows_follow_the_shift_and_never_stand_alone() {
+        // Unshifted: position p is row p - span_start; repeats and order do not matter.
+        let rows = LogitRows::new([7, 5, 7], 4, 10, false).unwrap();
+        assert_eq!(rows.rows(), &[1, 3]);
+        // Shifted: position p is row p - 1, and position 0 row 0.
+        let rows = LogitRows::new([0, 1, 4], 0, 8, true).unwrap();
+        assert_eq!(rows.rows(), &[0, 3]);
+        // One row gets a neighbour (a one-row head rounds differently from a batch's).
+        assert_eq!(LogitRows::new([6], 0, 8, false).unwrap().rows(), &[5, 6]);
+        assert_eq!(LogitRows::new([0], 0, 8, false).unwrap().rows(), &[0, 1]);
+        assert_eq!(LogitRows::new([], 0, 8, false).unwrap().rows(), &[0, 1]);
+        // A position before the span, or past it, is an internal error.
+        assert!(LogitRows::new([3], 4, 8, false).is_err());
+        assert!(LogitRows::new([4], 4, 8, true).is_err());
+        assert!(LogitRows::new([12], 4, 8, false).is_err());
+    }
+
+    #[test]
+    fn select_picks_each_positions_row() {
+        // Batch of 2, rows [1, 3] of a span from 4: logits[b][j] = 10 b + j.
+        let logits = Tensor::new(&[[[0f32], [1.0]], [[10.0], [11.0]]], &Device::Cpu).unwrap();
+        let rows = LogitRows::new([5, 7], 4, 6, false).unwrap();
+        let values = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(values(rows.select(&logits, 1, &[7]).unwrap()), vec![11.0]);
+        assert_eq!(
+            values(rows.select(&logits, 0, &[7, 5]).unwrap()),
+            vec![1.0, 0.0]
+        );
+        assert_eq!(
+            values(rows.select(&logits, 1, &[5, 7]).unwrap()),
+            vec![10.0, 11.0]
+        );
+        assert!(rows.select(&logits, 0, &[6]).is_err());
+    }
 }

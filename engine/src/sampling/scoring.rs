@@ -6,7 +6,8 @@
 //! Sampling (Gumbel-max, categorical, top-p / top-k) needs the sequence's own RNG and runs on the
 //! host over the candidate rows only.
 //!
-//! [`logits_for_positions`] is the single place where Dream's shift of the logits is applied.
+//! [`logits_for_positions`] applies Dream's shift of the logits to whole logits; samplers, which ask
+//! the model for selected rows only, map positions to rows by the same rule (`row_scoring::LogitRows`).
 
 use candle_core::{DType, Device, Tensor, D};
 
@@ -14,8 +15,8 @@ use super::select::SeededRng;
 
 mod greedy;
 mod host;
-use host::score_on_host;
 use crate::{Error, Result};
+use host::score_on_host;
 
 /// Returns the logits that predict the tokens at absolute positions `[start, end)`, `[B, end -
 /// start, W]`, from the model's raw logits `raw` (`[B, n, W]`, covering absolute positions

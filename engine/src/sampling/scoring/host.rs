@@ -7,7 +7,11 @@ use super::{ConfidenceMeasure, ScoreSpec, Scored, TokenChoice};
 use crate::sampling::select::SeededRng;
 use crate::Result;
 
-pub(super) fn score_on_host(logits: &Tensor, spec: &ScoreSpec, rng: &mut SeededRng) -> Result<Scored> {
+pub(super) fn score_on_host(
+    logits: &Tensor,
+    spec: &ScoreSpec,
+    rng: &mut SeededRng,
+) -> Result<Scored> {
     let rows = logits.to_vec2::<f32>()?;
     let mut scored = Scored::default();
     for row in rows {
