@@ -238,6 +238,10 @@ fn bench_runs_a_chosen_subset_on_a_random_model() {
         }
     }
     assert_eq!(json["cache_speedups"].as_array().unwrap().len(), 4);
+    assert!(
+        results.iter().all(|r| r.get("breakdown").is_none()),
+        "no breakdown unless asked for"
+    );
 
     let output = hone(&["bench", "--device", "cpu"]);
     assert_eq!(
@@ -245,6 +249,53 @@ fn bench_runs_a_chosen_subset_on_a_random_model() {
         Some(2),
         "either --model or --random-config is required"
     );
+}
+
+#[test]
+fn bench_breakdown_reports_the_parts_of_a_step() {
+    let args = [
+        "bench",
+        "--random-config",
+        "llada-tiny",
+        "--device",
+        "cpu",
+        "--prompt-lengths",
+        "8",
+        "--gen-lengths",
+        "16",
+        "--block-length",
+        "8",
+        "--samplers",
+        "fast",
+        "--caches",
+        "dual",
+        "--tokens-per-step",
+        "2",
+        "--thresholds",
+        "none",
+        "--warmup",
+        "0",
+        "--repetitions",
+        "1",
+        "--breakdown",
+    ];
+    let json = stdout_json(&hone(&[&args[..], &["--json"]].concat()));
+    let breakdown = &json["results"][0]["breakdown"];
+    for part in ["layers", "head", "scoring", "host"] {
+        assert!(
+            breakdown[format!("{part}_ms")].as_f64().unwrap() >= 0.0,
+            "{part}"
+        );
+        assert!(
+            breakdown[format!("{part}_share")].as_f64().is_some(),
+            "{part}"
+        );
+    }
+    assert!(breakdown["layers_ms"].as_f64().unwrap() > 0.0);
+    let table = hone(&args);
+    assert!(table.status.success());
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("per step: layers"), "{text}");
 }
 
 fn parity_v2(case: &str) -> PathBuf {

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::model::DiffusionModel;
+use crate::profile;
 use crate::sampling::cohort::{Cohort, SequenceRequest, TokenIds};
 use crate::sampling::{CacheKind, Layout, SamplerKind, SamplerSettings, SeededRng};
 use crate::{Error, Result};
@@ -51,6 +52,47 @@ pub struct BenchResult {
     pub tokens_per_second: f64,
     pub tokens_per_forward: f64,
     pub repetitions: usize,
+    /// Where a step's time went (`BenchPlan::breakdown`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub breakdown: Option<StepBreakdown>,
+}
+
+/// Mean milliseconds per step in each part of a step (see `crate::profile`), and their shares of
+/// the step's wall time; `host` is the rest (bookkeeping, selection, inputs, embedding).
+#[derive(Debug, Clone, Copy, Serialize, PartialEq)]
+pub struct StepBreakdown {
+    pub layers_ms: f64,
+    pub head_ms: f64,
+    pub scoring_ms: f64,
+    pub host_ms: f64,
+    pub layers_share: f64,
+    pub head_share: f64,
+    pub scoring_share: f64,
+    pub host_share: f64,
+}
+
+impl StepBreakdown {
+    fn new(times: profile::PhaseTimes, wall: Duration, steps: usize) -> Self {
+        let per_step = |d: Duration| d.as_secs_f64() * 1000.0 / steps.max(1) as f64;
+        let step = per_step(wall);
+        let (layers, head, scoring) = (
+            per_step(times.layers),
+            per_step(times.head),
+            per_step(times.scoring),
+        );
+        let host = (step - layers - head - scoring).max(0.0);
+        let share = |ms: f64| if step > 0.0 { ms / step } else { 0.0 };
+        Self {
+            layers_ms: layers,
+            head_ms: head,
+            scoring_ms: scoring,
+            host_ms: host,
+            layers_share: share(layers),
+            head_share: share(head),
+            scoring_share: share(scoring),
+            host_share: share(host),
+        }
+    }
 }
 
 /// Which cases to run.
@@ -66,6 +108,9 @@ pub struct BenchPlan {
     pub batches: Vec<usize>,
     pub warmup: usize,
     pub repetitions: usize,
+    /// Time the layers, head and scoring of every step ([`BenchResult::breakdown`]); on a GPU this
+    /// synchronises the device around each part, which slows the step a little.
+    pub breakdown: bool,
 }
 
 impl Default for BenchPlan {
@@ -84,6 +129,7 @@ impl Default for BenchPlan {
             batches: vec![1],
             warmup: 1,
             repetitions: 3,
+            breakdown: false,
         }
     }
 }
@@ -137,7 +183,7 @@ pub fn run(
     }
     let mut results = Vec::new();
     for case in plan.cases() {
-        let result = run_case(model, tokens, &case, plan.warmup, plan.repetitions)?;
+        let result = run_case(model, tokens, &case, plan)?;
         on_result(&result);
         results.push(result);
     }
@@ -183,9 +229,31 @@ fn run_case(
     model: &mut dyn DiffusionModel,
     tokens: &TokenIds,
     case: &BenchCase,
+    plan: &BenchPlan,
+) -> Result<BenchResult> {
+    let (warmup, repetitions) = (plan.warmup, plan.repetitions);
+    profile::set_enabled(plan.breakdown);
+    let result = time_case(model, tokens, case, warmup, repetitions);
+    profile::set_enabled(false);
+    let (mut result, times, wall) = result?;
+    if plan.breakdown {
+        result.breakdown = Some(StepBreakdown::new(
+            times,
+            wall,
+            result.forwards * repetitions,
+        ));
+    }
+    Ok(result)
+}
+
+/// The timed runs of a case, with the phase times and wall time of the timed runs together.
+fn time_case(
+    model: &mut dyn DiffusionModel,
+    tokens: &TokenIds,
+    case: &BenchCase,
     warmup: usize,
     repetitions: usize,
-) -> Result<BenchResult> {
+) -> Result<(BenchResult, profile::PhaseTimes, Duration)> {
     let info = model.info().clone();
     let settings = settings_for(case);
     settings.validate_generation(case.prompt_length, info.max_sequence_length)?;
@@ -209,6 +277,9 @@ fn run_case(
             })
             .collect::<Result<_>>()?;
         let mut cohort = Cohort::new(&info, 0, requests)?;
+        if run == warmup {
+            profile::reset();
+        }
         let started = Instant::now();
         let mut steps = 0;
         while !cohort.is_done() {
@@ -222,8 +293,9 @@ fn run_case(
             generated = case.gen_length * case.batch;
         }
     }
+    let times = profile::snapshot();
     let wall_seconds = total.as_secs_f64() / repetitions as f64;
-    Ok(BenchResult {
+    let result = BenchResult {
         case: case.clone(),
         forwards,
         tokens: generated,
@@ -244,5 +316,7 @@ fn run_case(
             0.0
         },
         repetitions,
-    })
+        breakdown: None,
+    };
+    Ok((result, times, total))
 }

@@ -166,6 +166,11 @@ pub struct ForwardInput<'a> {
     /// tokens from position 0 (position `i` attends to `j` iff `j / b <= i / b`), combined with the
     /// padding mask.
     pub block_causal: Option<usize>,
+    /// Rows of the span (indices into `0..n`, ascending and distinct) whose logits are wanted, or
+    /// `None` for every row. The final norm and the output head run on these rows only: the head
+    /// over a 126k-152k vocabulary costs more than a layer, and a sampler needs only the rows that
+    /// predict still-masked positions (with Dream's shift: the rows before them).
+    pub logits_rows: Option<&'a [usize]>,
 }
 
 /// A masked-diffusion language model: one forward pass per denoising step.
@@ -174,6 +179,7 @@ pub trait DiffusionModel: Send {
     fn device(&self) -> &Device;
     /// The dtype of weights and activations (logits are always returned in f32).
     fn dtype(&self) -> DType;
-    /// Raw, unshifted logits, f32 `[batch, n, logits_width]`, for the span's positions.
+    /// Raw, unshifted logits, f32 `[batch, rows, logits_width]`: for every position of the span
+    /// (`rows = n`), or for [`ForwardInput::logits_rows`] in that order.
     fn forward(&mut self, input: ForwardInput<'_>) -> Result<Tensor>;
 }

@@ -371,6 +371,7 @@ mod tests {
                     total_len: 4,
                     cache: crate::model::CacheMode::None,
                     block_causal: None,
+                    logits_rows: None,
                 };
                 model
                     .forward(input)

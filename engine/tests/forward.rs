@@ -77,6 +77,7 @@ fn forward_blocks(
             total_len: total,
             cache,
             block_causal,
+            logits_rows: None,
         })
         .unwrap()
 }
@@ -247,6 +248,7 @@ fn forward_err(
         total_len: total,
         cache: CacheMode::None,
         block_causal: None,
+        logits_rows: None,
     };
     match model.forward(input) {
         Err(Error::InvalidInput(msg)) => msg,
@@ -276,6 +278,7 @@ fn bad_inputs_are_refused_with_clear_errors() {
         total_len: 4,
         cache: CacheMode::Prefix(&cache),
         block_causal: None,
+        logits_rows: None,
     };
     let err = model.forward(input).unwrap_err().to_string();
     assert!(err.contains("record"), "{err}");
@@ -697,6 +700,7 @@ fn block_causal_caches_equal_the_full_recompute() {
             total_len: total,
             cache: CacheMode::Extend(&mut cache),
             block_causal: Some(8),
+            logits_rows: None,
         })
         .unwrap_err()
         .to_string();
@@ -801,4 +805,51 @@ fn a_mask_id_that_is_an_ordinary_token_warns_and_explains_prompt_errors() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("mask token `<|mask|>`"), "{err}");
+}
+
+/// `logits_rows` returns exactly those rows of the full pass (the head and final norm run per
+/// row), for every family of both fixture sets, gathered or contiguous; bad rows are refused.
+#[test]
+fn selected_logit_rows_equal_the_full_pass() {
+    for dir in cases().into_iter().chain(v2_cases()) {
+        let name = dir.file_name().unwrap().to_string_lossy().to_string();
+        let data = golden(&dir);
+        let ids = data["input_ids"].to_dtype(DType::U32).unwrap();
+        let total = ids.dim(1).unwrap();
+        let mut model = load(&dir);
+        let full = forward(model.as_mut(), &ids, None, 0, total, CacheMode::None);
+        for rows in [vec![1, 3, total - 1], vec![2, 3, 4]] {
+            let got = model
+                .forward(ForwardInput {
+                    input_ids: &ids,
+                    attention_mask: None,
+                    span_start: 0,
+                    total_len: total,
+                    cache: CacheMode::None,
+                    block_causal: None,
+                    logits_rows: Some(&rows),
+                })
+                .unwrap();
+            let index: Vec<u32> = rows.iter().map(|&r| r as u32).collect();
+            let index = Tensor::new(index.as_slice(), &Device::Cpu).unwrap();
+            let expected = full.index_select(&index, 1).unwrap();
+            let err = max_abs_diff(&got, &expected);
+            assert!(err <= CACHE_TOLERANCE, "{name} rows {rows:?}: {err}");
+        }
+        for bad in [vec![], vec![3, 1], vec![total]] {
+            let err = model
+                .forward(ForwardInput {
+                    input_ids: &ids,
+                    attention_mask: None,
+                    span_start: 0,
+                    total_len: total,
+                    cache: CacheMode::None,
+                    block_causal: None,
+                    logits_rows: Some(&bad),
+                })
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("logits_rows"), "{name} {bad:?}: {err}");
+        }
+    }
 }

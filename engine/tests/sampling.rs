@@ -32,6 +32,8 @@ struct ToyModel {
     forwards: usize,
     /// Positions run through the network (span lengths summed over forwards and rows).
     positions_computed: usize,
+    /// Rows of logits returned (the output head's work), summed over forwards and batch rows.
+    logit_rows: usize,
 }
 
 impl ToyModel {
@@ -60,6 +62,7 @@ impl ToyModel {
             eos_from: usize::MAX,
             forwards: 0,
             positions_computed: 0,
+            logit_rows: 0,
         }
     }
 
@@ -180,13 +183,31 @@ impl DiffusionModel for ToyModel {
                 keys
             }
         };
-        let mut out = Vec::with_capacity(batch * n * VOCAB);
+        let rows: Vec<usize> = match input.logits_rows {
+            Some(rows) => {
+                assert!(
+                    !rows.is_empty()
+                        && rows.windows(2).all(|w| w[0] < w[1])
+                        && rows[rows.len() - 1] < n,
+                    "logits_rows {rows:?} must be ascending and inside the span of {n}"
+                );
+                rows.to_vec()
+            }
+            None => (0..n).collect(),
+        };
+        self.logit_rows += batch * rows.len();
+        let mut out = Vec::with_capacity(batch * rows.len() * VOCAB);
         for b in 0..batch {
-            for p in input.span_start..input.span_start + n {
+            for &r in &rows {
+                let p = input.span_start + r;
                 out.extend(self.logits_at(p, &keys[b], &key_mask[b], input.block_causal));
             }
         }
-        Ok(Tensor::from_vec(out, (batch, n, VOCAB), &Device::Cpu)?)
+        Ok(Tensor::from_vec(
+            out,
+            (batch, rows.len(), VOCAB),
+            &Device::Cpu,
+        )?)
     }
 }
 
@@ -412,6 +433,23 @@ fn infill_never_changes_fixed_tokens() {
                 assert_eq!(before, after, "{name}: fixed position {position} unchanged");
             }
         }
+    }
+}
+
+/// Samplers ask the model for the rows they score (masked positions of the block), not every
+/// position of the span; results are unchanged by that (the other tests).
+#[test]
+fn samplers_ask_only_for_the_logits_they_score() {
+    let p = prompt(4, 6);
+    for (name, settings, shift) in all_settings() {
+        let mut model = ToyModel::new(shift);
+        run_cohort(&mut model, vec![request(&p, &settings, 1)]);
+        assert!(
+            model.logit_rows < model.positions_computed,
+            "{name}: {} logit rows for {} positions",
+            model.logit_rows,
+            model.positions_computed
+        );
     }
 }
 
@@ -1140,6 +1178,7 @@ fn bench_100m_shapes() {
             batches: vec![1],
             warmup: 0,
             repetitions: 1,
+            breakdown: false,
         };
         bench::run(model.as_mut(), &TokenIds::from(&special), &plan, &mut |r| {
             println!(
@@ -1149,4 +1188,61 @@ fn bench_100m_shapes() {
         })
         .unwrap();
     }
+}
+
+/// `hone bench --breakdown`: every case reports the time of its layers, head and scoring, and the
+/// host remainder; the parts add up to the step.
+#[test]
+fn bench_breakdown_accounts_for_the_step() {
+    use hone_engine::bench::{self, BenchPlan};
+    let (arch, config) = hone_engine::random::preset("llada-tiny").unwrap();
+    let special = hone_engine::tokenizer::special_tokens(&config, None, None, None).unwrap();
+    let mut model =
+        hone_engine::random::random_model(arch, &config, 0, &Device::Cpu, DType::F32).unwrap();
+    let plan = BenchPlan {
+        prompt_lengths: vec![8],
+        gen_lengths: vec![16],
+        block_length: 8,
+        samplers: vec![SamplerKind::Fast],
+        caches: vec![CacheKind::None, CacheKind::Dual],
+        tokens_per_step: vec![2],
+        thresholds: vec![],
+        batches: vec![1],
+        warmup: 0,
+        repetitions: 1,
+        breakdown: true,
+    };
+    let results = bench::run(
+        model.as_mut(),
+        &TokenIds::from(&special),
+        &plan,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert_eq!(results.len(), 2);
+    for r in &results {
+        let b = r.breakdown.expect("breakdown asked for");
+        assert!(
+            b.layers_ms > 0.0 && b.head_ms > 0.0 && b.scoring_ms > 0.0,
+            "{b:?}"
+        );
+        let parts = b.layers_ms + b.head_ms + b.scoring_ms + b.host_ms;
+        // The host part is the remainder, so the parts cover the step.
+        assert!(parts >= r.step_ms * 0.999, "{b:?} vs {}", r.step_ms);
+        let shares = b.layers_share + b.head_share + b.scoring_share + b.host_share;
+        assert!(shares > 0.99, "{b:?}");
+    }
+    // Off unless asked for.
+    let plain = BenchPlan {
+        breakdown: false,
+        ..plan
+    };
+    let results = bench::run(
+        model.as_mut(),
+        &TokenIds::from(&special),
+        &plain,
+        &mut |_| {},
+    )
+    .unwrap();
+    assert!(results.iter().all(|r| r.breakdown.is_none()));
 }

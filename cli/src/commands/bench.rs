@@ -1,7 +1,8 @@
 //! `hone bench`: the engine's fixed benchmark workload (`hone_engine::bench`) on a checkpoint
 //! (`--model`) or a random-weight model of a config (`--random-config FILE|PRESET`), printing a
 //! table (or `--json`) of step latency, tok/s and tokens per forward, plus the per-step speed-up the
-//! caches give. Flags pick a subset so a quick check (e.g. on a GPU) runs only what it needs.
+//! caches give. Flags pick a subset so a quick check (e.g. on a GPU) runs only what it needs;
+//! `--breakdown` adds where each step's time went (layers, head, scoring, host code).
 
 use crate::flags::{self, caps};
 use std::io::Write;
@@ -88,6 +89,11 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
 
+    /// Also time the parts of each step: transformer layers, output head, scoring, and the rest
+    /// (host code), as ms per step and shares (synchronises a GPU around each part).
+    #[arg(long)]
+    pub breakdown: bool,
+
     /// One JSON document per case on stdout instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -98,6 +104,7 @@ fn plan(args: &BenchArgs) -> anyhow::Result<BenchPlan> {
         block_length: args.block_length,
         warmup: args.warmup,
         repetitions: args.repetitions,
+        breakdown: args.breakdown,
         ..BenchPlan::default()
     };
     if !args.prompt_lengths.is_empty() {
@@ -272,6 +279,17 @@ pub fn run(args: BenchArgs) -> anyhow::Result<ExitCode> {
                 r.tokens_per_second,
                 r.tokens_per_forward
             );
+            if let Some(b) = &r.breakdown {
+                let part = |ms: f64, share: f64| format!("{ms:.2} ms ({:.0}%)", share * 100.0);
+                let _ = writeln!(
+                    stdout,
+                    "  per step: layers {}, head {}, scoring {}, host {}",
+                    part(b.layers_ms, b.layers_share),
+                    part(b.head_ms, b.head_share),
+                    part(b.scoring_ms, b.scoring_share),
+                    part(b.host_ms, b.host_share)
+                );
+            }
             let _ = stdout.flush();
         }
     };

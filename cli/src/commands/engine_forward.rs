@@ -151,6 +151,7 @@ pub fn run(args: ForwardArgs) -> anyhow::Result<ExitCode> {
             total_len,
             cache: CacheMode::None,
             block_causal: args.block_causal.map(|b| b as usize),
+            logits_rows: None,
         })
         .map_err(engine_error)?;
     let elapsed = started.elapsed();

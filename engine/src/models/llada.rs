@@ -13,8 +13,10 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
+use super::head;
 use super::layers::{self, Linear, RmsNorm, Rotary};
 use crate::model::{Architecture, DiffusionModel, ForwardInput, ModelInfo};
+use crate::profile::{self, Phase};
 use crate::{Error, Result};
 
 fn default_true() -> bool {
@@ -370,6 +372,7 @@ impl DiffusionModel for Model {
         if cfg.input_emb_norm == Some(true) {
             x = (x * (cfg.d_model as f64).sqrt())?;
         }
+        let timer = profile::start(&self.device)?;
         for (i, block) in self.blocks.iter().enumerate() {
             let h = block.attn_norm.forward(&x)?;
             let mut q = block.q_proj.forward(&h)?;
@@ -392,11 +395,15 @@ impl DiffusionModel for Model {
             let up = block.up_proj.forward(&h)?;
             x = (x + block.ff_out.forward(&(gate * up)?)?)?;
         }
+        timer.stop(Phase::Layers, &self.device)?;
+        let timer = profile::start(&self.device)?;
+        let x = head::select_rows(&x, input.logits_rows)?;
         let x = self.ln_f.forward(&x)?;
         let mut logits = self.head.forward(&x)?.to_dtype(DType::F32)?;
         if cfg.scale_logits {
             logits = (logits * (1.0 / (cfg.d_model as f64).sqrt()))?;
         }
+        timer.stop(Phase::Head, &self.device)?;
         Ok(logits)
     }
 }

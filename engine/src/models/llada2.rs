@@ -25,9 +25,11 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
+use super::head;
 use super::layers::{self, Linear, RmsNorm, Rotary};
 use super::moe::{Mlp, Routing, SparseMoe};
 use crate::model::{Architecture, DiffusionModel, ForwardInput, ModelInfo};
+use crate::profile::{self, Phase};
 use crate::{Error, Result};
 
 fn default_act() -> String {
@@ -428,6 +430,7 @@ impl DiffusionModel for Model {
         let (cos, sin) = (cos.to_dtype(self.dtype)?, sin.to_dtype(self.dtype)?);
 
         let mut x = layers::embed(&self.word_embeddings, input.input_ids)?;
+        let timer = profile::start(&self.device)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let h = layer.input_layernorm.forward(&x)?;
             let qkv = layer.query_key_value.forward(&h)?;
@@ -450,7 +453,12 @@ impl DiffusionModel for Model {
             let h = layer.post_attention_layernorm.forward(&x)?;
             x = (x + layer.mlp.forward(&h)?)?;
         }
+        timer.stop(Phase::Layers, &self.device)?;
+        let timer = profile::start(&self.device)?;
+        let x = head::select_rows(&x, input.logits_rows)?;
         let x = self.norm.forward(&x)?;
-        Ok(self.lm_head.forward(&x)?.to_dtype(DType::F32)?)
+        let logits = self.lm_head.forward(&x)?.to_dtype(DType::F32)?;
+        timer.stop(Phase::Head, &self.device)?;
+        Ok(logits)
     }
 }

@@ -23,9 +23,11 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::Deserialize;
 
+use super::head;
 use super::layers::{self, Linear, RmsNorm, Rotary};
 use super::moe::{Mlp, Routing, SparseMoe};
 use crate::model::{Architecture, DiffusionModel, ForwardInput, ModelInfo};
+use crate::profile::{self, Phase};
 use crate::{Error, Result};
 
 fn default_act() -> String {
@@ -430,6 +432,7 @@ impl DiffusionModel for Model {
         let (cos, sin) = (cos.to_dtype(self.dtype)?, sin.to_dtype(self.dtype)?);
 
         let mut x = layers::embed(&self.embed_tokens, input.input_ids)?;
+        let timer = profile::start(&self.device)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let h = layer.input_layernorm.forward(&x)?;
             let mut q = layers::split_heads(&layer.q_proj.forward(&h)?, heads, head_dim)?;
@@ -453,7 +456,12 @@ impl DiffusionModel for Model {
             };
             x = (x + y)?;
         }
+        timer.stop(Phase::Layers, &self.device)?;
+        let timer = profile::start(&self.device)?;
+        let x = head::select_rows(&x, input.logits_rows)?;
         let x = self.norm.forward(&x)?;
-        Ok(self.lm_head.forward(&x)?.to_dtype(DType::F32)?)
+        let logits = self.lm_head.forward(&x)?.to_dtype(DType::F32)?;
+        timer.stop(Phase::Head, &self.device)?;
+        Ok(logits)
     }
 }

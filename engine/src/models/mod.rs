@@ -4,6 +4,7 @@
 //! `checkpoint`'s job.
 
 pub mod dream;
+pub mod head;
 pub mod layers;
 pub mod llada;
 pub mod llada2;

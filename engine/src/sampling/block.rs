@@ -10,7 +10,7 @@
 
 use candle_core::Tensor;
 
-use super::cohort::{score_positions, score_spec, Cohort};
+use super::cohort::{score_positions, score_spec, Cohort, LogitRows, Row};
 use super::events::FinishReason;
 use super::llada2::{edits, effective_steps, transfer, MAX_STEPS_PER_BLOCK};
 use super::schedule::llada_transfer_counts;
@@ -29,27 +29,27 @@ pub(crate) fn step(
 
     let block = cohort.layout.blocks[cohort.block].clone();
     let batch = cohort.cached_rows.clone();
-    let logits = block_forward(cohort, model, &batch, &block)?;
     let prompt_len = cohort.layout.prefix_len();
     let sampler = cohort.key_sampler();
+    let waiting = |i: usize| cohort.rows[i].is_live() && !cohort.rows[i].block_done;
+    let wanted: Vec<usize> = batch
+        .iter()
+        .filter(|&&i| waiting(i))
+        .flat_map(|&i| scored_positions(&cohort.rows[i], &block, &cohort.layout.canvas, sampler))
+        .collect();
+    let (logits, rows) = block_forward(cohort, model, &batch, &block, wanted)?;
     let step_index = cohort.step;
     for (b, &i) in batch.iter().enumerate() {
         if !cohort.rows[i].is_live() || cohort.rows[i].block_done {
             continue;
         }
-        let window = logits.narrow(0, b, 1)?.squeeze(0)?;
         let spec = score_spec(&cohort.rows[i], &cohort.info, sampler);
-        let initial = &cohort.layout.canvas;
+        let positions = scored_positions(&cohort.rows[i], &block, &cohort.layout.canvas, sampler);
+        let window = rows.select(&logits, b, &positions)?;
         let row = &mut cohort.rows[i];
         let mask = row.tokens.mask;
         let masked = row.masked_in(block.clone(), mask);
-        // 2.1 also scores decoded non-prompt positions (editing); 2.0 only the masked ones.
-        let positions: Vec<usize> = if sampler == SamplerKind::Llada21 {
-            block.clone().filter(|&p| initial[p] == mask).collect()
-        } else {
-            masked.clone()
-        };
-        let scored = score_positions(&window, block.start, &positions, &spec, &mut row.rng)?;
+        let scored = score_positions(&window, &positions, &spec, &mut row.rng)?;
         let candidates: Vec<(usize, f64)> = scored
             .iter()
             .filter(|(p, _, _)| masked.contains(p))
@@ -128,6 +128,22 @@ pub(crate) fn step(
     // End finished blocks now, so the step that completes the last one reports the finish.
     advance(cohort)?;
     Ok(committed)
+}
+
+/// The positions a row scores in `block`: 2.1 also scores decoded non-prompt positions (editing),
+/// 2.0 only the masked ones.
+fn scored_positions(
+    row: &Row,
+    block: &std::ops::Range<usize>,
+    initial: &[u32],
+    sampler: SamplerKind,
+) -> Vec<usize> {
+    let mask = row.tokens.mask;
+    if sampler == SamplerKind::Llada21 {
+        block.clone().filter(|&p| initial[p] == mask).collect()
+    } else {
+        row.masked_in(block.clone(), mask)
+    }
 }
 
 /// Moves to a block with work left, ending blocks whose rows are all done; `false` (and every row
@@ -257,19 +273,22 @@ fn select_rows(cache: &mut KvCache, keep: &[u32]) -> Result<()> {
     Ok(())
 }
 
-/// One forward of `batch` up to the end of `block`, returning the block's logits `[B, block, W]`.
+/// One forward of `batch` up to the end of `block`, returning the logits of the rows predicting
+/// `wanted` (positions inside the block) and which rows those are.
 fn block_forward(
     cohort: &mut Cohort,
     model: &mut dyn DiffusionModel,
     batch: &[usize],
     block: &std::ops::Range<usize>,
-) -> Result<Tensor> {
+    wanted: Vec<usize>,
+) -> Result<(Tensor, LogitRows)> {
     let canvases: Vec<&[u32]> = batch
         .iter()
         .map(|&i| &cohort.rows[i].canvas[..block.end])
         .collect();
     let masks = vec![None; batch.len()];
     if cohort.key_cache() == CacheKind::None {
+        let rows = LogitRows::new(wanted, 0, block.end, false)?;
         let logits = cohort.forward_window(
             model,
             &canvases,
@@ -278,14 +297,16 @@ fn block_forward(
             block.end,
             block.end,
             CacheMode::None,
+            &rows,
         )?;
-        return Ok(logits.narrow(1, block.start, block.len())?);
+        return Ok((logits, rows));
     }
     let mut cache = cohort
         .cache
         .take()
         .unwrap_or_else(|| KvCache::new(cohort.info.num_layers));
     let span_start = cache.len().min(block.start);
+    let rows = LogitRows::new(wanted, span_start, block.end - span_start, false)?;
     cache.truncate(span_start)?;
     let result = cohort.forward_window(
         model,
@@ -295,10 +316,11 @@ fn block_forward(
         block.end - span_start,
         block.end,
         CacheMode::Extend(&mut cache),
+        &rows,
     );
     // Keep exactly the finished blocks: the current block's keys/values change every step.
     let truncated = cache.truncate(block.start);
     cohort.cache = Some(cache);
     truncated?;
-    Ok(result?.narrow(1, block.start - span_start, block.len())?)
+    Ok((result?, rows))
 }

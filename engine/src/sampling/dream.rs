@@ -14,10 +14,9 @@
 //! the same number whenever the rows have equal hole sizes (always, for Dream's `generate`) and
 //! keeps a sequence's result independent of its batch. Random draws come from the sequence's RNG.
 
-use super::cohort::{score_positions, score_spec, Cohort};
+use super::cohort::{score_positions, score_spec, Cohort, LogitRows};
 use super::events::FinishReason;
 use super::schedule::{dream_reveal_probability, dream_timesteps, dream_transfer_count};
-use super::scoring::logits_for_positions;
 use super::select::{sample_positions, top_k_positions};
 use super::settings::{DreamAlgorithm, SamplerKind};
 use crate::model::{CacheMode, DiffusionModel};
@@ -40,16 +39,19 @@ pub(crate) fn step(
         .map(|&i| cohort.rows[i].attention_mask.as_deref())
         .collect();
     let total = cohort.layout.canvas.len();
-    let logits = cohort.forward(model, &canvases, &masks, 0, total, CacheMode::None)?;
-
     let steps = cohort.key_steps();
     let window_start = cohort.layout.holes.first().map_or(0, |hole| hole.start);
     let window_end = cohort.layout.holes.last().map_or(total, |hole| hole.end);
     let shift = cohort.info.shift_logits;
+    // Every masked position may be scored (`origin` draws which after the forward).
+    let wanted = live.iter().flat_map(|&i| {
+        let row = &cohort.rows[i];
+        row.masked_in(window_start..window_end, row.tokens.mask)
+    });
+    let rows = LogitRows::new(wanted, 0, total, shift)?;
+    let logits = cohort.forward(model, &canvases, &masks, 0, total, CacheMode::None, &rows)?;
+
     for (b, &i) in live.iter().enumerate() {
-        let window =
-            logits_for_positions(&logits.narrow(0, b, 1)?, 0, window_start, window_end, shift)?
-                .squeeze(0)?;
         let spec = score_spec(&cohort.rows[i], &cohort.info, SamplerKind::Dream);
         let row = &mut cohort.rows[i];
         let timesteps = dream_timesteps(steps, row.settings.eps);
@@ -61,10 +63,12 @@ pub(crate) fn step(
                 .copied()
                 .filter(|_| row.rng.next_open01() < p_transfer)
                 .collect();
-            let scored = score_positions(&window, window_start, &revealed, &spec, &mut row.rng)?;
+            let window = rows.select(&logits, b, &revealed)?;
+            let scored = score_positions(&window, &revealed, &spec, &mut row.rng)?;
             scored.into_iter().map(|(p, token, _)| (p, token)).collect()
         } else {
-            let scored = score_positions(&window, window_start, &masked, &spec, &mut row.rng)?;
+            let window = rows.select(&logits, b, &masked)?;
+            let scored = score_positions(&window, &masked, &spec, &mut row.rng)?;
             let k = dream_transfer_count(masked.len(), cohort.step, &timesteps);
             let candidates: Vec<(usize, f64)> = scored.iter().map(|&(p, _, c)| (p, c)).collect();
             let picked = if k == 0 {

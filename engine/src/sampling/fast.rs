@@ -47,10 +47,9 @@
 
 use std::ops::Range;
 
-use super::cohort::{score_positions, score_spec, Cohort};
+use super::cohort::{score_positions, score_spec, Cohort, LogitRows, Row};
 use super::events::FinishReason;
 use super::schedule::{llada_transfer_counts, StepBudget};
-use super::scoring::logits_for_positions;
 use super::select::{threshold_positions, top_k_positions};
 use super::settings::{CacheKind, SamplerKind};
 use crate::model::{CacheMode, DiffusionModel, KvCache};
@@ -98,26 +97,47 @@ pub(crate) fn step(
     let mask_refs: Vec<Option<&[u32]>> = masks.iter().map(Option::as_deref).collect();
     // Dream predicts position p from p - 1: cached spans start one earlier (see the module note).
     let lead = usize::from(shift && block.start > 0);
-    let (span_start, logits) = if fresh || cache_kind == CacheKind::None {
-        let logits = if fresh && cache_kind != CacheKind::None {
-            let mut cache = KvCache::new(cohort.info.num_layers);
-            let logits = cohort.forward(
-                model,
-                &canvas_refs,
-                &mask_refs,
-                0,
-                total,
-                CacheMode::Record(&mut cache),
-            )?;
-            cohort.cache = Some(cache);
-            cohort.cached_rows = batch.clone();
-            logits
-        } else {
-            cohort.forward(model, &canvas_refs, &mask_refs, 0, total, CacheMode::None)?
-        };
-        (0, logits)
+    let first_token_rule = fresh && shift;
+    let wanted: Vec<usize> = batch
+        .iter()
+        .filter(|&&i| cohort.rows[i].is_live())
+        .flat_map(|&i| scored_positions(&cohort.rows[i], &block, first_token_rule))
+        .collect();
+    let span_start = if fresh || cache_kind == CacheKind::None {
+        0
     } else {
-        let span_start = block.start - lead;
+        block.start - lead
+    };
+    let span_len = match cache_kind {
+        CacheKind::Dual if !fresh => block.end - span_start,
+        _ => total - span_start,
+    };
+    let rows = LogitRows::new(wanted, span_start, span_len, shift)?;
+    let logits = if fresh && cache_kind != CacheKind::None {
+        let mut cache = KvCache::new(cohort.info.num_layers);
+        let logits = cohort.forward(
+            model,
+            &canvas_refs,
+            &mask_refs,
+            0,
+            total,
+            CacheMode::Record(&mut cache),
+            &rows,
+        )?;
+        cohort.cache = Some(cache);
+        cohort.cached_rows = batch.clone();
+        logits
+    } else if fresh || cache_kind == CacheKind::None {
+        cohort.forward(
+            model,
+            &canvas_refs,
+            &mask_refs,
+            0,
+            total,
+            CacheMode::None,
+            &rows,
+        )?
+    } else {
         let mut cache = cohort.cache.take().unwrap_or_default();
         let result = if cache_kind == CacheKind::Prefix {
             cohort.forward(
@@ -127,6 +147,7 @@ pub(crate) fn step(
                 span_start,
                 total - span_start,
                 CacheMode::Prefix(&cache),
+                &rows,
             )
         } else {
             cohort.forward(
@@ -136,43 +157,28 @@ pub(crate) fn step(
                 span_start,
                 block.end - span_start,
                 CacheMode::Dual(&mut cache),
+                &rows,
             )
         };
         cohort.cache = Some(cache);
-        (span_start, result?)
+        result?
     };
 
     for (b, &i) in batch.iter().enumerate() {
         if !cohort.rows[i].is_live() {
             continue;
         }
-        let window = logits_for_positions(
-            &logits.narrow(0, b, 1)?,
-            span_start,
-            block.start,
-            block.end,
-            shift,
-        )?
-        .squeeze(0)?;
+        let positions = scored_positions(&cohort.rows[i], &block, first_token_rule);
         let spec = score_spec(&cohort.rows[i], &cohort.info, SamplerKind::Fast);
         let step_index = cohort.step;
         let row = &mut cohort.rows[i];
         row.forwards += 1;
         row.steps_taken += 1;
-        let positions = row.masked_in(block.clone(), row.tokens.mask);
         if positions.is_empty() {
             continue;
         }
-        let first_token_rule = fresh && shift;
-        let positions = if first_token_rule {
-            positions
-                .into_iter()
-                .filter(|&p| p == block.start)
-                .collect()
-        } else {
-            positions
-        };
-        let scored = score_positions(&window, block.start, &positions, &spec, &mut row.rng)?;
+        let logits = rows.select(&logits, b, &positions)?;
+        let scored = score_positions(&logits, &positions, &spec, &mut row.rng)?;
         let candidates: Vec<(usize, f64)> = scored.iter().map(|&(p, _, c)| (p, c)).collect();
         let picked = if first_token_rule {
             candidates.iter().map(|&(p, _)| p).collect()
@@ -201,6 +207,17 @@ pub(crate) fn step(
         finish_block(cohort, &block);
     }
     Ok(committed)
+}
+
+/// The positions a row scores this step: its masked positions in the block, or under the
+/// first-token rule only the block's first position (if masked).
+fn scored_positions(row: &Row, block: &Range<usize>, first_token_rule: bool) -> Vec<usize> {
+    let masked = row.masked_in(block.clone(), row.tokens.mask);
+    if first_token_rule {
+        masked.into_iter().filter(|&p| p == block.start).collect()
+    } else {
+        masked
+    }
 }
 
 fn budget(

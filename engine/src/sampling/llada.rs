@@ -22,10 +22,9 @@
 
 use candle_core::Tensor;
 
-use super::cohort::{score_positions, score_spec, Cohort};
+use super::cohort::{score_positions, score_spec, Cohort, LogitRows};
 use super::events::FinishReason;
 use super::schedule::llada_transfer_counts;
-use super::scoring::logits_for_positions;
 use super::select::top_k_positions;
 use super::settings::SamplerKind;
 use crate::model::{CacheMode, DiffusionModel};
@@ -81,22 +80,37 @@ pub(crate) fn step(
     let canvas_refs: Vec<&[u32]> = canvases.iter().map(Vec::as_slice).collect();
     let mask_refs: Vec<Option<&[u32]>> = masks.iter().map(Option::as_deref).collect();
     let total = cohort.layout.canvas.len();
-    let logits = cohort.forward(model, &canvas_refs, &mask_refs, 0, total, CacheMode::None)?;
-
     let shift = cohort.info.shift_logits;
+    // Only the block's masked positions are scored: the head runs on their rows only.
+    let wanted = live.iter().flat_map(|&i| {
+        let row = &cohort.rows[i];
+        row.masked_in(block.clone(), row.tokens.mask)
+    });
+    let rows = LogitRows::new(wanted, 0, total, shift)?;
+    let logits = cohort.forward(
+        model,
+        &canvas_refs,
+        &mask_refs,
+        0,
+        total,
+        CacheMode::None,
+        &rows,
+    )?;
+
     for (b, &i) in live.iter().enumerate() {
-        let mut row_logits = logits.narrow(0, b, 1)?;
+        let spec = score_spec(&cohort.rows[i], &cohort.info, SamplerKind::Llada);
+        let positions = {
+            let row = &cohort.rows[i];
+            row.masked_in(block.clone(), row.tokens.mask)
+        };
+        let mut row_logits = rows.select(&logits, b, &positions)?;
         if cfg {
-            let unconditional = logits.narrow(0, live.len() + b, 1)?;
+            let unconditional = rows.select(&logits, live.len() + b, &positions)?;
             let scale = cohort.rows[i].settings.cfg_scale;
             row_logits = guided(&row_logits, &unconditional, scale)?;
         }
-        let window =
-            logits_for_positions(&row_logits, 0, block.start, block.end, shift)?.squeeze(0)?;
-        let spec = score_spec(&cohort.rows[i], &cohort.info, SamplerKind::Llada);
         let row = &mut cohort.rows[i];
-        let positions = row.masked_in(block.clone(), row.tokens.mask);
-        let scored = score_positions(&window, block.start, &positions, &spec, &mut row.rng)?;
+        let scored = score_positions(&row_logits, &positions, &spec, &mut row.rng)?;
         let k = row.counts.get(cohort.step).copied().unwrap_or(0);
         let candidates: Vec<(usize, f64)> = scored.iter().map(|&(p, _, c)| (p, c)).collect();
         for position in top_k_positions(&candidates, k) {

@@ -26,9 +26,8 @@
 //!   positions gives decoded ones +inf and so never re-masks them. Ties among equal confidences
 //!   mask the lower position first (the module note of `select` on ties applies).
 
-use super::cohort::{score_positions, score_spec, Cohort};
+use super::cohort::{score_positions, score_spec, Cohort, LogitRows};
 use super::events::FinishReason;
-use super::scoring::logits_for_positions;
 use super::settings::{DreamAlgorithm, SamplerKind};
 use crate::model::{CacheMode, DiffusionModel};
 use crate::Result;
@@ -122,18 +121,28 @@ pub(crate) fn step(
         .map(|&i| cohort.rows[i].attention_mask.as_deref())
         .collect();
     let total = cohort.layout.canvas.len();
-    let logits = cohort.forward(model, &canvases, &masks, 0, total, CacheMode::None)?;
     let shift = cohort.info.shift_logits;
+    // p2 scores every free position (mask in the initial canvas), decoded or not.
+    let initial = &cohort.layout.canvas;
+    let rows = LogitRows::new(
+        live.iter().flat_map(|&i| {
+            let mask = cohort.rows[i].tokens.mask;
+            (0..total).filter(move |&p| initial[p] == mask)
+        }),
+        0,
+        total,
+        shift,
+    )?;
+    let logits = cohort.forward(model, &canvases, &masks, 0, total, CacheMode::None, &rows)?;
     for (b, &i) in live.iter().enumerate() {
-        let window =
-            logits_for_positions(&logits.narrow(0, b, 1)?, 0, 0, total, shift)?.squeeze(0)?;
         let spec = score_spec(&cohort.rows[i], &cohort.info, SamplerKind::Mdm);
         let initial = &cohort.layout.canvas;
         let row = &mut cohort.rows[i];
         let mask = row.tokens.mask;
         let masked = row.masked_in(0..total, mask);
         let free: Vec<usize> = (0..total).filter(|&p| initial[p] == mask).collect();
-        let scored = score_positions(&window, 0, &free, &spec, &mut row.rng)?;
+        let window = rows.select(&logits, b, &free)?;
+        let scored = score_positions(&window, &free, &spec, &mut row.rng)?;
         let remask = p2_remask_count(free.len(), cohort.step, steps);
         let (commit, remasked) = p2_step(&scored, &masked, remask);
         for position in remasked {

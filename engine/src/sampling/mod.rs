@@ -8,8 +8,9 @@
 //!   timesteps, fixed tokens per step, confidence thresholds);
 //! - [`select`]: *which* masked positions to commit (top-k by confidence with a written-down tie
 //!   rule, threshold selection, sampling without replacement), plus the seeded RNG;
-//! - [`scoring`]: logits to (token, confidence) per position, on the device where possible; it also
-//!   holds the one function that applies Dream's shift of the logits by one position;
+//! - [`scoring`]: logits to (token, confidence) per position, on the device (GPU) or in place and
+//!   in parallel (CPU); with `row_scoring`, which rows of logits a step asks the model for (the
+//!   masked positions', under Dream's shift of the logits by one position);
 //! - [`layout`]: the canvas (prompt, holes, suffix) and its blocks; multi-segment infill;
 //! - [`llada`] / [`dream`]: the reference samplers (LLaDA `generate`, Dream `_sample`), token-exact;
 //! - [`mdm`]: Open-dLLM's `_mdm_sample` (Open-dCoder), with `p2` re-masking;
@@ -17,7 +18,7 @@
 //!   editing, the `generate` output) and the block loop with its exact per-block KV cache;
 //! - [`family`]: each model family's own sampler and recommended settings;
 //! - [`fast`]: Fast-dLLM style confidence-threshold parallel decoding with prefix / dual KV cache;
-//! - [`cohort`]: a lockstep batch of sequences that share a canvas shape and a step structure;
+//! - [`cohort`] (with `row_scoring`, each row's scoring rule): a lockstep batch of sequences that share a canvas shape and a step structure;
 //! - [`decoder`]: the step-level batch decoder for servers (add / remove sequences between steps);
 //! - [`events`]: what each step reports (committed positions, finish reasons).
 //!
@@ -39,6 +40,7 @@ pub mod llada;
 pub mod llada2;
 pub mod mdm;
 pub mod resolve;
+mod row_scoring;
 pub mod schedule;
 pub mod scoring;
 pub mod select;
