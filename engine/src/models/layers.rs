@@ -1,4 +1,4 @@
-//! Building blocks shared by the model files: linear layers run as one 2-D matmul, RMSNorm in f32,
+//! Building blocks shared by the model files (linear layers are `linear`'s): RMSNorm in f32,
 //! rotary tables computed in f32 (whole or partial rotary), the attention bias (key padding and the
 //! block-causal mask), grouped-query attention without repeating keys, and the per-layer key/value
 //! cache plumbing behind [`CacheMode`].
@@ -9,52 +9,10 @@
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
+pub use super::linear::Linear;
+
 use crate::model::{CacheMode, ForwardInput, ModelInfo};
 use crate::{Error, Result};
-
-/// `y = x W^T (+ b)`, computed as a single 2-D matmul over all rows (one GEMM instead of a batched
-/// one with a broadcast weight).
-#[derive(Debug, Clone)]
-pub struct Linear {
-    weight: Tensor,
-    bias: Option<Tensor>,
-}
-
-impl Linear {
-    pub fn load(
-        vb: VarBuilder,
-        in_dim: usize,
-        out_dim: usize,
-        bias: bool,
-    ) -> candle_core::Result<Self> {
-        let weight = vb.get((out_dim, in_dim), "weight")?;
-        let bias = if bias {
-            Some(vb.get(out_dim, "bias")?)
-        } else {
-            None
-        };
-        Ok(Self { weight, bias })
-    }
-
-    pub fn from_weight(weight: Tensor) -> Self {
-        Self { weight, bias: None }
-    }
-
-    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let dims = x.dims();
-        let in_dim = dims[dims.len() - 1];
-        let rows = x.elem_count() / in_dim.max(1);
-        let y = x.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?;
-        let y = match &self.bias {
-            Some(bias) => y.broadcast_add(bias)?,
-            None => y,
-        };
-        let mut out_dims = dims.to_vec();
-        let last = out_dims.len() - 1;
-        out_dims[last] = self.weight.dim(0)?;
-        y.reshape(out_dims)
-    }
-}
 
 /// RMSNorm computed in f32 whatever the model dtype (both references upcast), weight kept in f32.
 #[derive(Debug, Clone)]

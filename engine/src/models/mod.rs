@@ -5,6 +5,7 @@
 
 pub mod dream;
 pub mod layers;
+pub mod linear;
 pub mod llada;
 pub mod llada2;
 pub mod llada_moe;
