@@ -15,6 +15,7 @@ use candle_nn::VarBuilder;
 use serde_json::Value;
 
 use crate::model::{Architecture, DiffusionModel, ModelInfo};
+use crate::models::{Quantization, Weights};
 use crate::tokenizer::{
     find_mask_token, special_tokens, GenerationDefaults, LoadWarning, SpecialTokens, TextTokenizer,
 };
@@ -31,6 +32,8 @@ pub struct ModelSpec {
     pub device: Device,
     /// `None`: [`crate::device::default_dtype`] of the device.
     pub dtype: Option<DType>,
+    /// How the linear layers are stored (quantized at load, or dense).
+    pub quantization: Quantization,
 }
 
 /// A model ready to run, with everything needed to turn text into ids and back.
@@ -350,9 +353,10 @@ pub fn build_model(
     weights: MappedWeights,
     device: &Device,
     dtype: DType,
+    quantization: Quantization,
 ) -> Result<Box<dyn DiffusionModel>> {
     let vb = VarBuilder::from_backend(Box::new(weights), dtype, device.clone());
-    crate::models::build(arch, &files.config, vb).map_err(|e| match e {
+    crate::models::build(arch, &files.config, Weights::new(vb, quantization)).map_err(|e| match e {
         Error::Candle(inner) => Error::Checkpoint(format!("{}: {inner}", files.dir.display())),
         other => other,
     })
@@ -375,7 +379,14 @@ pub fn load(spec: &ModelSpec) -> Result<LoadedModel> {
         .dtype
         .unwrap_or_else(|| crate::device::default_dtype(&spec.device));
     let weights = files.map_weights()?;
-    let model = build_model(&files, arch, weights, &spec.device, dtype)?;
+    let model = build_model(
+        &files,
+        arch,
+        weights,
+        &spec.device,
+        dtype,
+        spec.quantization,
+    )?;
     Ok(LoadedModel {
         model,
         tokenizer,

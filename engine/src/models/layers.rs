@@ -7,9 +7,8 @@
 //! f32 for the mask and the softmax, everything else in the model dtype.
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
 
-pub use super::linear::Linear;
+pub use super::linear::{Embedding, FusedLinear, Linear, Weights};
 
 use crate::model::{CacheMode, ForwardInput, ModelInfo};
 use crate::{Error, Result};
@@ -23,10 +22,10 @@ pub struct RmsNorm {
 }
 
 impl RmsNorm {
-    pub fn load(vb: VarBuilder, size: usize, eps: f64, bias: bool) -> candle_core::Result<Self> {
-        let weight = vb.get_with_hints_dtype(size, "weight", Default::default(), DType::F32)?;
+    pub fn load(vb: Weights, size: usize, eps: f64, bias: bool) -> candle_core::Result<Self> {
+        let weight = vb.get_with_dtype(size, "weight", DType::F32)?;
         let bias = if bias {
-            Some(vb.get_with_hints_dtype(size, "bias", Default::default(), DType::F32)?)
+            Some(vb.get_with_dtype(size, "bias", DType::F32)?)
         } else {
             None
         };
@@ -475,12 +474,4 @@ pub fn split_heads(x: &Tensor, heads: usize, head_dim: usize) -> candle_core::Re
 /// `[batch, len, kv_heads, head_dim]` -> contiguous `[batch, kv_heads, len, head_dim]` (cache layout).
 pub fn heads_first(x: &Tensor) -> candle_core::Result<Tensor> {
     x.transpose(1, 2)?.contiguous()
-}
-
-/// Embedding lookup: `[batch, len]` ids -> `[batch, len, hidden]`.
-pub fn embed(weight: &Tensor, ids: &Tensor) -> candle_core::Result<Tensor> {
-    let (batch, len) = ids.dims2()?;
-    let hidden = weight.dim(1)?;
-    let ids = ids.to_dtype(DType::U32)?.flatten_all()?;
-    weight.index_select(&ids, 0)?.reshape((batch, len, hidden))
 }
