@@ -194,6 +194,23 @@ mod tests {
     }
 
     #[test]
+    fn quantized_8b_weights_fit_the_targets() {
+        let info = llada_8b();
+        let parameters = info.total_parameters;
+        let gib = |q| weight_bytes(&info, parameters, 4, q) as f64 / (1u64 << 30) as f64;
+        let (dense, q8, q4) = (
+            gib(Quantization::None),
+            gib(Quantization::Q8_0),
+            gib(Quantization::Q4K),
+        );
+        // 8.0B weights: 30 GiB in f32; q8_0 ~8.5 bits and q4k ~4.5 bits a weight for the layers,
+        // plus the f16 embedding (0.97 GiB) and the q8_0 head (0.51 GiB).
+        assert!((29.0..31.0).contains(&dense), "{dense}");
+        assert!((8.5..9.5).contains(&q8), "{q8}");
+        assert!((5.0..6.0).contains(&q4), "{q4}");
+    }
+
+    #[test]
     fn activations_grow_with_batch_and_length_without_overflow() {
         let info = llada_8b();
         let small = estimate(
