@@ -29,9 +29,9 @@ pub struct EngineOptions {
     #[arg(long)]
     pub dtype: Option<String>,
 
-    /// Quantize the linear layers at load (CPU; CUDA untested): q8_0 (8.5 bits a weight, logits
-    /// within ~1% of f32) or q4k (4.5 bits, ~7%); the output head is then q8_0 and the embedding
-    /// f16. none keeps every weight in --dtype. Activations stay in --dtype.
+    /// Quantize the linear layers at load (CPU; CUDA untested): q8_0 (8.5 bits a weight) or q4k
+    /// (4.5 bits, coarser); the output head is then q8_0 and the embedding f16. none keeps every
+    /// weight in --dtype. Activations stay in --dtype.
     #[arg(long, default_value = "none", value_parser = crate::flags::quantization)]
     pub quantize: hone_engine::models::Quantization,
 }
