@@ -153,6 +153,29 @@ pub fn check_fits(
     }
 }
 
+/// Tokens of the smallest run a loaded model is checked for: one sequence of 1,024 tokens (its
+/// activations and caches come on top of the weights).
+const CHECKED_TOKENS: u64 = 1024;
+
+/// Refuse, before anything is read, a model whose weights (in `dtype`, under `quantization`) and
+/// one short run do not fit in the memory available.
+pub fn check_model(
+    name: &str,
+    info: &ModelInfo,
+    dtype: candle_core::DType,
+    quantization: Quantization,
+) -> Result<(), NotEnoughMemory> {
+    let workload = Workload {
+        parameters: info.total_parameters,
+        dtype_bytes: dtype.size_in_bytes() as u64,
+        quantization,
+        batch: 1,
+        sequence_length: CHECKED_TOKENS.min(info.max_sequence_length as u64),
+    };
+    let estimate = estimate(info, &workload);
+    check_fits(name, estimate, available_memory())
+}
+
 fn gib(bytes: u64) -> String {
     format!("{:.1} GiB", bytes as f64 / (1u64 << 30) as f64)
 }

@@ -126,8 +126,8 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
 
     if args.load {
         if spec.device.is_cpu() {
-            checkpoint::check_memory(&spec.model, &info, dtype, spec.quantization)
-                .map_err(engine_error)?;
+            hone_engine::memory::check_model(&spec.model, &info, dtype, spec.quantization)
+                .map_err(|e| engine_error(e.into()))?;
         }
         let before = memory_status();
         let started = std::time::Instant::now();

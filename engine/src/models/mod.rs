@@ -12,6 +12,7 @@ pub mod llada_moe;
 pub mod moe;
 pub mod open_dcoder;
 pub mod quantized;
+pub mod weights;
 
 pub use linear::{Quantization, Weights};
 
