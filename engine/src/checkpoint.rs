@@ -15,6 +15,7 @@ use candle_nn::VarBuilder;
 use serde_json::Value;
 
 use crate::model::{Architecture, DiffusionModel, ModelInfo};
+use crate::models::{Quantization, Weights};
 use crate::tokenizer::{
     find_mask_token, special_tokens, GenerationDefaults, LoadWarning, SpecialTokens, TextTokenizer,
 };
@@ -31,6 +32,8 @@ pub struct ModelSpec {
     pub device: Device,
     /// `None`: [`crate::device::default_dtype`] of the device.
     pub dtype: Option<DType>,
+    /// How the linear layers are stored (quantized at load, or dense).
+    pub quantization: Quantization,
 }
 
 /// A model ready to run, with everything needed to turn text into ids and back.
@@ -350,9 +353,10 @@ pub fn build_model(
     weights: MappedWeights,
     device: &Device,
     dtype: DType,
+    quantization: Quantization,
 ) -> Result<Box<dyn DiffusionModel>> {
     let vb = VarBuilder::from_backend(Box::new(weights), dtype, device.clone());
-    crate::models::build(arch, &files.config, vb).map_err(|e| match e {
+    crate::models::build(arch, &files.config, Weights::new(vb, quantization)).map_err(|e| match e {
         Error::Candle(inner) => Error::Checkpoint(format!("{}: {inner}", files.dir.display())),
         other => other,
     })
@@ -374,8 +378,18 @@ pub fn load(spec: &ModelSpec) -> Result<LoadedModel> {
     let dtype = spec
         .dtype
         .unwrap_or_else(|| crate::device::default_dtype(&spec.device));
+    if spec.device.is_cpu() {
+        crate::memory::check_model(&spec.model, &files.info(arch)?, dtype, spec.quantization)?;
+    }
     let weights = files.map_weights()?;
-    let model = build_model(&files, arch, weights, &spec.device, dtype)?;
+    let model = build_model(
+        &files,
+        arch,
+        weights,
+        &spec.device,
+        dtype,
+        spec.quantization,
+    )?;
     Ok(LoadedModel {
         model,
         tokenizer,
@@ -388,112 +402,4 @@ pub fn load(spec: &ModelSpec) -> Result<LoadedModel> {
 }
 
 #[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn detects_families_and_refuses_the_rest() {
-        let detect = |v: Value| detect_architecture(&v);
-        assert_eq!(
-            detect(json!({"model_type": "llada"})).unwrap(),
-            Architecture::Llada
-        );
-        assert_eq!(
-            detect(json!({"model_type": "Dream"})).unwrap(),
-            Architecture::Dream
-        );
-        assert_eq!(
-            detect(json!({"architectures": ["LLaDAModelLM"]})).unwrap(),
-            Architecture::Llada
-        );
-        // LLaDA-MoE: `llada` with the MoE class or expert fields, and dllm's `lladamoe`.
-        for config in [
-            json!({"model_type": "llada", "architectures": ["LLaDAMoEModelLM"]}),
-            json!({"model_type": "llada", "num_experts": 64, "moe_topk": 8}),
-            json!({"model_type": "lladamoe"}),
-        ] {
-            assert_eq!(detect(config).unwrap(), Architecture::LladaMoe);
-        }
-        assert_eq!(
-            detect(json!({"model_type": "llada2_moe", "architectures": ["LLaDA2MoeModelLM"], "num_experts": 256}))
-                .unwrap(),
-            Architecture::Llada2
-        );
-        // A Qwen2 config is Open-dCoder's; the tokenizer's mask token decides at load.
-        assert_eq!(
-            detect(json!({"model_type": "qwen2", "architectures": ["Qwen2ForCausalLM"]})).unwrap(),
-            Architecture::OpenDcoder
-        );
-        for (config, family) in [
-            (
-                json!({"model_type": "sdar", "architectures": ["SDARForCausalLM"]}),
-                "SDAR",
-            ),
-            (
-                json!({"model_type": "Fast_dLLM_QwenForCausalLM", "architectures": ["Fast_dLLM_QwenForCausalLM"]}),
-                "Fast-dLLM v2",
-            ),
-            (
-                json!({"model_type": "nemotron_diffusion", "architectures": ["NemotronDiffusionForCausalLM"]}),
-                "Nemotron-Labs-Diffusion",
-            ),
-            (
-                json!({"model_type": "diffusion_gemma", "architectures": ["DiffusionGemmaForCausalLM"]}),
-                "DiffusionGemma",
-            ),
-        ] {
-            let msg = detect(config).unwrap_err().to_string();
-            assert!(
-                msg.contains(&format!("{family} is not supported"))
-                    && msg.contains("supported: llada"),
-                "{msg}"
-            );
-        }
-        let msg = detect(json!({"model_type": "qwen2_moe", "num_experts": 60}))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            msg.contains("mixture-of-experts") && msg.contains("llada-moe"),
-            "{msg}"
-        );
-        let msg = detect(json!({"model_type": "gpt2"}))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            msg.contains("gpt2") && msg.contains("supported: llada") && msg.contains("--arch"),
-            "{msg}"
-        );
-    }
-
-    #[test]
-    fn arch_names_round_trip() {
-        for arch in Architecture::ALL {
-            assert_eq!(parse_architecture(arch.name()).unwrap(), arch);
-            assert_eq!(
-                serde_json::to_value(arch).unwrap(),
-                Value::String(arch.name().into())
-            );
-        }
-        assert_eq!(
-            parse_architecture("LLaDA_MoE").unwrap(),
-            Architecture::LladaMoe
-        );
-        let err = parse_architecture("gpt").unwrap_err().to_string();
-        assert!(
-            err.contains("open-dcoder") && err.contains("llada2"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn index_lists_each_shard_once() {
-        let text = r#"{"weight_map": {"a": "s1.safetensors", "b": "s2.safetensors", "c": "s1.safetensors"}}"#;
-        assert_eq!(
-            shards_from_index(text, Path::new("i.json")).unwrap(),
-            vec!["s1.safetensors", "s2.safetensors"]
-        );
-        assert!(shards_from_index("{}", Path::new("i.json")).is_err());
-    }
-}
+mod tests;

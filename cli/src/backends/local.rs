@@ -69,6 +69,7 @@ impl LocalModel {
             settings.arch.as_deref(),
             device,
             settings.dtype.as_deref(),
+            settings.quantize,
         )?;
         let loaded = hone_engine::checkpoint::load(&spec).map_err(|error| {
             let mut hints: Vec<String> = Vec::new();

@@ -221,6 +221,14 @@ fn compare(logits: &Tensor, path: &Path, args: &ForwardArgs) -> anyhow::Result<E
             difference.abs()?.max_all()?.to_scalar::<f64>()?,
         )
     };
+    // The token each position would take: how many keep the reference's (a quantized run's
+    // practical error).
+    let argmax = |t: &Tensor| -> anyhow::Result<Vec<u32>> {
+        let last = t.rank().saturating_sub(1);
+        Ok(t.argmax(last)?.flatten_all()?.to_vec1::<u32>()?)
+    };
+    let (got, want) = (argmax(logits)?, argmax(&reference)?);
+    let same = got.iter().zip(&want).filter(|(a, b)| a == b).count();
     let verdict = if error.is_finite() && error <= args.tolerance {
         "ok"
     } else {
@@ -228,8 +236,9 @@ fn compare(logits: &Tensor, path: &Path, args: &ForwardArgs) -> anyhow::Result<E
     };
     writeln!(
         std::io::stdout().lock(),
-        "{kind} {error:.3e} (tolerance {:.1e}): {verdict}",
-        args.tolerance
+        "{kind} {error:.3e} (tolerance {:.1e}): {verdict}; argmax agrees at {same}/{} positions",
+        args.tolerance,
+        want.len()
     )?;
     Ok(if verdict == "ok" {
         ExitCode::SUCCESS
