@@ -170,6 +170,22 @@ fn metadata(config: &Json) -> Vec<(String, Value)> {
 /// `q8_0` (2-D weights quantized except the MoE router, 1-D tensors kept f32), with the case's
 /// `tokenizer.json` beside it. Returns the folder and the file.
 pub fn write_gguf(case: &Path, qtype: GgmlDType) -> (tempfile::TempDir, PathBuf) {
+    let (meta, tensors) = converted(case, qtype);
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("model.gguf");
+    write_file(&file, &meta, &tensors);
+    std::fs::copy(
+        case.join("tokenizer.json"),
+        tmp.path().join("tokenizer.json"),
+    )
+    .unwrap();
+    (tmp, file)
+}
+
+type Converted = (Vec<(String, Value)>, Vec<(String, QTensor)>);
+
+/// The metadata and tensors the converter writes for `case`.
+fn converted(case: &Path, qtype: GgmlDType) -> Converted {
     let config = config(case);
     let tensors =
         candle_core::safetensors::load(case.join("model.safetensors"), &Device::Cpu).unwrap();
@@ -217,16 +233,7 @@ pub fn write_gguf(case: &Path, qtype: GgmlDType) -> (tempfile::TempDir, PathBuf)
             (name, QTensor::quantize(&t, dtype).unwrap())
         })
         .collect();
-    let meta = metadata(&config);
-    let tmp = tempfile::tempdir().unwrap();
-    let file = tmp.path().join("model.gguf");
-    write_file(&file, &meta, &qtensors);
-    std::fs::copy(
-        case.join("tokenizer.json"),
-        tmp.path().join("tokenizer.json"),
-    )
-    .unwrap();
-    (tmp, file)
+    (metadata(&config), qtensors)
 }
 
 fn write_file(path: &Path, meta: &[(String, Value)], tensors: &[(String, QTensor)]) {
@@ -295,4 +302,126 @@ fn gguf_files_load_to_the_safetensors_logits() {
         eprintln!("gguf q8_0 {name}: relative L2 {rel:.3e}, argmax agreement {agree:.3}");
         assert!(rel <= Q8_0_RELATIVE_L2, "{name}: q8_0 relative L2 {rel}");
     }
+}
+
+/// A GGUF v3 header by hand: `kv` (key, value type, value bytes) and tensor infos (name, dims in
+/// GGUF order, GGML type, offset), no data.
+fn raw_gguf(kv: &[(&str, u32, Vec<u8>)], tensors: &[(&str, &[u64], u32, u64)]) -> Vec<u8> {
+    let string = |s: &str| -> Vec<u8> {
+        let mut out = (s.len() as u64).to_le_bytes().to_vec();
+        out.extend_from_slice(s.as_bytes());
+        out
+    };
+    let mut out = b"GGUF".to_vec();
+    out.extend_from_slice(&3u32.to_le_bytes());
+    out.extend_from_slice(&(tensors.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(kv.len() as u64).to_le_bytes());
+    for (key, kind, value) in kv {
+        out.extend(string(key));
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(value);
+    }
+    for (name, dims, kind, offset) in tensors {
+        out.extend(string(name));
+        out.extend_from_slice(&(dims.len() as u32).to_le_bytes());
+        for d in *dims {
+            out.extend_from_slice(&d.to_le_bytes());
+        }
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&offset.to_le_bytes());
+    }
+    out
+}
+
+fn architecture_kv(name: &str) -> (&'static str, u32, Vec<u8>) {
+    let mut value = (name.len() as u64).to_le_bytes().to_vec();
+    value.extend_from_slice(name.as_bytes());
+    ("general.architecture", 8, value)
+}
+
+/// Write the converter's output for `case`, edited by `edit`, as `model.gguf` with the case's
+/// tokenizer beside it.
+fn edited_gguf(case: &Path, edit: impl FnOnce(&mut Converted)) -> (tempfile::TempDir, PathBuf) {
+    let mut converted = converted(case, GgmlDType::F32);
+    edit(&mut converted);
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("model.gguf");
+    write_file(&file, &converted.0, &converted.1);
+    std::fs::copy(
+        case.join("tokenizer.json"),
+        tmp.path().join("tokenizer.json"),
+    )
+    .unwrap();
+    (tmp, file)
+}
+
+fn expect_err(path: &Path, wanted: &[&str]) {
+    let err = load_err(path);
+    for w in wanted {
+        assert!(err.contains(w), "expected `{w}` in: {err}");
+    }
+}
+
+#[test]
+fn broken_gguf_files_are_refused_with_clear_errors() {
+    let case = parity_dir().join("llada-tiny");
+
+    let (_d, file) = edited_gguf(&case, |(meta, _)| {
+        meta[0].1 = Value::String("llama".into());
+    });
+    expect_err(
+        &file,
+        &["architecture `llama`", "llada, dream or llada-moe"],
+    );
+
+    let (_d, file) = edited_gguf(&case, |(_, tensors)| {
+        tensors.retain(|(name, _)| name != "blk.1.ffn_down.weight");
+    });
+    expect_err(&file, &["blk.1.ffn_down.weight", "missing"]);
+
+    let (_d, file) = edited_gguf(&case, |(meta, _)| {
+        meta.retain(|(key, _)| key != "llada.block_count");
+    });
+    expect_err(&file, &["llada.block_count is missing"]);
+
+    let (dir, file) = write_gguf(&case, GgmlDType::Q8_0);
+    let bytes = std::fs::read(&file).unwrap();
+    std::fs::write(&file, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    expect_err(&file, &["not a valid GGUF file", "truncated"]);
+    std::fs::write(&file, &bytes[..100]).unwrap();
+    expect_err(&file, &["not a valid GGUF file"]);
+
+    std::fs::write(&file, &bytes).unwrap();
+    std::fs::copy(&file, dir.path().join("other.gguf")).unwrap();
+    expect_err(
+        dir.path(),
+        &["several GGUF files", "model.gguf", "other.gguf"],
+    );
+    std::fs::remove_file(dir.path().join("tokenizer.json")).unwrap();
+    expect_err(
+        &file,
+        &["no tokenizer.json beside", "put the model's tokenizer.json"],
+    );
+
+    // Declared sizes far beyond the file: refused from the header, nothing allocated.
+    let arch = architecture_kv("llada");
+    for (dims, offset, wanted) in [
+        (&[1u64 << 20, 1 << 20][..], 0u64, "truncated"),
+        (&[1u64 << 40, 1 << 40][..], 0, "more than fit"),
+        (&[64u64, 64][..], 1 << 62, "truncated"),
+    ] {
+        let header = raw_gguf(
+            std::slice::from_ref(&arch),
+            &[("token_embd.weight", dims, 0, offset)],
+        );
+        std::fs::write(&file, header).unwrap();
+        expect_err(&file, &["not a valid GGUF file", wanted]);
+    }
+    let mut huge_count = raw_gguf(std::slice::from_ref(&arch), &[]);
+    huge_count[16..24].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    std::fs::write(&file, huge_count).unwrap();
+    expect_err(&file, &["not a valid GGUF file"]);
+    let zero_alignment = ("general.alignment", 4u32, 0u32.to_le_bytes().to_vec());
+    std::fs::write(&file, raw_gguf(&[arch, zero_alignment], &[])).unwrap();
+    expect_err(&file, &["general.alignment 0"]);
 }
