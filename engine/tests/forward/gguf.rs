@@ -169,7 +169,7 @@ fn metadata(config: &Json) -> Vec<(String, Value)> {
 /// Write `case` (a parity checkpoint folder) as the converter would with `--outtype f32` or
 /// `q8_0` (2-D weights quantized except the MoE router, 1-D tensors kept f32), with the case's
 /// `tokenizer.json` beside it. Returns the folder and the file.
-pub fn write_gguf(case: &Path, qtype: GgmlDType) -> (tempfile::TempDir, PathBuf) {
+fn write_gguf(case: &Path, qtype: GgmlDType) -> (tempfile::TempDir, PathBuf) {
     let (meta, tensors) = converted(case, qtype);
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("model.gguf");
