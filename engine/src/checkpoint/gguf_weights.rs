@@ -5,6 +5,7 @@
 //! the converter permuted them) and its pages released, as for safetensors.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use candle_core::quantized::{ggml_file::qtensor_from_ggml, GgmlDType, QTensor};
 use candle_core::{DType, Device, Shape, Tensor};
@@ -14,12 +15,24 @@ use super::gguf::GgufFile;
 use super::gguf_names::unpermute_rows;
 use super::weights::release_pages;
 
-/// A checked GGUF file and the head counts its q/k rows were permuted with.
+/// A checked GGUF file and the head counts its q/k rows were permuted with; cheap to clone (one
+/// handle serves as the `VarBuilder` backend and as the source of quantized weights).
+#[derive(Debug, Clone)]
+pub struct GgufWeights(Arc<Inner>);
+
 #[derive(Debug)]
-pub struct GgufWeights {
+pub struct Inner {
     file: GgufFile,
     heads: usize,
     kv_heads: usize,
+}
+
+impl std::ops::Deref for GgufWeights {
+    type Target = Inner;
+
+    fn deref(&self) -> &Inner {
+        &self.0
+    }
 }
 
 /// One tensor's bytes, ready for candle: GGML type, shape, data.
@@ -38,12 +51,15 @@ fn msg(text: String) -> candle_core::Error {
 impl GgufWeights {
     pub fn new(file: GgufFile) -> crate::Result<Self> {
         let (heads, kv_heads) = file.head_counts()?;
-        Ok(Self {
+        Ok(Self(Arc::new(Inner {
             file,
             heads,
             kv_heads,
-        })
+        })))
     }
+}
+
+impl Inner {
 
     pub fn file(&self) -> &GgufFile {
         &self.file
