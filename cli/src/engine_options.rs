@@ -103,6 +103,7 @@ pub fn model_spec(options: &EngineOptions) -> anyhow::Result<ModelSpec> {
         arch,
         device,
         dtype,
+        quantization: Default::default(),
     })
 }
 

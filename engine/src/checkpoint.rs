@@ -18,6 +18,7 @@ use candle_nn::VarBuilder;
 use serde_json::Value;
 
 use crate::model::{Architecture, DiffusionModel, ModelInfo};
+use crate::models::{Quantization, Weights};
 use crate::tokenizer::{
     find_mask_token, special_tokens, GenerationDefaults, LoadWarning, SpecialTokens, TextTokenizer,
 };
@@ -35,6 +36,8 @@ pub struct ModelSpec {
     pub device: Device,
     /// `None`: [`crate::device::default_dtype`] of the device.
     pub dtype: Option<DType>,
+    /// How the linear layers are stored (quantized at load, or dense).
+    pub quantization: Quantization,
 }
 
 /// A model ready to run, with everything needed to turn text into ids and back.
@@ -363,13 +366,20 @@ pub fn build_model(
     weights: WeightSource,
     device: &Device,
     dtype: DType,
+    quantization: Quantization,
 ) -> Result<Box<dyn DiffusionModel>> {
-    let backend: Box<dyn candle_nn::var_builder::SimpleBackend> = match weights {
-        WeightSource::Safetensors(weights) => Box::new(weights),
-        WeightSource::Gguf(weights) => Box::new(weights),
-    };
+    let (backend, prequantized): (Box<dyn candle_nn::var_builder::SimpleBackend>, _) =
+        match weights {
+            WeightSource::Safetensors(weights) => (Box::new(weights), None),
+            WeightSource::Gguf(weights) => (Box::new(weights.clone()), Some(weights)),
+        };
     let vb = VarBuilder::from_backend(backend, dtype, device.clone());
-    crate::models::build(arch, &files.config, vb).map_err(|e| match e {
+    let mut weights = Weights::new(vb, quantization);
+    if let Some(gguf) = prequantized {
+        // Tensors the GGUF stores quantized stay so; its f32/f16 tensors follow `quantization`.
+        weights = weights.with_prequantized(std::sync::Arc::new(gguf));
+    }
+    crate::models::build(arch, &files.config, weights).map_err(|e| match e {
         Error::Candle(inner) => Error::Checkpoint(format!("{}: {inner}", files.dir.display())),
         other => other,
     })
@@ -392,7 +402,14 @@ pub fn load(spec: &ModelSpec) -> Result<LoadedModel> {
         .dtype
         .unwrap_or_else(|| crate::device::default_dtype(&spec.device));
     let weights = files.map_weights()?;
-    let model = build_model(&files, arch, weights, &spec.device, dtype)?;
+    let model = build_model(
+        &files,
+        arch,
+        weights,
+        &spec.device,
+        dtype,
+        spec.quantization,
+    )?;
     Ok(LoadedModel {
         model,
         tokenizer,

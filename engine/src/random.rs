@@ -16,6 +16,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
 use crate::model::{Architecture, DiffusionModel};
+use crate::models::{Quantization, Weights};
 use crate::Result;
 
 /// Standard deviation of the references' `init_std` / `initializer_range`.
@@ -28,9 +29,10 @@ pub fn random_model(
     seed: u64,
     device: &Device,
     dtype: DType,
+    quantization: Quantization,
 ) -> Result<Box<dyn DiffusionModel>> {
     let vb = VarBuilder::from_backend(Box::new(RandomWeights { seed }), dtype, device.clone());
-    crate::models::build(arch, config, vb)
+    crate::models::build(arch, config, Weights::new(vb, quantization))
 }
 
 /// The names [`preset`] accepts.
@@ -362,8 +364,15 @@ mod tests {
             let (arch, config) = preset(name).unwrap();
             let ids = Tensor::new(&[[1u32, 2, 250, 7]], &Device::Cpu).unwrap();
             let run = |seed| {
-                let mut model =
-                    random_model(arch, &config, seed, &Device::Cpu, DType::F32).unwrap();
+                let mut model = random_model(
+                    arch,
+                    &config,
+                    seed,
+                    &Device::Cpu,
+                    DType::F32,
+                    Quantization::None,
+                )
+                .unwrap();
                 let input = crate::model::ForwardInput {
                     input_ids: &ids,
                     attention_mask: None,

@@ -44,6 +44,7 @@ fn load(dir: &Path) -> Box<dyn DiffusionModel> {
         arch: None,
         device: Device::Cpu,
         dtype: Some(DType::F32),
+        quantization: Default::default(),
     };
     checkpoint::load(&spec).unwrap().model
 }
@@ -305,6 +306,7 @@ fn load_err(dir: &Path) -> String {
         arch: None,
         device: Device::Cpu,
         dtype: None,
+        quantization: Default::default(),
     };
     checkpoint::load(&spec).unwrap_err().to_string()
 }
@@ -430,6 +432,7 @@ fn bf16_logits_stay_close_to_the_f32_reference() {
         arch: None,
         device: Device::Cpu,
         dtype: Some(DType::BF16),
+        quantization: Default::default(),
     };
     let mut model = checkpoint::load(&spec).unwrap().model;
     let data = golden(&dir);
@@ -566,6 +569,7 @@ fn v2_families_are_detected_with_their_facts() {
             arch: None,
             device: Device::Cpu,
             dtype: Some(DType::F32),
+            quantization: Default::default(),
         };
         let loaded = checkpoint::load(&spec).unwrap();
         let info = loaded.model.info();
@@ -746,6 +750,7 @@ fn a_qwen2_without_a_mask_token_is_refused_as_autoregressive() {
         arch: Some(hone_engine::model::Architecture::OpenDcoder),
         device: Device::Cpu,
         dtype: Some(DType::F32),
+        quantization: Default::default(),
     };
     let loaded = checkpoint::load(&spec).unwrap();
     assert_eq!(loaded.special.mask, 250, "`[MASK]` is still found by name");
@@ -764,6 +769,7 @@ fn a_mask_id_that_is_an_ordinary_token_warns_and_explains_prompt_errors() {
         arch: None,
         device: Device::Cpu,
         dtype: Some(DType::F32),
+        quantization: Default::default(),
     };
     let loaded = checkpoint::load(&spec).unwrap();
     assert_eq!(loaded.special.mask, 250);

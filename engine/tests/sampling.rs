@@ -993,6 +993,7 @@ fn every_parity_case_matches_token_for_token() {
             arch: None,
             device: Device::Cpu,
             dtype: Some(DType::F32),
+            quantization: Default::default(),
         };
         let mut loaded = hone_engine::checkpoint::load(&spec).unwrap();
         let tokens = TokenIds::from(&loaded.special);
@@ -1056,6 +1057,7 @@ fn check_parity_v2(case_dir: &str) -> usize {
         arch: None,
         device: Device::Cpu,
         dtype: Some(DType::F32),
+        quantization: Default::default(),
     };
     let mut loaded = hone_engine::checkpoint::load(&spec).unwrap();
     let tokens = TokenIds::from(&loaded.special);
@@ -1127,8 +1129,15 @@ fn bench_100m_shapes() {
     for preset in ["llada-100m", "dream-100m"] {
         let (arch, config) = hone_engine::random::preset(preset).unwrap();
         let special = hone_engine::tokenizer::special_tokens(&config, None, None, None).unwrap();
-        let mut model =
-            hone_engine::random::random_model(arch, &config, 0, &Device::Cpu, DType::F32).unwrap();
+        let mut model = hone_engine::random::random_model(
+            arch,
+            &config,
+            0,
+            &Device::Cpu,
+            DType::F32,
+            Default::default(),
+        )
+        .unwrap();
         let plan = BenchPlan {
             prompt_lengths: vec![64],
             gen_lengths: vec![256],

@@ -174,7 +174,14 @@ fn load(
         if device.is_cpu() {
             check_memory(config, arch, &value, dtype, plan)?;
         }
-        let model = hone_engine::random::random_model(arch, &value, args.seed, &device, dtype)?;
+        let model = hone_engine::random::random_model(
+            arch,
+            &value,
+            args.seed,
+            &device,
+            dtype,
+            Default::default(),
+        )?;
         return Ok((model, TokenIds::from(&special), format!("random {config}")));
     }
     let engine = crate::engine_options::EngineOptions {

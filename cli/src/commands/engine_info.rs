@@ -121,8 +121,15 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
     if args.load {
         let before = memory_status();
         let started = std::time::Instant::now();
-        let model = checkpoint::build_model(&files, arch, weights, &spec.device, dtype)
-            .map_err(engine_error)?;
+        let model = checkpoint::build_model(
+            &files,
+            arch,
+            weights,
+            &spec.device,
+            dtype,
+            spec.quantization,
+        )
+        .map_err(engine_error)?;
         let load_seconds = started.elapsed().as_secs_f64();
         let after = memory_status();
         report["load_seconds"] = json!(load_seconds);

@@ -123,7 +123,14 @@ fn load(args: &ServeArgs) -> anyhow::Result<Loaded> {
         .tokenizer(arch)?
         .ok_or_else(|| anyhow::anyhow!("{} has no tokenizer.json", dir.display()))?;
     let special = files.special_tokens(Some(&tokenizer))?;
-    let model = hone_engine::random::random_model(arch, &value, args.random_seed, &device, dtype)?;
+    let model = hone_engine::random::random_model(
+        arch,
+        &value,
+        args.random_seed,
+        &device,
+        dtype,
+        Default::default(),
+    )?;
     Ok(Loaded {
         model,
         tokenizer,

@@ -229,3 +229,9 @@ impl SimpleBackend for GgufWeights {
             .is_some_and(|l| self.file.tensors.contains_key(&l.name))
     }
 }
+
+impl crate::models::linear::QuantizedTensors for GgufWeights {
+    fn quantized(&self, name: &str, device: &Device) -> candle_core::Result<Option<Arc<QTensor>>> {
+        Ok(Inner::quantized(self, name, device)?.map(Arc::new))
+    }
+}

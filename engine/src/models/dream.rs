@@ -15,10 +15,9 @@
 //! reference masks them entirely), which keeps them finite.
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
 use serde::Deserialize;
 
-use super::layers::{self, Linear, RmsNorm, Rotary};
+use super::layers::{self, Embedding, FusedLinear, Linear, RmsNorm, Rotary, Weights};
 use crate::model::{Architecture, DiffusionModel, ForwardInput, ModelInfo};
 use crate::{Error, Result};
 
@@ -145,18 +144,17 @@ impl Config {
 #[derive(Debug)]
 struct Layer {
     input_layernorm: RmsNorm,
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
+    /// `q_proj`, `k_proj`, `v_proj` packed into one matmul.
+    qkv: FusedLinear,
     o_proj: Linear,
     post_attention_layernorm: RmsNorm,
-    gate_proj: Linear,
-    up_proj: Linear,
+    /// `gate_proj` and `up_proj` packed into one matmul.
+    gate_up: FusedLinear,
     down_proj: Linear,
 }
 
 impl Layer {
-    fn load(vb: VarBuilder, cfg: &Config) -> candle_core::Result<Self> {
+    fn load(vb: Weights, cfg: &Config) -> candle_core::Result<Self> {
         let d = cfg.hidden_size;
         let kv_dim = cfg.kv_heads() * cfg.head_dim();
         let q_dim = cfg.num_attention_heads * cfg.head_dim();
@@ -164,9 +162,15 @@ impl Layer {
         let mlp = vb.pp("mlp");
         Ok(Self {
             input_layernorm: RmsNorm::load(vb.pp("input_layernorm"), d, cfg.rms_norm_eps, false)?,
-            q_proj: Linear::load(attn.pp("q_proj"), d, q_dim, true)?,
-            k_proj: Linear::load(attn.pp("k_proj"), d, kv_dim, true)?,
-            v_proj: Linear::load(attn.pp("v_proj"), d, kv_dim, true)?,
+            qkv: FusedLinear::load(
+                &[
+                    (attn.pp("q_proj"), q_dim),
+                    (attn.pp("k_proj"), kv_dim),
+                    (attn.pp("v_proj"), kv_dim),
+                ],
+                d,
+                true,
+            )?,
             o_proj: Linear::load(attn.pp("o_proj"), q_dim, d, false)?,
             post_attention_layernorm: RmsNorm::load(
                 vb.pp("post_attention_layernorm"),
@@ -174,8 +178,14 @@ impl Layer {
                 cfg.rms_norm_eps,
                 false,
             )?,
-            gate_proj: Linear::load(mlp.pp("gate_proj"), d, cfg.intermediate_size, false)?,
-            up_proj: Linear::load(mlp.pp("up_proj"), d, cfg.intermediate_size, false)?,
+            gate_up: FusedLinear::load(
+                &[
+                    (mlp.pp("gate_proj"), cfg.intermediate_size),
+                    (mlp.pp("up_proj"), cfg.intermediate_size),
+                ],
+                d,
+                false,
+            )?,
             down_proj: Linear::load(mlp.pp("down_proj"), cfg.intermediate_size, d, false)?,
         })
     }
@@ -196,7 +206,7 @@ pub struct Model {
     config: Config,
     padded_positions: PaddedPositions,
     info: ModelInfo,
-    embed_tokens: Tensor,
+    embed_tokens: Embedding,
     layers: Vec<Layer>,
     norm: RmsNorm,
     lm_head: Linear,
@@ -207,7 +217,7 @@ pub struct Model {
 
 impl Model {
     /// Build from a `VarBuilder` rooted at the checkpoint's top level.
-    pub fn load(config: Config, vb: VarBuilder) -> Result<Self> {
+    pub fn load(config: Config, vb: Weights) -> Result<Self> {
         let info = config.info();
         Self::load_as(config, info, PaddedPositions::Cumulative, vb)
     }
@@ -217,29 +227,29 @@ impl Model {
         config: Config,
         info: ModelInfo,
         padded_positions: PaddedPositions,
-        vb: VarBuilder,
+        vb: Weights,
     ) -> Result<Self> {
         config.validate()?;
         let dtype = vb.dtype();
         let device = vb.device().clone();
         let m = vb.pp("model");
-        let embed_tokens = m
-            .pp("embed_tokens")
-            .get((config.vocab_size, config.hidden_size), "weight")?;
+        let embed_tokens =
+            Embedding::load(m.pp("embed_tokens"), config.vocab_size, config.hidden_size)?;
         let layers = (0..config.num_hidden_layers)
             .map(|i| Layer::load(m.pp("layers").pp(i), &config))
             .collect::<candle_core::Result<Vec<_>>>()?;
         let norm = RmsNorm::load(m.pp("norm"), config.hidden_size, config.rms_norm_eps, false)?;
         let lm_head = if config.tie_word_embeddings {
-            Linear::from_weight(embed_tokens.clone())
+            Linear::tied_head(&embed_tokens, &vb)?
         } else {
-            Linear::load(
+            Linear::load_head(
                 vb.pp("lm_head"),
                 config.hidden_size,
                 config.vocab_size,
                 false,
             )?
         };
+        let embed_tokens = embed_tokens.compact(&vb)?;
         let rotary = Rotary::new(config.head_dim(), config.rope_theta);
         Ok(Self {
             config,
@@ -307,12 +317,13 @@ impl DiffusionModel for Model {
         // transformers casts the f32 tables to the activations' dtype and rotates there.
         let (cos, sin) = (cos.to_dtype(self.dtype)?, sin.to_dtype(self.dtype)?);
 
-        let mut x = layers::embed(&self.embed_tokens, input.input_ids)?;
+        let mut x = self.embed_tokens.forward(input.input_ids)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let h = layer.input_layernorm.forward(&x)?;
-            let q = layers::split_heads(&layer.q_proj.forward(&h)?, heads, head_dim)?;
-            let k = layers::split_heads(&layer.k_proj.forward(&h)?, kv_heads, head_dim)?;
-            let v = layers::split_heads(&layer.v_proj.forward(&h)?, kv_heads, head_dim)?;
+            let [q, k, v] = layer.qkv.forward_n(&h)?;
+            let q = layers::split_heads(&q, heads, head_dim)?;
+            let k = layers::split_heads(&k, kv_heads, head_dim)?;
+            let v = layers::split_heads(&v, kv_heads, head_dim)?;
             let q = layers::apply_rope(&q, &cos, &sin)?;
             let k = layers::heads_first(&layers::apply_rope(&k, &cos, &sin)?)?;
             let v = layers::heads_first(&v)?;
@@ -321,8 +332,8 @@ impl DiffusionModel for Model {
             x = (x + layer.o_proj.forward(&att)?)?;
 
             let h = layer.post_attention_layernorm.forward(&x)?;
-            let gate = layer.gate_proj.forward(&h)?.silu()?;
-            let up = layer.up_proj.forward(&h)?;
+            let [gate, up] = layer.gate_up.forward_n(&h)?;
+            let gate = gate.silu()?;
             x = (x + layer.down_proj.forward(&(gate * up)?)?)?;
         }
         let x = self.norm.forward(&x)?;

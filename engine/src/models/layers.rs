@@ -1,4 +1,4 @@
-//! Building blocks shared by the model files: linear layers run as one 2-D matmul, RMSNorm in f32,
+//! Building blocks shared by the model files (linear layers are `linear`'s): RMSNorm in f32,
 //! rotary tables computed in f32 (whole or partial rotary), the attention bias (key padding and the
 //! block-causal mask), grouped-query attention without repeating keys, and the per-layer key/value
 //! cache plumbing behind [`CacheMode`].
@@ -7,54 +7,11 @@
 //! f32 for the mask and the softmax, everything else in the model dtype.
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
+
+pub use super::linear::{Embedding, FusedLinear, Linear, Weights};
 
 use crate::model::{CacheMode, ForwardInput, ModelInfo};
 use crate::{Error, Result};
-
-/// `y = x W^T (+ b)`, computed as a single 2-D matmul over all rows (one GEMM instead of a batched
-/// one with a broadcast weight).
-#[derive(Debug, Clone)]
-pub struct Linear {
-    weight: Tensor,
-    bias: Option<Tensor>,
-}
-
-impl Linear {
-    pub fn load(
-        vb: VarBuilder,
-        in_dim: usize,
-        out_dim: usize,
-        bias: bool,
-    ) -> candle_core::Result<Self> {
-        let weight = vb.get((out_dim, in_dim), "weight")?;
-        let bias = if bias {
-            Some(vb.get(out_dim, "bias")?)
-        } else {
-            None
-        };
-        Ok(Self { weight, bias })
-    }
-
-    pub fn from_weight(weight: Tensor) -> Self {
-        Self { weight, bias: None }
-    }
-
-    pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let dims = x.dims();
-        let in_dim = dims[dims.len() - 1];
-        let rows = x.elem_count() / in_dim.max(1);
-        let y = x.reshape((rows, in_dim))?.matmul(&self.weight.t()?)?;
-        let y = match &self.bias {
-            Some(bias) => y.broadcast_add(bias)?,
-            None => y,
-        };
-        let mut out_dims = dims.to_vec();
-        let last = out_dims.len() - 1;
-        out_dims[last] = self.weight.dim(0)?;
-        y.reshape(out_dims)
-    }
-}
 
 /// RMSNorm computed in f32 whatever the model dtype (both references upcast), weight kept in f32.
 #[derive(Debug, Clone)]
@@ -65,10 +22,10 @@ pub struct RmsNorm {
 }
 
 impl RmsNorm {
-    pub fn load(vb: VarBuilder, size: usize, eps: f64, bias: bool) -> candle_core::Result<Self> {
-        let weight = vb.get_with_hints_dtype(size, "weight", Default::default(), DType::F32)?;
+    pub fn load(vb: Weights, size: usize, eps: f64, bias: bool) -> candle_core::Result<Self> {
+        let weight = vb.get_with_dtype(size, "weight", DType::F32)?;
         let bias = if bias {
-            Some(vb.get_with_hints_dtype(size, "bias", Default::default(), DType::F32)?)
+            Some(vb.get_with_dtype(size, "bias", DType::F32)?)
         } else {
             None
         };
@@ -517,12 +474,4 @@ pub fn split_heads(x: &Tensor, heads: usize, head_dim: usize) -> candle_core::Re
 /// `[batch, len, kv_heads, head_dim]` -> contiguous `[batch, kv_heads, len, head_dim]` (cache layout).
 pub fn heads_first(x: &Tensor) -> candle_core::Result<Tensor> {
     x.transpose(1, 2)?.contiguous()
-}
-
-/// Embedding lookup: `[batch, len]` ids -> `[batch, len, hidden]`.
-pub fn embed(weight: &Tensor, ids: &Tensor) -> candle_core::Result<Tensor> {
-    let (batch, len) = ids.dims2()?;
-    let hidden = weight.dim(1)?;
-    let ids = ids.to_dtype(DType::U32)?.flatten_all()?;
-    weight.index_select(&ids, 0)?.reshape((batch, len, hidden))
 }

@@ -10,10 +10,9 @@
 //! not shifted.
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
 use serde::Deserialize;
 
-use super::layers::{self, Linear, RmsNorm, Rotary};
+use super::layers::{self, Embedding, FusedLinear, Linear, RmsNorm, Rotary, Weights};
 use crate::model::{Architecture, DiffusionModel, ForwardInput, ModelInfo};
 use crate::{Error, Result};
 
@@ -226,18 +225,17 @@ struct Block {
     attn_norm: RmsNorm,
     q_norm: Option<RmsNorm>,
     k_norm: Option<RmsNorm>,
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
+    /// `q_proj`, `k_proj`, `v_proj` packed into one matmul.
+    qkv: FusedLinear,
     attn_out: Linear,
     ff_norm: RmsNorm,
-    ff_proj: Linear,
-    up_proj: Linear,
+    /// `ff_proj` (the gate) and `up_proj` packed into one matmul.
+    gate_up: FusedLinear,
     ff_out: Linear,
 }
 
 impl Block {
-    fn load(vb: VarBuilder, cfg: &Config) -> candle_core::Result<Self> {
+    fn load(vb: Weights, cfg: &Config) -> candle_core::Result<Self> {
         let d = cfg.d_model;
         let kv_dim = cfg.kv_heads() * cfg.head_dim();
         let hidden = cfg.mlp_hidden();
@@ -264,13 +262,22 @@ impl Block {
             attn_norm: RmsNorm::load(vb.pp("attn_norm"), d, cfg.rms_norm_eps, cfg.norm_bias())?,
             q_norm,
             k_norm,
-            q_proj: Linear::load(vb.pp("q_proj"), d, d, qkv_bias)?,
-            k_proj: Linear::load(vb.pp("k_proj"), d, kv_dim, qkv_bias)?,
-            v_proj: Linear::load(vb.pp("v_proj"), d, kv_dim, qkv_bias)?,
+            qkv: FusedLinear::load(
+                &[
+                    (vb.pp("q_proj"), d),
+                    (vb.pp("k_proj"), kv_dim),
+                    (vb.pp("v_proj"), kv_dim),
+                ],
+                d,
+                qkv_bias,
+            )?,
             attn_out: Linear::load(vb.pp("attn_out"), d, d, cfg.include_bias)?,
             ff_norm: RmsNorm::load(vb.pp("ff_norm"), d, cfg.rms_norm_eps, cfg.norm_bias())?,
-            ff_proj: Linear::load(vb.pp("ff_proj"), d, hidden, cfg.include_bias)?,
-            up_proj: Linear::load(vb.pp("up_proj"), d, hidden, cfg.include_bias)?,
+            gate_up: FusedLinear::load(
+                &[(vb.pp("ff_proj"), hidden), (vb.pp("up_proj"), hidden)],
+                d,
+                cfg.include_bias,
+            )?,
             ff_out: Linear::load(vb.pp("ff_out"), hidden, d, cfg.include_bias)?,
         })
     }
@@ -281,7 +288,7 @@ impl Block {
 pub struct Model {
     config: Config,
     info: ModelInfo,
-    wte: Tensor,
+    wte: Embedding,
     blocks: Vec<Block>,
     ln_f: RmsNorm,
     head: Linear,
@@ -292,14 +299,12 @@ pub struct Model {
 
 impl Model {
     /// Build from a `VarBuilder` rooted at the checkpoint's top level (names start with `model.`).
-    pub fn load(config: Config, vb: VarBuilder) -> Result<Self> {
+    pub fn load(config: Config, vb: Weights) -> Result<Self> {
         config.validate()?;
         let dtype = vb.dtype();
         let device = vb.device().clone();
         let t = vb.pp("model").pp("transformer");
-        let wte = t
-            .pp("wte")
-            .get((config.logits_width(), config.d_model), "weight")?;
+        let wte = Embedding::load(t.pp("wte"), config.logits_width(), config.d_model)?;
         let blocks = (0..config.n_layers)
             .map(|i| Block::load(t.pp("blocks").pp(i), &config))
             .collect::<candle_core::Result<Vec<_>>>()?;
@@ -310,15 +315,16 @@ impl Model {
             config.norm_bias(),
         )?;
         let head = if config.weight_tying {
-            Linear::from_weight(wte.clone())
+            Linear::tied_head(&wte, &t)?
         } else {
-            Linear::load(
+            Linear::load_head(
                 t.pp("ff_out"),
                 config.d_model,
                 config.logits_width(),
                 config.include_bias,
             )?
         };
+        let wte = wte.compact(&t)?;
         let rotary = Rotary::new(config.head_dim(), config.rope_theta);
         let info = config.info();
         Ok(Self {
@@ -366,15 +372,13 @@ impl DiffusionModel for Model {
         };
         let (cos, sin) = (cos.to_dtype(rope_dtype)?, sin.to_dtype(rope_dtype)?);
 
-        let mut x = layers::embed(&self.wte, input.input_ids)?;
+        let mut x = self.wte.forward(input.input_ids)?;
         if cfg.input_emb_norm == Some(true) {
             x = (x * (cfg.d_model as f64).sqrt())?;
         }
         for (i, block) in self.blocks.iter().enumerate() {
             let h = block.attn_norm.forward(&x)?;
-            let mut q = block.q_proj.forward(&h)?;
-            let mut k = block.k_proj.forward(&h)?;
-            let v = block.v_proj.forward(&h)?;
+            let [mut q, mut k, v] = block.qkv.forward_n(&h)?;
             if let (Some(qn), Some(kn)) = (&block.q_norm, &block.k_norm) {
                 q = qn.forward(&q)?;
                 k = kn.forward(&k)?;
@@ -388,8 +392,8 @@ impl DiffusionModel for Model {
             x = (x + block.attn_out.forward(&att)?)?;
 
             let h = block.ff_norm.forward(&x)?;
-            let gate = block.ff_proj.forward(&h)?.silu()?;
-            let up = block.up_proj.forward(&h)?;
+            let [gate, up] = block.gate_up.forward_n(&h)?;
+            let gate = gate.silu()?;
             x = (x + block.ff_out.forward(&(gate * up)?)?)?;
         }
         let x = self.ln_f.forward(&x)?;

@@ -22,10 +22,9 @@
 //! only; positions are always `0..L`.
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
 use serde::Deserialize;
 
-use super::layers::{self, Linear, RmsNorm, Rotary};
+use super::layers::{self, Embedding, Linear, RmsNorm, Rotary, Weights};
 use super::moe::{Mlp, Routing, SparseMoe};
 use crate::model::{Architecture, DiffusionModel, ForwardInput, ModelInfo};
 use crate::{Error, Result};
@@ -270,7 +269,7 @@ struct Layer {
 }
 
 impl Layer {
-    fn load(vb: VarBuilder, cfg: &Config, index: usize) -> candle_core::Result<Self> {
+    fn load(vb: Weights, cfg: &Config, index: usize) -> candle_core::Result<Self> {
         let d = cfg.hidden_size;
         let hd = cfg.head_dim();
         let heads = cfg.num_attention_heads;
@@ -298,10 +297,9 @@ impl Layer {
         let mlp = if cfg.is_moe_layer(index) {
             let experts = cfg.num_experts.unwrap_or(0);
             let gate = mlp_vb.pp("gate");
-            let router =
-                gate.get_with_hints_dtype((experts, d), "weight", Default::default(), DType::F32)?;
+            let router = gate.get_with_dtype((experts, d), "weight", DType::F32)?;
             let bias = gate
-                .get_with_hints_dtype(experts, "expert_bias", Default::default(), DType::F32)?
+                .get_with_dtype(experts, "expert_bias", DType::F32)?
                 .to_vec1::<f32>()?;
             let expert_list = (0..experts)
                 .map(|e| Mlp::load(mlp_vb.pp("experts").pp(e), d, cfg.expert_size()))
@@ -352,7 +350,7 @@ impl Layer {
 pub struct Model {
     config: Config,
     info: ModelInfo,
-    word_embeddings: Tensor,
+    word_embeddings: Embedding,
     layers: Vec<Layer>,
     norm: RmsNorm,
     lm_head: Linear,
@@ -363,28 +361,31 @@ pub struct Model {
 
 impl Model {
     /// Build from a `VarBuilder` rooted at the checkpoint's top level.
-    pub fn load(config: Config, vb: VarBuilder) -> Result<Self> {
+    pub fn load(config: Config, vb: Weights) -> Result<Self> {
         config.validate()?;
         let dtype = vb.dtype();
         let device = vb.device().clone();
         let m = vb.pp("model");
-        let word_embeddings = m
-            .pp("word_embeddings")
-            .get((config.vocab_size, config.hidden_size), "weight")?;
+        let word_embeddings = Embedding::load(
+            m.pp("word_embeddings"),
+            config.vocab_size,
+            config.hidden_size,
+        )?;
         let layers = (0..config.num_hidden_layers)
             .map(|i| Layer::load(m.pp("layers").pp(i), &config, i))
             .collect::<candle_core::Result<Vec<_>>>()?;
         let norm = RmsNorm::load(m.pp("norm"), config.hidden_size, config.rms_norm_eps, false)?;
         let lm_head = if config.tie_word_embeddings {
-            Linear::from_weight(word_embeddings.clone())
+            Linear::tied_head(&word_embeddings, &vb)?
         } else {
-            Linear::load(
+            Linear::load_head(
                 vb.pp("lm_head"),
                 config.hidden_size,
                 config.vocab_size,
                 false,
             )?
         };
+        let word_embeddings = word_embeddings.compact(&vb)?;
         let rotary = Rotary::new(config.rotary_dim(), config.rope_theta);
         let info = config.info();
         Ok(Self {
@@ -427,7 +428,7 @@ impl DiffusionModel for Model {
         // f32 tables cast to the activations' dtype, as the reference's rotary embedding returns.
         let (cos, sin) = (cos.to_dtype(self.dtype)?, sin.to_dtype(self.dtype)?);
 
-        let mut x = layers::embed(&self.word_embeddings, input.input_ids)?;
+        let mut x = self.word_embeddings.forward(input.input_ids)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let h = layer.input_layernorm.forward(&x)?;
             let qkv = layer.query_key_value.forward(&h)?;

@@ -20,10 +20,9 @@
 //! `0..L`; padding masks keys only. No logit shift.
 
 use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
 use serde::Deserialize;
 
-use super::layers::{self, Linear, RmsNorm, Rotary};
+use super::layers::{self, Embedding, FusedLinear, Linear, RmsNorm, Rotary, Weights};
 use super::moe::{Mlp, Routing, SparseMoe};
 use crate::model::{Architecture, DiffusionModel, ForwardInput, ModelInfo};
 use crate::{Error, Result};
@@ -258,9 +257,8 @@ enum FeedForward {
 #[derive(Debug)]
 struct Layer {
     input_layernorm: RmsNorm,
-    q_proj: Linear,
-    k_proj: Linear,
-    v_proj: Linear,
+    /// `q_proj`, `k_proj`, `v_proj` packed into one matmul.
+    qkv: FusedLinear,
     o_proj: Linear,
     q_norm: Option<RmsNorm>,
     k_norm: Option<RmsNorm>,
@@ -269,7 +267,7 @@ struct Layer {
 }
 
 impl Layer {
-    fn load(vb: VarBuilder, cfg: &Config, index: usize) -> candle_core::Result<Self> {
+    fn load(vb: Weights, cfg: &Config, index: usize) -> candle_core::Result<Self> {
         let d = cfg.hidden_size;
         let hd = cfg.head_dim();
         let kv_dim = cfg.kv_heads() * hd;
@@ -300,12 +298,7 @@ impl Layer {
             let expert_bias = if cfg.moe_router_enable_expert_bias {
                 Some(
                     mlp_vb
-                        .get_with_hints_dtype(
-                            experts,
-                            "expert_bias",
-                            Default::default(),
-                            DType::F32,
-                        )?
+                        .get_with_dtype(experts, "expert_bias", DType::F32)?
                         .to_vec1::<f32>()?,
                 )
             } else {
@@ -333,9 +326,15 @@ impl Layer {
         };
         Ok(Self {
             input_layernorm: RmsNorm::load(vb.pp("input_layernorm"), d, cfg.rms_norm_eps, false)?,
-            q_proj: Linear::load(attn.pp("q_proj"), d, d, bias)?,
-            k_proj: Linear::load(attn.pp("k_proj"), d, kv_dim, bias)?,
-            v_proj: Linear::load(attn.pp("v_proj"), d, kv_dim, bias)?,
+            qkv: FusedLinear::load(
+                &[
+                    (attn.pp("q_proj"), d),
+                    (attn.pp("k_proj"), kv_dim),
+                    (attn.pp("v_proj"), kv_dim),
+                ],
+                d,
+                bias,
+            )?,
             o_proj: Linear::load(attn.pp("o_proj"), d, d, bias)?,
             q_norm,
             k_norm,
@@ -355,7 +354,7 @@ impl Layer {
 pub struct Model {
     config: Config,
     info: ModelInfo,
-    embed_tokens: Tensor,
+    embed_tokens: Embedding,
     layers: Vec<Layer>,
     norm: RmsNorm,
     lm_head: Linear,
@@ -366,28 +365,28 @@ pub struct Model {
 
 impl Model {
     /// Build from a `VarBuilder` rooted at the checkpoint's top level.
-    pub fn load(config: Config, vb: VarBuilder) -> Result<Self> {
+    pub fn load(config: Config, vb: Weights) -> Result<Self> {
         config.validate()?;
         let dtype = vb.dtype();
         let device = vb.device().clone();
         let m = vb.pp("model");
-        let embed_tokens = m
-            .pp("embed_tokens")
-            .get((config.vocab_size, config.hidden_size), "weight")?;
+        let embed_tokens =
+            Embedding::load(m.pp("embed_tokens"), config.vocab_size, config.hidden_size)?;
         let layers = (0..config.num_hidden_layers)
             .map(|i| Layer::load(m.pp("layers").pp(i), &config, i))
             .collect::<candle_core::Result<Vec<_>>>()?;
         let norm = RmsNorm::load(m.pp("norm"), config.hidden_size, config.rms_norm_eps, false)?;
         let lm_head = if config.tie_word_embeddings {
-            Linear::from_weight(embed_tokens.clone())
+            Linear::tied_head(&embed_tokens, &vb)?
         } else {
-            Linear::load(
+            Linear::load_head(
                 vb.pp("lm_head"),
                 config.hidden_size,
                 config.vocab_size,
                 false,
             )?
         };
+        let embed_tokens = embed_tokens.compact(&vb)?;
         let rotary = Rotary::new(config.rotary_dim(), config.rope_theta);
         let info = config.info();
         Ok(Self {
@@ -429,12 +428,13 @@ impl DiffusionModel for Model {
         let (cos, sin) = self.rotary.range(prep.span_start, prep.len, &self.device)?;
         let (cos, sin) = (cos.to_dtype(self.dtype)?, sin.to_dtype(self.dtype)?);
 
-        let mut x = layers::embed(&self.embed_tokens, input.input_ids)?;
+        let mut x = self.embed_tokens.forward(input.input_ids)?;
         for (i, layer) in self.layers.iter().enumerate() {
             let h = layer.input_layernorm.forward(&x)?;
-            let mut q = layers::split_heads(&layer.q_proj.forward(&h)?, heads, head_dim)?;
-            let mut k = layers::split_heads(&layer.k_proj.forward(&h)?, kv_heads, head_dim)?;
-            let v = layers::split_heads(&layer.v_proj.forward(&h)?, kv_heads, head_dim)?;
+            let [q, k, v] = layer.qkv.forward_n(&h)?;
+            let mut q = layers::split_heads(&q, heads, head_dim)?;
+            let mut k = layers::split_heads(&k, kv_heads, head_dim)?;
+            let v = layers::split_heads(&v, kv_heads, head_dim)?;
             if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
                 q = qn.forward(&q)?;
                 k = kn.forward(&k)?;

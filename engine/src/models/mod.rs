@@ -5,13 +5,14 @@
 
 pub mod dream;
 pub mod layers;
+pub mod linear;
 pub mod llada;
 pub mod llada2;
 pub mod llada_moe;
 pub mod moe;
 pub mod open_dcoder;
 
-use candle_nn::VarBuilder;
+pub use linear::{Quantization, Weights};
 
 use crate::model::{Architecture, DiffusionModel};
 use crate::{Error, Result};
@@ -25,11 +26,12 @@ fn parse<T: serde::de::DeserializeOwned>(
         .map_err(|e| Error::Checkpoint(format!("config.json is not a valid {arch} config: {e}")))
 }
 
-/// Build a model of family `arch` from its `config.json` and the weights behind `vb`.
+/// Build a model of family `arch` from its `config.json` and the weights behind `vb` (which also
+/// says how the linear layers are stored).
 pub fn build(
     arch: Architecture,
     config: &serde_json::Value,
-    vb: VarBuilder,
+    vb: Weights,
 ) -> Result<Box<dyn DiffusionModel>> {
     Ok(match arch {
         Architecture::Llada => Box::new(llada::Model::load(parse(arch, config)?, vb)?),

@@ -9,33 +9,46 @@
 //! them back per token with one `index_add`. Experts no token chose cost nothing; the same tensor
 //! ops run on CUDA.
 
-use candle_core::{DType, Tensor};
-use candle_nn::VarBuilder;
-
-use super::layers::Linear;
+use super::layers::{FusedLinear, Linear, Weights};
 use crate::Result;
+use candle_core::{DType, Tensor};
 
 /// `down(silu(gate(x)) * up(x))` without biases (tensor names `gate_proj`, `up_proj`, `down_proj`).
 #[derive(Debug, Clone)]
 pub struct Mlp {
-    gate_proj: Linear,
-    up_proj: Linear,
+    /// `gate_proj` and `up_proj` packed into one matmul (also per expert: half the calls on the
+    /// few tokens each expert receives).
+    gate_up: FusedLinear,
     down_proj: Linear,
 }
 
 impl Mlp {
-    pub fn load(vb: VarBuilder, hidden: usize, intermediate: usize) -> candle_core::Result<Self> {
+    pub fn load(vb: Weights, hidden: usize, intermediate: usize) -> candle_core::Result<Self> {
         Ok(Self {
-            gate_proj: Linear::load(vb.pp("gate_proj"), hidden, intermediate, false)?,
-            up_proj: Linear::load(vb.pp("up_proj"), hidden, intermediate, false)?,
+            gate_up: FusedLinear::load(
+                &[
+                    (vb.pp("gate_proj"), intermediate),
+                    (vb.pp("up_proj"), intermediate),
+                ],
+                hidden,
+                false,
+            )?,
             down_proj: Linear::load(vb.pp("down_proj"), intermediate, hidden, false)?,
         })
     }
 
+    /// An MLP of dense weights (`gate`, `up` `[intermediate, hidden]`, `down` `[hidden,
+    /// intermediate]`).
+    pub fn from_weights(gate: Tensor, up: Tensor, down: Tensor) -> candle_core::Result<Self> {
+        Ok(Self {
+            gate_up: FusedLinear::pack(vec![Linear::from_weight(gate), Linear::from_weight(up)])?,
+            down_proj: Linear::from_weight(down),
+        })
+    }
+
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
-        let gate = self.gate_proj.forward(x)?.silu()?;
-        let up = self.up_proj.forward(x)?;
-        self.down_proj.forward(&(gate * up)?)
+        let [gate, up] = self.gate_up.forward_n(x)?;
+        self.down_proj.forward(&(gate.silu()? * up)?)
     }
 }
 
@@ -342,11 +355,12 @@ mod tests {
                     .collect();
                 Tensor::from_vec(v, (r, c), &dev).unwrap()
             };
-            Mlp {
-                gate_proj: Linear::from_weight(w(inter, hidden, seed)),
-                up_proj: Linear::from_weight(w(inter, hidden, seed + 1)),
-                down_proj: Linear::from_weight(w(hidden, inter, seed + 2)),
-            }
+            Mlp::from_weights(
+                w(inter, hidden, seed),
+                w(inter, hidden, seed + 1),
+                w(hidden, inter, seed + 2),
+            )
+            .unwrap()
         };
         let experts_list: Vec<Mlp> = (0..experts).map(|e| mlp(3 * e)).collect();
         let router_values: Vec<f32> = (0..experts * hidden)

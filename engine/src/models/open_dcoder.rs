@@ -13,9 +13,8 @@
 //! that stay `0..L` under padding (the sampler passes only the key mask, no position ids).
 //! Logits come out raw; the sampler shifts them right by one, as for Dream.
 
-use candle_nn::VarBuilder;
-
 use super::dream::{self, PaddedPositions};
+use super::layers::Weights;
 use crate::model::{Architecture, ModelInfo};
 use crate::Result;
 
@@ -28,7 +27,7 @@ pub fn info(config: &Config) -> ModelInfo {
 }
 
 /// Build an Open-dCoder model from a `VarBuilder` rooted at the checkpoint's top level.
-pub fn load(config: Config, vb: VarBuilder) -> Result<dream::Model> {
+pub fn load(config: Config, vb: Weights) -> Result<dream::Model> {
     let info = info(&config);
     dream::Model::load_as(config, info, PaddedPositions::Index, vb)
 }
