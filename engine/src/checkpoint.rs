@@ -368,11 +368,11 @@ pub fn build_model(
     dtype: DType,
     quantization: Quantization,
 ) -> Result<Box<dyn DiffusionModel>> {
-    let (backend, prequantized): (Box<dyn candle_nn::var_builder::SimpleBackend>, _) =
-        match weights {
-            WeightSource::Safetensors(weights) => (Box::new(weights), None),
-            WeightSource::Gguf(weights) => (Box::new(weights.clone()), Some(weights)),
-        };
+    let (backend, prequantized): (Box<dyn candle_nn::var_builder::SimpleBackend>, _) = match weights
+    {
+        WeightSource::Safetensors(weights) => (Box::new(weights), None),
+        WeightSource::Gguf(weights) => (Box::new(weights.clone()), Some(weights)),
+    };
     let vb = VarBuilder::from_backend(backend, dtype, device.clone());
     let mut weights = Weights::new(vb, quantization);
     if let Some(gguf) = prequantized {

@@ -60,7 +60,6 @@ impl GgufWeights {
 }
 
 impl Inner {
-
     pub fn file(&self) -> &GgufFile {
         &self.file
     }

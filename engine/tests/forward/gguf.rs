@@ -12,8 +12,10 @@ use serde_json::Value as Json;
 /// q8_0 stores each weight as one of 255 steps of its 32-value block's largest magnitude: the
 /// rounding error is uniform with std `max / (127 * sqrt(12))`, about 0.5% of a Gaussian block's
 /// spread. Independent errors add in quadrature through the ~7 matmuls between input and logits
-/// of these 2-layer models (q, k, v, o, gate/up, down, head) plus the activations' own q8_0
-/// rounding in the quantized kernels: about 1.5% expected, 5% as the bound.
+/// of these 2-3 layer models (q, k, v, o, gate/up, down, head), and the quantized kernels round
+/// the activations to q8_0 as well: measured 1.7-2.9% on the five cases, 5% as the bound. Argmax
+/// agreement measured 0.979-1.0 (one position of 48 flips where two logits of a random tiny model
+/// nearly tie); 0.9 as the bound.
 const Q8_0_RELATIVE_L2: f32 = 5e-2;
 
 fn config(dir: &Path) -> Json {
@@ -301,6 +303,7 @@ fn gguf_files_load_to_the_safetensors_logits() {
         let agree = argmax_agreement(&got, &want);
         eprintln!("gguf q8_0 {name}: relative L2 {rel:.3e}, argmax agreement {agree:.3}");
         assert!(rel <= Q8_0_RELATIVE_L2, "{name}: q8_0 relative L2 {rel}");
+        assert!(agree >= 0.9, "{name}: q8_0 argmax agreement {agree}");
     }
 }
 
