@@ -428,3 +428,46 @@ fn broken_gguf_files_are_refused_with_clear_errors() {
     std::fs::write(&file, raw_gguf(&[arch, zero_alignment], &[])).unwrap();
     expect_err(&file, &["general.alignment 0"]);
 }
+
+#[test]
+fn quantized_gguf_weights_stay_quantized_and_unpermuted() {
+    use hone_engine::checkpoint::gguf::GgufFile;
+    use hone_engine::checkpoint::gguf_weights::GgufWeights;
+    use hone_engine::models::linear::QuantizedTensors;
+
+    let case = parity_dir().join("llada-tiny");
+    let (_dir, file) = write_gguf(&case, GgmlDType::Q8_0);
+    let weights = GgufWeights::new(GgufFile::open(&file).unwrap()).unwrap();
+    let original =
+        candle_core::safetensors::load(case.join("model.safetensors"), &Device::Cpu).unwrap();
+    for name in [
+        "model.transformer.blocks.0.q_proj.weight",
+        "model.transformer.blocks.1.k_proj.weight",
+        "model.transformer.blocks.0.ff_out.weight",
+    ] {
+        let q = weights.quantized(name, &Device::Cpu).unwrap().unwrap();
+        assert_eq!(q.dtype(), GgmlDType::Q8_0, "{name}");
+        let got = q.dequantize(&Device::Cpu).unwrap();
+        let want = &original[name];
+        assert_eq!(got.dims(), want.dims());
+        // q8_0 rounding is at most half a step of 1/127 of a block's largest magnitude.
+        let bound = want
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap()
+            / 127.0;
+        let err = max_abs_diff(&got, want);
+        assert!(
+            err <= bound,
+            "{name}: {err} > {bound}: rows not back in place?"
+        );
+    }
+    // Norms are f32 in the file: read densely, never as quantized.
+    assert!(weights
+        .quantized("model.transformer.blocks.0.attn_norm.weight", &Device::Cpu)
+        .unwrap()
+        .is_none());
+}
