@@ -6,6 +6,7 @@
 //! and builds the model in the requested dtype on the requested device.
 
 pub mod gguf;
+mod gguf_header;
 pub mod gguf_names;
 pub mod gguf_weights;
 pub mod hub;

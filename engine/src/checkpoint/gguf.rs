@@ -4,17 +4,18 @@
 //! fails before anything is allocated), the metadata turned back into the family's `config.json`
 //! (so the model files and their validation are the same as for a Hugging Face folder), and tensors
 //! read one at a time by their Hugging Face names (`gguf_names` maps them and undoes the converter's
-//! rewrites). Does not decide where the file is or which tokenizer goes with it (`checkpoint`).
+//! rewrites; `gguf_header` holds the size checks). Does not decide where the file is or which tokenizer goes with it (`checkpoint`).
 
 use std::collections::HashMap;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 
-use candle_core::quantized::gguf_file::{Content, TensorInfo, Value};
+use candle_core::quantized::gguf_file::{Content, Value};
 use candle_core::quantized::GgmlDType;
 use memmap2::Mmap;
 use serde_json::{json, Value as Json};
 
+use super::gguf_header::{check_alignment, check_tensor};
 use super::gguf_names::{self, Located};
 use super::weights::map_file;
 use super::{read_optional_json, CheckpointFiles};
@@ -144,7 +145,7 @@ impl GgufFile {
         check_alignment(&map).map_err(|what| corrupt(path, what))?;
         let content = Content::read(&mut Cursor::new(&map[..])).map_err(|e| {
             let what = e.to_string();
-            if what.contains("dtype") || what.contains("type") {
+            if what.contains("unknown dtype") {
                 Error::Unsupported(format!(
                     "{}: {what}; hone reads GGUF tensors of type {READABLE}: convert or quantize the \
                      model to one of these",
@@ -237,6 +238,18 @@ impl GgufFile {
     /// from tensor shapes (tied heads: no `output.weight`; biases and q/k norms: their tensors).
     pub fn config(&self) -> Result<Json> {
         let layers = self.required("block_count")?;
+        // Every layer has several tensors: a larger count is a forged header, refused before any
+        // loop over the layers.
+        if layers == 0 || layers > self.tensors.len() {
+            return Err(corrupt(
+                &self.path,
+                format!(
+                    "{} is {layers} for a file of {} tensors",
+                    self.key("block_count"),
+                    self.tensors.len()
+                ),
+            ));
+        }
         let hidden = self.required("embedding_length")?;
         let heads = self.required("attention.head_count")?;
         let kv_heads = self.count("attention.head_count_kv")?.unwrap_or(heads);
@@ -419,171 +432,5 @@ fn integer(value: &Value) -> Option<usize> {
         Value::I32(v) => usize::try_from(*v).ok(),
         Value::I64(v) => usize::try_from(*v).ok(),
         _ => None,
-    }
-}
-
-/// Check a tensor's declared shape and place: a whole number of blocks, inside the file, at an
-/// offset aligned for the block types (candle casts the bytes in place).
-fn check_tensor(
-    name: &str,
-    info: &TensorInfo,
-    data_offset: u64,
-    file_len: u64,
-) -> std::result::Result<GgufTensor, String> {
-    let dims = info.shape.dims().to_vec();
-    let elems = dims
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| {
-            format!("tensor `{name}` declares {dims:?} elements, more than fit in memory")
-        })?;
-    let block = info.ggml_dtype.block_size();
-    if elems % block != 0 {
-        return Err(format!(
-            "tensor `{name}` of {elems} values is not a whole number of {block}-value blocks"
-        ));
-    }
-    let len = (elems / block)
-        .checked_mul(info.ggml_dtype.type_size())
-        .ok_or_else(|| format!("tensor `{name}` declares an impossible size"))?;
-    let start = data_offset
-        .checked_add(info.offset)
-        .filter(|s| s.checked_add(len as u64).is_some_and(|end| end <= file_len))
-        .ok_or_else(|| {
-            format!(
-                "truncated: tensor `{name}` needs {len} bytes at offset {} of the data, the file holds {file_len} bytes",
-                info.offset
-            )
-        })?;
-    if start % 8 != 0 {
-        return Err(format!(
-            "tensor `{name}` starts at byte {start}, not aligned"
-        ));
-    }
-    Ok(GgufTensor {
-        dtype: info.ggml_dtype,
-        dims,
-        start: start as usize,
-        len,
-    })
-}
-
-/// Walk the metadata once before candle parses it, to refuse a `general.alignment` of 0 or one that
-/// is not a multiple of 8 (the GGUF rule; candle would divide by it).
-fn check_alignment(bytes: &[u8]) -> std::result::Result<(), String> {
-    let mut scan = Scan {
-        bytes,
-        at: 0,
-        wide: true,
-    };
-    let magic = scan.take(4)?;
-    if magic != b"GGUF" {
-        return Err("it does not start with GGUF".into());
-    }
-    let version = u32::from_le_bytes(scan.array()?);
-    let wide = match version {
-        1 => false,
-        2 | 3 => true,
-        v => return Err(format!("GGUF version {v} is not supported")),
-    };
-    let mut scan = Scan { wide, ..scan };
-    scan.length()?; // tensor count
-    let kv_count = scan.length()?;
-    for _ in 0..kv_count {
-        let key_len = scan.length()?;
-        let key = scan.take(key_len)?.to_vec();
-        let value_type = u32::from_le_bytes(scan.array()?);
-        if key == b"general.alignment" {
-            let alignment = match value_type {
-                0 | 1 => u64::from(scan.take(1)?[0]),
-                2 | 3 => u64::from(u16::from_le_bytes(scan.array()?)),
-                4 | 5 => u64::from(u32::from_le_bytes(scan.array()?)),
-                _ => return Err("general.alignment is not an integer".into()),
-            };
-            if alignment == 0 || alignment % 8 != 0 {
-                return Err(format!(
-                    "general.alignment {alignment} is not a positive multiple of 8"
-                ));
-            }
-            return Ok(());
-        }
-        scan.skip_value(value_type, 0)?;
-    }
-    Ok(())
-}
-
-struct Scan<'a> {
-    bytes: &'a [u8],
-    at: usize,
-    wide: bool,
-}
-
-impl Scan<'_> {
-    fn take(&mut self, n: usize) -> std::result::Result<&[u8], String> {
-        let end = self
-            .at
-            .checked_add(n)
-            .filter(|&e| e <= self.bytes.len())
-            .ok_or("truncated header")?;
-        let slice = &self.bytes[self.at..end];
-        self.at = end;
-        Ok(slice)
-    }
-
-    fn array<const N: usize>(&mut self) -> std::result::Result<[u8; N], String> {
-        let mut out = [0u8; N];
-        out.copy_from_slice(self.take(N)?);
-        Ok(out)
-    }
-
-    fn length(&mut self) -> std::result::Result<usize, String> {
-        let n = if self.wide {
-            u64::from_le_bytes(self.array()?)
-        } else {
-            u64::from(u32::from_le_bytes(self.array()?))
-        };
-        usize::try_from(n).map_err(|_| "a length does not fit in memory".to_string())
-    }
-
-    fn skip_value(&mut self, value_type: u32, depth: usize) -> std::result::Result<(), String> {
-        if depth > 8 {
-            return Err("metadata arrays nest too deep".into());
-        }
-        let fixed = match value_type {
-            0 | 1 | 7 => 1,
-            2 | 3 => 2,
-            4..=6 => 4,
-            10..=12 => 8,
-            8 => {
-                let len = self.length()?;
-                self.take(len)?;
-                return Ok(());
-            }
-            9 => {
-                let inner = u32::from_le_bytes(self.array()?);
-                let len = self.length()?;
-                let fixed = match inner {
-                    0 | 1 | 7 => Some(1usize),
-                    2 | 3 => Some(2),
-                    4..=6 => Some(4),
-                    10..=12 => Some(8),
-                    _ => None,
-                };
-                if let Some(size) = fixed {
-                    self.take(len.checked_mul(size).ok_or("truncated header")?)?;
-                } else {
-                    for _ in 0..len {
-                        if self.at >= self.bytes.len() {
-                            return Err("truncated header".into());
-                        }
-                        self.skip_value(inner, depth + 1)?;
-                    }
-                }
-                return Ok(());
-            }
-            other => return Err(format!("unknown metadata type {other}")),
-        };
-        self.take(fixed)?;
-        Ok(())
     }
 }

@@ -387,6 +387,18 @@ fn broken_gguf_files_are_refused_with_clear_errors() {
     });
     expect_err(&file, &["llada.block_count is missing"]);
 
+    let (_d, file) = edited_gguf(&case, |(meta, _)| {
+        let count = meta
+            .iter_mut()
+            .find(|(k, _)| k == "llada.block_count")
+            .unwrap();
+        count.1 = Value::U64(1 << 50);
+    });
+    expect_err(
+        &file,
+        &["llada.block_count is 1125899906842624 for a file of"],
+    );
+
     let (dir, file) = write_gguf(&case, GgmlDType::Q8_0);
     let bytes = std::fs::read(&file).unwrap();
     std::fs::write(&file, &bytes[..bytes.len() * 2 / 3]).unwrap();
@@ -420,6 +432,12 @@ fn broken_gguf_files_are_refused_with_clear_errors() {
         std::fs::write(&file, header).unwrap();
         expect_err(&file, &["not a valid GGUF file", wanted]);
     }
+    let iq_type = raw_gguf(
+        std::slice::from_ref(&arch),
+        &[("token_embd.weight", &[256u64, 256][..], 19, 0)],
+    );
+    std::fs::write(&file, iq_type).unwrap();
+    expect_err(&file, &["unknown dtype", "hone reads GGUF tensors of type"]);
     let mut huge_count = raw_gguf(std::slice::from_ref(&arch), &[]);
     huge_count[16..24].copy_from_slice(&(1u64 << 40).to_le_bytes());
     std::fs::write(&file, huge_count).unwrap();
