@@ -25,6 +25,16 @@ pub fn duration(text: &str) -> Result<Duration, String> {
     Ok(value)
 }
 
+/// A `--quantize` format: none, q8_0 or q4k.
+pub fn quantization(text: &str) -> Result<hone_engine::models::Quantization, String> {
+    hone_engine::models::Quantization::parse(text).ok_or_else(|| {
+        format!(
+            "`{text}` is not a quantization: use {}",
+            hone_engine::models::Quantization::NAMES.join(", ")
+        )
+    })
+}
+
 /// A count from 1 to `MAX` (candidates, iterations, jobs, steps, block lengths, ...).
 pub fn count<const MAX: usize>(text: &str) -> Result<usize, String> {
     whole_number(text, 1, MAX)

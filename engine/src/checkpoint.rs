@@ -386,6 +386,31 @@ pub fn build_model(
     })
 }
 
+/// Tokens of the smallest run a loaded model is checked for: one sequence of 1,024 tokens (its
+/// activations and caches come on top of the weights).
+const CHECKED_TOKENS: u64 = 1024;
+
+/// Refuse, before anything is read, a model whose weights (in `dtype`, under `quantization`) and
+/// one short run do not fit in the memory available.
+pub fn check_memory(
+    name: &str,
+    info: &ModelInfo,
+    dtype: DType,
+    quantization: Quantization,
+) -> Result<()> {
+    use crate::memory::{self, Workload};
+    let workload = Workload {
+        parameters: info.total_parameters,
+        dtype_bytes: dtype.size_in_bytes() as u64,
+        quantization,
+        batch: 1,
+        sequence_length: CHECKED_TOKENS.min(info.max_sequence_length as u64),
+    };
+    let estimate = memory::estimate(info, &workload);
+    memory::check_fits(name, estimate, memory::available_memory())?;
+    Ok(())
+}
+
 /// Resolve, check and load a checkpoint.
 pub fn load(spec: &ModelSpec) -> Result<LoadedModel> {
     let dir = resolve(&spec.model)?;
@@ -402,6 +427,9 @@ pub fn load(spec: &ModelSpec) -> Result<LoadedModel> {
     let dtype = spec
         .dtype
         .unwrap_or_else(|| crate::device::default_dtype(&spec.device));
+    if spec.device.is_cpu() {
+        check_memory(&spec.model, &files.info(arch)?, dtype, spec.quantization)?;
+    }
     let weights = files.map_weights()?;
     let model = build_model(
         &files,

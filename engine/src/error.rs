@@ -27,6 +27,10 @@ pub enum Error {
 
     #[error("{0}")]
     Tokenizer(String),
+
+    /// The model would not fit in the memory available (checked before loading).
+    #[error(transparent)]
+    NotEnoughMemory(#[from] crate::memory::NotEnoughMemory),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -91,7 +91,7 @@ impl LocalModel {
             arch,
             device,
             dtype,
-            quantization: Default::default(),
+            quantization: settings.quantize,
         };
         let loaded = hone_engine::checkpoint::load(&spec).map_err(|error| {
             let mut hints: Vec<String> = Vec::new();

@@ -63,6 +63,8 @@ pub struct ModelSettings {
     pub arch: Option<String>,
     pub device: String,
     pub dtype: Option<String>,
+    /// Local: how the linear layers are stored.
+    pub quantize: hone_engine::models::Quantization,
     pub base_url: Option<String>,
     /// Name of the environment variable holding the API key.
     pub api_key_env: Option<String>,
@@ -82,6 +84,7 @@ impl ModelSettings {
             arch: None,
             device: "auto".to_owned(),
             dtype: None,
+            quantize: Default::default(),
             base_url: None,
             api_key_env: None,
             headers: Vec::new(),

@@ -76,7 +76,12 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let parameters = weights.parameter_count();
     let stored_bytes = weights.data_bytes();
     let stored_dtype = weights.stored_dtype().map(|d| d.as_str().to_string());
-    let weight_bytes = parameters * dtype.size_in_bytes() as u64;
+    let weight_bytes = hone_engine::memory::weight_bytes(
+        &info,
+        parameters,
+        dtype.size_in_bytes() as u64,
+        spec.quantization,
+    );
     // Keys and values of every layer for 1,024 positions of one sequence.
     let kv_bytes_per_1k = 2
         * info.num_layers as u64
@@ -108,6 +113,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
         "weight_files": files.weights.len(),
         "device": hone_engine::device::describe(&spec.device),
         "dtype": dtype.as_str(),
+        "quantization": spec.quantization,
         "weights_bytes_in_dtype": weight_bytes,
         "kv_cache_bytes_per_1k_tokens": kv_bytes_per_1k,
         "special_tokens": special,
@@ -119,6 +125,10 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
     });
 
     if args.load {
+        if spec.device.is_cpu() {
+            checkpoint::check_memory(&spec.model, &info, dtype, spec.quantization)
+                .map_err(engine_error)?;
+        }
         let before = memory_status();
         let started = std::time::Instant::now();
         let model = checkpoint::build_model(
@@ -192,7 +202,13 @@ fn write_text(out: &mut impl std::io::Write, r: &serde_json::Value) -> anyhow::R
         s("weight_files"),
         bytes("stored_bytes")
     )?;
-    writeln!(out, "runs as:        {} on {}", s("dtype"), s("device"))?;
+    writeln!(
+        out,
+        "runs as:        {} on {}, linear layers {}",
+        s("dtype"),
+        s("device"),
+        s("quantization")
+    )?;
     writeln!(
         out,
         "memory needed:  weights {} + KV cache {} per 1k tokens per sequence",

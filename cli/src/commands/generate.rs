@@ -298,6 +298,7 @@ fn check_memory(
     let workload = Workload {
         parameters: 0,
         dtype_bytes: 4,
+        quantization: Default::default(),
         batch: (args.candidates * args.hole_lengths.len().max(1)) as u64,
         // Every token covers at least one byte of text, so the byte length bounds the prompt.
         sequence_length: (prompt.len() + generated).min(info.max_sequence_length) as u64,

@@ -80,6 +80,9 @@ pub struct RunArgs {
     /// Local: f32, bf16 or f16.
     #[arg(long)]
     pub dtype: Option<String>,
+    /// Local: quantize the linear layers at load, q8_0 or q4k (see `hone generate --help`).
+    #[arg(long, value_parser = crate::flags::quantization)]
+    pub quantize: Option<hone_engine::models::Quantization>,
     /// OpenAI: base URL up to /v1 (default https://api.openai.com/v1).
     #[arg(long)]
     pub base_url: Option<String>,
@@ -238,6 +241,9 @@ fn model_settings(args: &RunArgs, config: &Config) -> anyhow::Result<ModelSettin
     }
     if let Some(dtype) = &args.dtype {
         settings.dtype = Some(dtype.clone());
+    }
+    if let Some(quantize) = args.quantize {
+        settings.quantize = quantize;
     }
     if let Some(base_url) = &args.base_url {
         settings.base_url = Some(base_url.clone());

@@ -129,7 +129,7 @@ fn load(args: &ServeArgs) -> anyhow::Result<Loaded> {
         args.random_seed,
         &device,
         dtype,
-        Default::default(),
+        args.engine.quantize,
     )?;
     Ok(Loaded {
         model,

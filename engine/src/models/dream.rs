@@ -235,10 +235,6 @@ impl Model {
         let m = vb.pp("model");
         let embed_tokens =
             Embedding::load(m.pp("embed_tokens"), config.vocab_size, config.hidden_size)?;
-        let layers = (0..config.num_hidden_layers)
-            .map(|i| Layer::load(m.pp("layers").pp(i), &config))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let norm = RmsNorm::load(m.pp("norm"), config.hidden_size, config.rms_norm_eps, false)?;
         let lm_head = if config.tie_word_embeddings {
             Linear::tied_head(&embed_tokens, &vb)?
         } else {
@@ -250,6 +246,10 @@ impl Model {
             )?
         };
         let embed_tokens = embed_tokens.compact(&vb)?;
+        let layers = layers::load_layers(config.num_hidden_layers, |i| {
+            Layer::load(m.pp("layers").pp(i), &config)
+        })?;
+        let norm = RmsNorm::load(m.pp("norm"), config.hidden_size, config.rms_norm_eps, false)?;
         let rotary = Rotary::new(config.head_dim(), config.rope_theta);
         Ok(Self {
             config,

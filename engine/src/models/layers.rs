@@ -8,7 +8,7 @@
 
 use candle_core::{DType, Device, Tensor};
 
-pub use super::linear::{Embedding, FusedLinear, Linear, Weights};
+pub use super::linear::{load_layers, Embedding, FusedLinear, Linear, Weights};
 
 use crate::model::{CacheMode, ForwardInput, ModelInfo};
 use crate::{Error, Result};

@@ -20,6 +20,8 @@ use candle_core::quantized::{GgmlDType, QMatMul, QStorage, QTensor};
 use candle_core::{DType, Device, Module, Shape, Tensor};
 use candle_nn::VarBuilder;
 
+use super::quantized::HostQuantized;
+
 /// How the linear layers of a model are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -186,7 +188,7 @@ impl<'a> Weights<'a> {
                     q.shape().dims()
                 );
             }
-            return Ok(LinearWeight::Quantized(q));
+            return LinearWeight::from_qtensor(q);
         }
         match fitting_format(format, in_dim) {
             None => Ok(LinearWeight::Dense(
@@ -221,30 +223,46 @@ fn fitting_format(format: Option<GgmlDType>, in_dim: usize) -> Option<GgmlDType>
     }
 }
 
-/// A linear layer's weight `[out_dim, in_dim]`: dense in the model dtype, or GGML-quantized.
+/// A linear layer's weight `[out_dim, in_dim]`: dense in the model dtype, or GGML-quantized
+/// (compact blocks in host memory on the CPU, see `quantized.rs`; candle's `QTensor` elsewhere).
 #[derive(Debug, Clone)]
 pub enum LinearWeight {
     Dense(Tensor),
-    Quantized(Arc<QTensor>),
+    Quantized(Arc<HostQuantized>),
+    DeviceQuantized(Arc<QTensor>),
 }
 
 impl LinearWeight {
-    /// Quantize a dense `[out_dim, in_dim]` weight (any dtype, any device) to `dtype` on its device.
+    /// Quantize a dense `[out_dim, in_dim]` weight (any dtype) to `dtype` on its device.
     pub fn quantize(dense: &Tensor, dtype: GgmlDType) -> candle_core::Result<Self> {
         let device = dense.device().clone();
-        let q = if device.is_cpu() {
-            QTensor::quantize(dense, dtype)?
+        if device.is_cpu() {
+            Ok(Self::Quantized(Arc::new(HostQuantized::quantize_tensor(
+                dense, dtype,
+            )?)))
         } else {
-            QTensor::quantize_onto(&dense.to_device(&Device::Cpu)?, dtype, &device)?
-        };
-        Ok(Self::Quantized(Arc::new(q)))
+            let host = dense.to_device(&Device::Cpu)?;
+            Ok(Self::DeviceQuantized(Arc::new(QTensor::quantize_onto(
+                &host, dtype, &device,
+            )?)))
+        }
+    }
+
+    /// A weight that arrived quantized (GGUF): copied into compact host blocks on the CPU.
+    pub fn from_qtensor(q: Arc<QTensor>) -> candle_core::Result<Self> {
+        if q.device().is_cpu() {
+            Ok(Self::Quantized(Arc::new(HostQuantized::from_qtensor(&q)?)))
+        } else {
+            Ok(Self::DeviceQuantized(q))
+        }
     }
 
     /// `(out_dim, in_dim)`.
     pub fn dims(&self) -> candle_core::Result<(usize, usize)> {
         match self {
             LinearWeight::Dense(w) => w.dims2(),
-            LinearWeight::Quantized(q) => q.shape().dims2(),
+            LinearWeight::Quantized(q) => Ok(q.dims()),
+            LinearWeight::DeviceQuantized(q) => q.shape().dims2(),
         }
     }
 
@@ -252,7 +270,8 @@ impl LinearWeight {
     pub fn storage_bytes(&self) -> usize {
         match self {
             LinearWeight::Dense(w) => w.elem_count() * w.dtype().size_in_bytes(),
-            LinearWeight::Quantized(q) => q.storage_size_in_bytes(),
+            LinearWeight::Quantized(q) => q.storage_bytes(),
+            LinearWeight::DeviceQuantized(q) => q.storage_size_in_bytes(),
         }
     }
 
@@ -261,64 +280,73 @@ impl LinearWeight {
         match self {
             LinearWeight::Dense(_) => None,
             LinearWeight::Quantized(q) => Some(q.dtype()),
+            LinearWeight::DeviceQuantized(q) => Some(q.dtype()),
         }
     }
 
-    /// `x [rows, in_dim] -> [rows, out_dim]`.
+    /// `x [rows, in_dim] -> [rows, out_dim]`, in `x`'s dtype.
     fn matmul(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         match self {
             LinearWeight::Dense(w) => x.matmul(&w.t()?),
-            LinearWeight::Quantized(q) => {
-                // The quantized kernels take f32 activations (contiguous); the result is returned
-                // in the activations' dtype.
-                let dtype = x.dtype();
-                let y =
-                    QMatMul::QTensor(q.clone()).forward(&x.to_dtype(DType::F32)?.contiguous()?)?;
-                y.to_dtype(dtype)
-            }
+            // The quantized kernels take contiguous f32 activations.
+            LinearWeight::Quantized(q) => q.matmul(x)?.to_dtype(x.dtype()),
+            LinearWeight::DeviceQuantized(q) => QMatMul::QTensor(q.clone())
+                .forward(&x.to_dtype(DType::F32)?.contiguous()?)?
+                .to_dtype(x.dtype()),
         }
     }
 
     /// Stack `parts` (same `in_dim`) along the output rows, `None` when they cannot be packed
     /// (quantized parts of different formats, or a dense part next to a quantized one).
     fn concat_rows(parts: &[LinearWeight]) -> candle_core::Result<Option<LinearWeight>> {
-        if let Some(dense) = parts
+        let dense: Option<Vec<&Tensor>> = parts
             .iter()
             .map(|p| match p {
                 LinearWeight::Dense(w) => Some(w),
-                LinearWeight::Quantized(_) => None,
+                _ => None,
             })
-            .collect::<Option<Vec<_>>>()
-        {
+            .collect();
+        if let Some(dense) = dense {
             return Ok(Some(LinearWeight::Dense(Tensor::cat(&dense, 0)?)));
         }
-        let Some(quantized) = parts
+        let host: Option<Vec<&HostQuantized>> = parts
             .iter()
             .map(|p| match p {
-                LinearWeight::Quantized(q) => Some(q),
-                LinearWeight::Dense(_) => None,
+                LinearWeight::Quantized(q) => Some(q.as_ref()),
+                _ => None,
             })
-            .collect::<Option<Vec<_>>>()
-        else {
+            .collect();
+        if let Some(host) = host {
+            return Ok(
+                HostQuantized::concat_rows(&host)?.map(|q| LinearWeight::Quantized(Arc::new(q)))
+            );
+        }
+        let device: Option<Vec<&Arc<QTensor>>> = parts
+            .iter()
+            .map(|p| match p {
+                LinearWeight::DeviceQuantized(q) => Some(q),
+                _ => None,
+            })
+            .collect();
+        let Some(device) = device else {
             return Ok(None);
         };
-        let dtype = quantized[0].dtype();
-        if quantized.iter().any(|q| q.dtype() != dtype) {
+        let dtype = device[0].dtype();
+        if device.iter().any(|q| q.dtype() != dtype) {
             return Ok(None);
         }
         // A row of `in_dim` values is a whole number of blocks, so rows stack byte by byte.
         let mut bytes = Vec::new();
         let mut rows = 0;
         let mut in_dim = 0;
-        for q in &quantized {
+        for q in &device {
             let (r, k) = q.shape().dims2()?;
             rows += r;
             in_dim = k;
             bytes.extend_from_slice(&q.data()?);
         }
-        let device = quantized[0].device();
-        let storage = QStorage::from_data(Cow::Owned(bytes), &device, dtype)?;
-        Ok(Some(LinearWeight::Quantized(Arc::new(QTensor::new(
+        let storage = QStorage::from_data(Cow::Owned(bytes), &device[0].device(), dtype)?;
+        Ok(Some(LinearWeight::DeviceQuantized(Arc::new(QTensor::new(
             storage,
             (rows, in_dim),
         )?))))
@@ -366,7 +394,7 @@ impl Linear {
     /// from it (or shared, when it arrived quantized) otherwise.
     pub fn tied_head(embedding: &Embedding, vb: &Weights) -> candle_core::Result<Self> {
         let weight = match (&embedding.table, vb.quantization.head_dtype()) {
-            (EmbeddingTable::Quantized(q), _) => LinearWeight::Quantized(q.clone()),
+            (EmbeddingTable::Quantized(q), _) => LinearWeight::from_qtensor(q.clone())?,
             (EmbeddingTable::Dense(w), None) => LinearWeight::Dense(w.clone()),
             (EmbeddingTable::Dense(w), Some(dtype)) => match fitting_format(Some(dtype), w.dim(1)?)
             {
@@ -375,6 +403,11 @@ impl Linear {
             },
         };
         Ok(Self { weight, bias: None })
+    }
+
+    /// A layer around `weight` `[out_dim, in_dim]` and an optional bias.
+    pub fn from_weights(weight: LinearWeight, bias: Option<Tensor>) -> Self {
+        Self { weight, bias }
     }
 
     /// A dense layer without bias around `weight` `[out_dim, in_dim]`.
@@ -553,4 +586,46 @@ impl Embedding {
         let hidden = rows.dim(1)?;
         rows.to_dtype(self.dtype)?.reshape((batch, len, hidden))
     }
+}
+
+/// Load `count` layers with `load(index)`, spread over the available cores: each layer is read (and
+/// quantized) on its own, so a large model is built a few tensors at a time and its full-precision
+/// weights never exist together. The result is in index order whatever the scheduling.
+pub fn load_layers<T: Send>(
+    count: usize,
+    load: impl Fn(usize) -> candle_core::Result<T> + Sync,
+) -> candle_core::Result<Vec<T>> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(count);
+    if threads <= 1 {
+        return (0..count).map(load).collect();
+    }
+    let load = &load;
+    let mut slots: Vec<Option<T>> = (0..count).map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|worker| {
+                scope.spawn(move || {
+                    (worker..count)
+                        .step_by(threads)
+                        .map(|i| load(i).map(|layer| (i, layer)))
+                        .collect::<candle_core::Result<Vec<_>>>()
+                })
+            })
+            .collect();
+        for worker in workers {
+            let layers = worker
+                .join()
+                .map_err(|_| candle_core::Error::Msg("a layer-loading thread panicked".into()))??;
+            for (i, layer) in layers {
+                slots[i] = Some(layer);
+            }
+        }
+        Ok::<(), candle_core::Error>(())
+    })?;
+    slots
+        .into_iter()
+        .map(|slot| slot.ok_or_else(|| candle_core::Error::Msg("a layer was not loaded".into())))
+        .collect()
 }

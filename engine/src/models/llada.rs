@@ -304,16 +304,8 @@ impl Model {
         let dtype = vb.dtype();
         let device = vb.device().clone();
         let t = vb.pp("model").pp("transformer");
+        // Embedding and head first, while little else is in memory: each passes through f32.
         let wte = Embedding::load(t.pp("wte"), config.logits_width(), config.d_model)?;
-        let blocks = (0..config.n_layers)
-            .map(|i| Block::load(t.pp("blocks").pp(i), &config))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let ln_f = RmsNorm::load(
-            t.pp("ln_f"),
-            config.d_model,
-            config.rms_norm_eps,
-            config.norm_bias(),
-        )?;
         let head = if config.weight_tying {
             Linear::tied_head(&wte, &t)?
         } else {
@@ -325,6 +317,15 @@ impl Model {
             )?
         };
         let wte = wte.compact(&t)?;
+        let blocks = layers::load_layers(config.n_layers, |i| {
+            Block::load(t.pp("blocks").pp(i), &config)
+        })?;
+        let ln_f = RmsNorm::load(
+            t.pp("ln_f"),
+            config.d_model,
+            config.rms_norm_eps,
+            config.norm_bias(),
+        )?;
         let rotary = Rotary::new(config.head_dim(), config.rope_theta);
         let info = config.info();
         Ok(Self {

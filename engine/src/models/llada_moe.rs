@@ -372,10 +372,6 @@ impl Model {
         let m = vb.pp("model");
         let embed_tokens =
             Embedding::load(m.pp("embed_tokens"), config.vocab_size, config.hidden_size)?;
-        let layers = (0..config.num_hidden_layers)
-            .map(|i| Layer::load(m.pp("layers").pp(i), &config, i))
-            .collect::<candle_core::Result<Vec<_>>>()?;
-        let norm = RmsNorm::load(m.pp("norm"), config.hidden_size, config.rms_norm_eps, false)?;
         let lm_head = if config.tie_word_embeddings {
             Linear::tied_head(&embed_tokens, &vb)?
         } else {
@@ -387,6 +383,10 @@ impl Model {
             )?
         };
         let embed_tokens = embed_tokens.compact(&vb)?;
+        let layers = layers::load_layers(config.num_hidden_layers, |i| {
+            Layer::load(m.pp("layers").pp(i), &config, i)
+        })?;
+        let norm = RmsNorm::load(m.pp("norm"), config.hidden_size, config.rms_norm_eps, false)?;
         let rotary = Rotary::new(config.rotary_dim(), config.rope_theta);
         let info = config.info();
         Ok(Self {

@@ -11,6 +11,7 @@ pub mod llada2;
 pub mod llada_moe;
 pub mod moe;
 pub mod open_dcoder;
+pub mod quantized;
 
 pub use linear::{Quantization, Weights};
 
