@@ -427,10 +427,11 @@ pub fn load(spec: &ModelSpec) -> Result<LoadedModel> {
     let dtype = spec
         .dtype
         .unwrap_or_else(|| crate::device::default_dtype(&spec.device));
-    if spec.device.is_cpu() {
-        check_memory(&spec.model, &files.info(arch)?, dtype, spec.quantization)?;
-    }
     let weights = files.map_weights()?;
+    if spec.device.is_cpu() {
+        let quantization = weights.loaded_quantization(spec.quantization);
+        check_memory(&spec.model, &files.info(arch)?, dtype, quantization)?;
+    }
     let model = build_model(
         &files,
         arch,

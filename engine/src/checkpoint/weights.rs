@@ -14,6 +14,7 @@ use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 use memmap2::Mmap;
 
+use crate::models::Quantization;
 use crate::{Error, Result};
 
 /// Where a tensor's bytes are: file index, dtype, shape and byte range inside the data section.
@@ -325,6 +326,21 @@ impl WeightSource {
         match self {
             WeightSource::Safetensors(w) => w.parameter_count(),
             WeightSource::Gguf(w) => w.parameter_count(),
+        }
+    }
+
+    /// The quantization whose size the linear layers take once loaded, for memory estimates: a
+    /// GGUF's quantized tensors stay as stored whatever was `requested` (formats of 5 bits and
+    /// more counted as q8_0, smaller ones as q4k); everything else follows `requested`.
+    pub fn loaded_quantization(&self, requested: Quantization) -> Quantization {
+        use candle_core::quantized::GgmlDType as G;
+        match self {
+            WeightSource::Gguf(w) => match w.stored_type() {
+                None | Some(G::F32 | G::F16 | G::BF16) => requested,
+                Some(G::Q4_0 | G::Q4_1 | G::Q4K | G::Q3K | G::Q2K) => Quantization::Q4K,
+                Some(_) => Quantization::Q8_0,
+            },
+            WeightSource::Safetensors(_) => requested,
         }
     }
 

@@ -483,6 +483,24 @@ fn quantized_gguf_weights_stay_quantized_and_unpermuted() {
             "{name}: {err} > {bound}: rows not back in place?"
         );
     }
+    // Memory estimates count the file's q8_0 weights as q8_0 whatever --quantize says.
+    use hone_engine::models::Quantization;
+    let files = checkpoint::CheckpointFiles::open(&file).unwrap();
+    let source = files.map_weights().unwrap();
+    assert_eq!(source.stored_dtype().unwrap().as_str(), "q8_0");
+    assert_eq!(
+        source.loaded_quantization(Quantization::None),
+        Quantization::Q8_0
+    );
+    let (_dir, f32_file) = write_gguf(&case, GgmlDType::F32);
+    let source = checkpoint::CheckpointFiles::open(&f32_file)
+        .unwrap()
+        .map_weights()
+        .unwrap();
+    assert_eq!(
+        source.loaded_quantization(Quantization::Q4K),
+        Quantization::Q4K
+    );
     // Norms are f32 in the file: read densely, never as quantized.
     assert!(weights
         .quantized("model.transformer.blocks.0.attn_norm.weight", &Device::Cpu)
