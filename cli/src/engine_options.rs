@@ -65,7 +65,8 @@ pub fn engine_error(error: hone_engine::Error) -> anyhow::Error {
     use hone_engine::Error;
     let hint: Option<String> = match &error {
         Error::Checkpoint(_) => Some(
-            "a checkpoint is a folder with config.json and model.safetensors (or a sharded index)"
+            "a checkpoint is a folder with config.json and model.safetensors (or a sharded index), \
+             or a .gguf file with its tokenizer.json beside it"
                 .to_owned(),
         ),
         Error::CheckpointMissing { id, .. } => Some(download_hint(id)),

@@ -5,6 +5,10 @@
 //! unsupported diffusion families and unknown architectures by name; maps the weights (`weights`)
 //! and builds the model in the requested dtype on the requested device.
 
+pub mod gguf;
+mod gguf_header;
+pub mod gguf_names;
+pub mod gguf_weights;
 pub mod hub;
 pub mod weights;
 
@@ -20,7 +24,8 @@ use crate::tokenizer::{
     find_mask_token, special_tokens, GenerationDefaults, LoadWarning, SpecialTokens, TextTokenizer,
 };
 use crate::{Error, Result};
-use weights::MappedWeights;
+use gguf_weights::GgufWeights;
+use weights::{MappedWeights, WeightSource};
 
 /// What to load and where.
 #[derive(Debug, Clone)]
@@ -208,12 +213,12 @@ fn read_optional_json(path: &Path) -> Result<Option<Value>> {
 /// Resolve `model` (folder or hub id) to a folder.
 pub fn resolve(model: &str) -> Result<PathBuf> {
     let path = Path::new(model);
-    if path.is_dir() {
+    if path.is_dir() || gguf::is_gguf(path) {
         return Ok(path.to_path_buf());
     }
     if path.exists() {
         return Err(Error::Checkpoint(format!(
-            "{model} is a file: pass the checkpoint folder that holds config.json and the weights"
+            "{model} is a file: pass the checkpoint folder that holds config.json and the weights, or a .gguf file"
         )));
     }
     if hub::looks_like_hub_id(model) {
@@ -225,8 +230,12 @@ pub fn resolve(model: &str) -> Result<PathBuf> {
 }
 
 impl CheckpointFiles {
-    /// Read the folder's JSON files and list its weights.
+    /// Read the folder's JSON files and list its weights; a `.gguf` file (or a folder whose only
+    /// weights are one) is read by [`gguf::checkpoint_files`].
     pub fn open(dir: &Path) -> Result<Self> {
+        if let Some(file) = gguf::gguf_of(dir)? {
+            return gguf::checkpoint_files(&file);
+        }
         let config_path = dir.join("config.json");
         if !config_path.exists() {
             return Err(Error::Checkpoint(format!(
@@ -318,8 +327,13 @@ impl CheckpointFiles {
     }
 
     /// Map the weights (headers are checked; no tensor is read yet).
-    pub fn map_weights(&self) -> Result<MappedWeights> {
-        MappedWeights::open(&self.weights)
+    pub fn map_weights(&self) -> Result<WeightSource> {
+        match self.weights.as_slice() {
+            [file] if gguf::is_gguf(file) => Ok(WeightSource::Gguf(GgufWeights::new(
+                gguf::GgufFile::open(file)?,
+            )?)),
+            files => Ok(WeightSource::Safetensors(MappedWeights::open(files)?)),
+        }
     }
 
     pub fn tokenizer(&self, arch: Architecture) -> Result<Option<TextTokenizer>> {
@@ -350,13 +364,23 @@ impl CheckpointFiles {
 pub fn build_model(
     files: &CheckpointFiles,
     arch: Architecture,
-    weights: MappedWeights,
+    weights: WeightSource,
     device: &Device,
     dtype: DType,
     quantization: Quantization,
 ) -> Result<Box<dyn DiffusionModel>> {
-    let vb = VarBuilder::from_backend(Box::new(weights), dtype, device.clone());
-    crate::models::build(arch, &files.config, Weights::new(vb, quantization)).map_err(|e| match e {
+    let (backend, prequantized): (Box<dyn candle_nn::var_builder::SimpleBackend>, _) = match weights
+    {
+        WeightSource::Safetensors(weights) => (Box::new(weights), None),
+        WeightSource::Gguf(weights) => (Box::new(weights.clone()), Some(weights)),
+    };
+    let vb = VarBuilder::from_backend(backend, dtype, device.clone());
+    let mut weights = Weights::new(vb, quantization);
+    if let Some(gguf) = prequantized {
+        // Tensors the GGUF stores quantized stay so; its f32/f16 tensors follow `quantization`.
+        weights = weights.with_prequantized(std::sync::Arc::new(gguf));
+    }
+    crate::models::build(arch, &files.config, weights).map_err(|e| match e {
         Error::Candle(inner) => Error::Checkpoint(format!("{}: {inner}", files.dir.display())),
         other => other,
     })
@@ -378,10 +402,11 @@ pub fn load(spec: &ModelSpec) -> Result<LoadedModel> {
     let dtype = spec
         .dtype
         .unwrap_or_else(|| crate::device::default_dtype(&spec.device));
-    if spec.device.is_cpu() {
-        crate::memory::check_model(&spec.model, &files.info(arch)?, dtype, spec.quantization)?;
-    }
     let weights = files.map_weights()?;
+    if spec.device.is_cpu() {
+        let quantization = weights.loaded_quantization(spec.quantization);
+        crate::memory::check_model(&spec.model, &files.info(arch)?, dtype, quantization)?;
+    }
     let model = build_model(
         &files,
         arch,

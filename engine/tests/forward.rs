@@ -12,6 +12,9 @@ use hone_engine::checkpoint::{self, ModelSpec};
 use hone_engine::model::{CacheMode, DiffusionModel, ForwardInput, KvCache};
 use hone_engine::Error;
 
+#[path = "forward/gguf.rs"]
+mod gguf;
+
 const TOLERANCE: f32 = 1e-4;
 /// Cached and uncached passes compute the same sums over different row counts, so the matmul
 /// kernels may add in another order: equal up to float rounding (measured: at most 2e-5).

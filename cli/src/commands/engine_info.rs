@@ -76,11 +76,13 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let parameters = weights.parameter_count();
     let stored_bytes = weights.data_bytes();
     let stored_dtype = weights.stored_dtype().map(|d| d.as_str().to_string());
+    // A GGUF's quantized tensors stay as stored whatever --quantize says.
+    let loaded_quantization = weights.loaded_quantization(spec.quantization);
     let weight_bytes = hone_engine::memory::weight_bytes(
         &info,
         parameters,
         dtype.size_in_bytes() as u64,
-        spec.quantization,
+        loaded_quantization,
     );
     // Keys and values of every layer for 1,024 positions of one sequence.
     let kv_bytes_per_1k = 2
@@ -126,7 +128,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
 
     if args.load {
         if spec.device.is_cpu() {
-            hone_engine::memory::check_model(&spec.model, &info, dtype, spec.quantization)
+            hone_engine::memory::check_model(&spec.model, &info, dtype, loaded_quantization)
                 .map_err(|e| engine_error(e.into()))?;
         }
         let before = memory_status();

@@ -14,6 +14,7 @@ use candle_core::{DType, Device, Shape, Tensor};
 use candle_nn::var_builder::SimpleBackend;
 use memmap2::Mmap;
 
+use crate::models::Quantization;
 use crate::{Error, Result};
 
 /// Where a tensor's bytes are: file index, dtype, shape and byte range inside the data section.
@@ -64,7 +65,7 @@ fn parse_dtype(name: &str) -> Option<DType> {
 
 /// Map `path` read-only. The map is only ever read, never handed out past a borrow of `self`.
 #[allow(unsafe_code)]
-fn map_file(path: &Path) -> Result<Mmap> {
+pub(crate) fn map_file(path: &Path) -> Result<Mmap> {
     let file = File::open(path).map_err(|source| Error::Io {
         path: path.to_path_buf(),
         source,
@@ -157,7 +158,7 @@ impl MappedWeights {
 /// Tell the kernel the mapped pages of a tensor already copied out are not needed any more, so the
 /// resident set does not hold the file and the weights at the same time. Best effort.
 #[allow(unsafe_code)]
-fn release_pages(map: &Mmap, offset: usize, len: usize) {
+pub(crate) fn release_pages(map: &Mmap, offset: usize, len: usize) {
     #[cfg(unix)]
     {
         // SAFETY: the map is a private read-only file mapping and no borrow of these bytes outlives
@@ -291,5 +292,65 @@ impl SimpleBackend for MappedWeights {
 
     fn contains_tensor(&self, name: &str) -> bool {
         self.tensors.contains_key(name)
+    }
+}
+
+/// A checkpoint's weights, mapped and checked: safetensors files or one GGUF file.
+#[derive(Debug)]
+pub enum WeightSource {
+    Safetensors(MappedWeights),
+    Gguf(super::gguf_weights::GgufWeights),
+}
+
+/// The type most of a checkpoint's bytes are stored in: a candle dtype, or a GGML type name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredType(String);
+
+impl StoredType {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl WeightSource {
+    /// Total bytes of tensor data in the files.
+    pub fn data_bytes(&self) -> u64 {
+        match self {
+            WeightSource::Safetensors(w) => w.data_bytes(),
+            WeightSource::Gguf(w) => w.data_bytes(),
+        }
+    }
+
+    /// Number of scalar weights in the files.
+    pub fn parameter_count(&self) -> u64 {
+        match self {
+            WeightSource::Safetensors(w) => w.parameter_count(),
+            WeightSource::Gguf(w) => w.parameter_count(),
+        }
+    }
+
+    /// The quantization whose size the linear layers take once loaded, for memory estimates: a
+    /// GGUF's quantized tensors stay as stored whatever was `requested` (formats of 5 bits and
+    /// more counted as q8_0, smaller ones as q4k); everything else follows `requested`.
+    pub fn loaded_quantization(&self, requested: Quantization) -> Quantization {
+        use candle_core::quantized::GgmlDType as G;
+        match self {
+            WeightSource::Gguf(w) => match w.stored_type() {
+                None | Some(G::F32 | G::F16 | G::BF16) => requested,
+                Some(G::Q4_0 | G::Q4_1 | G::Q4K | G::Q3K | G::Q2K) => Quantization::Q4K,
+                Some(_) => Quantization::Q8_0,
+            },
+            WeightSource::Safetensors(_) => requested,
+        }
+    }
+
+    /// The type most of the bytes are stored in (`bf16`, `q8_0`, ...).
+    pub fn stored_dtype(&self) -> Option<StoredType> {
+        match self {
+            WeightSource::Safetensors(w) => w.stored_dtype().map(|d| StoredType(d.as_str().into())),
+            WeightSource::Gguf(w) => w
+                .stored_type()
+                .map(|d| StoredType(format!("{d:?}").to_ascii_lowercase())),
+        }
     }
 }
