@@ -62,8 +62,20 @@ pub fn read_random_config(
 /// An engine error for people: bad input and setup problems exit 2 with a hint, failures of the
 /// computation itself exit 1.
 pub fn engine_error(error: hone_engine::Error) -> anyhow::Error {
+    let code = match error {
+        hone_engine::Error::Candle(_) => FAILURE,
+        _ => crate::exit::BAD_INPUT,
+    };
+    let hint = engine_hint(&error);
+    Hinted::new(anyhow::Error::new(error), hint)
+        .with_code(code)
+        .into()
+}
+
+/// What a user can do about an engine error, when there is something.
+pub fn engine_hint(error: &hone_engine::Error) -> Option<String> {
     use hone_engine::Error;
-    let hint: Option<String> = match &error {
+    match error {
         Error::Checkpoint(_) => Some(
             "a checkpoint is a folder with config.json and model.safetensors (or a sharded index), \
              or a .gguf file with its tokenizer.json beside it"
@@ -71,25 +83,15 @@ pub fn engine_error(error: hone_engine::Error) -> anyhow::Error {
         ),
         Error::CheckpointMissing { id, .. } => Some(download_hint(id)),
         Error::InvalidSetting { field, .. } => Some(format!("check {}", setting_flag(field))),
-        Error::Unsupported(_) => None,
-        Error::InvalidInput(_) => None,
         Error::Tokenizer(_) => Some(
             "the checkpoint's tokenizer.json / tokenizer_config.json could not be used".to_owned(),
         ),
-        Error::Io { .. } => None,
         Error::NotEnoughMemory(_) => Some(
             "pass --quantize q4k (about 4.5 bits a weight) or q8_0 (8.5), --dtype bf16, or --device cuda"
                 .to_owned(),
         ),
-        Error::Candle(_) => {
-            return Hinted::new(anyhow::Error::new(error), Vec::<String>::new())
-                .with_code(FAILURE)
-                .into();
-        }
-        #[allow(unreachable_patterns)]
         _ => None,
-    };
-    Hinted::new(anyhow::Error::new(error), hint).into()
+    }
 }
 
 /// How to fetch a hub checkpoint by hand (for `Error::CheckpointMissing`).

@@ -8,6 +8,7 @@ pub mod error;
 pub mod memory;
 pub mod model;
 pub mod models;
+pub mod parity;
 pub mod profile;
 pub mod random;
 pub mod tokenizer;

@@ -112,6 +112,18 @@ pub fn available_memory() -> Option<u64> {
     parse_mem_available(&text)
 }
 
+/// This process's peak resident set (`VmHWM`) and current resident set (`VmRSS`) in bytes, from
+/// `/proc/self/status`; `None` where it cannot be read (not Linux).
+pub fn process_memory() -> Option<(u64, u64)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib.saturating_mul(1024))
+    };
+    Some((field("VmHWM:")?, field("VmRSS:")?))
+}
+
 fn parse_mem_available(meminfo: &str) -> Option<u64> {
     let line = meminfo
         .lines()
@@ -174,6 +186,48 @@ pub fn check_model(
     };
     let estimate = estimate(info, &workload);
     check_fits(name, estimate, available_memory())
+}
+
+/// [`check_model`] for a random-weight model built from `config` (`hone bench --random-config`):
+/// refused before anything is built when its weights plus a `batch` of `sequence_length` tokens do
+/// not fit (an 8B model in f32 needs ~32 GB and used to be killed by the OOM killer unannounced).
+pub fn check_random_model(
+    name: &str,
+    arch: crate::model::Architecture,
+    config: &serde_json::Value,
+    dtype: candle_core::DType,
+    quantization: Quantization,
+    batch: usize,
+    sequence_length: usize,
+) -> crate::Result<()> {
+    let info = crate::models::info(arch, config)?;
+    let workload = Workload {
+        parameters: crate::random::parameter_count(arch, config)?,
+        dtype_bytes: dtype.size_in_bytes() as u64,
+        quantization,
+        batch: batch as u64,
+        sequence_length: sequence_length as u64,
+    };
+    check_fits(name, estimate(&info, &workload), available_memory())?;
+    Ok(())
+}
+
+/// Whether a `batch` of `sequence_length` tokens (activations and caches, f32) fits in the memory
+/// left once a model is loaded.
+pub fn check_activations(
+    what: &str,
+    info: &ModelInfo,
+    batch: usize,
+    sequence_length: usize,
+) -> Result<(), NotEnoughMemory> {
+    let workload = Workload {
+        parameters: 0,
+        dtype_bytes: 4,
+        quantization: Quantization::default(),
+        batch: batch as u64,
+        sequence_length: sequence_length.min(info.max_sequence_length) as u64,
+    };
+    check_fits(what, estimate(info, &workload), available_memory())
 }
 
 fn gib(bytes: u64) -> String {

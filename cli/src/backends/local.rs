@@ -72,15 +72,9 @@ impl LocalModel {
             settings.quantize,
         )?;
         let loaded = hone_engine::checkpoint::load(&spec).map_err(|error| {
-            let mut hints: Vec<String> = Vec::new();
-            match &error {
-                hone_engine::Error::CheckpointMissing { id, .. } => {
-                    hints.push(crate::engine_options::download_hint(id));
-                }
-                _ => hints.push(format!(
-                    "fetch it with `huggingface-cli download {model_name}` (or `hf download {model_name}`), or pass --model DIR: a folder with config.json, tokenizer.json and *.safetensors"
-                )),
-            }
+            let mut hints: Vec<String> = crate::engine_options::engine_hint(&error)
+                .into_iter()
+                .collect();
             if settings.model.is_none() {
                 hints.push(format!(
                     "without --model hone uses {DEFAULT_CPU_MODEL} on CPU and {DEFAULT_CUDA_MODEL} on CUDA; --backend openai --base-url URL uses a server instead"

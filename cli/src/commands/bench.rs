@@ -180,7 +180,24 @@ fn load(
         let arch = arch.unwrap_or(detected);
         let special = hone_engine::tokenizer::special_tokens(&value, None, None, None)?;
         if device.is_cpu() {
-            check_memory(config, arch, &value, dtype, args.quantize, plan)?;
+            let batch = plan.batches.iter().copied().max().unwrap_or(1);
+            let length = plan.prompt_lengths.iter().copied().max().unwrap_or(0)
+                + plan.gen_lengths.iter().copied().max().unwrap_or(0);
+            hone_engine::memory::check_random_model(
+                config,
+                arch,
+                &value,
+                dtype,
+                args.quantize,
+                batch,
+                length,
+            )
+            .map_err(|error| {
+                Hinted::new(
+                    error,
+                    ["try --quantize q4k (or q8_0), --dtype bf16, a smaller preset (llada-100m), or --device cuda"],
+                )
+            })?;
         }
         let model = hone_engine::random::random_model(
             arch,
@@ -202,39 +219,6 @@ fn load(
     let loaded = crate::engine_options::load_model(&engine)?;
     let tokens = TokenIds::from(&loaded.special);
     Ok((loaded.model, tokens, loaded.name))
-}
-
-/// Refuse, before building anything, a random model whose weights plus the plan's largest batch
-/// do not fit in the memory available (an 8B model in f32 needs ~32 GB; it used to be killed by the
-/// OOM killer with no message).
-fn check_memory(
-    name: &str,
-    arch: hone_engine::model::Architecture,
-    config: &serde_json::Value,
-    dtype: candle_core::DType,
-    quantization: hone_engine::models::Quantization,
-    plan: &BenchPlan,
-) -> anyhow::Result<()> {
-    use hone_engine::memory::{self, Workload};
-    let info = hone_engine::models::info(arch, config)?;
-    let workload = Workload {
-        parameters: hone_engine::random::parameter_count(arch, config)?,
-        dtype_bytes: dtype.size_in_bytes() as u64,
-        quantization,
-        batch: plan.batches.iter().copied().max().unwrap_or(1) as u64,
-        sequence_length: (plan.prompt_lengths.iter().copied().max().unwrap_or(0)
-            + plan.gen_lengths.iter().copied().max().unwrap_or(0)) as u64,
-    };
-    let estimate = memory::estimate(&info, &workload);
-    memory::check_fits(name, estimate, memory::available_memory()).map_err(|error| {
-        Hinted::new(
-            error,
-            [
-                "try --quantize q4k (or q8_0), --dtype bf16, a smaller preset (llada-100m), or --device cuda",
-            ],
-        )
-    })?;
-    Ok(())
 }
 
 fn rule_name(rule: StepRule) -> String {

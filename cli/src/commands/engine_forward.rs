@@ -8,9 +8,9 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use candle_core::{DType, Device, Tensor};
-use hone_engine::checkpoint;
+use candle_core::{Device, Tensor};
 use hone_engine::model::{CacheMode, ForwardInput};
+use hone_engine::{checkpoint, parity};
 
 use crate::engine_options::{engine_error, model_spec, EngineOptions};
 use crate::exit::{Hinted, FAILURE};
@@ -52,86 +52,20 @@ pub struct ForwardArgs {
     pub block_causal: Option<u64>,
 }
 
-fn bad_input(message: String) -> anyhow::Error {
-    Hinted::new(anyhow::anyhow!(message), ["the input is a safetensors file with `input_ids` (i64 [batch, len]) and optionally `attention_mask`"]).into()
-}
-
-/// Read and check the input file: ids as u32 `[B, L]` and the optional mask.
-fn read_input(path: &Path) -> anyhow::Result<(Tensor, Option<Tensor>)> {
-    if !path.exists() {
-        return Err(bad_input(format!(
-            "input file {} does not exist",
-            path.display()
-        )));
+/// The input file's problems, with what the file must hold.
+fn input_error(error: hone_engine::Error) -> anyhow::Error {
+    match error {
+        hone_engine::Error::InvalidInput(_) => Hinted::new(
+            anyhow::Error::new(error),
+            ["the input is a safetensors file with `input_ids` (i64 [batch, len]) and optionally `attention_mask`"],
+        )
+        .into(),
+        other => engine_error(other),
     }
-    let mut tensors: HashMap<String, Tensor> = candle_core::safetensors::load(path, &Device::Cpu)
-        .map_err(|e| {
-        bad_input(format!(
-            "{} is not a readable safetensors file (truncated?): {e}",
-            path.display()
-        ))
-    })?;
-    let Some(ids) = tensors.remove("input_ids") else {
-        let mut found: Vec<&String> = tensors.keys().collect();
-        found.sort();
-        return Err(bad_input(format!(
-            "{} has no `input_ids` tensor (found: {found:?})",
-            path.display()
-        )));
-    };
-    let ids = integer_matrix(&ids, "input_ids")?;
-    let (batch, len) = ids.dims2()?;
-    if batch == 0 || len == 0 {
-        return Err(bad_input(format!(
-            "`input_ids` is empty (shape [{batch}, {len}])"
-        )));
-    }
-    let mask = match tensors.remove("attention_mask") {
-        Some(mask) => {
-            let mask = integer_matrix(&mask, "attention_mask")?;
-            if mask.dims() != ids.dims() {
-                return Err(bad_input(format!(
-                    "`attention_mask` has shape {:?}, `input_ids` has {:?}: they must match",
-                    mask.dims(),
-                    ids.dims()
-                )));
-            }
-            Some(mask)
-        }
-        None => None,
-    };
-    Ok((ids, mask))
-}
-
-/// An integer `[B, L]` tensor as u32, refusing floats, other ranks and negative values.
-fn integer_matrix(tensor: &Tensor, name: &str) -> anyhow::Result<Tensor> {
-    if tensor.rank() != 2 {
-        return Err(bad_input(format!(
-            "`{name}` must be 2-D [batch, len], got shape {:?}",
-            tensor.dims()
-        )));
-    }
-    if !matches!(
-        tensor.dtype(),
-        DType::I64 | DType::U32 | DType::U8 | DType::I32 | DType::I16
-    ) {
-        return Err(bad_input(format!(
-            "`{name}` must hold integers, got {:?}",
-            tensor.dtype()
-        )));
-    }
-    let wide = tensor.to_dtype(DType::I64)?;
-    if tensor.elem_count() > 0 && wide.min_all()?.to_scalar::<i64>()? < 0 {
-        return Err(bad_input(format!("`{name}` holds negative values")));
-    }
-    if tensor.elem_count() > 0 && wide.max_all()?.to_scalar::<i64>()? > i64::from(u32::MAX) {
-        return Err(bad_input(format!("`{name}` holds values beyond u32")));
-    }
-    Ok(wide.to_dtype(DType::U32)?)
 }
 
 pub fn run(args: ForwardArgs) -> anyhow::Result<ExitCode> {
-    let (ids, mask) = read_input(&args.input)?;
+    let (ids, mask) = parity::read_forward_input(&args.input).map_err(input_error)?;
     let spec = model_spec(&args.engine)?;
     let loaded = checkpoint::load(&spec).map_err(engine_error)?;
     for warning in &loaded.warnings {
@@ -204,41 +138,21 @@ fn compare(logits: &Tensor, path: &Path, args: &ForwardArgs) -> anyhow::Result<E
         )
         .into());
     }
-    let reference = reference.to_dtype(DType::F64)?;
-    let difference = (logits.to_dtype(DType::F64)? - &reference)?;
-    let (kind, error) = if args.relative {
-        let norm = |t: &Tensor| -> anyhow::Result<f64> {
-            Ok(t.sqr()?.sum_all()?.to_scalar::<f64>()?.sqrt())
-        };
-        let reference_norm = norm(&reference)?;
-        (
-            "relative L2 error",
-            norm(&difference)? / reference_norm.max(f64::MIN_POSITIVE),
-        )
-    } else {
-        (
-            "max abs error",
-            difference.abs()?.max_all()?.to_scalar::<f64>()?,
-        )
-    };
-    // The token each position would take: how many keep the reference's (a quantized run's
-    // practical error).
-    let argmax = |t: &Tensor| -> anyhow::Result<Vec<u32>> {
-        let last = t.rank().saturating_sub(1);
-        Ok(t.argmax(last)?.flatten_all()?.to_vec1::<u32>()?)
-    };
-    let (got, want) = (argmax(logits)?, argmax(&reference)?);
-    let same = got.iter().zip(&want).filter(|(a, b)| a == b).count();
-    let verdict = if error.is_finite() && error <= args.tolerance {
+    let measured =
+        parity::compare_logits(logits, &reference, args.relative).map_err(engine_error)?;
+    let verdict = if measured.error.is_finite() && measured.error <= args.tolerance {
         "ok"
     } else {
         "FAIL"
     };
     writeln!(
         std::io::stdout().lock(),
-        "{kind} {error:.3e} (tolerance {:.1e}): {verdict}; argmax agrees at {same}/{} positions",
+        "{} {:.3e} (tolerance {:.1e}): {verdict}; argmax agrees at {}/{} positions",
+        measured.kind(),
+        measured.error,
         args.tolerance,
-        want.len()
+        measured.argmax_agreeing,
+        measured.positions
     )?;
     Ok(if verdict == "ok" {
         ExitCode::SUCCESS

@@ -25,30 +25,6 @@ pub struct InfoArgs {
     pub json: bool,
 }
 
-/// `VmHWM` (peak resident set) and `VmRSS` of this process in bytes, where /proc exists.
-fn memory_status() -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |name: &str| -> Option<u64> {
-        let line = status.lines().find(|l| l.starts_with(name))?;
-        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-        Some(kb * 1024)
-    };
-    Some((field("VmHWM:")?, field("VmRSS:")?))
-}
-
-/// The samplers a family runs (`--sampler` names): block-diffusion families run the LLaDA2 block
-/// samplers; bidirectional ones the LLaDA, Dream and Fast-dLLM samplers, plus Open-dLLM's `mdm` for
-/// shifted-logit (Qwen-based) ones. Mirrors `hone_engine::sampling::family::supported_samplers`.
-fn samplers(info: &hone_engine::model::ModelInfo) -> &'static [&'static str] {
-    if info.block_causal {
-        &["llada2", "llada21"]
-    } else if info.shift_logits {
-        &["fast", "dream", "mdm", "llada"]
-    } else {
-        &["fast", "llada", "dream"]
-    }
-}
-
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
@@ -98,7 +74,10 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
         "block_causal": info.block_causal,
         "total_parameters": info.total_parameters,
         "active_parameters": info.active_parameters,
-        "samplers": samplers(&info),
+        "samplers": hone_engine::sampling::family::supported_samplers(&info)
+            .into_iter()
+            .map(|kind| kind.name())
+            .collect::<Vec<_>>(),
         "warnings": warnings,
         "layers": info.num_layers,
         "hidden_size": info.hidden_size,
@@ -131,7 +110,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
             hone_engine::memory::check_model(&spec.model, &info, dtype, loaded_quantization)
                 .map_err(|e| engine_error(e.into()))?;
         }
-        let before = memory_status();
+        let before = hone_engine::memory::process_memory();
         let started = std::time::Instant::now();
         let model = checkpoint::build_model(
             &files,
@@ -143,7 +122,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
         )
         .map_err(engine_error)?;
         let load_seconds = started.elapsed().as_secs_f64();
-        let after = memory_status();
+        let after = hone_engine::memory::process_memory();
         report["load_seconds"] = json!(load_seconds);
         if let (Some((_, rss_before)), Some((peak, rss))) = (before, after) {
             report["rss_before_load_bytes"] = json!(rss_before);

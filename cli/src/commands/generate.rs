@@ -239,7 +239,6 @@ fn check_memory(
     prompt: &str,
     info: &hone_engine::model::ModelInfo,
 ) -> anyhow::Result<()> {
-    use hone_engine::memory::{self, Workload};
     let on_cpu = hone_engine::device::select_device(&args.engine.device).is_ok_and(|d| d.is_cpu());
     if !on_cpu {
         return Ok(());
@@ -250,17 +249,15 @@ fn check_memory(
         .copied()
         .max()
         .unwrap_or(settings.gen_length);
-    let workload = Workload {
-        parameters: 0,
-        dtype_bytes: 4,
-        quantization: Default::default(),
-        batch: (args.candidates * args.hole_lengths.len().max(1)) as u64,
-        // Every token covers at least one byte of text, so the byte length bounds the prompt.
-        sequence_length: (prompt.len() + generated).min(info.max_sequence_length) as u64,
-    };
-    let estimate = memory::estimate(info, &workload);
-    memory::check_fits("this generation", estimate, memory::available_memory())
-        .map_err(|error| Hinted::new(error, ["lower -n, --gen-length or --hole-lengths"]))?;
+    // Every token covers at least one byte of text, so the byte length bounds the prompt.
+    let batch = args.candidates * args.hole_lengths.len().max(1);
+    hone_engine::memory::check_activations(
+        "this generation",
+        info,
+        batch,
+        prompt.len() + generated,
+    )
+    .map_err(|error| Hinted::new(error, ["lower -n, --gen-length or --hole-lengths"]))?;
     Ok(())
 }
 
