@@ -57,25 +57,11 @@ pub(super) fn parse_files(
     indices: &[usize],
 ) -> HashMap<usize, FileTags> {
     prepare(indices.iter().map(|&i| documents[i].0.as_str()));
-    let half = indices.len().div_ceil(2).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = indices
-            .chunks(half)
-            .map(|chunk| {
-                scope.spawn(move || {
-                    let mut tagger = Tagger::default();
-                    chunk
-                        .iter()
-                        .map(|&i| (i, tagger.tags(&documents[i].0, &documents[i].1)))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| handle.join().unwrap_or_default())
-            .collect()
+    super::map_in_two_threads(indices, Tagger::default, |tagger, &i| {
+        (i, tagger.tags(&documents[i].0, &documents[i].1))
     })
+    .into_iter()
+    .collect()
 }
 
 /// The symbol graph's two signals, added to `ranked` (one entry per document, same order):

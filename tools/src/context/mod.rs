@@ -120,6 +120,39 @@ pub struct ContextRanking {
     pub query_terms: Vec<QueryTerm>,
 }
 
+/// Maps `items` in order on two threads, each with its own `state` (a parser, a buffer). A panic
+/// in a thread is raised again here rather than losing that thread's results.
+fn map_in_two_threads<T: Sync, S, R: Send>(
+    items: &[T],
+    state: impl Fn() -> S + Sync,
+    f: impl Fn(&mut S, &T) -> R + Sync,
+) -> Vec<R> {
+    let half = items.len().div_ceil(2).max(1);
+    let (state, f) = (&state, &f);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = items
+            .chunks(half)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    let mut own = state();
+                    chunk
+                        .iter()
+                        .map(|item| f(&mut own, item))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|handle| {
+                handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
+}
+
 mod millis {
     pub fn serialize<S: serde::Serializer>(
         duration: &std::time::Duration,
@@ -212,29 +245,15 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
         .collect();
     let matcher = TermMatcher::new(&term_index);
     // Term counts per document, only for query terms (one pass over each file, two threads).
-    let half = documents.len().div_ceil(2).max(1);
-    let counted: Vec<(Vec<u32>, usize)> = std::thread::scope(|scope| {
-        let matcher = &matcher;
-        let handles: Vec<_> = documents
-            .chunks(half)
-            .map(|chunk| {
-                scope.spawn(move || {
-                    chunk
-                        .iter()
-                        .map(|(_, text)| {
-                            let mut tf = vec![0u32; matcher.len];
-                            let length = matcher.count(text, &mut tf);
-                            (tf, length)
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| handle.join().unwrap_or_default())
-            .collect()
-    });
+    let counted: Vec<(Vec<u32>, usize)> = map_in_two_threads(
+        documents,
+        || (),
+        |(), (_, text)| {
+            let mut tf = vec![0u32; matcher.len];
+            let length = matcher.count(text, &mut tf);
+            (tf, length)
+        },
+    );
     let mut document_frequency = vec![0usize; terms.len()];
     let mut counts: Vec<Vec<u32>> = Vec::with_capacity(documents.len());
     let mut lengths: Vec<usize> = Vec::with_capacity(documents.len());
