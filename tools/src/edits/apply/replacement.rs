@@ -59,7 +59,8 @@ pub(super) fn build_replacement(
 
 /// Refuse added lines at the edges of a block that would cut the block around them: a leading
 /// added line less indented than the first line of the match when the line before the match opens
-/// (or is in) that block, or a trailing added line less indented than the first line after it.
+/// (or is in) that block, or a trailing added line less indented than the first line after it and
+/// than the last line it replaces.
 pub(super) fn check_edges(
     file: &[&str],
     start: usize,
@@ -101,8 +102,15 @@ pub(super) fn check_edges(
         .iter()
         .find(|line| !line.trim().is_empty())
         .map(|line| width_of(line));
+    // The match's own last line: trailing lines as deep as it replaced (a `for …:` line edited in
+    // place, its body after it) do not cut the block.
+    let last_inside = file[start..end.min(file.len())]
+        .iter()
+        .rev()
+        .find(|line| !line.trim().is_empty())
+        .map(|line| width_of(line));
     if let (Some(added), Some(after)) = (least(trailing), after) {
-        if added < after {
+        if added < after && last_inside.is_none_or(|inside| added < inside) {
             return Err(FailureReason::UnclearIndentation {
                 detail: format!(
                     "the new lines at the end of the block are indented less ({added} columns) \
