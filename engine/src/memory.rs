@@ -202,7 +202,7 @@ pub fn check_random_model(
 ) -> crate::Result<()> {
     let info = crate::models::info(arch, config)?;
     let workload = Workload {
-        parameters: crate::random::parameter_count(arch, config)?,
+        parameters: info.total_parameters,
         dtype_bytes: dtype.size_in_bytes() as u64,
         quantization,
         batch: batch as u64,

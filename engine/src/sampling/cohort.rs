@@ -234,6 +234,16 @@ impl Cohort {
         })
     }
 
+    /// The canvases and attention masks of rows `live`, in that order: a forward's inputs.
+    pub(crate) fn inputs(&self, live: &[usize]) -> (Vec<&[u32]>, Vec<Option<&[u32]>>) {
+        live.iter()
+            .map(|&i| {
+                let row = &self.rows[i];
+                (row.canvas.as_slice(), row.attention_mask.as_deref())
+            })
+            .unzip()
+    }
+
     /// The canvas of a sequence as it stands.
     pub fn canvas(&self, id: u64) -> Option<&[u32]> {
         self.rows

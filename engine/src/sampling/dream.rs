@@ -30,14 +30,7 @@ pub(crate) fn step(
     let live: Vec<usize> = (0..cohort.rows.len())
         .filter(|&i| cohort.rows[i].is_live())
         .collect();
-    let canvases: Vec<&[u32]> = live
-        .iter()
-        .map(|&i| cohort.rows[i].canvas.as_slice())
-        .collect();
-    let masks: Vec<Option<&[u32]>> = live
-        .iter()
-        .map(|&i| cohort.rows[i].attention_mask.as_deref())
-        .collect();
+    let (canvases, masks) = cohort.inputs(&live);
     let total = cohort.layout.canvas.len();
     let steps = cohort.key_steps();
     let window_start = cohort.layout.holes.first().map_or(0, |hole| hole.start);

@@ -112,14 +112,7 @@ pub(crate) fn step(
     }
 
     let mut committed = vec![Vec::new(); cohort.rows.len()];
-    let canvases: Vec<&[u32]> = live
-        .iter()
-        .map(|&i| cohort.rows[i].canvas.as_slice())
-        .collect();
-    let masks: Vec<Option<&[u32]>> = live
-        .iter()
-        .map(|&i| cohort.rows[i].attention_mask.as_deref())
-        .collect();
+    let (canvases, masks) = cohort.inputs(&live);
     let total = cohort.layout.canvas.len();
     let shift = cohort.info.shift_logits;
     // p2 scores every free position (mask in the initial canvas), decoded or not.
