@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 
 use anyhow::Context as _;
-use hone_tools::{ConfinePolicy, ConfineStatus, SandboxMode};
+use hone_tools::{ConfinePolicy, ConfineStatus, Mechanism, SandboxMode};
 
 use crate::config::Config;
 
@@ -64,8 +64,23 @@ pub fn configure_request(request: &mut hone_agent::RunRequest, root: &std::path:
 
 fn warn_once(status: &ConfineStatus) {
     static WARNED: OnceLock<()> = OnceLock::new();
-    if let Some(warning) = status.warning() {
+    if let Some(warning) = warning(status) {
         WARNED.get_or_init(|| note!("{warning}"));
+    }
+}
+
+/// The loud one-line warning when commands run weaker than asked; `None` under bubblewrap.
+fn warning(status: &ConfineStatus) -> Option<String> {
+    let effect = "model-written code can write anywhere you can and use the network";
+    match status.mechanism {
+        Mechanism::Bubblewrap => None,
+        Mechanism::Unconfined => Some(format!(
+            "hone: WARNING: tests run UNCONFINED (--sandbox off): {effect}"
+        )),
+        Mechanism::NoNewPrivileges => Some(format!(
+            "hone: WARNING: tests are NOT confined ({}): {effect}; install bubblewrap (apt-get install bubblewrap) or pass --sandbox off to accept this",
+            status.reason
+        )),
     }
 }
 
@@ -113,4 +128,26 @@ pub fn stop_on_signals(interrupt: bool) -> anyhow::Result<()> {
         })
         .context("starting the signal handler")?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warning_only_when_weaker_than_bubblewrap() {
+        let mut status = ConfineStatus {
+            mode: SandboxMode::Strict,
+            mechanism: Mechanism::Bubblewrap,
+            bwrap: None,
+            landlock_enforced: false,
+            reason: String::new(),
+        };
+        assert!(warning(&status).is_none());
+        status.mechanism = Mechanism::NoNewPrivileges;
+        status.reason = "bwrap not found on PATH".into();
+        let text = warning(&status).unwrap();
+        assert!(text.contains("NOT confined") && text.contains("bwrap not found"));
+        assert!(text.contains("--sandbox off") && !text.contains('\n'));
+    }
 }

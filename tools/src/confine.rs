@@ -112,23 +112,6 @@ pub struct ConfineStatus {
     pub reason: String,
 }
 
-impl ConfineStatus {
-    /// The loud one-line warning to print when commands run weaker than asked; `None` when
-    /// bubblewrap is in use.
-    pub fn warning(&self) -> Option<String> {
-        match self.mechanism {
-            Mechanism::Bubblewrap => None,
-            Mechanism::Unconfined => Some(
-                "hone: WARNING: tests run UNCONFINED (--sandbox off): model-written code can write anywhere you can and use the network".to_owned(),
-            ),
-            Mechanism::NoNewPrivileges => Some(format!(
-                "hone: WARNING: tests are NOT confined ({}): model-written code can write anywhere you can and use the network; install bubblewrap (apt-get install bubblewrap) or pass --sandbox off to accept this",
-                self.reason
-            )),
-        }
-    }
-}
-
 /// Environment variable naming the bwrap binary to use (empty: behave as if none is installed).
 pub const BWRAP_ENV: &str = "HONE_BWRAP";
 
@@ -137,7 +120,7 @@ pub fn status(mode: SandboxMode) -> ConfineStatus {
     let landlock_enforced = landlock_enforced();
     let bwrap = find_bwrap();
     let (mechanism, reason) = match (mode, &bwrap) {
-        (SandboxMode::Off, _) => (Mechanism::Unconfined, "--sandbox off".to_owned()),
+        (SandboxMode::Off, _) => (Mechanism::Unconfined, "sandbox mode off".to_owned()),
         (_, None) => (
             Mechanism::NoNewPrivileges,
             if std::env::var_os(BWRAP_ENV).is_some() {
@@ -458,22 +441,5 @@ mod tests {
         assert!(joined.contains("--bind /tmp /tmp"));
         assert!(joined.contains("--bind-try /var/cache/pip /var/cache/pip"));
         assert!(joined.contains("--ro-bind / /"));
-    }
-
-    #[test]
-    fn warning_only_when_weaker_than_bubblewrap() {
-        let mut status = ConfineStatus {
-            mode: SandboxMode::Strict,
-            mechanism: Mechanism::Bubblewrap,
-            bwrap: None,
-            landlock_enforced: false,
-            reason: String::new(),
-        };
-        assert!(status.warning().is_none());
-        status.mechanism = Mechanism::NoNewPrivileges;
-        status.reason = "bwrap not found on PATH".into();
-        let warning = status.warning().unwrap();
-        assert!(warning.contains("NOT confined") && warning.contains("bwrap not found"));
-        assert!(!warning.contains('\n'));
     }
 }

@@ -110,23 +110,27 @@ pub struct SandboxConfig {
 }
 
 impl SandboxConfig {
-    /// What a repository's own `.hone.toml` may set: `include` only (logged when more was asked).
-    pub(crate) fn limited_to_repository(self, path: &Path) -> Self {
-        let weakens = self
+    /// What a repository's own `.hone.toml` may set: `include` only; the keys it set that would
+    /// weaken confinement are returned, ignored (the CLI says so).
+    pub(crate) fn limited_to_repository(self) -> (Self, Vec<&'static str>) {
+        let mut refused = Vec::new();
+        if self
             .mode
             .is_some_and(|mode| mode != hone_tools::SandboxMode::Strict)
-            || self.network == Some(true)
-            || !self.writable.is_empty();
-        if weakens {
-            tracing::warn!(
-                "ignoring [sandbox] mode/network/writable from {}: set them in your own config, HONE_SANDBOX or --sandbox",
-                path.display()
-            );
+        {
+            refused.push("mode");
         }
-        Self {
+        if self.network == Some(true) {
+            refused.push("network");
+        }
+        if !self.writable.is_empty() {
+            refused.push("writable");
+        }
+        let limited = Self {
             include: self.include,
             ..Self::default()
-        }
+        };
+        (limited, refused)
     }
 }
 
@@ -152,6 +156,9 @@ pub struct Config {
     pub sources: Vec<PathBuf>,
     /// Keys of an untrusted `.hone.toml` that were ignored (see `hone trust`).
     pub ignored: Vec<&'static str>,
+    /// Keys of the repository's `[sandbox]` table that were ignored because they would weaken
+    /// confinement (`mode`, `network`, `writable`): only the user may set those.
+    pub ignored_sandbox: Vec<&'static str>,
 }
 
 /// Keys of a repository's `.hone.toml` that need `hone trust`: they choose which endpoint or model
@@ -195,7 +202,7 @@ impl Config {
         {
             let mut layer = layer::read_layer(&path)?;
             // A repository's own config never loosens confinement.
-            layer.sandbox = layer.sandbox.limited_to_repository(&path);
+            (layer.sandbox, config.ignored_sandbox) = layer.sandbox.limited_to_repository();
             let trusted = match &trust_file {
                 Some(trust_file) => trust::is_trusted(trust_file, &path)?,
                 None => false,
@@ -290,6 +297,7 @@ mod tests {
         .unwrap();
         let env = |name: &str| (name == "HONE_CONFIG").then(|| user.display().to_string());
         let config = Config::load_with(Some(repo.path()), &env).unwrap();
+        assert_eq!(config.ignored_sandbox, ["mode", "network", "writable"]);
         assert_eq!(config.sandbox.mode, None);
         assert_eq!(config.sandbox.network, Some(false));
         assert_eq!(
