@@ -63,9 +63,8 @@ pub fn commit_on_branch(
             "branch `{name}` already exists: choose another name"
         )));
     }
-    let head = git(root, &["rev-parse", "--verify", "HEAD"], None).map_err(|_| {
-        Error::Setup("--branch needs a commit to start from; the repository has none".into())
-    })?;
+    let head = git(root, &["rev-parse", "--verify", "HEAD"], None)
+        .map_err(|_| Error::NoCommitToBranchFrom)?;
     let head = head.trim();
     let index = tempfile::NamedTempFile::new()
         .map_err(|source| Error::io("creating a temporary index", source))?;
@@ -162,4 +161,20 @@ fn git_env(
         )));
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_branch_needs_a_commit_to_start_from() {
+        let dir = tempfile::tempdir().unwrap();
+        git2::Repository::init(dir.path()).unwrap();
+        let error =
+            commit_on_branch(dir.path(), &ChangeSet::default(), "hone/fix", "fix").unwrap_err();
+        assert!(matches!(error, Error::NoCommitToBranchFrom), "{error}");
+    }
 }

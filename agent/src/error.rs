@@ -10,15 +10,16 @@ pub enum Error {
     /// The request was wrong before it reached the model.
     #[error("invalid model request: {0}")]
     InvalidRequest(String),
-    /// The endpoint refused our credentials (HTTP 401/403).
-    #[error("{url} refused the API key (HTTP {status}): {message}; set the key in the environment variable named by --api-key-env")]
+    /// The endpoint refused our credentials (HTTP 401/403). Where the key comes from is the
+    /// caller's to say (the CLI names its flag).
+    #[error("{url} refused the API key (HTTP {status}): {message}")]
     Unauthorized {
         url: String,
         status: u16,
         message: String,
     },
     /// The endpoint or model does not exist (HTTP 404).
-    #[error("{url} answered 404 not found: {message}; check --base-url (it usually ends in /v1) and --model")]
+    #[error("{url} answered 404 not found: {message}")]
     NotFound { url: String, message: String },
     /// The endpoint failed after all retries, or answered something we cannot read.
     #[error("model endpoint {url}: {message}")]
@@ -95,6 +96,13 @@ pub enum Error {
         "the working tree has uncommitted changes to tracked files: commit or stash them first"
     )]
     DirtyTree,
+    /// Infill mode found no file to rewrite: the plan is empty and every ranked file is test code,
+    /// which the run may not change.
+    #[error("nothing to rewrite: no plan and no ranked file outside test code")]
+    NothingToRewrite,
+    /// Delivery on a new branch in a repository without any commit to start it from.
+    #[error("a new branch needs a commit to start from; the repository has none")]
+    NoCommitToBranchFrom,
     /// The run was set up wrongly (dirty tree, no test command, bad option).
     #[error("{0}")]
     Setup(String),

@@ -47,20 +47,21 @@ impl std::fmt::Display for Hinted {
 
 impl std::error::Error for Hinted {}
 
-/// Print `error: ...` (and any hints) on stderr and return the exit code for it. An error caused
-/// by a closed pipe (`hone … | head -1`) ends quietly with 0, as in ripgrep: the reader has all it
-/// wanted, and there is nobody to tell.
+/// Print `error: ...` and its hints on stderr (first those of the library error inside, from
+/// `hints`, then the command's own) and return the exit code for it. An error caused by a closed
+/// pipe (`hone … | head -1`) ends quietly with 0, as in ripgrep: the reader has all it wanted, and
+/// there is nobody to tell.
 pub fn report(error: &anyhow::Error) -> ExitCode {
     if crate::output::is_closed_pipe(error) {
         return ExitCode::SUCCESS;
     }
-    if let Some(hinted) = error.downcast_ref::<Hinted>() {
-        note!("error: {:#}", hinted.error);
-        for hint in &hinted.hints {
-            note!("hint: {hint}");
-        }
-        return ExitCode::from(hinted.code);
+    let (inner, own, code) = match error.downcast_ref::<Hinted>() {
+        Some(hinted) => (&hinted.error, hinted.hints.as_slice(), hinted.code),
+        None => (error, &[][..], BAD_INPUT),
+    };
+    note!("error: {inner:#}");
+    for hint in crate::hints::for_error(inner).iter().chain(own) {
+        note!("hint: {hint}");
     }
-    note!("error: {error:#}");
-    ExitCode::from(BAD_INPUT)
+    ExitCode::from(code)
 }

@@ -25,6 +25,7 @@ mod confinement;
 pub mod engine_options;
 pub mod exit;
 mod flags;
+mod hints;
 mod hooks;
 mod interrupt;
 pub mod output;

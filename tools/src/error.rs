@@ -34,9 +34,19 @@ pub enum Error {
     /// A revision (commit, tree, ref) could not be resolved.
     #[error("unknown revision `{0}`: pass a commit id, branch or tag")]
     UnknownRevision(String),
-    /// No test command was given and none could be detected.
-    #[error("no test command found in {}: pass one with --test CMD (or `test` in .hone.toml)", root.display())]
+    /// No test command was given and none could be detected (how to give one is the caller's to
+    /// say: a flag, a configuration key).
+    #[error("no test command found in {}", root.display())]
     NoTestCommand { root: PathBuf },
+    /// A merge, rebase, cherry-pick or revert is in progress where hone would commit.
+    #[error("{operation} is in progress: finish it or abort it (`{abort}`) before hone commits")]
+    OperationInProgress {
+        operation: &'static str,
+        abort: &'static str,
+    },
+    /// A file the patch touches has uncommitted changes where hone would commit it.
+    #[error("{path} has uncommitted changes: commit or stash them first")]
+    UncommittedChanges { path: String },
     /// A command could not be started at all (not the same as a failing command).
     #[error("could not start `{command}`: {source}")]
     Spawn {

@@ -6,7 +6,7 @@
 //! when it fails; `uninstall` moves it back. Hone's scripts carry a marker line so a second install
 //! only refreshes them (idempotent) and uninstall never removes a script it did not write. A hone
 //! script that the user edited after install is not removed silently: uninstall leaves it in place
-//! unless `--force`, which first keeps a copy as `NAME.hone-edited`.
+//! unless forced, and then first keeps a copy as `NAME.hone-edited`.
 
 use std::fmt;
 use std::fs;
@@ -50,9 +50,9 @@ pub enum Outcome {
     Restored,
     /// Nothing of hone's to remove.
     NotInstalled,
-    /// Hone's script was edited since install: left in place (uninstall --force removes it).
+    /// Hone's script was edited since install: left in place (a forced uninstall removes it).
     KeptEdited,
-    /// Hone's edited script removed (--force) after keeping a copy of it.
+    /// Hone's edited script removed (forced) after keeping a copy of it.
     RemovedEdited {
         copy: PathBuf,
     },
@@ -76,10 +76,7 @@ impl fmt::Display for Outcome {
             Self::Removed => write!(f, "removed"),
             Self::Restored => write!(f, "removed; the previous hook is back in place"),
             Self::NotInstalled => write!(f, "not installed"),
-            Self::KeptEdited => write!(
-                f,
-                "hone's script was edited since install: left in place (pass --force to remove it; a copy of your edits is kept)"
-            ),
+            Self::KeptEdited => write!(f, "hone's script was edited since install: left in place"),
             Self::RemovedEdited { copy } => write!(
                 f,
                 "removed; your edits to it are kept in {}",

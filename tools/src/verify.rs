@@ -190,7 +190,7 @@ pub fn verify_patch(
     if !test_integrity.is_empty() && test.passed {
         test.passed = false;
         test.output.push_str(&format!(
-            "\n[hone] the tests passed, but the patch is not verified: it {} (pass --allow-test-edits if the task is to change tests)\n",
+            "\n[hone] the tests passed, but the patch is not verified: it {} (this task may not change tests)\n",
             test_integrity.join("; ")
         ));
         test.failed_tests.extend(test_integrity.iter().cloned());
@@ -258,29 +258,26 @@ pub fn commit_patch(
         Error::Invalid("git has no author identity: set it with `git config user.name` and `git config user.email`".into())
     })?;
     if git.state() != git2::RepositoryState::Clean {
-        let what = match git.state() {
-            git2::RepositoryState::Merge => "a merge is in progress (MERGE_HEAD is set)",
+        let (operation, abort) = match git.state() {
+            git2::RepositoryState::Merge => ("a merge", "git merge --abort"),
             git2::RepositoryState::Rebase
             | git2::RepositoryState::RebaseInteractive
-            | git2::RepositoryState::RebaseMerge => "a rebase is in progress",
+            | git2::RepositoryState::RebaseMerge => ("a rebase", "git rebase --abort"),
             git2::RepositoryState::CherryPick | git2::RepositoryState::CherryPickSequence => {
-                "a cherry-pick is in progress"
+                ("a cherry-pick", "git cherry-pick --abort")
             }
             git2::RepositoryState::Revert | git2::RepositoryState::RevertSequence => {
-                "a revert is in progress"
+                ("a revert", "git revert --abort")
             }
-            _ => "a git operation is in progress",
+            git2::RepositoryState::Bisect => ("a bisect", "git bisect reset"),
+            _ => ("a `git am`", "git am --abort"),
         };
-        return Err(Error::Invalid(format!(
-            "{what}: finish it (`git commit`) or abort it (`git merge --abort`) before hone commits, or apply without --commit"
-        )));
+        return Err(Error::OperationInProgress { operation, abort });
     }
     for path in patch.paths() {
         let status = repo.file_status(&path)?;
         if status.staged.is_some() || status.unstaged.is_some() || status.conflicted {
-            return Err(Error::Invalid(format!(
-                "{path} has uncommitted changes: commit or stash them first, or apply without --commit"
-            )));
+            return Err(Error::UncommittedChanges { path });
         }
     }
     let mut report = crate::edits::plan_patch(repo.root(), patch, options)?;

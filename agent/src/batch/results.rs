@@ -174,8 +174,11 @@ mod tests {
         drop(raw);
 
         assert!(
-            ResultsFile::open(&path, false).is_err(),
-            "an existing file needs --resume"
+            matches!(
+                ResultsFile::open(&path, false),
+                Err(Error::ResultsExist { path: refused }) if refused == path
+            ),
+            "an existing file is not resumed unless asked"
         );
         let (mut file, resumed) = ResultsFile::open(&path, true).unwrap();
         assert_eq!(

@@ -143,9 +143,7 @@ impl Run<'_> {
                 .find(|item| !item.path.is_empty())
                 .cloned()
             else {
-                return Err(Error::Setup(
-                    "nothing to rewrite: no plan and no ranked file outside test code (pass --allow-test-edits if the task is to change tests)".into(),
-                ));
+                return Err(Error::NothingToRewrite);
             };
             let content = {
                 let repo = self.repo()?;

@@ -100,14 +100,11 @@ mod tests {
         request.test_command = Some("true".into());
         std::fs::write(dir.path().join("notes.txt"), "two\n").unwrap();
         let error = preflight(&request).unwrap_err();
-        assert!(error.to_string().contains("uncommitted changes"), "{error}");
+        assert!(matches!(error, Error::DirtyTree), "{error}");
         request.allow_dirty = true;
         preflight(&request).unwrap();
         std::fs::write(dir.path().join(".git/MERGE_HEAD"), "0000\n").unwrap();
         let error = preflight(&request).unwrap_err();
-        assert!(
-            error.to_string().contains("merge is in progress"),
-            "{error}"
-        );
+        assert!(matches!(error, Error::MergeInProgress), "{error}");
     }
 }

@@ -84,10 +84,9 @@ pub fn run(args: ApplyArgs) -> anyhow::Result<ExitCode> {
         .extend(config.sandbox.include.iter().cloned());
     let verification =
         hone_tools::verify_patch(&repo, &patch, &options).map_err(|error| match error {
-            hone_tools::Error::NoTestCommand { .. } => Hinted::new(
-                error,
-                ["pass --test CMD, or --no-test to apply without testing"],
-            ),
+            hone_tools::Error::NoTestCommand { .. } => {
+                Hinted::new(error, ["or pass --no-test to apply without testing"])
+            }
             other => Hinted::new(other, Vec::<String>::new()),
         })?;
 

@@ -67,9 +67,9 @@ pub fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
         .tasks
         .parent()
         .map_or_else(|| cwd.clone(), |parent| cwd.join(parent));
-    let tasks = parse_tasks(&text, &base, &cwd).map_err(with_hints)?;
+    let tasks = parse_tasks(&text, &base, &cwd)?;
     let out = args.out.clone().unwrap_or_else(|| default_out(&args.tasks));
-    let (mut results_file, resumed) = ResultsFile::open(&out, args.resume).map_err(with_hints)?;
+    let (mut results_file, resumed) = ResultsFile::open(&out, args.resume)?;
     if resumed.dropped_bytes > 0 {
         say(&format!(
             "dropped an incomplete last line ({} bytes) left by an interrupted run; that task runs again",
@@ -195,24 +195,6 @@ pub fn run(args: BatchArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(crate::exit::FAILURE)
     })
-}
-
-/// The agent's batch errors with what the user can do about them.
-fn with_hints(error: hone_agent::Error) -> anyhow::Error {
-    let hints: &[&str] = match &error {
-        hone_agent::Error::TaskLine { .. } => &[
-            r#"each line is a JSON object: {"id": "...", "task": "...", "repo"?: "...", "test"?: "...", "files"?: [...], "patch"?: "..."}"#,
-        ],
-        hone_agent::Error::ResultsExist { .. } => &[
-            "pass --resume to continue that run (finished ids are skipped)",
-            "or pass --out with another file",
-        ],
-        hone_agent::Error::ResultsLine { .. } => &[
-            "--resume needs the file a previous `hone batch` wrote; pass --out with another file",
-        ],
-        _ => return error.into(),
-    };
-    crate::exit::Hinted::new(error, hints.iter().copied()).into()
 }
 
 fn status_word(status: Status) -> &'static str {

@@ -81,23 +81,11 @@ fn install_hooks(args: InstallArgs) -> anyhow::Result<ExitCode> {
     let exe = exe.canonicalize().unwrap_or(exe);
     let mut out = std::io::stdout().lock();
     for name in chosen(args.hooks) {
-        let outcome = install::install(&dir, &name, &exe, args.force).map_err(install_error)?;
+        let outcome = install::install(&dir, &name, &exe, args.force)?;
         writeln!(out, "{name}: {outcome}")?;
     }
     writeln!(out, "hooks folder: {}", dir.display())?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// A refused install gets the hint of what to do.
-fn install_error(error: hone_tools::Error) -> anyhow::Error {
-    if matches!(error, hone_tools::Error::HookBackupExists { .. }) {
-        return crate::exit::Hinted::new(
-            error,
-            ["check which of the two you want to keep, or pass --force to keep both (the older backup is renamed with a number)"],
-        )
-        .into();
-    }
-    error.into()
 }
 
 fn uninstall_hooks(args: UninstallArgs) -> anyhow::Result<ExitCode> {
@@ -106,8 +94,15 @@ fn uninstall_hooks(args: UninstallArgs) -> anyhow::Result<ExitCode> {
     let mut kept = false;
     for name in chosen(args.hooks) {
         let outcome = install::uninstall(&dir, &name, args.force)?;
-        kept |= outcome == install::Outcome::KeptEdited;
-        writeln!(out, "{name}: {outcome}")?;
+        if outcome == install::Outcome::KeptEdited {
+            kept = true;
+            writeln!(
+                out,
+                "{name}: {outcome} (pass --force to remove it; a copy of your edits is kept)"
+            )?;
+        } else {
+            writeln!(out, "{name}: {outcome}")?;
+        }
     }
     Ok(if kept {
         ExitCode::from(crate::exit::FAILURE)

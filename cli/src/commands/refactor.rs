@@ -152,10 +152,7 @@ pub fn run(args: RefactorArgs) -> anyhow::Result<ExitCode> {
                         diff: outcome.changes.unified_diff(),
                     }),
                     Ok(outcome) => FileOutcome::Failed(outcome.summary.reason.clone()),
-                    Err(error @ hone_agent::Error::DirtyTree) => {
-                        FileOutcome::Failed(format!("{error}, or pass --allow-dirty"))
-                    }
-                    Err(error) => FileOutcome::Failed(error.to_string()),
+                    Err(error) => FileOutcome::Failed(crate::hints::inline(&error.into())),
                 };
                 (file, outcome)
             }

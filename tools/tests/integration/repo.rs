@@ -210,6 +210,49 @@ fn verify_then_commit_only_the_patch() {
 }
 
 #[test]
+fn commit_is_refused_on_a_dirty_target_and_during_a_merge() {
+    let repo = repo_with(&[("calc.py", "def add(a, b):\n    return a - b\n")]);
+    let root = repo.path();
+    let patch = hone_tools::parse_patch(
+        "calc.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a + b\n>>>>>>> REPLACE\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("calc.py"),
+        "def add(a, b):\n    return a - b  # mine\n",
+    )
+    .unwrap();
+    let handle = Repository::discover(root).unwrap();
+    let error =
+        hone_tools::commit_patch(&handle, &patch, "fix add", &Default::default()).unwrap_err();
+    assert!(
+        matches!(&error, hone_tools::Error::UncommittedChanges { path } if path == "calc.py"),
+        "{error}"
+    );
+
+    git(root, &["checkout", "--", "calc.py"]);
+    let head = git(root, &["rev-parse", "HEAD"]);
+    std::fs::write(root.join(".git/MERGE_HEAD"), head).unwrap();
+    let error =
+        hone_tools::commit_patch(&handle, &patch, "fix add", &Default::default()).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            hone_tools::Error::OperationInProgress {
+                operation: "a merge",
+                abort: "git merge --abort"
+            }
+        ),
+        "{error}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("calc.py")).unwrap(),
+        "def add(a, b):\n    return a - b\n",
+        "nothing was written"
+    );
+}
+
+#[test]
 fn test_tree_runs_the_command_on_the_chosen_state_only() {
     let repo = repo_with(&[("calc.py", "def add(a, b):\n    return a - b\n")]);
     let root = repo.path();

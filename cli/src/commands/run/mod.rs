@@ -168,7 +168,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let settings = model_settings(&args, &config)?;
     let mut request = run_request(&args, &config, &root);
     // Everything that can refuse the run without a model, before a local model (GBs) is loaded.
-    let checked = hone_agent::run::preflight(&request).map_err(agent_error)?;
+    let checked = hone_agent::run::preflight(&request)?;
     request.test_command = Some(checked.test_command);
     let backend = backends::open(&settings)?;
 
@@ -179,13 +179,11 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .context("starting the async runtime")?;
     let display = Display::new(args.json, request.max_iterations);
     let sink = |event: &Event| display.event(event);
-    let outcome = runtime
-        .block_on(hone_agent::run_task(
-            &request,
-            backend.model.as_ref(),
-            &sink,
-        ))
-        .map_err(agent_error)?;
+    let outcome = runtime.block_on(hone_agent::run_task(
+        &request,
+        backend.model.as_ref(),
+        &sink,
+    ))?;
     display.finish();
     let code = deliver(&args, &outcome, &backend, &runtime);
     // `run.finished` is the last JSON event, after `delivered`, whatever delivery did.
@@ -193,25 +191,6 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let code = code?;
     backend.finish()?;
     Ok(code)
-}
-
-fn agent_error(error: hone_agent::Error) -> anyhow::Error {
-    let hints: Vec<String> = match &error {
-        hone_agent::Error::Tools(hone_tools::Error::NoTestCommand { .. }) => {
-            vec!["pass --test \"CMD\" or set `test = \"CMD\"` in .hone.toml".into()]
-        }
-        hone_agent::Error::Http { .. } => vec![
-            "is the server running and reachable? check --base-url (it usually ends in /v1)".into(),
-        ],
-        hone_agent::Error::DirtyTree => vec![
-            "or pass --allow-dirty (the sandbox then includes them and only hone's patch is applied on top)".into(),
-        ],
-        hone_agent::Error::Unsupported { .. } => {
-            vec!["use --mode edit-blocks with this backend".into()]
-        }
-        _ => Vec::new(),
-    };
-    Hinted::new(error, hints).into()
 }
 
 fn model_settings(args: &RunArgs, config: &Config) -> anyhow::Result<ModelSettings> {
