@@ -82,6 +82,10 @@ pub fn engine_hint(error: &hone_engine::Error) -> Option<String> {
                 .to_owned(),
         ),
         Error::CheckpointMissing { id, .. } => Some(download_hint(id)),
+        Error::UnknownArchitecture { .. } => Some(
+            "pass --arch with one of these names if the weights are one of these under another config"
+                .to_owned(),
+        ),
         Error::InvalidSetting { field, .. } => Some(format!("check {}", setting_flag(field))),
         Error::Tokenizer(_) => Some(
             "the checkpoint's tokenizer.json / tokenizer_config.json could not be used".to_owned(),
@@ -164,9 +168,11 @@ pub fn load_model(engine: &EngineOptions) -> anyhow::Result<LoadedModel> {
     let spec = model_spec(engine)?;
     checkpoint::load(&spec).map_err(|error| {
         let hint = match &error {
-            hone_engine::Error::CheckpointMissing { id, .. } => download_hint(id),
-            _ => "pass --model with a checkpoint folder or a hub id".to_owned(),
-        };
+            hone_engine::Error::CheckpointMissing { .. }
+            | hone_engine::Error::UnknownArchitecture { .. } => engine_hint(&error),
+            _ => None,
+        }
+        .unwrap_or_else(|| "pass --model with a checkpoint folder or a hub id".to_owned());
         Hinted::new(error, [hint]).into()
     })
 }

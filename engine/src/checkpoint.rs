@@ -159,10 +159,10 @@ pub fn detect_architecture(config: &Value) -> Result<Architecture> {
     if lower == "qwen2" || has_arch("Qwen2ForCausalLM") {
         return Ok(Architecture::OpenDcoder);
     }
-    Err(Error::Unsupported(format!(
-        "unknown architecture: config.json says model_type `{model_type}`, architectures {architectures:?}; \
-         {SUPPORTED}; pass --arch with one of these names if the weights are one of these under another config"
-    )))
+    Err(Error::UnknownArchitecture {
+        model_type,
+        architectures,
+    })
 }
 
 /// Shard file names of a `model.safetensors.index.json`, in first-seen order.

@@ -31,6 +31,18 @@ pub enum Error {
     #[error("{0}")]
     Unsupported(String),
 
+    /// A config.json whose architecture the engine does not recognise. The weights may still be
+    /// one of the supported families under another name; how to say so is the caller's (the CLI
+    /// names its flag).
+    #[error(
+        "unknown architecture: config.json says model_type `{model_type}`, architectures {architectures:?}; {}",
+        crate::checkpoint::SUPPORTED
+    )]
+    UnknownArchitecture {
+        model_type: String,
+        architectures: Vec<String>,
+    },
+
     /// Bad ids or shapes passed by the caller.
     #[error("{0}")]
     InvalidInput(String),

@@ -68,13 +68,17 @@ fn detects_families_and_refuses_the_rest() {
         msg.contains("mixture-of-experts") && msg.contains("llada-moe"),
         "{msg}"
     );
-    let msg = detect(json!({"model_type": "gpt2"}))
-        .unwrap_err()
-        .to_string();
+    let error =
+        detect(json!({"model_type": "gpt2", "architectures": ["GPT2LMHeadModel"]})).unwrap_err();
     assert!(
-        msg.contains("gpt2") && msg.contains("supported: llada") && msg.contains("--arch"),
-        "{msg}"
+        matches!(
+            &error,
+            Error::UnknownArchitecture { model_type, architectures }
+                if model_type == "gpt2" && architectures == &["GPT2LMHeadModel"]
+        ),
+        "{error}"
     );
+    assert!(error.to_string().contains("supported: llada"), "{error}");
 }
 
 #[test]
