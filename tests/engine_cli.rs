@@ -351,6 +351,7 @@ fn bad_input_gives_clear_errors_and_exit_code_2() {
     )
     .unwrap();
     assert_bad_input(&unknown, &good, "gpt2");
+    assert_bad_input(&unknown, &good, "hint: pass --arch");
 
     let broken = tmp.path().join("broken");
     std::fs::create_dir(&broken).unwrap();

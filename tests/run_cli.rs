@@ -703,12 +703,26 @@ fn local_engine_runs_the_loop_on_a_tiny_checkpoint() {
 /// A one-shot OpenAI-compatible endpoint on loopback: answers each POST with the next canned text
 /// as a streamed (SSE) chat completion, and records the requests.
 fn fake_openai(answers: Vec<String>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    let responses = answers
+        .into_iter()
+        .map(|answer| {
+            let chunk = json!({"choices": [{"index": 0, "delta": {"content": answer}, "finish_reason": "stop"}]});
+            let events = format!("data: {chunk}\n\ndata: [DONE]\n\n");
+            format!("HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{events}", events.len())
+        })
+        .collect();
+    fake_endpoint(responses)
+}
+
+/// A loopback HTTP endpoint that answers each request with the next whole response, and records
+/// the requests.
+fn fake_endpoint(responses: Vec<String>) -> (String, std::thread::JoinHandle<Vec<String>>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let base = format!("http://{}/v1", listener.local_addr().unwrap());
     let handle = std::thread::spawn(move || {
         let mut requests = Vec::new();
-        for answer in answers {
+        for response in responses {
             let (stream, _) = listener.accept().unwrap();
             let mut reader = BufReader::new(stream);
             let mut head = String::new();
@@ -727,14 +741,49 @@ fn fake_openai(answers: Vec<String>) -> (String, std::thread::JoinHandle<Vec<Str
             let mut body = vec![0; length];
             reader.read_exact(&mut body).unwrap();
             requests.push(format!("{head}{}", String::from_utf8(body).unwrap()));
-            let chunk = json!({"choices": [{"index": 0, "delta": {"content": answer}, "finish_reason": "stop"}]});
-            let events = format!("data: {chunk}\n\ndata: [DONE]\n\n");
             let mut stream = reader.into_inner();
-            write!(stream, "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{events}", events.len()).unwrap();
+            stream.write_all(response.as_bytes()).unwrap();
         }
         requests
     });
     (base, handle)
+}
+
+#[test]
+fn a_refused_key_or_an_unknown_model_names_the_flags_to_check() {
+    let fixture = python();
+    for (status, message, hint) in [
+        (
+            "401 Unauthorized",
+            "Incorrect API key provided",
+            "hint: set the key in the environment variable named by --api-key-env",
+        ),
+        (
+            "404 Not Found",
+            "model `coder` does not exist",
+            "hint: check --base-url (it usually ends in /v1) and --model",
+        ),
+    ] {
+        let body = json!({"error": {"message": message}}).to_string();
+        let (base, server) = fake_endpoint(vec![format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )]);
+        let output = Command::new(env!("CARGO_BIN_EXE_hone"))
+            .current_dir(fixture.path())
+            .args(["run", "fix add", "--no-plan", "--backend", "openai"])
+            .args(["--base-url", &base, "--model", "coder"])
+            .args(["--test", PY_TEST_COMMAND])
+            .env("HOME", fixture.scratch.path())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{}", text(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(message), "{}", text(&output));
+        assert!(stderr.contains(hint), "{}", text(&output));
+        assert_eq!(server.join().unwrap().len(), 1, "no retry");
+        assert_eq!(fixture.read("calc.py"), PY_CALC);
+    }
 }
 
 #[test]

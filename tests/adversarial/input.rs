@@ -643,6 +643,11 @@ fn hook_uninstall_keeps_the_users_edits() {
         "{}",
         text(&output)
     );
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("pass --force to remove it"),
+        "it says what to do: {}",
+        text(&output)
+    );
     assert_eq!(std::fs::read_to_string(&hook).unwrap(), edited);
 
     let output = hone(repo, repo)
