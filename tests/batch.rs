@@ -4,32 +4,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const HONE: &str = env!("CARGO_BIN_EXE_hone");
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use common::{edit_block as edit, git};
 
 /// Two repositories (`a`, `b`), each with `value.txt` = "bad", and `count` tasks whose patches
 /// fix it and add a file of their own. Each task's test logs its id to `log/ran.log` (outside the
@@ -101,7 +83,7 @@ fn twenty_patch_tasks_with_two_jobs_are_all_verified() {
     let (dir, tasks) = fixture(20, "");
     let out = dir.path().join("results.jsonl");
     let predictions = dir.path().join("preds.jsonl");
-    let output = Command::new(HONE)
+    let output = common::hone()
         .args([
             "batch",
             tasks.to_str().unwrap(),
@@ -160,6 +142,7 @@ fn twenty_patch_tasks_with_two_jobs_are_all_verified() {
         .contains("+good"));
 }
 
+/// `results` under another name, for tests where a local `results` shadows it.
 fn results_of(path: &Path) -> Vec<serde_json::Value> {
     results(path)
 }
@@ -168,7 +151,7 @@ fn results_of(path: &Path) -> Vec<serde_json::Value> {
 fn a_killed_run_resumes_without_running_a_finished_task_twice() {
     let (dir, tasks) = fixture(20, "sleep 0.3; ");
     let out = dir.path().join("results.jsonl");
-    let mut child = Command::new(HONE)
+    let mut child = common::hone()
         .env("HONE_CONFIG", dir.path().join("hone.toml"))
         .args([
             "batch",
@@ -198,7 +181,7 @@ fn a_killed_run_resumes_without_running_a_finished_task_twice() {
     assert!(first.len() >= 6 && first.len() < 20, "{}", first.len());
     let before = run_counts(dir.path());
 
-    let output = Command::new(HONE)
+    let output = common::hone()
         .env("HONE_CONFIG", dir.path().join("hone.toml"))
         .args([
             "batch",
@@ -216,7 +199,7 @@ fn a_killed_run_resumes_without_running_a_finished_task_twice() {
         "an existing results file needs --resume"
     );
 
-    let output = Command::new(HONE)
+    let output = common::hone()
         .env("HONE_CONFIG", dir.path().join("hone.toml"))
         .args([
             "batch",
@@ -262,7 +245,7 @@ fn bad_task_lines_are_refused_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
     let tasks = dir.path().join("tasks.jsonl");
     std::fs::write(&tasks, "{\"id\": \"a\", \"patch\": \"x\"}\nnot json\n").unwrap();
-    let output = Command::new(HONE)
+    let output = common::hone()
         .current_dir(dir.path())
         .args(["batch", "tasks.jsonl"])
         .output()
@@ -275,11 +258,6 @@ fn bad_task_lines_are_refused_before_anything_runs() {
                 .unwrap()
                 .is_empty()
     );
-}
-
-/// A SEARCH/REPLACE answer for `path`.
-fn edit(path: &str, search: &str, replace: &str) -> String {
-    format!("{path}\n```\n<<<<<<< SEARCH\n{search}\n=======\n{replace}\n>>>>>>> REPLACE\n```\n")
 }
 
 /// A repository with src/one.py and src/two.py, and a scripted run per file (plan, then `edit`).
@@ -305,7 +283,7 @@ fn refactor_fixture(edits: [String; 2]) -> (tempfile::TempDir, PathBuf) {
 }
 
 fn refactor(dir: &Path, repo: &Path) -> std::process::Output {
-    Command::new(HONE)
+    common::hone()
         .current_dir(repo)
         .args([
             "refactor",
@@ -424,7 +402,7 @@ fn a_task_without_a_patch_goes_to_the_agent() {
         {"kind": "chat", "purpose": "edit", "expect": ["test_add"], "responses": [edit("calc.py", "    return a - b", "    return a + b")]},
     ]});
     std::fs::write(dir.path().join("script.json"), script.to_string()).unwrap();
-    let output = Command::new(HONE)
+    let output = common::hone()
         .current_dir(dir.path())
         .args([
             "batch",
@@ -464,7 +442,7 @@ fn a_task_without_a_patch_goes_to_the_agent() {
 fn ctrl_c_finishes_the_running_tasks_and_keeps_their_results() {
     let (dir, tasks) = fixture(10, "sleep 0.3; ");
     let out = dir.path().join("results.jsonl");
-    let child = Command::new(HONE)
+    let child = common::hone()
         .env("HONE_CONFIG", dir.path().join("hone.toml"))
         .args([
             "batch",

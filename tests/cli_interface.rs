@@ -3,11 +3,13 @@
 //! each command is snapshot-tested (insta), so a change to the interface is a deliberate one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Command, Output};
+mod common;
+
+use std::process::Output;
 
 fn hone(args: &[&str]) -> Output {
     let dir = tempfile::tempdir().unwrap();
-    Command::new(env!("CARGO_BIN_EXE_hone"))
+    common::hone()
         .args(args)
         .current_dir(dir.path())
         .env_remove("RUST_LOG")

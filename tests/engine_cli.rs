@@ -4,17 +4,16 @@
 //! memory `info --load` reports for a memory-mapped checkpoint.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+use std::process::Output;
+
+use common::parity;
 use safetensors::tensor::{Dtype, TensorView};
 
-fn parity_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity")
-}
-
 fn hone(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hone"))
+    common::hone()
         .args(args)
         .env("HF_HUB_OFFLINE", "1")
         .output()
@@ -80,7 +79,7 @@ fn max_abs_diff(a: &[f64], b: &[f64]) -> f64 {
 fn forward_reproduces_the_reference_logits_from_the_command_line() {
     let tmp = tempfile::tempdir().unwrap();
     for case in ["llada-tiny", "llada-tied", "dream-tiny", "dream-tied"] {
-        let dir = parity_dir().join(case);
+        let dir = parity(case);
         let golden = dir.join("forward.safetensors");
         let (shape, ids) = read_tensor(&golden, "input_ids");
         let (logits_shape, expected) = read_tensor(&golden, "logits");
@@ -146,7 +145,7 @@ fn forward_reproduces_the_reference_logits_from_the_command_line() {
 /// plain logits, the block-causal ones (`--block-causal 8` / `5`) and the padded ones.
 #[test]
 fn forward_expect_passes_every_parity_v2_case() {
-    let v2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity-v2");
+    let v2 = common::fixture("parity-v2");
     let tmp = tempfile::tempdir().unwrap();
     let output = tmp.path().join("out.safetensors");
     let run = |dir: &Path, input: &Path, key: &str, extra: &[&str]| {
@@ -286,7 +285,7 @@ fn assert_bad_input(model: &Path, input: &Path, needle: &str) {
 #[test]
 fn bad_input_gives_clear_errors_and_exit_code_2() {
     let tmp = tempfile::tempdir().unwrap();
-    let model = parity_dir().join("llada-tiny");
+    let model = parity("llada-tiny");
     let input = |name: &str| tmp.path().join(name);
 
     assert_bad_input(&model, &input("absent.safetensors"), "does not exist");
@@ -424,7 +423,7 @@ fn write_llada_checkpoint(dir: &Path, vocab: usize) -> u64 {
 /// config equal to the weights stored, fewer active than total for MoE, the samplers each runs.
 #[test]
 fn info_reports_family_parameters_and_samplers_of_the_new_families() {
-    let v2 = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/parity-v2");
+    let v2 = common::fixture("parity-v2");
     for (case, family, block_causal, moe, sampler) in [
         ("llada-moe-tiny", "llada-moe", false, true, "llada"),
         ("llada2-tiny", "llada2", true, true, "llada2"),
@@ -490,7 +489,7 @@ fn info_describes_a_checkpoint_and_loading_peaks_near_its_size() {
         "engine",
         "info",
         "--model",
-        parity_dir().join("dream-tied").to_str().unwrap(),
+        parity("dream-tied").to_str().unwrap(),
         "--device",
         "cpu",
         "--json",
@@ -509,7 +508,7 @@ fn info_describes_a_checkpoint_and_loading_peaks_near_its_size() {
         "engine",
         "info",
         "--model",
-        parity_dir().join("llada-tiny").to_str().unwrap(),
+        parity("llada-tiny").to_str().unwrap(),
         "--device",
         "cpu",
     ]);

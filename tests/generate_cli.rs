@@ -3,34 +3,19 @@
 //! mechanics, flags, JSON shapes and exit codes).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
 
+use std::process::Output;
+
+use common::{parity, parity_v2, stdout_json};
 use serde_json::Value;
 
-fn parity(case: &str) -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/parity"
-    ))
-    .join(case)
-}
-
 fn hone(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hone"))
+    common::hone()
         .args(args)
         .env_remove("HONE_MODEL")
         .output()
         .unwrap()
-}
-
-fn stdout_json(output: &Output) -> Value {
-    assert!(
-        output.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 #[test]
@@ -296,14 +281,6 @@ fn bench_breakdown_reports_the_parts_of_a_step() {
     assert!(table.status.success());
     let text = String::from_utf8_lossy(&table.stdout);
     assert!(text.contains("per step: layers"), "{text}");
-}
-
-fn parity_v2(case: &str) -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/parity-v2"
-    ))
-    .join(case)
 }
 
 /// `hone engine sample` runs every case of the second parity set (`mdm`, `llada2` with its

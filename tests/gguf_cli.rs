@@ -5,33 +5,21 @@
 //! reader; nothing binary is committed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{fixture, succeeded};
 use serde_json::Value;
 
-fn fixture(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(path)
-}
-
 fn hone(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_hone"))
+    common::hone()
         .args(args)
         .env("HF_HUB_OFFLINE", "1")
         .env_remove("HONE_MODEL")
         .output()
         .unwrap()
-}
-
-fn succeeded(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn string(s: &str) -> Vec<u8> {

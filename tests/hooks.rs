@@ -4,10 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-const HONE: &str = env!("CARGO_BIN_EXE_hone");
+use common::HONE;
+
 /// Passes when value.txt says "good".
 const CHECK: &str = r#"test "$(cat value.txt)" = good"#;
 

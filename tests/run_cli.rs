@@ -4,9 +4,12 @@
 //! fails when a script is not used up, so each test also checks which calls the agent made.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::{edit_block, parity, parity_v2, text};
 use serde_json::{json, Value};
 use tempfile::TempDir;
 
@@ -51,7 +54,7 @@ impl Fixture {
     fn hone(&self, args: &[&str], script: Value) -> Output {
         let script_path: PathBuf = self.scratch.path().join("script.json");
         std::fs::write(&script_path, serde_json::to_string_pretty(&script).unwrap()).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_hone"));
+        let mut command = common::hone();
         command
             .current_dir(self.path())
             .args(["run", "--backend", "scripted", "--script"])
@@ -69,7 +72,7 @@ impl Fixture {
     }
 
     fn hone_plain(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_hone"))
+        common::hone()
             .current_dir(self.path())
             .args(args)
             .env("HOME", self.scratch.path())
@@ -85,15 +88,6 @@ impl Fixture {
             .unwrap();
         String::from_utf8(output.stdout).unwrap()
     }
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn events(output: &Output) -> Vec<Value> {
@@ -112,7 +106,7 @@ fn named<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
 
 /// A SEARCH/REPLACE answer.
 fn edit(path: &str, search: &str, replace: &str) -> String {
-    format!("Here is the fix.\n\n{path}\n```\n<<<<<<< SEARCH\n{search}\n=======\n{replace}\n>>>>>>> REPLACE\n```\n")
+    format!("Here is the fix.\n\n{}", edit_block(path, search, replace))
 }
 
 fn chat(purpose: &str, responses: Vec<String>) -> Value {
@@ -440,7 +434,7 @@ fn no_test_command_fails_fast_before_the_model_is_loaded() {
     let fixture = Fixture::new(&[("notes.md", "# notes\n"), ("calc.py", PY_CALC)]);
     let model = fixture.scratch.path().join("no-such-model-of-40-gigabytes");
     let started = std::time::Instant::now();
-    let output = Command::new(env!("CARGO_BIN_EXE_hone"))
+    let output = common::hone()
         .current_dir(fixture.path())
         .args(["run", "fix add", "--backend", "local", "--model"])
         .arg(&model)
@@ -652,10 +646,8 @@ fn deleting_the_failing_test_is_not_a_pass() {
 /// tokenizer. Its output is gibberish, so this checks the loop's mechanics, not quality.
 #[test]
 fn local_engine_runs_the_loop_on_a_tiny_checkpoint() {
-    let model = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/parity/llada-tiny"
-    );
+    let model = parity("llada-tiny");
+    let model = model.to_str().unwrap();
     let fixture = python();
     let output = fixture.hone_plain(&[
         "run",
@@ -769,7 +761,7 @@ fn a_refused_key_or_an_unknown_model_names_the_flags_to_check() {
             "HTTP/1.1 {status}\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
             body.len()
         )]);
-        let output = Command::new(env!("CARGO_BIN_EXE_hone"))
+        let output = common::hone()
             .current_dir(fixture.path())
             .args(["run", "fix add", "--no-plan", "--backend", "openai"])
             .args(["--base-url", &base, "--model", "coder"])
@@ -790,7 +782,7 @@ fn a_refused_key_or_an_unknown_model_names_the_flags_to_check() {
 fn openai_backend_end_to_end_against_a_loopback_endpoint() {
     let fixture = python();
     let (base, server) = fake_openai(vec!["calc.py:1-2: add subtracts".into(), plain_fix()]);
-    let output = Command::new(env!("CARGO_BIN_EXE_hone"))
+    let output = common::hone()
         .current_dir(fixture.path())
         .args([
             "run",
@@ -878,10 +870,7 @@ fn commit_delivery_uses_a_generated_message_and_runs_the_users_hooks() {
 #[test]
 fn local_engine_runs_the_loop_on_the_new_families() {
     for (case, infill) in [("odc-tiny", true), ("llada2-tiny", false)] {
-        let model = format!(
-            "{}/tests/fixtures/parity-v2/{case}",
-            env!("CARGO_MANIFEST_DIR")
-        );
+        let model = parity_v2(case).to_str().unwrap().to_owned();
         let fixture = python();
         let output = fixture.hone_plain(&[
             "run",
@@ -941,7 +930,7 @@ fn a_4096_token_window_prompt_carries_a_repo_map_within_budget() {
         "    return normalise(a) + normalise(b)",
     );
     let (base, server) = fake_openai(vec!["calc.py:4-5: add subtracts".into(), fix]);
-    let output = Command::new(env!("CARGO_BIN_EXE_hone"))
+    let output = common::hone()
         .current_dir(fixture.path())
         .args(["run", "add returns the difference of normalised numbers"])
         .args([

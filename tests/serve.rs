@@ -6,6 +6,8 @@
 //! error details are covered against a scripted decoder in `cli/src/serve/tests.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -13,15 +15,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{mpsc, Mutex};
 use std::time::Duration;
 
+use common::parity;
 use serde_json::{json, Value};
-
-fn parity(case: &str) -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/parity"
-    ))
-    .join(case)
-}
 
 /// A `hone serve` process on a free loopback port, killed on drop.
 struct Server {
@@ -33,7 +28,7 @@ struct Server {
 impl Server {
     fn start(case: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         let model = parity(case);
-        let mut command = Command::new(env!("CARGO_BIN_EXE_hone"));
+        let mut command = common::hone();
         command
             .args([
                 "serve",
@@ -559,7 +554,7 @@ fn generate_and_serve_resolve_settings_the_same_way() {
     .unwrap();
     let model_arg = model.to_str().unwrap();
     let generate = |extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_hone"))
+        common::hone()
             .args(["generate", "--model", model_arg, "--device", "cpu"])
             .args(["--gen-length", "16", "--block-length", "8"])
             .args(extra)
@@ -646,7 +641,7 @@ fn a_sampler_the_model_cannot_run_is_refused_naming_the_sampler() {
     assert_eq!(response["error"]["param"], "sampler", "{response}");
 
     let model = parity("../parity-v2/llada2-tiny");
-    let output = Command::new(env!("CARGO_BIN_EXE_hone"))
+    let output = common::hone()
         .args([
             "generate",
             "--model",

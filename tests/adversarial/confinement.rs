@@ -16,11 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const CALC: &str = "def add(a, b):\n    return a - b\n";
-const TEST: &str = "import unittest\nfrom calc import add\n\nclass T(unittest.TestCase):\n    def test_add(self):\n        self.assertEqual(add(1, 2), 3)\n\nif __name__ == '__main__':\n    unittest.main()\n";
-const TEST_CMD: &str = "python3 -m unittest -q test_calc";
-const FIX: &str =
-    "calc.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a + b\n>>>>>>> REPLACE\n";
+use crate::common::calc::{CALC, FIX, TEST, TEST_CMD};
+use crate::common::{git, text};
 
 /// A repository, a scratch folder beside it (HOME, TMPDIR, markers), and the patch file.
 struct Probe {
@@ -72,7 +69,7 @@ impl Probe {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_hone"));
+        let mut command = crate::common::hone();
         command
             .args(args)
             .current_dir(self.root())
@@ -105,29 +102,6 @@ impl Probe {
             .filter(|name| name.starts_with("hone-sandbox-"))
             .collect()
     }
-}
-
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "git {args:?}");
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "exit {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 /// True when bubblewrap confines tests here; false (after checking the fallback's warning) when

@@ -9,19 +9,11 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const HONE: &str = env!("CARGO_BIN_EXE_hone");
-
-fn parity(case: &str) -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/parity"
-    ))
-    .join(case)
-}
+use crate::common::{git, parity, text};
 
 /// `hone` with a private HOME (no user config, no trust records) and no `HONE_*` settings.
 fn hone(dir: &Path, home: &Path) -> Command {
-    let mut command = Command::new(HONE);
+    let mut command = crate::common::hone();
     command.current_dir(dir).env("HOME", home);
     for (name, _) in std::env::vars() {
         if name.starts_with("HONE_") || name == "XDG_CONFIG_HOME" {
@@ -31,37 +23,10 @@ fn hone(dir: &Path, home: &Path) -> Command {
     command
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .current_dir(dir)
-        .args(args)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@example.com")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@example.com")
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
 fn new_repo(dir: &Path) {
     git(dir, &["init", "-q", "-b", "main"]);
     git(dir, &["config", "user.name", "t"]);
     git(dir, &["config", "user.email", "t@example.com"]);
-}
-
-fn text(output: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        output.status.code(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,5 +4,7 @@
 //! hooks (`input`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
+#[path = "../common/mod.rs"]
+mod common;
 mod confinement;
 mod input;
