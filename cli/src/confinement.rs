@@ -62,26 +62,21 @@ pub fn configure_request(request: &mut hone_agent::RunRequest, root: &std::path:
     request.include = config.sandbox.include.clone();
 }
 
+/// The loud one-line warning, once per process, when commands run weaker than bubblewrap.
 fn warn_once(status: &ConfineStatus) {
     static WARNED: OnceLock<()> = OnceLock::new();
-    if let Some(warning) = warning(status) {
-        WARNED.get_or_init(|| note!("{warning}"));
-    }
-}
-
-/// The loud one-line warning when commands run weaker than asked; `None` under bubblewrap.
-fn warning(status: &ConfineStatus) -> Option<String> {
     let effect = "model-written code can write anywhere you can and use the network";
-    match status.mechanism {
-        Mechanism::Bubblewrap => None,
-        Mechanism::Unconfined => Some(format!(
-            "hone: WARNING: tests run UNCONFINED (--sandbox off): {effect}"
-        )),
-        Mechanism::NoNewPrivileges => Some(format!(
+    let warning = match status.mechanism {
+        Mechanism::Bubblewrap => return,
+        Mechanism::Unconfined => {
+            format!("hone: WARNING: tests run UNCONFINED (--sandbox off): {effect}")
+        }
+        Mechanism::NoNewPrivileges => format!(
             "hone: WARNING: tests are NOT confined ({}): {effect}; install bubblewrap (apt-get install bubblewrap) or pass --sandbox off to accept this",
             status.reason
-        )),
-    }
+        ),
+    };
+    WARNED.get_or_init(|| note!("{warning}"));
 }
 
 /// On SIGTERM (and SIGINT when `interrupt`): kill every running test process group, remove every
@@ -128,26 +123,4 @@ pub fn stop_on_signals(interrupt: bool) -> anyhow::Result<()> {
         })
         .context("starting the signal handler")?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn warning_only_when_weaker_than_bubblewrap() {
-        let mut status = ConfineStatus {
-            mode: SandboxMode::Strict,
-            mechanism: Mechanism::Bubblewrap,
-            bwrap: None,
-            landlock_enforced: false,
-            reason: String::new(),
-        };
-        assert!(warning(&status).is_none());
-        status.mechanism = Mechanism::NoNewPrivileges;
-        status.reason = "bwrap not found on PATH".into();
-        let text = warning(&status).unwrap();
-        assert!(text.contains("NOT confined") && text.contains("bwrap not found"));
-        assert!(text.contains("--sandbox off") && !text.contains('\n'));
-    }
 }

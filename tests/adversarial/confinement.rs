@@ -402,6 +402,7 @@ fn without_bubblewrap_hone_warns_and_falls_back_to_no_new_privs() {
         .collect();
     assert_eq!(warnings.len(), 1, "one loud line: {stderr}");
     assert!(warnings[0].contains("NOT confined"), "{stderr}");
+    assert!(warnings[0].contains("pass --sandbox off"), "{stderr}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         stdout.contains("NoNewPrivs:\t1") || stdout.contains("NoNewPrivs: 1"),
