@@ -330,6 +330,35 @@ fn a_repository_config_cannot_send_secrets_until_trusted() {
     );
 }
 
+#[test]
+fn a_repository_config_cannot_switch_its_sandbox_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir(&repo).unwrap();
+    new_repo(&repo);
+    std::fs::write(
+        repo.join(".hone.toml"),
+        "[sandbox]\nmode = \"off\"\nnetwork = true\n",
+    )
+    .unwrap();
+    let output = hone(&repo, dir.path())
+        .args(["sandbox", "check"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("mode: strict (from the default)"),
+        "{}",
+        text(&output)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("ignoring [sandbox] mode, network from the repository's .hone.toml")
+            && stderr.contains("--sandbox"),
+        "it says so, and how the user can choose: {}",
+        text(&output)
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sizes
 
