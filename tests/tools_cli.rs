@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Output;
 
 use common::calc::{CALC, FIX, TEST, TEST_CMD};
-use common::git;
+use common::{git, init_repo};
 
 const BREAK: &str =
     "calc.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a * b\n>>>>>>> REPLACE\n";
@@ -18,14 +18,14 @@ const BREAK: &str =
 fn fixture_repo() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
-    git(root, &["init", "-q", "-b", "main"]);
-    git(root, &["config", "user.name", "t"]);
-    git(root, &["config", "user.email", "t@example.invalid"]);
-    std::fs::write(root.join("calc.py"), CALC).unwrap();
-    std::fs::write(root.join("test_calc.py"), TEST).unwrap();
-    std::fs::write(root.join(".gitignore"), "__pycache__/\n").unwrap();
-    git(root, &["add", "-A"]);
-    git(root, &["commit", "-q", "-m", "initial"]);
+    init_repo(
+        root,
+        &[
+            ("calc.py", CALC),
+            ("test_calc.py", TEST),
+            (".gitignore", "__pycache__/\n"),
+        ],
+    );
     // A staged and an unstaged change elsewhere: both must survive every failure byte for byte.
     std::fs::write(root.join("notes.txt"), "staged\n").unwrap();
     git(root, &["add", "notes.txt"]);

@@ -29,17 +29,16 @@ impl Probe {
     fn new() -> Self {
         let repo = tempfile::tempdir().unwrap();
         let root = repo.path();
-        git(root, &["init", "-q", "-b", "main"]);
-        std::fs::write(root.join("calc.py"), CALC).unwrap();
-        std::fs::write(root.join("test_calc.py"), TEST).unwrap();
-        std::fs::write(
-            root.join("lib.rs"),
-            "pub fn one() -> i32 {\n    1\n}\n\n#[test]\nfn is_one() {\n    assert_eq!(one(), 1);\n}\n",
-        )
-        .unwrap();
-        std::fs::write(root.join(".gitignore"), "__pycache__/\n").unwrap();
-        git(root, &["add", "-A"]);
-        git(root, &["commit", "-q", "-m", "initial"]);
+        let lib = "pub fn one() -> i32 {\n    1\n}\n\n#[test]\nfn is_one() {\n    assert_eq!(one(), 1);\n}\n";
+        crate::common::init_repo(
+            root,
+            &[
+                ("calc.py", CALC),
+                ("test_calc.py", TEST),
+                ("lib.rs", lib),
+                (".gitignore", "__pycache__/\n"),
+            ],
+        );
         let scratch = tempfile::tempdir().unwrap();
         for dir in ["home", "tmp"] {
             std::fs::create_dir(scratch.path().join(dir)).unwrap();

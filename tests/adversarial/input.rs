@@ -24,9 +24,7 @@ fn hone(dir: &Path, home: &Path) -> Command {
 }
 
 fn new_repo(dir: &Path) {
-    git(dir, &["init", "-q", "-b", "main"]);
-    git(dir, &["config", "user.name", "t"]);
-    git(dir, &["config", "user.email", "t@example.com"]);
+    crate::common::init_repo(dir, &[]);
 }
 
 // ---------------------------------------------------------------------------------------------

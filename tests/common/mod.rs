@@ -57,6 +57,23 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Make `dir` a git repository on `main` with a local identity (so that hone can commit there) and,
+/// when `files` is not empty, a first commit holding them.
+pub fn init_repo(dir: &Path, files: &[(&str, &str)]) {
+    git(dir, &["init", "-q", "-b", "main"]);
+    git(dir, &["config", "user.name", "Test"]);
+    git(dir, &["config", "user.email", "test@example.invalid"]);
+    for (path, content) in files {
+        let path = dir.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, content).unwrap();
+    }
+    if !files.is_empty() {
+        git(dir, &["add", "-A"]);
+        git(dir, &["commit", "-q", "-m", "initial"]);
+    }
+}
+
 /// A run's exit code, stdout and stderr, for assertion messages.
 pub fn text(output: &Output) -> String {
     format!(
