@@ -191,51 +191,89 @@ pub fn select_context(repo: &Repository, query: &ContextQuery) -> Result<Context
         .filter(|file| matches!(file.kind, FileKind::Regular | FileKind::Executable))
         .map(|file| file.path.as_str())
         .collect();
-    let half = candidates.len().div_ceil(2).max(1);
-    let documents: Vec<(String, String)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = candidates
-            .chunks(half)
-            .map(|chunk| scope.spawn(move || read_texts(root, chunk)))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| handle.join().unwrap_or_default())
-            .collect()
-    });
-    let mut ranking = rank_documents(&documents, query);
+    let query_terms = query_terms(&query.task, query.failure_output.as_deref());
+    let terms: Vec<&str> = query_terms.iter().map(|term| term.term.as_str()).collect();
+    let matcher = TermMatcher::new(&terms);
+    // Each file is counted as soon as it is read, while its text is still in the cache.
+    let read: Vec<Option<(String, String, TermCounts)>> = map_in_two_threads(
+        &candidates,
+        || (),
+        |(), path| {
+            let text = read_text(root, path)?;
+            let counts = TermCounts::of(&matcher, &text);
+            Some((path.to_string(), text, counts))
+        },
+    );
+    let mut documents = Vec::with_capacity(read.len());
+    let mut counted = Vec::with_capacity(read.len());
+    for (path, text, counts) in read.into_iter().flatten() {
+        documents.push((path, text));
+        counted.push(counts);
+    }
+    let mut ranking = rank_counted(&documents, counted, query_terms, query);
     ranking.elapsed = start.elapsed();
     Ok(ranking)
 }
 
-fn read_texts(root: &Path, paths: &[&str]) -> Vec<(String, String)> {
+/// The text of the file at `path`, unless it is unreadable, too large, binary or not UTF-8.
+fn read_text(root: &Path, path: &str) -> Option<String> {
     use std::io::Read;
-    let mut documents = Vec::with_capacity(paths.len());
-    for path in paths {
-        // One open and bounded reads, no separate stat: this loop runs 10,000 times per ranking.
-        let Ok(file) = std::fs::File::open(root.join(path)) else {
-            continue;
-        };
-        let mut bytes = Vec::with_capacity(8192);
-        if file
-            .take(MAX_RANKED_FILE_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .is_err()
-            || bytes.len() as u64 > MAX_RANKED_FILE_BYTES
-        {
-            continue;
-        }
-        if let FileContent::Text(text) = classify(bytes) {
-            documents.push((path.to_string(), text));
-        }
+    // One open and bounded reads, no separate stat: this runs 10,000 times per ranking.
+    let file = std::fs::File::open(root.join(path)).ok()?;
+    let mut bytes = Vec::with_capacity(8192);
+    if file
+        .take(MAX_RANKED_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .is_err()
+        || bytes.len() as u64 > MAX_RANKED_FILE_BYTES
+    {
+        return None;
     }
-    documents
+    match classify(bytes) {
+        FileContent::Text(text) => Some(text),
+        _ => None,
+    }
+}
+
+/// How often each query term occurs in one document, and the document's length in words.
+struct TermCounts {
+    tf: Vec<u32>,
+    length: usize,
+}
+
+impl TermCounts {
+    fn of(matcher: &TermMatcher, text: &str) -> Self {
+        let mut tf = vec![0u32; matcher.len];
+        let length = matcher.count(text, &mut tf);
+        Self { tf, length }
+    }
 }
 
 /// Rank in-memory documents `(path, content)` for `query` (the core of `select_context`).
 pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> ContextRanking {
     let start = Instant::now();
-    let top = if query.top == 0 { 10 } else { query.top };
     let query_terms = query_terms(&query.task, query.failure_output.as_deref());
+    let terms: Vec<&str> = query_terms.iter().map(|term| term.term.as_str()).collect();
+    let matcher = TermMatcher::new(&terms);
+    let counted = map_in_two_threads(
+        documents,
+        || (),
+        |(), (_, text)| TermCounts::of(&matcher, text),
+    );
+    let mut ranking = rank_counted(documents, counted, query_terms, query);
+    ranking.elapsed = start.elapsed();
+    ranking
+}
+
+/// Rank `documents` given each one's term counts (`counted`, same order) for `query_terms`.
+fn rank_counted(
+    documents: &[(String, String)],
+    counted: Vec<TermCounts>,
+    query_terms: Vec<QueryTerm>,
+    query: &ContextQuery,
+) -> ContextRanking {
+    let start = Instant::now();
+    let top = if query.top == 0 { 10 } else { query.top };
     let terms: Vec<String> = query_terms.iter().map(|term| term.term.clone()).collect();
     let weights: Vec<f64> = query_terms.iter().map(|term| term.weight).collect();
     let term_index: HashMap<&str, usize> = terms
@@ -243,21 +281,10 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
         .enumerate()
         .map(|(i, term)| (term.as_str(), i))
         .collect();
-    let matcher = TermMatcher::new(&term_index);
-    // Term counts per document, only for query terms (one pass over each file, two threads).
-    let counted: Vec<(Vec<u32>, usize)> = map_in_two_threads(
-        documents,
-        || (),
-        |(), (_, text)| {
-            let mut tf = vec![0u32; matcher.len];
-            let length = matcher.count(text, &mut tf);
-            (tf, length)
-        },
-    );
     let mut document_frequency = vec![0usize; terms.len()];
     let mut counts: Vec<Vec<u32>> = Vec::with_capacity(documents.len());
     let mut lengths: Vec<usize> = Vec::with_capacity(documents.len());
-    for (tf, length) in counted {
+    for TermCounts { tf, length } in counted {
         for (i, count) in tf.iter().enumerate() {
             if *count > 0 {
                 document_frequency[i] += 1;

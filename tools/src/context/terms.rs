@@ -1,104 +1,176 @@
 //! Terms: identifiers and their camelCase / snake_case parts, lowercased; a fast counter of query
 //! terms in file text; the stopword list.
 
-use std::collections::HashMap;
+/// Byte classes for the counter's scan (one table load per byte instead of several range tests).
+const ALPHANUMERIC: u8 = 1;
+const UNDERSCORE: u8 = 2;
+const UPPER: u8 = 4;
+const LOWER: u8 = 8;
+const WORD: u8 = ALPHANUMERIC | UNDERSCORE;
 
-/// Counts query terms in a text fast: a word is lowercased and looked up only when its length and
-/// first letter could belong to a query term, which skips most words of most files.
+const CLASSES: [u8; 256] = {
+    let mut classes = [0u8; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let c = byte as u8;
+        classes[byte] = if c.is_ascii_uppercase() {
+            ALPHANUMERIC | UPPER
+        } else if c.is_ascii_lowercase() {
+            ALPHANUMERIC | LOWER
+        } else if c.is_ascii_digit() {
+            ALPHANUMERIC
+        } else if c == b'_' {
+            UNDERSCORE
+        } else {
+            0
+        };
+        byte += 1;
+    }
+    classes
+};
+
+/// The filter slot of a word: its first two bytes with case folded (`& 31` maps `a` and `A`
+/// alike; digits share slots with letters, which only lets a few more words through).
+fn filter_slot(word: &[u8]) -> usize {
+    usize::from(word[0] & 31) << 5 | usize::from(word[1] & 31)
+}
+
+/// FxHash's step over the lowercased bytes (the terms are few and short: no need for SipHash's
+/// resistance to chosen keys).
+fn folded_hash(word: &[u8]) -> u64 {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+    let mut hash = word.len() as u64;
+    for &byte in word {
+        hash = (hash.rotate_left(5) ^ u64::from(byte.to_ascii_lowercase())).wrapping_mul(SEED);
+    }
+    hash
+}
+
+/// Counts query terms in a text fast, in one pass: a word (or identifier part) is looked up only
+/// when its first two letters and length could belong to a query term, which skips most words of
+/// most files; the lookup hashes the word lowercased in place, without copying it.
 pub(super) struct TermMatcher<'a> {
-    index: &'a HashMap<&'a str, usize>,
-    first_letters: [bool; 256],
-    lengths: u128,
+    /// For each filter slot, the lengths (bit `len - 1`) of the terms starting there.
+    lengths: Box<[u64; 1024]>,
+    /// Open addressing on `folded_hash`: (term, its index), a power of two long.
+    table: Vec<Option<(&'a str, usize)>>,
     pub(super) len: usize,
 }
 
 impl<'a> TermMatcher<'a> {
-    pub(super) fn new(index: &'a HashMap<&'a str, usize>) -> Self {
-        let mut first_letters = [false; 256];
-        let mut lengths = 0u128;
-        for term in index.keys() {
-            if let Some(&first) = term.as_bytes().first() {
-                first_letters[usize::from(first)] = true;
+    /// A matcher for `terms` (lowercase, distinct); counts go to each term's position.
+    pub(super) fn new(terms: &[&'a str]) -> Self {
+        let mut lengths = Box::new([0u64; 1024]);
+        let mut table = vec![None; (terms.len() * 4).next_power_of_two().max(16)];
+        let mask = table.len() - 1;
+        for (i, &term) in terms.iter().enumerate() {
+            let bytes = term.as_bytes();
+            // Words are 2 to 64 bytes of ASCII letters, digits and `_`: nothing else can match.
+            if bytes.len() < 2
+                || bytes.len() > 64
+                || !bytes.iter().all(|&b| CLASSES[usize::from(b)] & WORD != 0)
+            {
+                continue;
             }
-            lengths |= 1u128 << term.len().min(127);
+            lengths[filter_slot(bytes)] |= 1 << (bytes.len() - 1);
+            let mut slot = folded_hash(bytes) as usize & mask;
+            while table[slot].is_some() {
+                slot = (slot + 1) & mask;
+            }
+            table[slot] = Some((term, i));
         }
         Self {
-            index,
-            first_letters,
             lengths,
-            len: index.len(),
+            table,
+            len: terms.len(),
         }
     }
 
-    fn could_match(&self, word: &[u8]) -> bool {
-        !word.is_empty()
-            && self.lengths & (1u128 << word.len().min(127)) != 0
-            && self.first_letters[usize::from(word[0].to_ascii_lowercase())]
+    /// Count `word` (2 to 64 bytes) when it is a query term.
+    #[inline]
+    fn lookup(&self, word: &[u8], tf: &mut [u32]) {
+        if self.lengths[filter_slot(word)] & (1 << (word.len() - 1)) == 0 {
+            return;
+        }
+        let mask = self.table.len() - 1;
+        let mut slot = folded_hash(word) as usize & mask;
+        while let Some((term, i)) = self.table[slot] {
+            // A term matches its word lowercased (a term with capitals matches nothing).
+            if term.len() == word.len()
+                && term
+                    .bytes()
+                    .zip(word)
+                    .all(|(expected, &byte)| byte.to_ascii_lowercase() == expected)
+            {
+                tf[i] += 1;
+                return;
+            }
+            slot = (slot + 1) & mask;
+        }
     }
 
     /// Add the counts of `text`'s query terms to `tf`; returns the number of words in `text`.
+    /// A word is a run of letters, digits and `_` starting with a letter or digit, trailing `_`
+    /// dropped, 2 to 64 bytes long; an identifier's parts (split on `_` and lower→upper changes)
+    /// count too, when there are several.
     pub(super) fn count(&self, text: &str, tf: &mut [u32]) -> usize {
         let bytes = text.as_bytes();
-        let mut buffer = String::with_capacity(64);
         let mut words = 0;
         let mut i = 0;
         while i < bytes.len() {
-            if !bytes[i].is_ascii_alphanumeric() {
+            let class = CLASSES[usize::from(bytes[i])];
+            if class & ALPHANUMERIC == 0 {
                 i += 1;
                 continue;
             }
             let start = i;
+            let mut previous = class;
             let mut mixed = false;
-            while i < bytes.len() && (bytes[i].is_ascii_alphanumeric() || bytes[i] == b'_') {
-                mixed |= bytes[i] == b'_'
-                    || (bytes[i].is_ascii_uppercase()
-                        && i > start
-                        && bytes[i - 1].is_ascii_lowercase());
+            i += 1;
+            while i < bytes.len() {
+                let class = CLASSES[usize::from(bytes[i])];
+                if class & WORD == 0 {
+                    break;
+                }
+                mixed |= class & UNDERSCORE != 0 || (class & UPPER != 0 && previous & LOWER != 0);
+                previous = class;
                 i += 1;
             }
-            let word = text[start..i].trim_matches('_');
+            let mut end = i;
+            while bytes[end - 1] == b'_' {
+                end -= 1;
+            }
+            let word = &bytes[start..end];
             if word.len() < 2 || word.len() > 64 {
                 continue;
             }
             words += 1;
-            if self.could_match(word.as_bytes()) {
-                self.lookup(word, &mut buffer, tf);
-            }
+            self.lookup(word, tf);
             if mixed {
-                for_each_part(word, |part| {
-                    if self.could_match(part.as_bytes()) {
-                        self.lookup(part, &mut buffer, tf);
-                    }
-                });
+                self.count_parts(word, tf);
             }
         }
         words
     }
 
-    fn lookup(&self, word: &str, buffer: &mut String, tf: &mut [u32]) {
-        buffer.clear();
-        buffer.push_str(word);
-        buffer.make_ascii_lowercase();
-        if let Some(&i) = self.index.get(buffer.as_str()) {
-            tf[i] += 1;
-        }
-    }
-}
-
-/// The parts of an identifier split on `_` and lower→upper case changes (only when several).
-fn for_each_part(word: &str, mut visit: impl FnMut(&str)) {
-    let bytes = word.as_bytes();
-    let mut part_start = 0;
-    for j in 1..=bytes.len() {
-        let boundary = j == bytes.len()
-            || bytes[j] == b'_'
-            || (bytes[j].is_ascii_uppercase() && bytes[j - 1].is_ascii_lowercase());
-        if boundary {
-            let part = word[part_start..j].trim_matches('_');
-            if part.len() >= 2 && part.len() < word.len() {
-                visit(part);
+    /// Count the parts of an identifier split on `_` and lower→upper changes (leading `_` of a
+    /// part dropped), those of 2 bytes or more and shorter than the word.
+    fn count_parts(&self, word: &[u8], tf: &mut [u32]) {
+        let mut part_start = 0;
+        for j in 1..=word.len() {
+            let boundary = j == word.len()
+                || word[j] == b'_'
+                || (word[j].is_ascii_uppercase() && word[j - 1].is_ascii_lowercase());
+            if boundary {
+                let mut part = &word[part_start..j];
+                while let [b'_', rest @ ..] = part {
+                    part = rest;
+                }
+                if part.len() >= 2 && part.len() < word.len() {
+                    self.lookup(part, tf);
+                }
+                part_start = j;
             }
-            part_start = j;
         }
     }
 }
@@ -291,5 +363,100 @@ pub(super) fn for_each_term(text: &str, mut visit: impl FnMut(&str)) {
             }
         }
         let _ = parts;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    /// The counter's definition written plainly: words, their parts, a map lookup each.
+    fn count_plainly(terms: &HashMap<&str, usize>, text: &str) -> (Vec<u32>, usize) {
+        let mut tf = vec![0u32; terms.len()];
+        let mut words = 0;
+        let mut visit = |word: &str, tf: &mut Vec<u32>| {
+            if let Some(&i) = terms.get(word.to_ascii_lowercase().as_str()) {
+                tf[i] += 1;
+            }
+        };
+        let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+        let mut rest = text;
+        while let Some(start) = rest.find(|c: char| c.is_ascii_alphanumeric()) {
+            let run_end = rest[start..]
+                .find(|c: char| !is_word(c))
+                .map_or(rest.len(), |end| start + end);
+            let word = rest[start..run_end].trim_end_matches('_');
+            rest = &rest[run_end..];
+            if word.len() < 2 || word.len() > 64 {
+                continue;
+            }
+            words += 1;
+            visit(word, &mut tf);
+            let bytes = word.as_bytes();
+            let mut part_start = 0;
+            for j in 1..=bytes.len() {
+                if j == bytes.len()
+                    || bytes[j] == b'_'
+                    || (bytes[j].is_ascii_uppercase() && bytes[j - 1].is_ascii_lowercase())
+                {
+                    let part = word[part_start..j].trim_matches('_');
+                    if part.len() >= 2 && part.len() < word.len() {
+                        visit(part, &mut tf);
+                    }
+                    part_start = j;
+                }
+            }
+        }
+        (tf, words)
+    }
+
+    fn index<'a>(terms: &[&'a str]) -> HashMap<&'a str, usize> {
+        terms
+            .iter()
+            .enumerate()
+            .map(|(i, term)| (*term, i))
+            .collect()
+    }
+
+    fn matcher<'a>(terms: &[&'a str]) -> TermMatcher<'a> {
+        TermMatcher::new(terms)
+    }
+
+    #[test]
+    fn counts_words_parts_and_case_folded_terms() {
+        let list = ["parse", "header", "parse_header", "http", "x9", "__init__"];
+        let (terms, matcher) = (index(&list), matcher(&list));
+        let mut tf = vec![0; matcher.len];
+        let words = matcher.count(
+            "fn parse_header(h: &str) { parseHeader(HTTP); Parse; _x9_ __init__ é parse_ }",
+            &mut tf,
+        );
+        // parse_header: itself and two parts; parseHeader: two parts; Parse and `parse_`.
+        assert_eq!(tf, [4, 2, 1, 1, 1, 0]);
+        // fn parse_header str parseHeader HTTP Parse x9 init parse (the 1-byte `h` is no word).
+        assert_eq!(words, 9);
+        assert_eq!(
+            (tf.clone(), words),
+            count_plainly(
+                &terms,
+                "fn parse_header(h: &str) { parseHeader(HTTP); Parse; _x9_ __init__ é parse_ }"
+            )
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn the_fast_counter_counts_as_the_plain_definition(
+            text in "[aAbBzZ09_ .\\n(é]{0,80}",
+        ) {
+            let list = ["ab", "ba", "a_b", "abz", "zz", "b0", "a9b", "aab", "ab_ab"];
+            let (terms, matcher) = (index(&list), matcher(&list));
+            let mut tf = vec![0; matcher.len];
+            let words = matcher.count(&text, &mut tf);
+            prop_assert_eq!((tf, words), count_plainly(&terms, &text));
+        }
     }
 }
