@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
-use crate::repo::{classify, FileContent, FileKind, Repository};
+use crate::repo::{FileKind, Repository};
 
 mod graph;
 mod kinds;
@@ -171,6 +171,10 @@ pub struct Location {
 
 /// Files over this size are not read for ranking (generated or vendored, rarely the answer).
 const MAX_RANKED_FILE_BYTES: u64 = 256 * 1024;
+/// A NUL in the first bytes makes a file binary (as `repo::classify` decides).
+const BINARY_PROBE_BYTES: usize = 8000;
+/// The start of a file that tells its kind (a generated-file marker).
+const CLASSIFY_HEAD_BYTES: usize = 600;
 /// BM25 parameters (the usual defaults).
 const K1: f64 = 1.2;
 const B: f64 = 0.75;
@@ -194,45 +198,56 @@ pub fn select_context(repo: &Repository, query: &ContextQuery) -> Result<Context
     let query_terms = query_terms(&query.task, query.failure_output.as_deref());
     let terms: Vec<&str> = query_terms.iter().map(|term| term.term.as_str()).collect();
     let matcher = TermMatcher::new(&terms);
-    // Each file is counted as soon as it is read, while its text is still in the cache.
-    let read: Vec<Option<(String, String, TermCounts)>> = map_in_two_threads(
-        &candidates,
-        || (),
-        |(), path| {
-            let text = read_text(root, path)?;
-            let counts = TermCounts::of(&matcher, &text);
-            Some((path.to_string(), text, counts))
-        },
-    );
+    // Each file is counted as soon as it is read, in a buffer each thread reuses, while its text
+    // is still in the cache. Only what the ranking reads again is kept: the whole text of code
+    // the symbol graph may parse, the head of the rest (its kind); the few files shown without
+    // their whole text are read again for their regions.
+    let read: Vec<Option<(String, String, TermCounts)>> =
+        map_in_two_threads(&candidates, Vec::new, |buffer, path| {
+            let text = read_text_into(root, path, buffer)?;
+            let counts = TermCounts::of(&matcher, text);
+            let kept = if has_grammar(path) {
+                text
+            } else {
+                &text[..floor_boundary(text, CLASSIFY_HEAD_BYTES)]
+            };
+            Some((path.to_string(), kept.to_string(), counts))
+        });
     let mut documents = Vec::with_capacity(read.len());
     let mut counted = Vec::with_capacity(read.len());
     for (path, text, counts) in read.into_iter().flatten() {
         documents.push((path, text));
         counted.push(counts);
     }
-    let mut ranking = rank_counted(&documents, counted, query_terms, query);
+    let whole_text = |index: usize| -> Option<String> {
+        let path = &documents[index].0;
+        if has_grammar(path) {
+            return None;
+        }
+        read_text_into(root, path, &mut Vec::new()).map(str::to_string)
+    };
+    let mut ranking = rank_counted(&documents, counted, query_terms, query, &whole_text);
     ranking.elapsed = start.elapsed();
     Ok(ranking)
 }
 
-/// The text of the file at `path`, unless it is unreadable, too large, binary or not UTF-8.
-fn read_text(root: &Path, path: &str) -> Option<String> {
+/// The text of the file at `path`, read into `buffer`, unless it is unreadable, too large, binary
+/// or not UTF-8.
+fn read_text_into<'b>(root: &Path, path: &str, buffer: &'b mut Vec<u8>) -> Option<&'b str> {
     use std::io::Read;
     // One open and bounded reads, no separate stat: this runs 10,000 times per ranking.
     let file = std::fs::File::open(root.join(path)).ok()?;
-    let mut bytes = Vec::with_capacity(8192);
+    buffer.clear();
     if file
         .take(MAX_RANKED_FILE_BYTES + 1)
-        .read_to_end(&mut bytes)
+        .read_to_end(buffer)
         .is_err()
-        || bytes.len() as u64 > MAX_RANKED_FILE_BYTES
+        || buffer.len() as u64 > MAX_RANKED_FILE_BYTES
+        || buffer[..buffer.len().min(BINARY_PROBE_BYTES)].contains(&0)
     {
         return None;
     }
-    match classify(bytes) {
-        FileContent::Text(text) => Some(text),
-        _ => None,
-    }
+    std::str::from_utf8(buffer).ok()
 }
 
 /// How often each query term occurs in one document, and the document's length in words.
@@ -260,17 +275,19 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
         || (),
         |(), (_, text)| TermCounts::of(&matcher, text),
     );
-    let mut ranking = rank_counted(documents, counted, query_terms, query);
+    let mut ranking = rank_counted(documents, counted, query_terms, query, &|_| None);
     ranking.elapsed = start.elapsed();
     ranking
 }
 
 /// Rank `documents` given each one's term counts (`counted`, same order) for `query_terms`.
+/// A document whose text was cut to its head gives its whole text through `whole_text`.
 fn rank_counted(
     documents: &[(String, String)],
     counted: Vec<TermCounts>,
     query_terms: Vec<QueryTerm>,
     query: &ContextQuery,
+    whole_text: &dyn Fn(usize) -> Option<String>,
 ) -> ContextRanking {
     let start = Instant::now();
     let top = if query.top == 0 { 10 } else { query.top };
@@ -301,7 +318,7 @@ fn rank_counted(
         .collect();
     let classes: Vec<FileClass> = documents
         .iter()
-        .map(|(path, text)| classify_path(path, &text[..floor_boundary(text, 600)]))
+        .map(|(path, text)| classify_path(path, &text[..floor_boundary(text, CLASSIFY_HEAD_BYTES)]))
         .collect();
 
     // Traces (in the task and in the failure output), resolved to repository files.
@@ -461,7 +478,9 @@ fn rank_counted(
                 .get(&index)
                 .map(|hit| hit.lines.clone())
                 .unwrap_or_default();
-            file.regions = rank_regions(&documents[index].1, found, &term_index, &idf, &lines);
+            let whole = whole_text(index);
+            let text = whole.as_deref().unwrap_or(&documents[index].1);
+            file.regions = rank_regions(text, found, &term_index, &idf, &lines);
             file
         })
         .collect();
