@@ -762,4 +762,37 @@ mod tests {
         let map = repo_map(&ranking.files, 200);
         assert!(map.contains("def apply_discount_rules(items):"), "{map}");
     }
+
+    #[test]
+    fn only_files_used_through_links_get_the_graph_bonus() {
+        let documents: Vec<(String, String)> = [
+            ("CHANGES.md", "## 2.1\n\n- checkout_cart totals: checkout_cart now rounds the cart total.\n"),
+            ("shop/checkout.py", "from shop.pricing import apply_discount_rules\n\ndef checkout_cart(cart):\n    return apply_discount_rules(cart.items)\n"),
+            ("shop/pricing.py", "def apply_discount_rules(items):\n    return sum(item.price for item in items)\n"),
+        ]
+        .iter()
+        .map(|(path, text)| (path.to_string(), text.to_string()))
+        .collect();
+        let ranking = rank_documents(
+            &documents,
+            &ContextQuery {
+                task: "checkout_cart rounds the cart total wrong".into(),
+                ..Default::default()
+            },
+        );
+        let graph = |path: &str| {
+            ranking
+                .files
+                .iter()
+                .find(|file| file.path == path)
+                .unwrap()
+                .signals
+                .iter()
+                .any(|signal| signal.name == "graph")
+        };
+        // The changelog uses nothing and nothing uses it: PageRank hands its rank back to the
+        // seeds, which is not a link to it.
+        assert!(!graph("CHANGES.md"), "{ranking:#?}");
+        assert!(graph("shop/pricing.py"), "{ranking:#?}");
+    }
 }
