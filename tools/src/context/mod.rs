@@ -11,6 +11,7 @@ use crate::error::Result;
 use crate::repo::{FileKind, Repository};
 
 mod graph;
+mod history;
 mod kinds;
 mod locations;
 mod regions;
@@ -22,6 +23,7 @@ mod trace_hits;
 mod traces;
 
 use graph::{apply_symbol_graph, top_symbols};
+use history::RecentChanges;
 pub use repo_map::repo_map;
 use symbols::has_grammar;
 pub use symbols::{definitions, personalised_pagerank, Definition, FileTags, Tagger};
@@ -184,6 +186,8 @@ const NAMED_BOOST: f64 = 12.0;
 const MENTIONED_BOOST: f64 = 5.0;
 const TRACE_BOOST: f64 = 10.0;
 const PATH_TERM_WEIGHT: f64 = 1.5;
+/// The bonus of a file changed in the last commit, as a share of the best score.
+const RECENCY_WEIGHT: f64 = 0.2;
 
 /// Rank the files of `repo` (working tree: tracked + untracked-not-ignored text files) for `query`.
 pub fn select_context(repo: &Repository, query: &ContextQuery) -> Result<ContextRanking> {
@@ -226,7 +230,15 @@ pub fn select_context(repo: &Repository, query: &ContextQuery) -> Result<Context
         }
         read_text_into(root, path, &mut Vec::new()).map(str::to_string)
     };
-    let mut ranking = rank_counted(&documents, counted, query_terms, query, &whole_text);
+    let recent = RecentChanges::read(repo.git());
+    let mut ranking = rank_counted(
+        &documents,
+        counted,
+        query_terms,
+        query,
+        &recent,
+        &whole_text,
+    );
     ranking.elapsed = start.elapsed();
     Ok(ranking)
 }
@@ -275,18 +287,21 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
         || (),
         |(), (_, text)| TermCounts::of(&matcher, text),
     );
-    let mut ranking = rank_counted(documents, counted, query_terms, query, &|_| None);
+    let recent = RecentChanges::default();
+    let mut ranking = rank_counted(documents, counted, query_terms, query, &recent, &|_| None);
     ranking.elapsed = start.elapsed();
     ranking
 }
 
 /// Rank `documents` given each one's term counts (`counted`, same order) for `query_terms`.
-/// A document whose text was cut to its head gives its whole text through `whole_text`.
+/// `recent` is the repository's recent history (empty for documents not from a repository); a
+/// document whose text was cut to its head gives its whole text through `whole_text`.
 fn rank_counted(
     documents: &[(String, String)],
     counted: Vec<TermCounts>,
     query_terms: Vec<QueryTerm>,
     query: &ContextQuery,
+    recent: &RecentChanges,
     whole_text: &dyn Fn(usize) -> Option<String>,
 ) -> ContextRanking {
     let start = Instant::now();
@@ -448,6 +463,25 @@ fn rank_counted(
         });
     }
     let mut parsed = apply_symbol_graph(documents, &classes, &query_terms, &mut ranked);
+    // The version-history prior: among the files the task matched, recently changed ones move up
+    // by a share of the best score (so it reorders close files, whatever the scale of scores).
+    let best = ranked.iter().map(|file| file.score).fold(0.0, f64::max);
+    for file in ranked.iter_mut().filter(|file| file.score > 0.0) {
+        let recency = recent.recency(&file.path);
+        if recency <= 0.0 {
+            continue;
+        }
+        let bonus = RECENCY_WEIGHT * recency * best * file.class.weight(focus);
+        file.score += bonus;
+        file.signals.push(Signal::new(
+            "recent",
+            bonus,
+            format!(
+                "changed {} commits ago",
+                RecentChanges::commits_back(recency)
+            ),
+        ));
+    }
     let mut ranked: Vec<(usize, RankedFile)> = ranked
         .into_iter()
         .enumerate()
