@@ -208,6 +208,9 @@ pub fn select_context(repo: &Repository, query: &ContextQuery) -> Result<Context
     // their whole text are read again for their regions.
     let read: Vec<Option<(String, String, TermCounts)>> =
         map_in_two_threads(&candidates, Vec::new, |buffer, path| {
+            if !worth_reading(path, query) {
+                return None;
+            }
             let text = read_text_into(root, path, buffer)?;
             let counts = TermCounts::of(&matcher, text);
             let kept = if has_grammar(path) {
@@ -243,19 +246,45 @@ pub fn select_context(repo: &Repository, query: &ContextQuery) -> Result<Context
     Ok(ranking)
 }
 
+/// Whether ranking reads `path`: data and generated files (CSV, lock files, `vendor/`, test data;
+/// known from the path alone) weigh a tenth or less of source and never rank for a code task, so
+/// they are read only when the task or the failure output names them.
+fn worth_reading(path: &str, query: &ContextQuery) -> bool {
+    if !matches!(
+        classify_path(path, ""),
+        FileClass::Data | FileClass::Generated
+    ) {
+        return true;
+    }
+    let name = path.rsplit('/').next().unwrap_or(path);
+    query.task.contains(name)
+        || query
+            .failure_output
+            .as_deref()
+            .is_some_and(|output| output.contains(name))
+}
+
 /// The text of the file at `path`, read into `buffer`, unless it is unreadable, too large, binary
 /// or not UTF-8.
 fn read_text_into<'b>(root: &Path, path: &str, buffer: &'b mut Vec<u8>) -> Option<&'b str> {
     use std::io::Read;
-    // One open and bounded reads, no separate stat: this runs 10,000 times per ranking.
-    let file = std::fs::File::open(root.join(path)).ok()?;
+    // One open and bounded reads, no separate stat: this runs 10,000 times per ranking. The
+    // first read is the binary probe, so an image costs 8 kB, not the whole file.
+    let mut file = std::fs::File::open(root.join(path)).ok()?;
     buffer.clear();
-    if file
-        .take(MAX_RANKED_FILE_BYTES + 1)
+    (&mut file)
+        .take(BINARY_PROBE_BYTES as u64)
         .read_to_end(buffer)
-        .is_err()
-        || buffer.len() as u64 > MAX_RANKED_FILE_BYTES
-        || buffer[..buffer.len().min(BINARY_PROBE_BYTES)].contains(&0)
+        .ok()?;
+    if buffer.contains(&0) {
+        return None;
+    }
+    if buffer.len() == BINARY_PROBE_BYTES
+        && (file
+            .take(MAX_RANKED_FILE_BYTES + 1 - BINARY_PROBE_BYTES as u64)
+            .read_to_end(buffer)
+            .is_err()
+            || buffer.len() as u64 > MAX_RANKED_FILE_BYTES)
     {
         return None;
     }
