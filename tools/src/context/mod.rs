@@ -192,6 +192,24 @@ const RECENCY_WEIGHT: f64 = 0.2;
 /// Rank the files of `repo` (working tree: tracked + untracked-not-ignored text files) for `query`.
 pub fn select_context(repo: &Repository, query: &ContextQuery) -> Result<ContextRanking> {
     let start = Instant::now();
+    // The tag queries take tens of milliseconds per language to compile: the main languages'
+    // compile while the work tree is listed (one thread) and read.
+    let index = repo.index()?;
+    let tracked: Vec<String> = index
+        .iter()
+        .filter_map(|entry| String::from_utf8(entry.path).ok())
+        .collect();
+    std::thread::scope(|scope| {
+        scope.spawn(|| symbols::prepare_main_languages(tracked.iter().map(String::as_str)));
+        select_context_in(repo, query, start)
+    })
+}
+
+fn select_context_in(
+    repo: &Repository,
+    query: &ContextQuery,
+    start: Instant,
+) -> Result<ContextRanking> {
     let files = repo.list_files()?;
     let root = repo.root();
     let candidates: Vec<&str> = files
