@@ -152,7 +152,7 @@ fn bytes_in_range(low: u64, lo: u8, hi: u8) -> u64 {
     // Per byte, `0x80 | x` minus `lo` keeps its high bit iff x >= lo, and `0x80 | hi` minus x
     // keeps it iff x <= hi; neither borrows from the next byte.
     ((low | HIGH_BITS) - ONES * u64::from(lo))
-        & ((ONES * u64::from(hi) | HIGH_BITS) - low)
+        & (((ONES * u64::from(hi)) | HIGH_BITS) - low)
         & HIGH_BITS
 }
 
