@@ -266,7 +266,7 @@ fn select_context_in(
 
 /// Whether ranking reads `path`: data and generated files (CSV, lock files, `vendor/`, test data;
 /// known from the path alone) weigh a tenth or less of source and never rank for a code task, so
-/// they are read only when the task or the failure output names them.
+/// they are read only when the user, the task or the failure output names them.
 fn worth_reading(path: &str, query: &ContextQuery) -> bool {
     if !matches!(
         classify_path(path, ""),
@@ -275,7 +275,11 @@ fn worth_reading(path: &str, query: &ContextQuery) -> bool {
         return true;
     }
     let name = path.rsplit('/').next().unwrap_or(path);
-    query.task.contains(name)
+    query
+        .named_files
+        .iter()
+        .any(|named| paths_match(named, path))
+        || query.task.contains(name)
         || query
             .failure_output
             .as_deref()
@@ -875,5 +879,47 @@ mod tests {
         // seeds, which is not a link to it.
         assert!(!graph("CHANGES.md"), "{ranking:#?}");
         assert!(graph("shop/pricing.py"), "{ranking:#?}");
+    }
+
+    #[test]
+    fn data_files_are_read_only_when_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = git2::Repository::init(dir.path()).unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        let files = [
+            ("data/points.csv", "x,y\nborder,1\n"),
+            ("data/other.csv", "x,y\nborder,2\n"),
+            ("plot.py", "def draw_border(points):\n    return points\n"),
+        ];
+        let mut index = git.index().unwrap();
+        for (path, text) in files {
+            std::fs::write(dir.path().join(path), text).unwrap();
+            index.add_path(Path::new(path)).unwrap();
+        }
+        index.write().unwrap();
+        let repo = Repository::discover(dir.path()).unwrap();
+        let paths = |query: &ContextQuery| -> Vec<String> {
+            select_context(&repo, query)
+                .unwrap()
+                .files
+                .into_iter()
+                .map(|file| file.path)
+                .collect()
+        };
+        let query = ContextQuery {
+            task: "the border is drawn wrong".into(),
+            ..Default::default()
+        };
+        assert_eq!(paths(&query), ["plot.py"]);
+        let named_in_task = ContextQuery {
+            task: "the border from points.csv is drawn wrong".into(),
+            ..Default::default()
+        };
+        assert_eq!(paths(&named_in_task)[0], "data/points.csv");
+        let named_by_user = ContextQuery {
+            named_files: vec!["data/other.csv".into()],
+            ..query
+        };
+        assert_eq!(paths(&named_by_user)[0], "data/other.csv");
     }
 }
