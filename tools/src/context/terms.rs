@@ -60,12 +60,17 @@ impl<'a> TermMatcher<'a> {
         }
     }
 
-    /// Count `word` (2 to 64 bytes) when it is a query term.
-    #[inline]
+    /// Count `word` (2 to 64 bytes) when it is a query term. The filter is inlined in the scan;
+    /// the probe, for the few words that pass, is not.
+    #[inline(always)]
     fn lookup(&self, word: &[u8], tf: &mut [u32]) {
-        if self.lengths[filter_slot(word)] & (1 << (word.len() - 1)) == 0 {
-            return;
+        if self.lengths[filter_slot(word)] & (1 << (word.len() - 1)) != 0 {
+            self.probe(word, tf);
         }
+    }
+
+    #[inline(never)]
+    fn probe(&self, word: &[u8], tf: &mut [u32]) {
         let mask = self.table.len() - 1;
         let mut slot = folded_hash(word) as usize & mask;
         while let Some((term, i)) = self.table[slot] {
@@ -237,6 +242,12 @@ fn next_set_inverted(masks: &[u64], from: usize) -> usize {
 
 /// Whether any bit of `start..end` is set in `masks`.
 fn any_set(masks: &[u64], start: usize, end: usize) -> bool {
+    let (first, last) = (start / 64, (end - 1) / 64);
+    if first == last {
+        // Most words lie in one block.
+        let bits = masks.get(first).copied().unwrap_or(0);
+        return bits & (u64::MAX << (start % 64)) & (u64::MAX >> (63 - (end - 1) % 64)) != 0;
+    }
     (start / 64..end.div_ceil(64)).any(|block| {
         let mut bits = masks.get(block).copied().unwrap_or(0);
         if block == start / 64 {
