@@ -220,13 +220,20 @@ fn select_context_in(
     let query_terms = query_terms(&query.task, query.failure_output.as_deref());
     let terms: Vec<&str> = query_terms.iter().map(|term| term.term.as_str()).collect();
     let matcher = TermMatcher::new(&terms);
+    // The focus as `rank_counted` reads it (a named file's kind does not depend on its text).
+    let names_prose = query
+        .named_files
+        .iter()
+        .any(|name| classify_path(name.trim_start_matches("./"), "") == FileClass::Docs);
+    let terms_owned: Vec<String> = terms.iter().map(|term| term.to_string()).collect();
+    let focus = task_focus(&terms_owned, names_prose);
     // Each file is counted as soon as it is read, in a buffer each thread reuses, while its text
     // is still in the cache. Only what the ranking reads again is kept: the whole text of code
     // the symbol graph may parse, the head of the rest (its kind); the few files shown without
     // their whole text are read again for their regions.
     let read: Vec<Option<(String, String, TermCounts)>> =
         map_in_two_threads(&candidates, Vec::new, |buffer, path| {
-            if !worth_reading(path, query) {
+            if !worth_reading(path, query, focus) {
                 return None;
             }
             let text = read_text_into(root, path, buffer)?;
@@ -266,12 +273,15 @@ fn select_context_in(
 
 /// Whether ranking reads `path`: data and generated files (CSV, lock files, `vendor/`, test data;
 /// known from the path alone) weigh a tenth or less of source and never rank for a code task, so
-/// they are read only when the user, the task or the failure output names them.
-fn worth_reading(path: &str, query: &ContextQuery) -> bool {
-    if !matches!(
-        classify_path(path, ""),
-        FileClass::Data | FileClass::Generated
-    ) {
+/// they are read only when the user, the task or the failure output names them; so are prose and
+/// issue templates for a code task (`focus`), where they weigh an eighth or less.
+fn worth_reading(path: &str, query: &ContextQuery, focus: TaskFocus) -> bool {
+    let skipped = match classify_path(path, "") {
+        FileClass::Data | FileClass::Generated => true,
+        FileClass::Docs | FileClass::Template => focus == TaskFocus::Code,
+        FileClass::Source | FileClass::Test | FileClass::Config => false,
+    };
+    if !skipped {
         return true;
     }
     let name = path.rsplit('/').next().unwrap_or(path);
