@@ -139,13 +139,17 @@ pub(super) fn apply_symbol_graph(
         return parsed;
     }
     let rank = personalised_pagerank(ranked.len(), &edges, &seeds);
-    let total: f64 = seeds.iter().sum();
-    // What a file received through links, beyond its own restart share.
-    let flow: Vec<f64> = rank
-        .iter()
-        .zip(&seeds)
-        .map(|(rank, seed)| (rank - 0.15 * seed / total).max(0.0))
-        .collect();
+    // What a file receives through links: not its restart share, nor the share of the rank of
+    // files without links that PageRank hands back to every seed (a seed that uses nothing, a
+    // changelog, would otherwise gain in proportion to its own score).
+    let mut out_weight = vec![0.0; ranked.len()];
+    for &(from, _, weight) in &edges {
+        out_weight[from] += weight;
+    }
+    let mut flow = vec![0.0; ranked.len()];
+    for &(from, to, weight) in &edges {
+        flow[to] += rank[from] * weight / out_weight[from];
+    }
     let most = flow.iter().copied().fold(0.0, f64::max);
     if most <= 0.0 {
         return parsed;

@@ -311,12 +311,16 @@ const PROSE_WORDS: &[&str] = &[
 ];
 
 /// Code when the task is about behaviour (the usual case); prose when it is mostly about documents.
+/// A task that asks for a test is about code, even when it also mentions the changelog or docs.
 pub fn task_focus(task_terms: &[String], names_prose_file: bool) -> TaskFocus {
     let prose = task_terms
         .iter()
         .filter(|term| PROSE_WORDS.contains(&term.as_str()))
         .count();
-    if names_prose_file || (prose >= 1 && task_terms.len() < 40) || prose >= 3 {
+    let asks_for_tests = task_terms
+        .iter()
+        .any(|term| matches!(term.as_str(), "test" | "tests"));
+    if names_prose_file || (prose >= 1 && task_terms.len() < 40 && !asks_for_tests) || prose >= 3 {
         TaskFocus::Prose
     } else {
         TaskFocus::Code
@@ -374,5 +378,12 @@ mod tests {
         let prose = task_focus(&["typo".into(), "quickstart".into()], false);
         assert_eq!(prose, TaskFocus::Prose);
         assert!(FileClass::Docs.weight(prose) > FileClass::Source.weight(prose));
+        // A changelog entry that comes with a test is a code change.
+        let terms: Vec<String> = ["add", "changelog", "entry", "admonition", "test"]
+            .iter()
+            .map(|term| term.to_string())
+            .collect();
+        assert_eq!(task_focus(&terms, false), TaskFocus::Code);
+        assert_eq!(task_focus(&terms[..4], false), TaskFocus::Prose);
     }
 }

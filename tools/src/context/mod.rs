@@ -8,9 +8,10 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::error::Result;
-use crate::repo::{classify, FileContent, FileKind, Repository};
+use crate::repo::{FileKind, Repository};
 
 mod graph;
+mod history;
 mod kinds;
 mod locations;
 mod regions;
@@ -22,6 +23,7 @@ mod trace_hits;
 mod traces;
 
 use graph::{apply_symbol_graph, top_symbols};
+use history::RecentChanges;
 pub use repo_map::repo_map;
 use symbols::has_grammar;
 pub use symbols::{definitions, personalised_pagerank, Definition, FileTags, Tagger};
@@ -171,6 +173,10 @@ pub struct Location {
 
 /// Files over this size are not read for ranking (generated or vendored, rarely the answer).
 const MAX_RANKED_FILE_BYTES: u64 = 256 * 1024;
+/// A NUL in the first bytes makes a file binary (as `repo::classify` decides).
+const BINARY_PROBE_BYTES: usize = 8000;
+/// The start of a file that tells its kind (a generated-file marker).
+const CLASSIFY_HEAD_BYTES: usize = 600;
 /// BM25 parameters (the usual defaults).
 const K1: f64 = 1.2;
 const B: f64 = 0.75;
@@ -180,10 +186,30 @@ const NAMED_BOOST: f64 = 12.0;
 const MENTIONED_BOOST: f64 = 5.0;
 const TRACE_BOOST: f64 = 10.0;
 const PATH_TERM_WEIGHT: f64 = 1.5;
+/// The bonus of a file changed in the last commit, as a share of the best score.
+const RECENCY_WEIGHT: f64 = 0.2;
 
 /// Rank the files of `repo` (working tree: tracked + untracked-not-ignored text files) for `query`.
 pub fn select_context(repo: &Repository, query: &ContextQuery) -> Result<ContextRanking> {
     let start = Instant::now();
+    // The tag queries take tens of milliseconds per language to compile: the main languages'
+    // compile while the work tree is listed (one thread) and read.
+    let index = repo.index()?;
+    let tracked: Vec<String> = index
+        .iter()
+        .filter_map(|entry| String::from_utf8(entry.path).ok())
+        .collect();
+    std::thread::scope(|scope| {
+        scope.spawn(|| symbols::prepare_main_languages(tracked.iter().map(String::as_str)));
+        select_context_in(repo, query, start)
+    })
+}
+
+fn select_context_in(
+    repo: &Repository,
+    query: &ContextQuery,
+    start: Instant,
+) -> Result<ContextRanking> {
     let files = repo.list_files()?;
     let root = repo.root();
     let candidates: Vec<&str> = files
@@ -191,51 +217,156 @@ pub fn select_context(repo: &Repository, query: &ContextQuery) -> Result<Context
         .filter(|file| matches!(file.kind, FileKind::Regular | FileKind::Executable))
         .map(|file| file.path.as_str())
         .collect();
-    let half = candidates.len().div_ceil(2).max(1);
-    let documents: Vec<(String, String)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = candidates
-            .chunks(half)
-            .map(|chunk| scope.spawn(move || read_texts(root, chunk)))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| handle.join().unwrap_or_default())
-            .collect()
-    });
-    let mut ranking = rank_documents(&documents, query);
+    let query_terms = query_terms(&query.task, query.failure_output.as_deref());
+    let terms: Vec<&str> = query_terms.iter().map(|term| term.term.as_str()).collect();
+    let matcher = TermMatcher::new(&terms);
+    // The focus as `rank_counted` reads it (a named file's kind does not depend on its text).
+    let names_prose = query
+        .named_files
+        .iter()
+        .any(|name| classify_path(name.trim_start_matches("./"), "") == FileClass::Docs);
+    let terms_owned: Vec<String> = terms.iter().map(|term| term.to_string()).collect();
+    let focus = task_focus(&terms_owned, names_prose);
+    // Each file is counted as soon as it is read, in a buffer each thread reuses, while its text
+    // is still in the cache. Only what the ranking reads again is kept: the whole text of code
+    // the symbol graph may parse, the head of the rest (its kind); the few files shown without
+    // their whole text are read again for their regions.
+    let read: Vec<Option<(String, String, TermCounts)>> =
+        map_in_two_threads(&candidates, Vec::new, |buffer, path| {
+            if !worth_reading(path, query, focus) {
+                return None;
+            }
+            let text = read_text_into(root, path, buffer)?;
+            let counts = TermCounts::of(&matcher, text);
+            let kept = if has_grammar(path) {
+                text
+            } else {
+                &text[..floor_boundary(text, CLASSIFY_HEAD_BYTES)]
+            };
+            Some((path.to_string(), kept.to_string(), counts))
+        });
+    let mut documents = Vec::with_capacity(read.len());
+    let mut counted = Vec::with_capacity(read.len());
+    for (path, text, counts) in read.into_iter().flatten() {
+        documents.push((path, text));
+        counted.push(counts);
+    }
+    let whole_text = |index: usize| -> Option<String> {
+        let path = &documents[index].0;
+        if has_grammar(path) {
+            return None;
+        }
+        read_text_into(root, path, &mut Vec::new()).map(str::to_string)
+    };
+    let recent = RecentChanges::read(repo.git());
+    let mut ranking = rank_counted(
+        &documents,
+        counted,
+        query_terms,
+        query,
+        &recent,
+        &whole_text,
+    );
     ranking.elapsed = start.elapsed();
     Ok(ranking)
 }
 
-fn read_texts(root: &Path, paths: &[&str]) -> Vec<(String, String)> {
-    use std::io::Read;
-    let mut documents = Vec::with_capacity(paths.len());
-    for path in paths {
-        // One open and bounded reads, no separate stat: this loop runs 10,000 times per ranking.
-        let Ok(file) = std::fs::File::open(root.join(path)) else {
-            continue;
-        };
-        let mut bytes = Vec::with_capacity(8192);
-        if file
-            .take(MAX_RANKED_FILE_BYTES + 1)
-            .read_to_end(&mut bytes)
-            .is_err()
-            || bytes.len() as u64 > MAX_RANKED_FILE_BYTES
-        {
-            continue;
-        }
-        if let FileContent::Text(text) = classify(bytes) {
-            documents.push((path.to_string(), text));
-        }
+/// Whether ranking reads `path`: data and generated files (CSV, lock files, `vendor/`, test data;
+/// known from the path alone) weigh a tenth or less of source and never rank for a code task, so
+/// they are read only when the user, the task or the failure output names them; so are prose and
+/// issue templates for a code task (`focus`), where they weigh an eighth or less.
+fn worth_reading(path: &str, query: &ContextQuery, focus: TaskFocus) -> bool {
+    let skipped = match classify_path(path, "") {
+        FileClass::Data | FileClass::Generated => true,
+        FileClass::Docs | FileClass::Template => focus == TaskFocus::Code,
+        FileClass::Source | FileClass::Test | FileClass::Config => false,
+    };
+    if !skipped {
+        return true;
     }
-    documents
+    let name = path.rsplit('/').next().unwrap_or(path);
+    query
+        .named_files
+        .iter()
+        .any(|named| paths_match(named, path))
+        || query.task.contains(name)
+        || query
+            .failure_output
+            .as_deref()
+            .is_some_and(|output| output.contains(name))
+}
+
+/// The text of the file at `path`, read into `buffer`, unless it is unreadable, too large, binary
+/// or not UTF-8.
+fn read_text_into<'b>(root: &Path, path: &str, buffer: &'b mut Vec<u8>) -> Option<&'b str> {
+    use std::io::Read;
+    // One open and bounded reads, no separate stat: this runs 10,000 times per ranking. The
+    // first read is the binary probe, so an image costs 8 kB, not the whole file.
+    let mut file = std::fs::File::open(root.join(path)).ok()?;
+    buffer.clear();
+    (&mut file)
+        .take(BINARY_PROBE_BYTES as u64)
+        .read_to_end(buffer)
+        .ok()?;
+    if buffer.contains(&0) {
+        return None;
+    }
+    if buffer.len() == BINARY_PROBE_BYTES
+        && (file
+            .take(MAX_RANKED_FILE_BYTES + 1 - BINARY_PROBE_BYTES as u64)
+            .read_to_end(buffer)
+            .is_err()
+            || buffer.len() as u64 > MAX_RANKED_FILE_BYTES)
+    {
+        return None;
+    }
+    std::str::from_utf8(buffer).ok()
+}
+
+/// How often each query term occurs in one document, and the document's length in words.
+struct TermCounts {
+    tf: Vec<u32>,
+    length: usize,
+}
+
+impl TermCounts {
+    fn of(matcher: &TermMatcher, text: &str) -> Self {
+        let mut tf = vec![0u32; matcher.len];
+        let length = matcher.count(text, &mut tf);
+        Self { tf, length }
+    }
 }
 
 /// Rank in-memory documents `(path, content)` for `query` (the core of `select_context`).
 pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> ContextRanking {
     let start = Instant::now();
-    let top = if query.top == 0 { 10 } else { query.top };
     let query_terms = query_terms(&query.task, query.failure_output.as_deref());
+    let terms: Vec<&str> = query_terms.iter().map(|term| term.term.as_str()).collect();
+    let matcher = TermMatcher::new(&terms);
+    let counted = map_in_two_threads(
+        documents,
+        || (),
+        |(), (_, text)| TermCounts::of(&matcher, text),
+    );
+    let recent = RecentChanges::default();
+    let mut ranking = rank_counted(documents, counted, query_terms, query, &recent, &|_| None);
+    ranking.elapsed = start.elapsed();
+    ranking
+}
+
+/// Rank `documents` given each one's term counts (`counted`, same order) for `query_terms`.
+/// `recent` is the repository's recent history (empty for documents not from a repository); a
+/// document whose text was cut to its head gives its whole text through `whole_text`.
+fn rank_counted(
+    documents: &[(String, String)],
+    counted: Vec<TermCounts>,
+    query_terms: Vec<QueryTerm>,
+    query: &ContextQuery,
+    recent: &RecentChanges,
+    whole_text: &dyn Fn(usize) -> Option<String>,
+) -> ContextRanking {
+    let start = Instant::now();
+    let top = if query.top == 0 { 10 } else { query.top };
     let terms: Vec<String> = query_terms.iter().map(|term| term.term.clone()).collect();
     let weights: Vec<f64> = query_terms.iter().map(|term| term.weight).collect();
     let term_index: HashMap<&str, usize> = terms
@@ -243,21 +374,10 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
         .enumerate()
         .map(|(i, term)| (term.as_str(), i))
         .collect();
-    let matcher = TermMatcher::new(&term_index);
-    // Term counts per document, only for query terms (one pass over each file, two threads).
-    let counted: Vec<(Vec<u32>, usize)> = map_in_two_threads(
-        documents,
-        || (),
-        |(), (_, text)| {
-            let mut tf = vec![0u32; matcher.len];
-            let length = matcher.count(text, &mut tf);
-            (tf, length)
-        },
-    );
     let mut document_frequency = vec![0usize; terms.len()];
     let mut counts: Vec<Vec<u32>> = Vec::with_capacity(documents.len());
     let mut lengths: Vec<usize> = Vec::with_capacity(documents.len());
-    for (tf, length) in counted {
+    for TermCounts { tf, length } in counted {
         for (i, count) in tf.iter().enumerate() {
             if *count > 0 {
                 document_frequency[i] += 1;
@@ -274,7 +394,7 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
         .collect();
     let classes: Vec<FileClass> = documents
         .iter()
-        .map(|(path, text)| classify_path(path, &text[..floor_boundary(text, 600)]))
+        .map(|(path, text)| classify_path(path, &text[..floor_boundary(text, CLASSIFY_HEAD_BYTES)]))
         .collect();
 
     // Traces (in the task and in the failure output), resolved to repository files.
@@ -404,6 +524,25 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
         });
     }
     let mut parsed = apply_symbol_graph(documents, &classes, &query_terms, &mut ranked);
+    // The version-history prior: among the files the task matched, recently changed ones move up
+    // by a share of the best score (so it reorders close files, whatever the scale of scores).
+    let best = ranked.iter().map(|file| file.score).fold(0.0, f64::max);
+    for file in ranked.iter_mut().filter(|file| file.score > 0.0) {
+        let recency = recent.recency(&file.path);
+        if recency <= 0.0 {
+            continue;
+        }
+        let bonus = RECENCY_WEIGHT * recency * best * file.class.weight(focus);
+        file.score += bonus;
+        file.signals.push(Signal::new(
+            "recent",
+            bonus,
+            format!(
+                "changed {} commits ago",
+                RecentChanges::commits_back(recency)
+            ),
+        ));
+    }
     let mut ranked: Vec<(usize, RankedFile)> = ranked
         .into_iter()
         .enumerate()
@@ -434,7 +573,9 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
                 .get(&index)
                 .map(|hit| hit.lines.clone())
                 .unwrap_or_default();
-            file.regions = rank_regions(&documents[index].1, found, &term_index, &idf, &lines);
+            let whole = whole_text(index);
+            let text = whole.as_deref().unwrap_or(&documents[index].1);
+            file.regions = rank_regions(text, found, &term_index, &idf, &lines);
             file
         })
         .collect();
@@ -715,5 +856,80 @@ mod tests {
         // The repo map shows the callee's signature.
         let map = repo_map(&ranking.files, 200);
         assert!(map.contains("def apply_discount_rules(items):"), "{map}");
+    }
+
+    #[test]
+    fn only_files_used_through_links_get_the_graph_bonus() {
+        let documents: Vec<(String, String)> = [
+            ("CHANGES.md", "## 2.1\n\n- checkout_cart totals: checkout_cart now rounds the cart total.\n"),
+            ("shop/checkout.py", "from shop.pricing import apply_discount_rules\n\ndef checkout_cart(cart):\n    return apply_discount_rules(cart.items)\n"),
+            ("shop/pricing.py", "def apply_discount_rules(items):\n    return sum(item.price for item in items)\n"),
+        ]
+        .iter()
+        .map(|(path, text)| (path.to_string(), text.to_string()))
+        .collect();
+        let ranking = rank_documents(
+            &documents,
+            &ContextQuery {
+                task: "checkout_cart rounds the cart total wrong".into(),
+                ..Default::default()
+            },
+        );
+        let graph = |path: &str| {
+            ranking
+                .files
+                .iter()
+                .find(|file| file.path == path)
+                .unwrap()
+                .signals
+                .iter()
+                .any(|signal| signal.name == "graph")
+        };
+        // The changelog uses nothing and nothing uses it: PageRank hands its rank back to the
+        // seeds, which is not a link to it.
+        assert!(!graph("CHANGES.md"), "{ranking:#?}");
+        assert!(graph("shop/pricing.py"), "{ranking:#?}");
+    }
+
+    #[test]
+    fn data_files_are_read_only_when_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = git2::Repository::init(dir.path()).unwrap();
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        let files = [
+            ("data/points.csv", "x,y\nborder,1\n"),
+            ("data/other.csv", "x,y\nborder,2\n"),
+            ("plot.py", "def draw_border(points):\n    return points\n"),
+        ];
+        let mut index = git.index().unwrap();
+        for (path, text) in files {
+            std::fs::write(dir.path().join(path), text).unwrap();
+            index.add_path(Path::new(path)).unwrap();
+        }
+        index.write().unwrap();
+        let repo = Repository::discover(dir.path()).unwrap();
+        let paths = |query: &ContextQuery| -> Vec<String> {
+            select_context(&repo, query)
+                .unwrap()
+                .files
+                .into_iter()
+                .map(|file| file.path)
+                .collect()
+        };
+        let query = ContextQuery {
+            task: "the border is drawn wrong".into(),
+            ..Default::default()
+        };
+        assert_eq!(paths(&query), ["plot.py"]);
+        let named_in_task = ContextQuery {
+            task: "the border from points.csv is drawn wrong".into(),
+            ..Default::default()
+        };
+        assert_eq!(paths(&named_in_task)[0], "data/points.csv");
+        let named_by_user = ContextQuery {
+            named_files: vec!["data/other.csv".into()],
+            ..query
+        };
+        assert_eq!(paths(&named_by_user)[0], "data/other.csv");
     }
 }

@@ -186,6 +186,28 @@ pub fn prepare<'a>(paths: impl Iterator<Item = &'a str>) {
     });
 }
 
+/// Compile, in the background of a ranking, the tag queries of the languages at least a tenth of
+/// `paths` with a grammar are written in (those the symbol graph will surely parse); the rest are
+/// compiled when a file of theirs is parsed.
+pub fn prepare_main_languages<'a>(paths: impl Iterator<Item = &'a str>) {
+    let mut counts: Vec<(Language, usize)> = Vec::new();
+    let mut total = 0;
+    for language in paths.filter_map(language_for) {
+        total += 1;
+        match counts.iter_mut().find(|(seen, _)| *seen == language) {
+            Some((_, count)) => *count += 1,
+            None => counts.push((language, 1)),
+        }
+    }
+    std::thread::scope(|scope| {
+        for (language, count) in counts {
+            if count * 10 >= total {
+                scope.spawn(move || configuration(language).is_some());
+            }
+        }
+    });
+}
+
 /// Names too short or too common to say which definition is meant.
 fn is_meaningful(name: &str) -> bool {
     name.len() >= 3 && !matches!(name, "main" | "init" | "new" | "__init__" | "constructor")

@@ -88,7 +88,9 @@ fn fenced_kind(lines: &[&str]) -> SegmentKind {
         .iter()
         .filter(|line| line_kind(line) == SegmentKind::Log)
         .count();
-    if lines.len() >= 4 && noisy * 2 >= lines.len() {
+    // A terminal session (`$ command` and what it printed) shows how to reproduce, not the code.
+    let session = lines.iter().any(|line| line.trim_start().starts_with("$ "));
+    if session || lines.len() >= 4 && noisy * 2 >= lines.len() {
         SegmentKind::Log
     } else {
         SegmentKind::Code
@@ -252,6 +254,14 @@ pub fn query_terms(task: &str, failure_output: Option<&str>) -> Vec<QueryTerm> {
             }
         }
     }
+    // All pasted output shares one cap: twenty pasted sessions are no more telling than one.
+    let (logs, mut parts): (Vec<_>, Vec<_>) = parts
+        .into_iter()
+        .partition(|(kind, _)| *kind == SegmentKind::Log);
+    if !logs.is_empty() {
+        let log: Vec<String> = logs.into_iter().map(|(_, text)| text).collect();
+        parts.push((SegmentKind::Log, log.join("\n")));
+    }
     for (kind, text) in &parts {
         let mut local: Vec<(String, f64, usize)> = Vec::new();
         let mut add = |term: &str, weight: f64| {
@@ -297,7 +307,8 @@ pub fn query_terms(task: &str, failure_output: Option<&str>) -> Vec<QueryTerm> {
             {
                 continue;
             }
-            let code_quoted = word.contains('`') || word.contains('(');
+            // Backticks, a call's `(` or a long option's `--` mark a name from the code.
+            let code_quoted = word.contains('`') || word.contains('(') || word.starts_with("--");
             let word = word.trim_matches(|c: char| !c.is_ascii_alphanumeric() && c != '_');
             let word = word.split('(').next().unwrap_or(word);
             if word.is_empty() {
@@ -309,6 +320,14 @@ pub fn query_terms(task: &str, failure_output: Option<&str>) -> Vec<QueryTerm> {
             } else {
                 1.0
             };
+            // A kebab-case name (`--after-context`, `max-line-length`) is snake_case in code.
+            if word.contains('-')
+                && word
+                    .split('-')
+                    .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric()))
+            {
+                add(&word.replace('-', "_").to_ascii_lowercase(), base * boost);
+            }
             let mut first = true;
             for_each_term(word, |term| {
                 // The whole identifier counts fully; its parts a little less.
@@ -409,5 +428,42 @@ mod tests {
             .map(|term| term.weight)
             .sum();
         assert!(log_total <= SEGMENT_WEIGHT_CAP + 1e-9, "{log_total}");
+    }
+
+    #[test]
+    fn shell_sessions_are_log_and_long_options_name_their_snake_case_field() {
+        let mut task = String::from("searcher: slow with `-A/--after-context`\n\n");
+        for run in 0..10 {
+            task.push_str(&format!(
+                "Run {run}:\n\n```\n$ cat bigger.txt | (time rg ZQZQ -A{run}99) | wc -l\n\nreal    2.3{run}\nuser    0.6\n```\n\n"
+            ));
+        }
+        let kinds: Vec<SegmentKind> = segments(&task).into_iter().map(|(kind, _)| kind).collect();
+        assert_eq!(
+            kinds[..4],
+            [
+                SegmentKind::Prose,
+                SegmentKind::Log,
+                SegmentKind::Prose,
+                SegmentKind::Log
+            ]
+        );
+        let terms = query_terms(&task, None);
+        // `--after-context` is `after_context` in the code, weighed as a quoted name.
+        assert!(weight(&terms, "after_context") >= 2.0, "{terms:?}");
+        assert!(weight(&terms, "after_context") > weight(&terms, "after"));
+        let bigger = terms.iter().find(|term| term.term == "bigger").unwrap();
+        assert_eq!(bigger.from, SegmentKind::Log);
+        assert!(bigger.weight < 0.6 * weight(&terms, "slow"), "{terms:?}");
+        // Ten pasted sessions together weigh no more than the cap of one.
+        let log_total: f64 = terms
+            .iter()
+            .filter(|term| term.from == SegmentKind::Log)
+            .map(|term| term.weight)
+            .sum();
+        assert!(log_total <= SEGMENT_WEIGHT_CAP + 1e-9, "{log_total}");
+        // Prose with a hyphen is still prose.
+        let terms = query_terms("a well-known bug", None);
+        assert!(weight(&terms, "well_known") <= 1.0);
     }
 }
