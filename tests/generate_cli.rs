@@ -116,15 +116,40 @@ fn generate_infills_between_prefix_and_suffix_at_several_lengths() {
     }
 }
 
+/// A length that is not a whole number of blocks ends with a short block, the rule `hone serve`
+/// applies to `max_tokens`: 16 tokens with the default block of 32, 30 tokens in blocks of 8.
+#[test]
+fn generate_accepts_a_short_last_block_like_serve() {
+    let model = parity("llada-tiny");
+    let model = model.to_str().unwrap();
+    for (gen_length, extra) in [("16", vec![]), ("30", vec!["--block-length", "8"])] {
+        let mut args = vec![
+            "generate",
+            "--model",
+            model,
+            "--device",
+            "cpu",
+            "--gen-length",
+            gen_length,
+            "--json",
+        ];
+        args.extend(extra);
+        args.push("def add(a, b):");
+        let json = stdout_json(&hone(&args));
+        let length: usize = gen_length.parse().unwrap();
+        assert_eq!(
+            json["candidates"][0]["hole_lengths"],
+            serde_json::json!([length]),
+            "{json}"
+        );
+    }
+}
+
 #[test]
 fn generate_refuses_bad_settings_with_exit_2() {
     let model = parity("llada-tiny");
     let model = model.to_str().unwrap();
     for (flags, needle) in [
-        (
-            vec!["--gen-length", "30", "--block-length", "8"],
-            "not a multiple",
-        ),
         (vec!["--threshold", "1.5"], "(0, 1]"),
         (vec!["--candidates", "0"], "zero candidates"),
         (
