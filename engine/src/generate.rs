@@ -248,11 +248,13 @@ pub fn generate(
         let id = decoder.add(sequence)?;
         entries.push(Entry {
             id,
-            index,
-            seed,
-            text,
-            lengths,
-            stopped_by_string: false,
+            slot: CandidateSlot {
+                index,
+                seed,
+                lengths,
+                text,
+                stopped_by_string: false,
+            },
             streamed: String::new(),
         });
     }
@@ -261,7 +263,7 @@ pub fn generate(
             for entry in &entries {
                 if let Some(event) = decoder.remove(entry.id) {
                     on_event(&GenerateEvent::Finished {
-                        candidate: entry.index,
+                        candidate: entry.slot.index,
                         reason: event.finished.unwrap_or(FinishReason::Cancelled),
                     });
                 }
@@ -274,22 +276,22 @@ pub fn generate(
                 continue;
             };
             let canvas = decoder.canvas(entry.id).unwrap_or(&[]).to_vec();
-            let prefix = entry.text.committed_prefix(&canvas);
-            let (text, stopped) = entry.text.text(codec, &prefix)?;
+            let prefix = entry.slot.text.committed_prefix(&canvas);
+            let (text, stopped) = entry.slot.text.text(codec, &prefix)?;
             entry.streamed = text;
             on_event(&GenerateEvent::Step {
-                candidate: entry.index,
+                candidate: entry.slot.index,
                 event,
                 canvas: &canvas,
                 text_so_far: &entry.streamed,
             });
-            if stopped && event.finished.is_none() && entry.text.layout.open_ended {
-                entry.stopped_by_string = true;
+            if stopped && event.finished.is_none() && entry.slot.text.layout.open_ended {
+                entry.slot.stopped_by_string = true;
                 decoder.remove(entry.id);
             }
             if let Some(reason) = event.finished {
                 on_event(&GenerateEvent::Finished {
-                    candidate: entry.index,
+                    candidate: entry.slot.index,
                     reason,
                 });
             }
@@ -305,7 +307,7 @@ pub fn generate(
     for entry in entries {
         let canvas = decoder.canvas(entry.id).unwrap_or(&[]).to_vec();
         let forwards = decoder.forwards(entry.id).unwrap_or(0);
-        candidates.push(finish_candidate(&entry, &canvas, codec, forwards)?);
+        candidates.push(entry.slot.finish(&canvas, codec, forwards)?);
     }
     usage.generated_tokens = candidates.iter().map(|c| c.ids.len()).sum();
     usage.nfe = candidates.iter().map(|c| c.forwards).sum();
@@ -315,16 +317,38 @@ pub fn generate(
 
 struct Entry {
     id: u64,
-    index: usize,
-    seed: u64,
-    text: CandidateText,
-    lengths: Vec<usize>,
-    stopped_by_string: bool,
+    slot: CandidateSlot,
     streamed: String,
 }
 
+/// Where a candidate stands in its request and how its canvas reads back: what [`generate`] keeps
+/// per candidate, and what a caller decoding on its own thread (`hone run` over `hone serve`'s
+/// scheduler) keeps to turn a final canvas into the same [`Candidate`].
+#[derive(Debug, Clone)]
+pub struct CandidateSlot {
+    pub index: usize,
+    pub seed: u64,
+    /// The hole lengths it is decoded with.
+    pub lengths: Vec<usize>,
+    pub text: CandidateText,
+    /// Decoding stopped early at a stop string.
+    pub stopped_by_string: bool,
+}
+
+impl CandidateSlot {
+    /// The candidate a final `canvas` holds, after `forwards` forward passes.
+    pub fn finish(
+        &self,
+        canvas: &[u32],
+        codec: Option<&dyn TokenCodec>,
+        forwards: usize,
+    ) -> Result<Candidate> {
+        finish_candidate(self, canvas, codec, forwards)
+    }
+}
+
 fn finish_candidate(
-    entry: &Entry,
+    entry: &CandidateSlot,
     canvas: &[u32],
     codec: Option<&dyn TokenCodec>,
     forwards: usize,
