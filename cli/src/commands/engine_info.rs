@@ -60,7 +60,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
         "block_causal": info.block_causal,
         "total_parameters": info.total_parameters,
         "active_parameters": info.active_parameters,
-        "samplers": hone_engine::sampling::family::supported_samplers(&info)
+        "samplers": hone_engine::sampling::family::supported_samplers(info)
             .into_iter()
             .map(|kind| kind.name())
             .collect::<Vec<_>>(),
