@@ -276,6 +276,66 @@ fn bench_runs_a_chosen_subset_on_a_random_model() {
     );
 }
 
+/// The first `error:` line on stderr.
+fn error_line(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    stderr
+        .lines()
+        .find(|line| line.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"))
+        .to_owned()
+}
+
+/// `hone bench` builds its ModelSpec and resolves its sampler and cache names the way `hone
+/// generate` does, and checks its thresholds with the same flag parser: a bad value gets the same
+/// error and exit 2 (bench refuses it before building any model).
+#[test]
+fn bench_refuses_a_bad_value_with_generates_error() {
+    let model = parity("llada-tiny");
+    let model = model.to_str().unwrap();
+    for (bench_flag, generate_flag, value) in [
+        ("--samplers", "--sampler", "nope"),
+        ("--caches", "--cache", "nope"),
+        ("--dtype", "--dtype", "f64"),
+        ("--arch", "--arch", "nope"),
+        ("--thresholds", "--threshold", "1.5"),
+    ] {
+        let bench = hone(&[
+            "bench",
+            "--random-config",
+            "llada-tiny",
+            "--device",
+            "cpu",
+            bench_flag,
+            value,
+        ]);
+        let generate = hone(&[
+            "generate",
+            "--model",
+            model,
+            "--device",
+            "cpu",
+            generate_flag,
+            value,
+            "hi",
+        ]);
+        assert_eq!(bench.status.code(), Some(2), "{bench_flag} {value}");
+        assert_eq!(generate.status.code(), Some(2), "{generate_flag} {value}");
+        // The same message; clap names its own flag in front of it.
+        let (bench, generate) = (error_line(&bench), error_line(&generate));
+        let reason = |line: &str, flag: &str| {
+            line.split_once(&format!("for '{flag}"))
+                .and_then(|(_, rest)| rest.split_once(": "))
+                .map_or_else(|| line.to_owned(), |(_, reason)| reason.to_owned())
+        };
+        assert_eq!(
+            reason(&bench, bench_flag),
+            reason(&generate, generate_flag),
+            "{bench_flag} {value}"
+        );
+    }
+}
+
 #[test]
 fn bench_breakdown_reports_the_parts_of_a_step() {
     let args = [
