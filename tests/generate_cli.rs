@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn parity(case: &str) -> PathBuf {
     PathBuf::from(concat!(
@@ -218,6 +218,50 @@ fn engine_sample_checks_parity_cases_and_fails_on_mismatch() {
     ]);
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stdout).contains("MISMATCH"));
+}
+
+/// A parity case's settings go through the same resolution as `hone generate`'s flags: a bad name
+/// or an unsupported combination is refused with generate's error line, and exit 2.
+#[test]
+fn engine_sample_refuses_a_bad_case_with_generates_error() {
+    let dir = parity("llada-tiny");
+    let model = dir.to_str().unwrap();
+    let cases: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("generate.json")).unwrap()).unwrap();
+    let temp = tempfile::TempDir::new().unwrap();
+    for (field, value, generate_flags) in [
+        ("sampler", json!("nope"), vec!["--sampler", "nope"]),
+        ("remasking", json!("nope"), vec!["--remasking", "nope"]),
+        (
+            "sampler",
+            json!("dream"),
+            vec!["--sampler", "dream", "--cfg-scale", "1"],
+        ),
+    ] {
+        let mut case = cases["cases"][3].clone();
+        assert_eq!(case["cfg_scale"], 1.0, "the case with guidance");
+        case[field] = value;
+        if field == "sampler" && case[field] == "dream" {
+            case["max_new_tokens"] = case["gen_length"].clone();
+        }
+        let path = temp.path().join("cases.json");
+        std::fs::write(&path, json!({ "cases": [case] }).to_string()).unwrap();
+        let sample = hone(&[
+            "engine",
+            "sample",
+            "--model",
+            model,
+            "--cases",
+            path.to_str().unwrap(),
+        ]);
+        let mut args = vec!["generate", "--model", model, "--device", "cpu"];
+        args.extend(&generate_flags);
+        args.push("hi");
+        let generate = hone(&args);
+        assert_eq!(sample.status.code(), Some(2), "{field}");
+        assert_eq!(generate.status.code(), Some(2), "{generate_flags:?}");
+        assert_eq!(error_line(&sample), error_line(&generate), "{field}");
+    }
 }
 
 #[test]
