@@ -1,11 +1,12 @@
-//! The engine's high-level generation API, used by `hone generate`, the agent's local backend and
-//! the server: text (or ids, or a chat) in, text and ids out, with `n` candidates, stop strings,
-//! multi-segment infill, streaming events, cancellation and usage counts.
+//! The engine's high-level generation API, used by `hone generate`: text (or ids, or a chat) in,
+//! text and ids out, with `n` candidates, stop strings, multi-segment infill, streaming events,
+//! cancellation and usage counts.
 //!
 //! Text goes through a [`TokenCodec`] (implemented for the checkpoint's tokenizer), so this module
-//! also runs on a toy codec in tests. Decoding itself is `sampling`'s job; the server, which needs
-//! step-level control, uses `sampling::BatchDecoder` directly with [`candidate_requests`] and
-//! [`CandidateText`].
+//! also runs on a toy codec in tests. Decoding itself is `sampling`'s job; the engine thread of
+//! `hone serve` and `hone run` (hone-serve's scheduler), which needs step-level control, drives
+//! `sampling::BatchDecoder` itself with the same pieces: [`candidate_requests`] for the canvases,
+//! [`CandidateText`] for the text so far, [`CandidateSlot`] for the finished candidate.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
