@@ -226,7 +226,9 @@ fn cut_at_stop(mut text: String, stop: &[String]) -> (String, bool) {
     }
 }
 
+mod candidate;
 mod requests;
+pub use candidate::CandidateSlot;
 pub use requests::{candidate_requests, CandidateCanvas};
 
 /// Generates every candidate of `request`, batching what can share a forward. `on_event` sees each
@@ -320,110 +322,6 @@ struct Entry {
     id: u64,
     slot: CandidateSlot,
     streamed: String,
-}
-
-/// Where a candidate stands in its request and how its canvas reads back: what [`generate`] keeps
-/// per candidate, and what a caller decoding on its own thread (`hone run` over `hone serve`'s
-/// scheduler) keeps to turn a final canvas into the same [`Candidate`].
-#[derive(Debug, Clone)]
-pub struct CandidateSlot {
-    pub index: usize,
-    pub seed: u64,
-    /// The hole lengths it is decoded with.
-    pub lengths: Vec<usize>,
-    pub text: CandidateText,
-    /// Decoding stopped early at a stop string.
-    pub stopped_by_string: bool,
-}
-
-impl CandidateSlot {
-    /// The candidate a final `canvas` holds, after `forwards` forward passes.
-    pub fn finish(
-        &self,
-        canvas: &[u32],
-        codec: Option<&dyn TokenCodec>,
-        forwards: usize,
-    ) -> Result<Candidate> {
-        finish_candidate(self, canvas, codec, forwards)
-    }
-}
-
-fn finish_candidate(
-    entry: &CandidateSlot,
-    canvas: &[u32],
-    codec: Option<&dyn TokenCodec>,
-    forwards: usize,
-) -> Result<Candidate> {
-    let layout = &entry.text.layout;
-    let tokens = &entry.text.tokens;
-    let stop_ids = tokens.stop_ids();
-    let mut reason = FinishReason::Length;
-    let mut ids = Vec::new();
-    let mut holes = Vec::new();
-    for hole in &layout.holes {
-        let mut hole_ids: Vec<u32> = canvas[hole.clone()].to_vec();
-        if layout.open_ended {
-            let cut_at =
-                |t: &u32| (entry.text.cut_at_eos && stop_ids.contains(t)) || *t == tokens.mask;
-            if let Some(cut) = hole_ids.iter().position(cut_at) {
-                if stop_ids.contains(&hole_ids[cut]) {
-                    reason = FinishReason::Stop;
-                }
-                hole_ids.truncate(cut);
-            }
-        } else {
-            // Infill: EOS / padding inside a hole means "shorter than the hole": strip it.
-            hole_ids.retain(|t| !stop_ids.contains(t) && *t != tokens.mask);
-        }
-        if let Some(codec) = codec {
-            holes.push(codec.decode(&hole_ids)?);
-        }
-        ids.extend(hole_ids);
-    }
-    let mut text = match codec {
-        Some(codec) => codec.decode(&ids)?,
-        None => String::new(),
-    };
-    if !entry.text.stop.is_empty() {
-        let (cut, matched) = cut_at_stop(text, &entry.text.stop);
-        text = cut;
-        if matched || entry.stopped_by_string {
-            reason = FinishReason::Stop;
-        }
-    }
-    let filled = match (codec, layout.open_ended) {
-        (Some(codec), false) => {
-            let mut document = Vec::new();
-            let mut cursor = 0;
-            for hole in &layout.holes {
-                document.extend_from_slice(&canvas[cursor..hole.start]);
-                document.extend(
-                    canvas[hole.clone()]
-                        .iter()
-                        .filter(|t| !stop_ids.contains(t) && **t != tokens.mask),
-                );
-                cursor = hole.end;
-            }
-            let end = canvas.len().saturating_sub(layout.padding).max(cursor);
-            document.extend_from_slice(&canvas[cursor..end]);
-            Some(codec.decode(&document)?)
-        }
-        _ => None,
-    };
-    if !layout.open_ended {
-        text = holes.concat();
-    }
-    Ok(Candidate {
-        index: entry.index,
-        seed: entry.seed,
-        hole_lengths: entry.lengths.clone(),
-        ids,
-        text,
-        holes,
-        filled,
-        finish_reason: reason,
-        forwards,
-    })
 }
 
 /// Runs a batch of prompts given as ids exactly as the reference samplers receive them (one
