@@ -8,7 +8,7 @@ mod common;
 use std::process::Output;
 
 use common::{parity, parity_v2, stdout_json};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 fn hone(args: &[&str]) -> Output {
     common::hone()
@@ -101,15 +101,40 @@ fn generate_infills_between_prefix_and_suffix_at_several_lengths() {
     }
 }
 
+/// A length that is not a whole number of blocks ends with a short block, the rule `hone serve`
+/// applies to `max_tokens`: 16 tokens with the default block of 32, 30 tokens in blocks of 8.
+#[test]
+fn generate_accepts_a_short_last_block_like_serve() {
+    let model = parity("llada-tiny");
+    let model = model.to_str().unwrap();
+    for (gen_length, extra) in [("16", vec![]), ("30", vec!["--block-length", "8"])] {
+        let mut args = vec![
+            "generate",
+            "--model",
+            model,
+            "--device",
+            "cpu",
+            "--gen-length",
+            gen_length,
+            "--json",
+        ];
+        args.extend(extra);
+        args.push("def add(a, b):");
+        let json = stdout_json(&hone(&args));
+        let length: usize = gen_length.parse().unwrap();
+        assert_eq!(
+            json["candidates"][0]["hole_lengths"],
+            serde_json::json!([length]),
+            "{json}"
+        );
+    }
+}
+
 #[test]
 fn generate_refuses_bad_settings_with_exit_2() {
     let model = parity("llada-tiny");
     let model = model.to_str().unwrap();
     for (flags, needle) in [
-        (
-            vec!["--gen-length", "30", "--block-length", "8"],
-            "not a multiple",
-        ),
         (vec!["--threshold", "1.5"], "(0, 1]"),
         (vec!["--candidates", "0"], "zero candidates"),
         (
@@ -180,6 +205,50 @@ fn engine_sample_checks_parity_cases_and_fails_on_mismatch() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("MISMATCH"));
 }
 
+/// A parity case's settings go through the same resolution as `hone generate`'s flags: a bad name
+/// or an unsupported combination is refused with generate's error line, and exit 2.
+#[test]
+fn engine_sample_refuses_a_bad_case_with_generates_error() {
+    let dir = parity("llada-tiny");
+    let model = dir.to_str().unwrap();
+    let cases: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("generate.json")).unwrap()).unwrap();
+    let temp = tempfile::TempDir::new().unwrap();
+    for (field, value, generate_flags) in [
+        ("sampler", json!("nope"), vec!["--sampler", "nope"]),
+        ("remasking", json!("nope"), vec!["--remasking", "nope"]),
+        (
+            "sampler",
+            json!("dream"),
+            vec!["--sampler", "dream", "--cfg-scale", "1"],
+        ),
+    ] {
+        let mut case = cases["cases"][3].clone();
+        assert_eq!(case["cfg_scale"], 1.0, "the case with guidance");
+        case[field] = value;
+        if field == "sampler" && case[field] == "dream" {
+            case["max_new_tokens"] = case["gen_length"].clone();
+        }
+        let path = temp.path().join("cases.json");
+        std::fs::write(&path, json!({ "cases": [case] }).to_string()).unwrap();
+        let sample = hone(&[
+            "engine",
+            "sample",
+            "--model",
+            model,
+            "--cases",
+            path.to_str().unwrap(),
+        ]);
+        let mut args = vec!["generate", "--model", model, "--device", "cpu"];
+        args.extend(&generate_flags);
+        args.push("hi");
+        let generate = hone(&args);
+        assert_eq!(sample.status.code(), Some(2), "{field}");
+        assert_eq!(generate.status.code(), Some(2), "{generate_flags:?}");
+        assert_eq!(error_line(&sample), error_line(&generate), "{field}");
+    }
+}
+
 #[test]
 fn bench_runs_a_chosen_subset_on_a_random_model() {
     let json = stdout_json(&hone(&[
@@ -234,6 +303,66 @@ fn bench_runs_a_chosen_subset_on_a_random_model() {
         Some(2),
         "either --model or --random-config is required"
     );
+}
+
+/// The first `error:` line on stderr.
+fn error_line(output: &Output) -> String {
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    stderr
+        .lines()
+        .find(|line| line.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"))
+        .to_owned()
+}
+
+/// `hone bench` builds its ModelSpec and resolves its sampler and cache names the way `hone
+/// generate` does, and checks its thresholds with the same flag parser: a bad value gets the same
+/// error and exit 2 (bench refuses it before building any model).
+#[test]
+fn bench_refuses_a_bad_value_with_generates_error() {
+    let model = parity("llada-tiny");
+    let model = model.to_str().unwrap();
+    for (bench_flag, generate_flag, value) in [
+        ("--samplers", "--sampler", "nope"),
+        ("--caches", "--cache", "nope"),
+        ("--dtype", "--dtype", "f64"),
+        ("--arch", "--arch", "nope"),
+        ("--thresholds", "--threshold", "1.5"),
+    ] {
+        let bench = hone(&[
+            "bench",
+            "--random-config",
+            "llada-tiny",
+            "--device",
+            "cpu",
+            bench_flag,
+            value,
+        ]);
+        let generate = hone(&[
+            "generate",
+            "--model",
+            model,
+            "--device",
+            "cpu",
+            generate_flag,
+            value,
+            "hi",
+        ]);
+        assert_eq!(bench.status.code(), Some(2), "{bench_flag} {value}");
+        assert_eq!(generate.status.code(), Some(2), "{generate_flag} {value}");
+        // The same message; clap names its own flag in front of it.
+        let (bench, generate) = (error_line(&bench), error_line(&generate));
+        let reason = |line: &str, flag: &str| {
+            line.split_once(&format!("for '{flag}"))
+                .and_then(|(_, rest)| rest.split_once(": "))
+                .map_or_else(|| line.to_owned(), |(_, reason)| reason.to_owned())
+        };
+        assert_eq!(
+            reason(&bench, bench_flag),
+            reason(&generate, generate_flag),
+            "{bench_flag} {value}"
+        );
+    }
 }
 
 #[test]

@@ -165,8 +165,12 @@ pub fn spec_on(
 
 /// Loads the model named by the engine flags, with hints for the usual mistakes.
 pub fn load_model(engine: &EngineOptions) -> anyhow::Result<LoadedModel> {
-    let spec = model_spec(engine)?;
-    checkpoint::load(&spec).map_err(|error| {
+    load_spec(&model_spec(engine)?)
+}
+
+/// Loads the model of a [`ModelSpec`] built by [`spec_on`], with the same hints.
+pub fn load_spec(spec: &ModelSpec) -> anyhow::Result<LoadedModel> {
+    checkpoint::load(spec).map_err(|error| {
         let hint = match &error {
             hone_engine::Error::CheckpointMissing { .. }
             | hone_engine::Error::UnknownArchitecture { .. } => engine_hint(&error),

@@ -76,6 +76,14 @@ pub fn probability_f64(text: &str) -> Result<f64, String> {
     Ok(value)
 }
 
+/// [`probability_f64`], or `none` (no threshold: `hone bench --thresholds`).
+pub fn probability_or_none(text: &str) -> Result<Option<f64>, String> {
+    if text.trim() == "none" {
+        return Ok(None);
+    }
+    probability_f64(text).map(Some)
+}
+
 /// A sampling temperature in [0, 10] (0 is greedy).
 pub fn temperature(text: &str) -> Result<f32, String> {
     temperature_f64(text).map(|value| value as f32)

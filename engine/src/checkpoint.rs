@@ -386,12 +386,28 @@ pub fn build_model(
     })
 }
 
-/// Resolve, check and load a checkpoint.
-pub fn load(spec: &ModelSpec) -> Result<LoadedModel> {
+/// A checkpoint resolved and read up to its weights' headers, nothing built yet: what `hone engine
+/// info` reports on, and the first half of [`load`].
+#[derive(Debug)]
+pub struct OpenedCheckpoint {
+    /// The folder (or file) the model name resolved to.
+    pub source: PathBuf,
+    pub files: CheckpointFiles,
+    pub arch: Architecture,
+    pub info: ModelInfo,
+    pub tokenizer: Option<TextTokenizer>,
+    pub special: SpecialTokens,
+    /// What is odd about the checkpoint but does not stop it loading.
+    pub warnings: Vec<LoadWarning>,
+    pub weights: WeightSource,
+}
+
+/// Resolve a checkpoint and read its config, tokenizer, special tokens and weight headers.
+pub fn open(spec: &ModelSpec) -> Result<OpenedCheckpoint> {
     let dir = resolve(&spec.model)?;
     let files = CheckpointFiles::open(&dir)?;
     let arch = files.architecture(spec.arch)?;
-    files.info(arch)?;
+    let info = files.info(arch)?;
     let mut tokenizer = files.tokenizer(arch)?;
     let special = files.special_tokens(tokenizer.as_ref())?;
     let warnings: Vec<LoadWarning> = tokenizer
@@ -399,31 +415,57 @@ pub fn load(spec: &ModelSpec) -> Result<LoadedModel> {
         .and_then(|t| t.set_mask(special.mask))
         .into_iter()
         .collect();
-    let dtype = spec
-        .dtype
-        .unwrap_or_else(|| crate::device::default_dtype(&spec.device));
     let weights = files.map_weights()?;
-    if spec.device.is_cpu() {
-        let quantization = weights.loaded_quantization(spec.quantization);
-        crate::memory::check_model(&spec.model, &files.info(arch)?, dtype, quantization)?;
-    }
-    let model = build_model(
-        &files,
+    Ok(OpenedCheckpoint {
+        source: dir,
+        files,
         arch,
-        weights,
-        &spec.device,
-        dtype,
-        spec.quantization,
-    )?;
-    Ok(LoadedModel {
-        model,
+        info,
         tokenizer,
         special,
-        generation: files.generation_defaults(),
-        name: spec.model.clone(),
-        source: dir,
         warnings,
+        weights,
     })
+}
+
+impl OpenedCheckpoint {
+    /// The dtype `spec` loads in: its own, or the device's default.
+    pub fn dtype(spec: &ModelSpec) -> DType {
+        spec.dtype
+            .unwrap_or_else(|| crate::device::default_dtype(&spec.device))
+    }
+
+    /// Build the model on `spec`'s device, in its dtype and quantization, after checking on the
+    /// CPU that it fits in memory.
+    pub fn build(self, spec: &ModelSpec) -> Result<LoadedModel> {
+        let dtype = Self::dtype(spec);
+        if spec.device.is_cpu() {
+            let quantization = self.weights.loaded_quantization(spec.quantization);
+            crate::memory::check_model(&spec.model, &self.info, dtype, quantization)?;
+        }
+        let model = build_model(
+            &self.files,
+            self.arch,
+            self.weights,
+            &spec.device,
+            dtype,
+            spec.quantization,
+        )?;
+        Ok(LoadedModel {
+            model,
+            tokenizer: self.tokenizer,
+            special: self.special,
+            generation: self.files.generation_defaults(),
+            name: spec.model.clone(),
+            source: self.source,
+            warnings: self.warnings,
+        })
+    }
+}
+
+/// Resolve, check and load a checkpoint.
+pub fn load(spec: &ModelSpec) -> Result<LoadedModel> {
+    open(spec)?.build(spec)
 }
 
 #[cfg(test)]

@@ -1,11 +1,12 @@
-//! The engine's high-level generation API, used by `hone generate`, the agent's local backend and
-//! the server: text (or ids, or a chat) in, text and ids out, with `n` candidates, stop strings,
-//! multi-segment infill, streaming events, cancellation and usage counts.
+//! The engine's high-level generation API, used by `hone generate`: text (or ids, or a chat) in,
+//! text and ids out, with `n` candidates, stop strings, multi-segment infill, streaming events,
+//! cancellation and usage counts.
 //!
 //! Text goes through a [`TokenCodec`] (implemented for the checkpoint's tokenizer), so this module
-//! also runs on a toy codec in tests. Decoding itself is `sampling`'s job; the server, which needs
-//! step-level control, uses `sampling::BatchDecoder` directly with [`candidate_requests`] and
-//! [`CandidateText`].
+//! also runs on a toy codec in tests. Decoding itself is `sampling`'s job; the engine thread of
+//! `hone serve` and `hone run` (hone-serve's scheduler), which needs step-level control, drives
+//! `sampling::BatchDecoder` itself with the same pieces: [`candidate_requests`] for the canvases,
+//! [`CandidateText`] for the text so far, [`CandidateSlot`] for the finished candidate.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -225,7 +226,9 @@ fn cut_at_stop(mut text: String, stop: &[String]) -> (String, bool) {
     }
 }
 
+mod candidate;
 mod requests;
+pub use candidate::CandidateSlot;
 pub use requests::{candidate_requests, CandidateCanvas};
 
 /// Generates every candidate of `request`, batching what can share a forward. `on_event` sees each
@@ -248,11 +251,13 @@ pub fn generate(
         let id = decoder.add(sequence)?;
         entries.push(Entry {
             id,
-            index,
-            seed,
-            text,
-            lengths,
-            stopped_by_string: false,
+            slot: CandidateSlot {
+                index,
+                seed,
+                lengths,
+                text,
+                stopped_by_string: false,
+            },
             streamed: String::new(),
         });
     }
@@ -261,7 +266,7 @@ pub fn generate(
             for entry in &entries {
                 if let Some(event) = decoder.remove(entry.id) {
                     on_event(&GenerateEvent::Finished {
-                        candidate: entry.index,
+                        candidate: entry.slot.index,
                         reason: event.finished.unwrap_or(FinishReason::Cancelled),
                     });
                 }
@@ -274,22 +279,22 @@ pub fn generate(
                 continue;
             };
             let canvas = decoder.canvas(entry.id).unwrap_or(&[]).to_vec();
-            let prefix = entry.text.committed_prefix(&canvas);
-            let (text, stopped) = entry.text.text(codec, &prefix)?;
+            let prefix = entry.slot.text.committed_prefix(&canvas);
+            let (text, stopped) = entry.slot.text.text(codec, &prefix)?;
             entry.streamed = text;
             on_event(&GenerateEvent::Step {
-                candidate: entry.index,
+                candidate: entry.slot.index,
                 event,
                 canvas: &canvas,
                 text_so_far: &entry.streamed,
             });
-            if stopped && event.finished.is_none() && entry.text.layout.open_ended {
-                entry.stopped_by_string = true;
+            if stopped && event.finished.is_none() && entry.slot.text.layout.open_ended {
+                entry.slot.stopped_by_string = true;
                 decoder.remove(entry.id);
             }
             if let Some(reason) = event.finished {
                 on_event(&GenerateEvent::Finished {
-                    candidate: entry.index,
+                    candidate: entry.slot.index,
                     reason,
                 });
             }
@@ -305,7 +310,7 @@ pub fn generate(
     for entry in entries {
         let canvas = decoder.canvas(entry.id).unwrap_or(&[]).to_vec();
         let forwards = decoder.forwards(entry.id).unwrap_or(0);
-        candidates.push(finish_candidate(&entry, &canvas, codec, forwards)?);
+        candidates.push(entry.slot.finish(&canvas, codec, forwards)?);
     }
     usage.generated_tokens = candidates.iter().map(|c| c.ids.len()).sum();
     usage.nfe = candidates.iter().map(|c| c.forwards).sum();
@@ -315,90 +320,8 @@ pub fn generate(
 
 struct Entry {
     id: u64,
-    index: usize,
-    seed: u64,
-    text: CandidateText,
-    lengths: Vec<usize>,
-    stopped_by_string: bool,
+    slot: CandidateSlot,
     streamed: String,
-}
-
-fn finish_candidate(
-    entry: &Entry,
-    canvas: &[u32],
-    codec: Option<&dyn TokenCodec>,
-    forwards: usize,
-) -> Result<Candidate> {
-    let layout = &entry.text.layout;
-    let tokens = &entry.text.tokens;
-    let stop_ids = tokens.stop_ids();
-    let mut reason = FinishReason::Length;
-    let mut ids = Vec::new();
-    let mut holes = Vec::new();
-    for hole in &layout.holes {
-        let mut hole_ids: Vec<u32> = canvas[hole.clone()].to_vec();
-        if layout.open_ended {
-            let cut_at =
-                |t: &u32| (entry.text.cut_at_eos && stop_ids.contains(t)) || *t == tokens.mask;
-            if let Some(cut) = hole_ids.iter().position(cut_at) {
-                if stop_ids.contains(&hole_ids[cut]) {
-                    reason = FinishReason::Stop;
-                }
-                hole_ids.truncate(cut);
-            }
-        } else {
-            // Infill: EOS / padding inside a hole means "shorter than the hole": strip it.
-            hole_ids.retain(|t| !stop_ids.contains(t) && *t != tokens.mask);
-        }
-        if let Some(codec) = codec {
-            holes.push(codec.decode(&hole_ids)?);
-        }
-        ids.extend(hole_ids);
-    }
-    let mut text = match codec {
-        Some(codec) => codec.decode(&ids)?,
-        None => String::new(),
-    };
-    if !entry.text.stop.is_empty() {
-        let (cut, matched) = cut_at_stop(text, &entry.text.stop);
-        text = cut;
-        if matched || entry.stopped_by_string {
-            reason = FinishReason::Stop;
-        }
-    }
-    let filled = match (codec, layout.open_ended) {
-        (Some(codec), false) => {
-            let mut document = Vec::new();
-            let mut cursor = 0;
-            for hole in &layout.holes {
-                document.extend_from_slice(&canvas[cursor..hole.start]);
-                document.extend(
-                    canvas[hole.clone()]
-                        .iter()
-                        .filter(|t| !stop_ids.contains(t) && **t != tokens.mask),
-                );
-                cursor = hole.end;
-            }
-            let end = canvas.len().saturating_sub(layout.padding).max(cursor);
-            document.extend_from_slice(&canvas[cursor..end]);
-            Some(codec.decode(&document)?)
-        }
-        _ => None,
-    };
-    if !layout.open_ended {
-        text = holes.concat();
-    }
-    Ok(Candidate {
-        index: entry.index,
-        seed: entry.seed,
-        hole_lengths: entry.lengths.clone(),
-        ids,
-        text,
-        holes,
-        filled,
-        finish_reason: reason,
-        forwards,
-    })
 }
 
 /// Runs a batch of prompts given as ids exactly as the reference samplers receive them (one

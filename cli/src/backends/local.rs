@@ -1,29 +1,27 @@
 //! The local diffusion engine behind the agent's `Model` trait. The engine is synchronous and owns
-//! the model; it runs on its own thread (`engine_thread`: one job at a time in arrival order,
-//! streaming through the stop-string hold-back, cancelled when the agent stops waiting), so the
-//! agent's async loop never blocks on it.
+//! the model; it runs on the engine thread `hone serve` uses (`engine_jobs`: hone-serve's scheduler
+//! over `EngineDecoder`, batching a request's candidates, streaming through the stop-string
+//! hold-back, cancelling when the agent stops waiting), so the agent's async loop never blocks on it.
 //!
 //! Chat requests are rendered with the checkpoint's chat template (plain `role: content` turns when
 //! it has none). Infill requests render the conversation the same way and append the response
 //! skeleton, whose holes the engine fills at each candidate length.
 
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 
 use futures::future::BoxFuture;
 use hone_agent::{
     Candidate, ChatRequest, ChatResponse, FinishReason, InfillCandidate, InfillRequest,
-    InfillResponse, Message, Model, ModelDescription, Sampling, Segment, StreamCallback, Usage,
+    InfillResponse, Message, Model, ModelDescription, Sampling, Segment, StreamCallback,
 };
-use hone_engine::generate::{
-    self as engine_generate, GenerateEvent, GenerateOutput, GenerateRequest, Prompt, TokenCodec,
-};
+use hone_engine::checkpoint::LoadedModel;
+use hone_engine::generate::{self as engine_generate, GenerateRequest, Prompt, TokenCodec};
 use hone_engine::sampling::cohort::TokenIds;
 use hone_engine::sampling::{SamplerOverrides, SamplerSettings};
 use hone_engine::tokenizer::{GenerationDefaults, TextTokenizer};
 
-use super::engine_thread::{EngineThread, Progress};
+use super::engine_jobs::EngineJobs;
 use super::{ModelSettings, DEFAULT_CPU_MODEL, DEFAULT_CUDA_MODEL};
 use crate::exit::Hinted;
 
@@ -36,7 +34,7 @@ const DIVERSE_TEMPERATURE: f64 = 0.7;
 
 /// The engine adapter.
 pub struct LocalModel {
-    engine: EngineThread,
+    engine: EngineJobs,
     description: ModelDescription,
     tokenizer: Arc<TextTokenizer>,
     defaults: GenerationDefaults,
@@ -82,6 +80,11 @@ impl LocalModel {
             }
             Hinted::new(error, hints)
         })?;
+        Self::start(loaded)
+    }
+
+    /// Start the engine thread around a loaded checkpoint.
+    pub fn start(loaded: LoadedModel) -> anyhow::Result<Self> {
         let Some(tokenizer) = loaded.tokenizer else {
             return Err(Hinted::new(
                 anyhow::anyhow!(
@@ -104,32 +107,8 @@ impl LocalModel {
             context_window: Some(context_window),
             default_candidates: DEFAULT_CANDIDATES,
         };
-        let mut model = loaded.model;
-        let codec = tokenizer.clone();
-        let engine = EngineThread::start(
-            move |request: &GenerateRequest, progress: Progress<'_>, cancel: &AtomicBool| {
-                let mut on_event = |event: &GenerateEvent<'_>| {
-                    if let GenerateEvent::Step {
-                        candidate,
-                        text_so_far,
-                        ..
-                    } = event
-                    {
-                        progress(*candidate, text_so_far);
-                    }
-                };
-                let codec: &dyn TokenCodec = codec.as_ref();
-                engine_generate::generate(
-                    model.as_mut(),
-                    Some(codec),
-                    &tokens,
-                    request,
-                    &mut on_event,
-                    Some(cancel),
-                )
-            },
-        )
-        .map_err(|error| anyhow::anyhow!("starting the engine thread: {error}"))?;
+        let engine = EngineJobs::start(loaded.model, tokenizer.clone(), tokens)
+            .map_err(|error| anyhow::anyhow!("starting the engine thread: {error}"))?;
         Ok(Self {
             engine,
             description,
@@ -214,15 +193,6 @@ impl LocalModel {
     }
 }
 
-fn usage(output: &GenerateOutput) -> Usage {
-    Usage {
-        prompt_tokens: output.usage.prompt_tokens as u64,
-        completion_tokens: output.usage.generated_tokens as u64,
-        nfe: output.usage.nfe as u64,
-        model_time: output.usage.wall_time,
-    }
-}
-
 fn finish(reason: hone_engine::sampling::FinishReason) -> FinishReason {
     match reason {
         hone_engine::sampling::FinishReason::Length => FinishReason::Length,
@@ -253,8 +223,8 @@ impl Model for LocalModel {
                 seed: request.sampling.seed.unwrap_or(0),
                 stop: request.stop.clone(),
             };
-            let output = self.engine.submit(generate, stream).await?;
-            let mut usage = usage(&output);
+            let output = self.engine.generate(&generate, stream).await?;
+            let mut usage = output.usage;
             usage.model_time = started.elapsed();
             let mut candidates: Vec<_> = output.candidates.into_iter().collect();
             candidates.sort_by_key(|candidate| candidate.index);
@@ -333,8 +303,8 @@ impl Model for LocalModel {
                 seed: request.sampling.seed.unwrap_or(0),
                 stop: Vec::new(),
             };
-            let output = self.engine.submit(generate, None).await?;
-            let mut usage = usage(&output);
+            let output = self.engine.generate(&generate, None).await?;
+            let mut usage = output.usage;
             usage.model_time = started.elapsed();
             let candidates = output
                 .candidates
@@ -362,5 +332,125 @@ impl Model for LocalModel {
 
     fn count_tokens(&self, text: &str) -> Option<usize> {
         self.tokenizer.token_count(text).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    use candle_core::{DType, Device, Tensor};
+    use hone_agent::{Role, StreamUpdate};
+    use hone_engine::model::{DiffusionModel, ForwardInput, ModelInfo};
+
+    use super::*;
+
+    /// The tiny checkpoint, each forward slowed down and counted.
+    struct SlowModel {
+        inner: Box<dyn DiffusionModel>,
+        forwards: Arc<AtomicUsize>,
+    }
+
+    impl DiffusionModel for SlowModel {
+        fn info(&self) -> &ModelInfo {
+            self.inner.info()
+        }
+        fn device(&self) -> &Device {
+            self.inner.device()
+        }
+        fn dtype(&self) -> DType {
+            self.inner.dtype()
+        }
+        fn forward(&mut self, input: ForwardInput<'_>) -> hone_engine::Result<Tensor> {
+            std::thread::sleep(Duration::from_millis(10));
+            self.forwards.fetch_add(1, Ordering::SeqCst);
+            self.inner.forward(input)
+        }
+    }
+
+    fn tiny_model(forwards: Arc<AtomicUsize>) -> LocalModel {
+        let spec = crate::engine_options::spec_on(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../tests/fixtures/parity/llada-tiny"
+            )
+            .to_owned(),
+            None,
+            Device::Cpu,
+            None,
+            hone_engine::models::Quantization::None,
+        )
+        .unwrap();
+        let mut loaded = hone_engine::checkpoint::load(&spec).unwrap();
+        loaded.model = Box::new(SlowModel {
+            inner: loaded.model,
+            forwards,
+        });
+        LocalModel::start(loaded).unwrap()
+    }
+
+    fn chat(max_tokens: usize) -> ChatRequest {
+        ChatRequest {
+            messages: vec![Message {
+                role: Role::User,
+                content: "def add(a, b):".into(),
+            }],
+            n: 2,
+            max_tokens,
+            sampling: Sampling {
+                // One token per step: a long job takes `max_tokens` steps.
+                steps: Some(max_tokens),
+                block_length: Some(max_tokens),
+                ..Sampling::default()
+            },
+            ..ChatRequest::default()
+        }
+    }
+
+    /// The agent's budget drops a local job's future: the shared engine thread (hone-serve's
+    /// scheduler) drops its candidates before the next step, and the next job runs at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_abandoned_job_frees_the_engine_for_the_next() {
+        let forwards = Arc::new(AtomicUsize::new(0));
+        let model = tiny_model(forwards.clone());
+        // The long job run to the end: how many forwards it takes.
+        let long = model.chat(&chat(128), None).await.unwrap();
+        let whole = forwards.swap(0, Ordering::SeqCst);
+        assert_eq!(long.candidates.len(), 2);
+        assert!(whole >= 20, "{whole} forwards");
+
+        let abandoned =
+            tokio::time::timeout(Duration::from_millis(100), model.chat(&chat(128), None)).await;
+        assert!(abandoned.is_err(), "the budget ran out first");
+        let deltas = Mutex::new(Vec::new());
+        let record = |update: StreamUpdate| deltas.lock().unwrap().push(update);
+        let next =
+            tokio::time::timeout(Duration::from_secs(30), model.chat(&chat(4), Some(&record)))
+                .await
+                .expect("the engine is free for the next job")
+                .unwrap();
+        assert_eq!(next.candidates.len(), 2);
+        let spent = forwards.load(Ordering::SeqCst) - next.usage.nfe as usize / 2;
+        assert!(
+            spent < whole,
+            "the abandoned job stopped early: {spent} of {whole} forwards"
+        );
+        // Nothing runs once the next job is answered.
+        let idle = forwards.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(forwards.load(Ordering::SeqCst), idle);
+        // The streamed text adds up to each candidate's answer.
+        let deltas = deltas.into_inner().unwrap();
+        for (index, candidate) in next.candidates.iter().enumerate() {
+            let streamed: String = deltas
+                .iter()
+                .filter(|update| update.index == index)
+                .map(|update| update.delta.as_str())
+                .collect();
+            assert_eq!(streamed, candidate.text, "candidate {index}");
+        }
     }
 }

@@ -1,5 +1,5 @@
 //! Choosing and opening the model backend behind the agent's `Model` trait: the local diffusion
-//! engine (adapter in `local`, engine on its own thread), an OpenAI-compatible endpoint, or — for
+//! engine (adapter in `local`, engine on the one engine thread, `engine_jobs`), an OpenAI-compatible endpoint, or — for
 //! tests only, and only when named — the scripted backend. `serve` adapts the engine to `hone serve`'s
 //! HTTP stack (hone-serve's `Frontend` and `StepDecoder`).
 //!
@@ -7,7 +7,7 @@
 //! masked-diffusion code model, ~1 GB) on CPU; `apple/DiffuCoder-7B-cpGRPO` (~15 GB) on CUDA. Both
 //! resolve from the Hugging Face cache, or are downloaded on first use when a network is available.
 
-pub mod engine_thread;
+pub mod engine_jobs;
 pub mod local;
 pub mod serve;
 

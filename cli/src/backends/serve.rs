@@ -1,6 +1,8 @@
 //! The server's backend over hone-engine: [`EngineFrontend`] turns a request into the engine's
 //! sequences (chat template, tokenisation, settings from the request over generation_config.json,
-//! context check), and [`EngineDecoder`] drives `sampling::BatchDecoder` on the engine thread.
+//! context check), and [`EngineDecoder`] drives `sampling::BatchDecoder` on the engine thread
+//! (the one engine thread: `hone run`'s local backend submits its candidates to the same
+//! scheduler over the same decoder, `backends/engine_jobs.rs`).
 //!
 //! Every open-ended request becomes `prompt + hole(max_tokens)` and every `suffix` request
 //! `prompt + hole(max_tokens) + suffix` (infill), both through `generate::candidate_requests`, so
@@ -10,6 +12,8 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+
+use tokio::sync::oneshot;
 
 use hone_engine::generate::{
     candidate_requests, CandidateText, GenerateRequest, Prompt as EnginePrompt, Segment,
@@ -38,6 +42,34 @@ pub const FALLBACK_MAX_TOKENS: usize = 128;
 pub struct EngineSequence {
     request: SequenceRequest,
     text: CandidateText,
+    /// Where the final canvas goes when the sequence leaves the decoder.
+    report: Option<oneshot::Sender<FinalCanvas>>,
+}
+
+impl EngineSequence {
+    pub fn new(request: SequenceRequest, text: CandidateText) -> Self {
+        Self {
+            request,
+            text,
+            report: None,
+        }
+    }
+
+    /// Also hand back the final canvas when the sequence leaves the decoder (finished, stopped at
+    /// a stop string, cancelled or failed: the scheduler removes every sequence at its end), for a
+    /// caller that reads more than the streamed text (`hone run`: each hole, the ids, the NFE).
+    pub fn reporting(mut self) -> (Self, oneshot::Receiver<FinalCanvas>) {
+        let (sender, receiver) = oneshot::channel();
+        self.report = Some(sender);
+        (self, receiver)
+    }
+}
+
+/// A sequence's canvas when it left the decoder, and the forward passes it took part in.
+#[derive(Debug)]
+pub struct FinalCanvas {
+    pub canvas: Vec<u32>,
+    pub forwards: usize,
 }
 
 /// Request-side half: tokenizer, chat template, defaults and limits.
@@ -252,7 +284,7 @@ impl Frontend for EngineFrontend {
         hone_engine::sampling::cohort::validate_request(&request, &self.info)
             .map_err(engine_error)?;
         Ok(Prepared {
-            sequence: EngineSequence { request, text },
+            sequence: EngineSequence::new(request, text),
             prompt_tokens,
         })
     }
@@ -261,6 +293,7 @@ impl Frontend for EngineFrontend {
 struct Entry {
     id: SequenceId,
     text: CandidateText,
+    report: Option<oneshot::Sender<FinalCanvas>>,
 }
 
 /// Engine-thread half: the model and the batch decoder.
@@ -327,6 +360,7 @@ impl StepDecoder for EngineDecoder {
             Entry {
                 id,
                 text: sequence.text,
+                report: sequence.report,
             },
         );
         self.keys.insert(id, key);
@@ -336,6 +370,12 @@ impl StepDecoder for EngineDecoder {
     fn remove(&mut self, key: SequenceKey) {
         if let Some(entry) = self.entries.remove(&key) {
             self.decoder.remove(entry.id);
+            if let Some(report) = entry.report {
+                let _ = report.send(FinalCanvas {
+                    canvas: self.decoder.canvas(entry.id).unwrap_or(&[]).to_vec(),
+                    forwards: self.decoder.forwards(entry.id).unwrap_or(0),
+                });
+            }
             self.keys.remove(&entry.id);
             self.unreleased.push(entry.id);
         }

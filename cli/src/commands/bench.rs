@@ -8,11 +8,11 @@ use crate::flags::{self, caps};
 use std::io::Write;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use hone_engine::bench::{self, BenchPlan, BenchResult, StepRule};
 use hone_engine::model::DiffusionModel;
 use hone_engine::sampling::cohort::TokenIds;
-use hone_engine::sampling::{CacheKind, SamplerKind};
+use hone_engine::sampling::{CacheKind, SamplerKind, SamplerOverrides, SamplerSettings};
+use hone_engine::tokenizer::GenerationDefaults;
 
 use crate::exit::Hinted;
 
@@ -76,8 +76,8 @@ pub struct BenchArgs {
     pub tokens_per_step: Vec<usize>,
 
     /// Thresholds of fast decoding (default 0.9; pass `--thresholds none` for none).
-    #[arg(long, value_delimiter = ',')]
-    pub thresholds: Vec<String>,
+    #[arg(long, value_delimiter = ',', value_parser = flags::probability_or_none)]
+    pub thresholds: Vec<Option<f64>>,
 
     /// Batch sizes (default 1).
     #[arg(long, value_delimiter = ',', value_parser = flags::count::<{ caps::CANDIDATES }>)]
@@ -119,18 +119,32 @@ fn plan(args: &BenchArgs) -> anyhow::Result<BenchPlan> {
     if !args.gen_lengths.is_empty() {
         plan.gen_lengths = args.gen_lengths.clone();
     }
+    // Names go through the one resolution of sampler settings, as `hone generate --sampler` and
+    // `--cache` do, so a bad one gets the same error (before any model loads).
     if !args.samplers.is_empty() {
         plan.samplers = args
             .samplers
             .iter()
-            .map(|s| s.parse::<SamplerKind>())
+            .map(|name| {
+                resolve(SamplerOverrides {
+                    sampler: Some(name.clone()),
+                    ..SamplerOverrides::default()
+                })
+                .map(|settings| settings.sampler)
+            })
             .collect::<Result<_, _>>()?;
     }
     if !args.caches.is_empty() {
         plan.caches = args
             .caches
             .iter()
-            .map(|s| s.parse::<CacheKind>())
+            .map(|name| {
+                resolve(SamplerOverrides {
+                    cache: Some(name.clone()),
+                    ..SamplerOverrides::default()
+                })
+                .map(|settings| settings.cache)
+            })
             .collect::<Result<_, _>>()?;
     }
     if !args.tokens_per_step.is_empty() {
@@ -142,15 +156,7 @@ fn plan(args: &BenchArgs) -> anyhow::Result<BenchPlan> {
             .collect();
     }
     if !args.thresholds.is_empty() {
-        plan.thresholds = args
-            .thresholds
-            .iter()
-            .filter(|s| s.as_str() != "none")
-            .map(|s| {
-                s.parse::<f64>()
-                    .with_context(|| format!("bad threshold `{s}`"))
-            })
-            .collect::<anyhow::Result<_>>()?;
+        plan.thresholds = args.thresholds.iter().flatten().copied().collect();
     }
     if !args.batches.is_empty() {
         plan.batches = args.batches.clone();
@@ -161,20 +167,31 @@ fn plan(args: &BenchArgs) -> anyhow::Result<BenchPlan> {
     Ok(plan)
 }
 
+/// `overrides` resolved over the engine's defaults (`SamplerSettings::resolve`).
+fn resolve(overrides: SamplerOverrides) -> anyhow::Result<SamplerSettings> {
+    SamplerSettings::resolve(
+        &overrides,
+        &GenerationDefaults::default(),
+        &SamplerSettings::default(),
+    )
+    .map_err(crate::engine_options::engine_error)
+}
+
 fn load(
     args: &BenchArgs,
     plan: &BenchPlan,
 ) -> anyhow::Result<(Box<dyn DiffusionModel>, TokenIds, String)> {
-    let device = crate::engine_options::device(&args.device)?;
-    let dtype = match args.dtype.as_deref() {
-        Some(name) => hone_engine::device::parse_dtype(name)?,
-        None => hone_engine::device::default_dtype(&device),
-    };
-    let arch = args
-        .arch
-        .as_deref()
-        .map(hone_engine::checkpoint::parse_architecture)
-        .transpose()?;
+    // The one ModelSpec builder, as for every engine command (a checkpoint's name is only read when
+    // there is no --random-config).
+    let spec = crate::engine_options::spec_on(
+        args.model.clone().unwrap_or_default(),
+        args.arch.as_deref(),
+        crate::engine_options::device(&args.device)?,
+        args.dtype.as_deref(),
+        args.quantize,
+    )?;
+    let (device, arch) = (&spec.device, spec.arch);
+    let dtype = hone_engine::checkpoint::OpenedCheckpoint::dtype(&spec);
     if let Some(config) = &args.random_config {
         let (detected, value) = crate::engine_options::read_random_config(config)?;
         let arch = arch.unwrap_or(detected);
@@ -203,20 +220,13 @@ fn load(
             arch,
             &value,
             args.seed,
-            &device,
+            device,
             dtype,
             args.quantize,
         )?;
         return Ok((model, TokenIds::from(&special), format!("random {config}")));
     }
-    let engine = crate::engine_options::EngineOptions {
-        model: args.model.clone().unwrap_or_default(),
-        arch: args.arch.clone(),
-        device: args.device.clone(),
-        dtype: args.dtype.clone(),
-        quantize: args.quantize,
-    };
-    let loaded = crate::engine_options::load_model(&engine)?;
+    let loaded = crate::engine_options::load_spec(&spec)?;
     let tokens = TokenIds::from(&loaded.special);
     Ok((loaded.model, tokens, loaded.name))
 }

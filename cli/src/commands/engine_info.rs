@@ -5,7 +5,7 @@
 
 use std::process::ExitCode;
 
-use hone_engine::checkpoint::{self, CheckpointFiles};
+use hone_engine::checkpoint;
 use serde_json::json;
 
 use crate::engine_options::EngineOptions;
@@ -31,31 +31,17 @@ fn mib(bytes: u64) -> String {
 
 pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
     let spec = model_spec(&args.engine)?;
-    let dir = checkpoint::resolve(&spec.model).map_err(engine_error)?;
-    let files = CheckpointFiles::open(&dir).map_err(engine_error)?;
-    let arch = files.architecture(spec.arch).map_err(engine_error)?;
-    let info = files.info(arch).map_err(engine_error)?;
-    let mut tokenizer = files.tokenizer(arch).map_err(engine_error)?;
-    let special = files
-        .special_tokens(tokenizer.as_ref())
-        .map_err(engine_error)?;
-    let warnings: Vec<String> = tokenizer
-        .as_mut()
-        .and_then(|t| t.set_mask(special.mask))
-        .map(|w| w.to_string())
-        .into_iter()
-        .collect();
-    let weights = files.map_weights().map_err(engine_error)?;
-    let dtype = spec
-        .dtype
-        .unwrap_or_else(|| hone_engine::device::default_dtype(&spec.device));
+    let opened = checkpoint::open(&spec).map_err(engine_error)?;
+    let (info, weights) = (&opened.info, &opened.weights);
+    let warnings: Vec<String> = opened.warnings.iter().map(|w| w.to_string()).collect();
+    let dtype = checkpoint::OpenedCheckpoint::dtype(&spec);
     let parameters = weights.parameter_count();
     let stored_bytes = weights.data_bytes();
     let stored_dtype = weights.stored_dtype().map(|d| d.as_str().to_string());
     // A GGUF's quantized tensors stay as stored whatever --quantize says.
     let loaded_quantization = weights.loaded_quantization(spec.quantization);
     let weight_bytes = hone_engine::memory::weight_bytes(
-        &info,
+        info,
         parameters,
         dtype.size_in_bytes() as u64,
         loaded_quantization,
@@ -69,12 +55,12 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
 
     let mut report = json!({
         "model": spec.model,
-        "source": dir.display().to_string(),
+        "source": opened.source.display().to_string(),
         "architecture": info.architecture,
         "block_causal": info.block_causal,
         "total_parameters": info.total_parameters,
         "active_parameters": info.active_parameters,
-        "samplers": hone_engine::sampling::family::supported_samplers(&info)
+        "samplers": hone_engine::sampling::family::supported_samplers(info)
             .into_iter()
             .map(|kind| kind.name())
             .collect::<Vec<_>>(),
@@ -91,36 +77,25 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
         "parameters": parameters,
         "stored_dtype": stored_dtype,
         "stored_bytes": stored_bytes,
-        "weight_files": files.weights.len(),
+        "weight_files": opened.files.weights.len(),
         "device": hone_engine::device::describe(&spec.device),
         "dtype": dtype.as_str(),
         "quantization": spec.quantization,
         "weights_bytes_in_dtype": weight_bytes,
         "kv_cache_bytes_per_1k_tokens": kv_bytes_per_1k,
-        "special_tokens": special,
-        "tokenizer": tokenizer.as_ref().map(|t| json!({
+        "special_tokens": opened.special,
+        "tokenizer": opened.tokenizer.as_ref().map(|t| json!({
             "vocab_size": t.vocab_size(),
             "chat_template": if t.chat_template().1 { "built-in fallback" } else { "checkpoint's own" },
         })),
-        "generation_defaults": files.generation_defaults(),
+        "generation_defaults": opened.files.generation_defaults(),
     });
 
     if args.load {
-        if spec.device.is_cpu() {
-            hone_engine::memory::check_model(&spec.model, &info, dtype, loaded_quantization)
-                .map_err(|e| engine_error(e.into()))?;
-        }
         let before = hone_engine::memory::process_memory();
         let started = std::time::Instant::now();
-        let model = checkpoint::build_model(
-            &files,
-            arch,
-            weights,
-            &spec.device,
-            dtype,
-            spec.quantization,
-        )
-        .map_err(engine_error)?;
+        // The one loader: the memory check, then the build (`checkpoint::load`'s second half).
+        let loaded = opened.build(&spec).map_err(engine_error)?;
         let load_seconds = started.elapsed().as_secs_f64();
         let after = hone_engine::memory::process_memory();
         report["load_seconds"] = json!(load_seconds);
@@ -129,7 +104,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<ExitCode> {
             report["peak_rss_bytes"] = json!(peak);
             report["rss_after_load_bytes"] = json!(rss);
         }
-        drop(model);
+        drop(loaded);
     }
 
     let mut out = std::io::stdout().lock();

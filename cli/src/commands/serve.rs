@@ -107,11 +107,8 @@ fn load(args: &ServeArgs) -> anyhow::Result<Loaded> {
         });
     };
     let (arch, value) = crate::engine_options::read_random_config(config)?;
-    let device = crate::engine_options::device(&args.engine.device)?;
-    let dtype = match args.engine.dtype.as_deref() {
-        Some(name) => hone_engine::device::parse_dtype(name)?,
-        None => hone_engine::device::default_dtype(&device),
-    };
+    let spec = crate::engine_options::model_spec(&args.engine)?;
+    let dtype = hone_engine::checkpoint::OpenedCheckpoint::dtype(&spec);
     let dir = hone_engine::checkpoint::resolve(&args.engine.model)?;
     let files = hone_engine::checkpoint::CheckpointFiles::open(&dir)?;
     let tokenizer = files
@@ -122,7 +119,7 @@ fn load(args: &ServeArgs) -> anyhow::Result<Loaded> {
         arch,
         &value,
         args.random_seed,
-        &device,
+        &spec.device,
         dtype,
         args.engine.quantize,
     )?;

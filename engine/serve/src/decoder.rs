@@ -2,6 +2,8 @@
 //! remove, step) and what a step reports per sequence. Engine-independent: `hone-cli` implements it
 //! over hone-engine, the tests over a scripted fake. The thread that drives it is in `scheduler`.
 
+use std::sync::Arc;
+
 /// Identifies one sequence inside the decoder.
 pub type SequenceKey = u64;
 
@@ -65,13 +67,23 @@ pub trait StepDecoder: Send + 'static {
 }
 
 /// A decoder's failure: the engine's own error kept whole (this crate does not know its type; the
-/// binary can downcast it), shown to clients as a 500 with its message.
-#[derive(Debug, thiserror::Error)]
+/// binary can downcast it), shown to clients as a 500 with its message. Shared (`Arc`) because one
+/// failed step fails every sequence in it.
+#[derive(Debug, Clone, thiserror::Error)]
 #[error(transparent)]
-pub struct DecoderError(pub Box<dyn std::error::Error + Send + Sync>);
+pub struct DecoderError(pub Arc<dyn std::error::Error + Send + Sync>);
 
 impl DecoderError {
     pub fn new(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
-        Self(error.into())
+        Self(Arc::from(error.into()))
     }
 }
+
+/// The same failure (one step's error shared by its sequences), not equal messages.
+impl PartialEq for DecoderError {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for DecoderError {}

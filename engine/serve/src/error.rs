@@ -6,6 +6,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::decoder::DecoderError;
+
 /// An error as a client sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -16,6 +18,9 @@ pub struct ApiError {
     /// The request field at fault, as OpenAI names it (`messages`, `max_tokens`, `stop[1]`).
     pub param: Option<String>,
     pub code: Option<&'static str>,
+    /// The decoder's own error when the engine failed (kept whole for in-process callers such as
+    /// `hone run`, which can downcast it; clients see only `message`).
+    pub cause: Option<DecoderError>,
 }
 
 impl ApiError {
@@ -28,6 +33,7 @@ impl ApiError {
             message: format!("{param}: {}", message.into()),
             param: Some(param),
             code: None,
+            cause: None,
         }
     }
 
@@ -39,6 +45,7 @@ impl ApiError {
             message: message.into(),
             param: None,
             code: None,
+            cause: None,
         }
     }
 
@@ -60,6 +67,7 @@ impl ApiError {
                     .into(),
             param: None,
             code: Some("invalid_api_key"),
+            cause: None,
         }
     }
 
@@ -73,6 +81,7 @@ impl ApiError {
             ),
             param: Some("model".into()),
             code: Some("model_not_found"),
+            cause: None,
         }
     }
 
@@ -86,6 +95,7 @@ impl ApiError {
             ),
             param: None,
             code: Some("unknown_url"),
+            cause: None,
         }
     }
 
@@ -99,6 +109,7 @@ impl ApiError {
             ),
             param: None,
             code: Some("request_too_large"),
+            cause: None,
         }
     }
 
@@ -112,6 +123,7 @@ impl ApiError {
             ),
             param: None,
             code: Some("rate_limit_exceeded"),
+            cause: None,
         }
     }
 
@@ -122,6 +134,7 @@ impl ApiError {
             message: "the server is shutting down and accepts no new requests".into(),
             param: None,
             code: Some("service_unavailable"),
+            cause: None,
         }
     }
 
@@ -132,6 +145,16 @@ impl ApiError {
             message: message.into(),
             param: None,
             code: None,
+            cause: None,
+        }
+    }
+
+    /// 500 for a decoder failure, keeping the decoder's error as the cause.
+    pub fn decoder(context: &str, error: DecoderError) -> Self {
+        let message = format!("{context}{error}");
+        Self {
+            cause: Some(error),
+            ..Self::internal(message)
         }
     }
 
@@ -154,7 +177,13 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-impl std::error::Error for ApiError {}
+impl std::error::Error for ApiError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_ref()
+            .map(|cause| cause as &(dyn std::error::Error + 'static))
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

@@ -10,6 +10,7 @@
 //!   step by step, with sequences joining and leaving between steps;
 //! - [`decoder`] is the engine seam ([`scheduler::StepDecoder`] and its step reports);
 //! - [`scheduler`] runs the engine thread and the bounded queue (429 when full, 503 when closing);
+//!   it is also `hone run`'s engine thread (hone-cli's `backends::engine_jobs`);
 //! - [`routes`] turns events into OpenAI responses and SSE chunk streams (the shapes in
 //!   `responses`);
 //! - `hone-cli`'s `backends::serve` implements `Frontend` and `StepDecoder` over hone-engine.

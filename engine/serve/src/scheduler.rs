@@ -363,7 +363,7 @@ impl<D: StepDecoder> EngineLoop<D> {
                 Err(error) => {
                     let _ = waiting
                         .events
-                        .send(Event::Failed(ApiError::internal(error.to_string())));
+                        .send(Event::Failed(ApiError::decoder("", error)));
                     self.finish_one();
                 }
             }
@@ -393,8 +393,8 @@ impl<D: StepDecoder> EngineLoop<D> {
                 for key in keys {
                     self.decoder.remove(key);
                     if let Some(active) = self.active.remove(&key) {
-                        let error = ApiError::internal(format!("decoding failed: {error}"));
-                        let _ = active.events.send(Event::Failed(error));
+                        let failure = ApiError::decoder("decoding failed: ", error.clone());
+                        let _ = active.events.send(Event::Failed(failure));
                     }
                     self.finish_one();
                 }

@@ -109,6 +109,19 @@ mod tests {
         assert!(!stopped);
     }
 
+    /// Moved from the local backend's former engine thread, whose streaming is now this one's: the
+    /// text so far grows `fn f` → `fn f\nE` → `fn f\nEN`; the tails `\nE`, `\nEN` could become
+    /// the stop string `\nEND`, so they are held back until the text is final.
+    #[test]
+    fn a_stop_string_split_across_chunks_is_never_streamed() {
+        let (deltas, stopped) = feed(&["\nEND"], &["fn f", "fn f\nE", "fn f\nEN"]);
+        let deltas: Vec<String> = deltas.into_iter().filter(|d| !d.is_empty()).collect();
+        assert_eq!(deltas, vec!["fn f".to_owned(), "\nEN".to_owned()]);
+        assert!(!stopped);
+        let (deltas, _) = feed(&["\nEND"], &["a\nE", "a\nENx", "a\nENxy"]);
+        assert_eq!(deltas.concat(), "a\nENxy");
+    }
+
     #[test]
     fn text_stops_before_the_stop_string() {
         let (deltas, stopped) = feed(&["\n\n", "END"], &["ab", "ab\n", "ab\n\ncd"]);

@@ -1,6 +1,10 @@
 //! Turning a [`GenerateRequest`] into the canvases to decode: the prompt (text, ids, chat or
 //! infill segments) encoded, one layout per hole-length variant (block-aligned for block-causal
 //! models), one sequence per candidate with its seed and its [`CandidateText`].
+//!
+//! One rule for every caller (`hone generate`, `hone run`, `hone serve`): a generation or a hole is
+//! cut into blocks of `block_length` and its last block may be shorter (`Layout::from_pieces`), so
+//! a length is honoured exactly whatever the block length.
 
 use super::{CandidateText, GenerateRequest, Prompt, Segment, TokenCodec};
 use crate::sampling::cohort::TokenIds;
@@ -48,17 +52,6 @@ pub fn candidate_requests(
                 return Err(Error::InvalidSetting {
                     field: "gen_length",
                     reason: "gen_length must be at least 1".into(),
-                });
-            }
-            if settings.sampler.needs_whole_blocks()
-                && !settings.gen_length.is_multiple_of(settings.block_length)
-            {
-                return Err(Error::InvalidSetting {
-                    field: "gen_length",
-                    reason: format!(
-                        "gen_length {} is not a multiple of block_length {}: pick a block length that divides it",
-                        settings.gen_length, settings.block_length
-                    ),
                 });
             }
             variants.push((

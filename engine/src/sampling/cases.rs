@@ -11,8 +11,10 @@ use serde::Deserialize;
 
 use super::cohort::TokenIds;
 use super::llada2::generated_ids;
+use super::resolve::SamplerOverrides;
 use super::settings::{EosRules, SamplerKind, SamplerSettings};
 use crate::model::DiffusionModel;
+use crate::tokenizer::GenerationDefaults;
 use crate::{Error, Result};
 
 /// One case of a `generate.json` file. Unknown fields are ignored.
@@ -92,59 +94,61 @@ fn missing(field: &str, sampler: &str) -> Error {
 
 impl SamplerCase {
     /// The sampler settings the case describes (for LLaDA2 cases: the sampler's EOS rules).
+    ///
+    /// A case is a whole reference call: what it names is asked for ([`SamplerOverrides`]), nothing
+    /// comes from a checkpoint, and the rest are the reference functions' own defaults (greedy, no
+    /// threshold, no stop at EOS). It goes through the one resolution, `SamplerSettings::resolve`,
+    /// so a name or value is refused exactly as `hone generate` refuses it. The base's sampler is
+    /// never used (a case always names one); it is `fast`, under which resolve's rules for another
+    /// sampler than the family's change nothing a case leaves unset.
     pub fn settings(&self) -> Result<SamplerSettings> {
-        let sampler: SamplerKind = self.sampler.parse()?;
         let gen_length = self
             .gen_length
             .or(self.max_new_tokens)
             .ok_or_else(|| missing("gen_length or max_new_tokens", &self.sampler))?;
-        let mut settings = SamplerSettings {
-            sampler,
-            gen_length,
+        let overrides = SamplerOverrides {
+            sampler: Some(self.sampler.clone()),
+            gen_length: Some(gen_length),
             steps: self.steps,
-            block_length: self.block_length.or(self.block_size).unwrap_or(gen_length),
-            temperature: self.temperature.unwrap_or(0.0),
+            block_length: Some(self.block_length.or(self.block_size).unwrap_or(gen_length)),
+            temperature: self.temperature,
             top_p: self.top_p,
             top_k: self.top_k,
-            cfg_scale: self.cfg_scale.unwrap_or(0.0),
+            remasking: self.remasking.clone(),
+            alg: self.alg.clone(),
+            cfg_scale: self.cfg_scale,
+            threshold: self.threshold,
+            steps_per_block: self.steps_per_block,
+            minimal_topk: self.minimal_topk,
+            editing_threshold: self.editing_threshold,
+            max_post_steps: self.max_post_steps,
+            num_to_transfer: self.num_to_transfer,
+            ..SamplerOverrides::default()
+        };
+        let reference = SamplerSettings {
+            sampler: SamplerKind::Fast,
+            steps: None,
+            temperature: 0.0,
             alg_temp: self.alg_temp.unwrap_or(0.0),
             eps: self.eps.unwrap_or(1e-3),
             threshold: None,
             stop_at_eos: false,
+            eos_early_stop: self.eos_early_stop.unwrap_or(false),
             ..SamplerSettings::default()
         };
-        if let Some(remasking) = &self.remasking {
-            settings.remasking = remasking.parse()?;
-        }
-        if let Some(alg) = &self.alg {
-            settings.alg = alg.parse()?;
-        }
-        match sampler {
+        let mut settings =
+            SamplerSettings::resolve(&overrides, &GenerationDefaults::default(), &reference)?;
+        match settings.sampler {
             SamplerKind::Llada | SamplerKind::Dream | SamplerKind::Mdm => {
                 if self.steps.is_none() {
                     return Err(missing("steps", &self.sampler));
                 }
             }
             SamplerKind::Llada2 | SamplerKind::Llada21 => {
-                settings.threshold = Some(
-                    self.threshold
-                        .ok_or_else(|| missing("threshold", &self.sampler))?,
-                );
-                if let Some(steps) = self.steps_per_block {
-                    settings.steps_per_block = steps;
+                if self.threshold.is_none() {
+                    return Err(missing("threshold", &self.sampler));
                 }
-                settings.minimal_topk = self.minimal_topk.unwrap_or(1);
-                settings.eos_early_stop = self.eos_early_stop.unwrap_or(false);
                 settings.eos_rules = EosRules::Sampler;
-                if let Some(t) = self.editing_threshold {
-                    settings.editing_threshold = t;
-                }
-                if let Some(n) = self.max_post_steps {
-                    settings.max_post_steps = n;
-                }
-                if let Some(n) = self.num_to_transfer {
-                    settings.num_to_transfer = n;
-                }
             }
             SamplerKind::Fast => {}
         }

@@ -45,8 +45,10 @@ impl SamplerKind {
         }
     }
 
-    /// Samplers whose generation length must be a whole number of blocks (the LLaDA2 family pads
-    /// its canvas to whole blocks instead; Dream and mdm have no blocks).
+    /// Samplers whose reference implementations take only a whole number of blocks (checked where
+    /// hone reproduces a reference call: `validate_generation`, for `sample_ids` and the bench;
+    /// `generate` and the server end a generation with a short block instead). The LLaDA2 family
+    /// pads its canvas to whole blocks; Dream and mdm have no blocks.
     pub fn needs_whole_blocks(self) -> bool {
         matches!(self, Self::Llada | Self::Fast)
     }
