@@ -35,18 +35,10 @@ pub fn policy_for_tests(config: &Config, flag: Option<SandboxMode>) -> ConfinePo
     policy
 }
 
-/// `[sandbox]` of the repository's configuration applied to sandbox options, for commands without
-/// a `--sandbox` flag (hooks, batch, refactor). A configuration that does not load leaves the
-/// strict default (the error itself is reported where the command loads its settings).
-pub fn configure(options: &mut hone_tools::SandboxOptions, root: &std::path::Path) {
-    let config = Config::load(Some(root)).unwrap_or_default();
-    options.confinement = policy_for_tests(&config, None);
-    options
-        .link_ignored
-        .extend(config.sandbox.include.iter().cloned());
-}
-
-/// The same as data, for `hone batch` (each task's repository has its own configuration).
+/// `[sandbox]` of the repository's configuration, for commands without a `--sandbox` flag (hooks,
+/// batch, refactor): the policy (after the warning) and the ignored paths linked in. A
+/// configuration that does not load leaves the strict default (the error itself is reported where
+/// the command loads its settings).
 pub fn task_sandbox(root: &std::path::Path) -> hone_agent::batch::TaskSandbox {
     let config = Config::load(Some(root)).unwrap_or_default();
     hone_agent::batch::TaskSandbox {
@@ -55,26 +47,29 @@ pub fn task_sandbox(root: &std::path::Path) -> hone_agent::batch::TaskSandbox {
     }
 }
 
-/// The same for an agent run request.
+/// [`task_sandbox`] applied to sandbox options.
+pub fn configure(options: &mut hone_tools::SandboxOptions, root: &std::path::Path) {
+    let sandbox = task_sandbox(root);
+    options.confinement = sandbox.confinement;
+    options.link_ignored.extend(sandbox.include);
+}
+
+/// [`task_sandbox`] applied to an agent run request.
 pub fn configure_request(request: &mut hone_agent::RunRequest, root: &std::path::Path) {
-    let config = Config::load(Some(root)).unwrap_or_default();
-    request.confinement = policy_for_tests(&config, None);
-    request.include = config.sandbox.include.clone();
+    let sandbox = task_sandbox(root);
+    (request.confinement, request.include) = (sandbox.confinement, sandbox.include);
 }
 
 /// The loud one-line warning, once per process, when commands run weaker than bubblewrap.
 fn warn_once(status: &ConfineStatus) {
     static WARNED: OnceLock<()> = OnceLock::new();
     let effect = "model-written code can write anywhere you can and use the network";
+    let reason = &status.reason;
+    let fix = "install bubblewrap (apt-get install bubblewrap)";
     let warning = match status.mechanism {
         Mechanism::Bubblewrap => return,
-        Mechanism::Unconfined => {
-            format!("hone: WARNING: tests run UNCONFINED (--sandbox off): {effect}")
-        }
-        Mechanism::NoNewPrivileges => format!(
-            "hone: WARNING: tests are NOT confined ({}): {effect}; install bubblewrap (apt-get install bubblewrap) or pass --sandbox off to accept this",
-            status.reason
-        ),
+        Mechanism::Unconfined => format!("hone: WARNING: tests run UNCONFINED (--sandbox off): {effect}"),
+        Mechanism::NoNewPrivileges => format!("hone: WARNING: tests are NOT confined ({reason}): {effect}; {fix} or pass --sandbox off to accept this"),
     };
     WARNED.get_or_init(|| note!("{warning}"));
 }
@@ -89,12 +84,9 @@ pub fn stop_on_signals(interrupt: bool) -> anyhow::Result<()> {
         .context("starting the signal handler")?;
     let (mut interrupt, mut terminate) = {
         let _entered = runtime.enter();
+        let sigint = interrupt.then(|| signal(SignalKind::interrupt()));
         (
-            if interrupt {
-                Some(signal(SignalKind::interrupt()).context("handling SIGINT")?)
-            } else {
-                None
-            },
+            sigint.transpose().context("handling SIGINT")?,
             signal(SignalKind::terminate()).context("handling SIGTERM")?,
         )
     };

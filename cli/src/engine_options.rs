@@ -66,53 +66,9 @@ pub fn engine_error(error: hone_engine::Error) -> anyhow::Error {
         hone_engine::Error::Candle(_) => FAILURE,
         _ => crate::exit::BAD_INPUT,
     };
-    let hint = engine_hint(&error);
-    Hinted::new(anyhow::Error::new(error), hint)
+    Hinted::new(anyhow::Error::new(error), None::<String>)
         .with_code(code)
         .into()
-}
-
-/// What a user can do about an engine error, when there is something.
-pub fn engine_hint(error: &hone_engine::Error) -> Option<String> {
-    use hone_engine::Error;
-    match error {
-        Error::Checkpoint(_) => Some(
-            "a checkpoint is a folder with config.json and model.safetensors (or a sharded index), \
-             or a .gguf file with its tokenizer.json beside it"
-                .to_owned(),
-        ),
-        Error::CheckpointMissing { id, .. } => Some(download_hint(id)),
-        Error::UnknownArchitecture { .. } => Some(
-            "pass --arch with one of these names if the weights are one of these under another config"
-                .to_owned(),
-        ),
-        Error::InvalidSetting { field, .. } => Some(format!("check {}", setting_flag(field))),
-        Error::Tokenizer(_) => Some(
-            "the checkpoint's tokenizer.json / tokenizer_config.json could not be used".to_owned(),
-        ),
-        Error::NotEnoughMemory(_) => Some(
-            "pass --quantize q4k (about 4.5 bits a weight) or q8_0 (8.5), --dtype bf16, or --device cuda"
-                .to_owned(),
-        ),
-        _ => None,
-    }
-}
-
-/// How to fetch a hub checkpoint by hand (for `Error::CheckpointMissing`).
-pub fn download_hint(id: &str) -> String {
-    format!(
-        "download it with `huggingface-cli download {id} --local-dir models/{name}` (or `hf download`) on a \
-         machine with network access, then pass `--model models/{name}`",
-        name = id.rsplit('/').next().unwrap_or(id)
-    )
-}
-
-/// The flag that sets a sampler setting named by `Error::InvalidSetting`'s `field`.
-pub fn setting_flag(field: &str) -> String {
-    match field {
-        "stop_at_eos" | "eos_early_stop" => "--no-early-stop".to_owned(),
-        field => format!("--{}", field.replace('_', "-")),
-    }
 }
 
 /// The device named by `--device`, with the hint for a build without CUDA.
@@ -171,12 +127,11 @@ pub fn load_model(engine: &EngineOptions) -> anyhow::Result<LoadedModel> {
 /// Loads the model of a [`ModelSpec`] built by [`spec_on`], with the same hints.
 pub fn load_spec(spec: &ModelSpec) -> anyhow::Result<LoadedModel> {
     checkpoint::load(spec).map_err(|error| {
-        let hint = match &error {
+        let own = match &error {
             hone_engine::Error::CheckpointMissing { .. }
-            | hone_engine::Error::UnknownArchitecture { .. } => engine_hint(&error),
-            _ => None,
-        }
-        .unwrap_or_else(|| "pass --model with a checkpoint folder or a hub id".to_owned());
-        Hinted::new(error, [hint]).into()
+            | hone_engine::Error::UnknownArchitecture { .. } => None,
+            _ => Some("pass --model with a checkpoint folder or a hub id"),
+        };
+        Hinted::new(error, own).into()
     })
 }

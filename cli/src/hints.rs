@@ -1,19 +1,25 @@
 //! What a person can do about an error of the agent or the tools: the one place that turns their
 //! typed variants into `hint:` lines naming hone's flags and files (the libraries' messages say
 //! what happened, never which flag to pass). `exit::report` looks the hints up for whatever error
-//! reaches it, so commands just use `?`; a command that knows more adds its own with
-//! `exit::Hinted`. Engine errors get theirs from `engine_options::engine_hint`.
+//! reaches it (agent, tools and engine errors alike), so commands just use `?`; a command that
+//! knows more adds its own with `exit::Hinted`.
 
 use hone_agent::Error as AgentError;
 use hone_tools::Error as ToolsError;
 
-/// The hints for every agent or tools error in `error`'s chain, outermost first.
+/// The hints for every agent, tools or engine error in `error`'s chain, outermost first.
 pub fn for_error(error: &anyhow::Error) -> Vec<String> {
     let hints = error.chain().flat_map(|cause| {
-        match (cause.downcast_ref::<AgentError>(), cause.downcast_ref()) {
-            (Some(error), _) => agent(error),
-            (None, Some(error)) => tools(error),
-            (None, None) => Vec::new(),
+        if let Some(error) = cause.downcast_ref::<AgentError>() {
+            agent(error)
+        } else if let Some(error) = cause.downcast_ref::<ToolsError>() {
+            tools(error)
+        } else {
+            cause
+                .downcast_ref()
+                .and_then(engine_hint)
+                .into_iter()
+                .collect()
         }
     });
     hints.collect()
@@ -77,6 +83,49 @@ fn tools(error: &ToolsError) -> Vec<String> {
     vec![hint.to_owned()]
 }
 
+/// What a user can do about an engine error, when there is something.
+pub fn engine_hint(error: &hone_engine::Error) -> Option<String> {
+    use hone_engine::Error;
+    match error {
+        Error::Checkpoint(_) => Some(
+            "a checkpoint is a folder with config.json and model.safetensors (or a sharded index), \
+             or a .gguf file with its tokenizer.json beside it"
+                .to_owned(),
+        ),
+        Error::CheckpointMissing { id, .. } => Some(download_hint(id)),
+        Error::UnknownArchitecture { .. } => Some(
+            "pass --arch with one of these names if the weights are one of these under another config"
+                .to_owned(),
+        ),
+        Error::InvalidSetting { field, .. } => Some(format!("check {}", setting_flag(field))),
+        Error::Tokenizer(_) => Some(
+            "the checkpoint's tokenizer.json / tokenizer_config.json could not be used".to_owned(),
+        ),
+        Error::NotEnoughMemory(_) => Some(
+            "pass --quantize q4k (about 4.5 bits a weight) or q8_0 (8.5), --dtype bf16, or --device cuda"
+                .to_owned(),
+        ),
+        _ => None,
+    }
+}
+
+/// How to fetch a hub checkpoint by hand (for `Error::CheckpointMissing`).
+pub fn download_hint(id: &str) -> String {
+    format!(
+        "download it with `huggingface-cli download {id} --local-dir models/{name}` (or `hf download`) on a \
+         machine with network access, then pass `--model models/{name}`",
+        name = id.rsplit('/').next().unwrap_or(id)
+    )
+}
+
+/// The flag that sets a sampler setting named by `Error::InvalidSetting`'s `field`.
+pub fn setting_flag(field: &str) -> String {
+    match field {
+        "stop_at_eos" | "eos_early_stop" => "--no-early-stop".to_owned(),
+        field => format!("--{}", field.replace('_', "-")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,5 +144,11 @@ mod tests {
              pass --allow-test-edits if the task is to change tests"
         );
         assert!(for_error(&anyhow::anyhow!("plain")).is_empty());
+        let (id, cache, why) = ("org/m".into(), "/c".into(), "offline".into());
+        let engine = anyhow::Error::new(hone_engine::Error::CheckpointMissing { id, cache, why });
+        assert_eq!(
+            for_error(&engine.context("loading")),
+            [download_hint("org/m")]
+        );
     }
 }

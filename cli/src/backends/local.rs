@@ -70,31 +70,22 @@ impl LocalModel {
             settings.quantize,
         )?;
         let loaded = hone_engine::checkpoint::load(&spec).map_err(|error| {
-            let mut hints: Vec<String> = crate::engine_options::engine_hint(&error)
-                .into_iter()
-                .collect();
-            if settings.model.is_none() {
-                hints.push(format!(
-                    "without --model hone uses {DEFAULT_CPU_MODEL} on CPU and {DEFAULT_CUDA_MODEL} on CUDA; --backend openai --base-url URL uses a server instead"
-                ));
-            }
-            Hinted::new(error, hints)
+            let default = settings.model.is_none().then(|| format!(
+                "without --model hone uses {DEFAULT_CPU_MODEL} on CPU and {DEFAULT_CUDA_MODEL} on CUDA; --backend openai --base-url URL uses a server instead"
+            ));
+            Hinted::new(error, default)
         })?;
         Self::start(loaded)
     }
 
     /// Start the engine thread around a loaded checkpoint.
     pub fn start(loaded: LoadedModel) -> anyhow::Result<Self> {
-        let Some(tokenizer) = loaded.tokenizer else {
-            return Err(Hinted::new(
-                anyhow::anyhow!(
-                    "{} has no tokenizer.json: hone run needs text in and out",
-                    loaded.source.display()
-                ),
-                ["use a checkpoint folder that ships tokenizer.json"],
-            )
-            .into());
-        };
+        let source = loaded.source.display().to_string();
+        let tokenizer = loaded.tokenizer.ok_or_else(|| {
+            let error =
+                anyhow::anyhow!("{source} has no tokenizer.json: hone run needs text in and out");
+            Hinted::new(error, ["use a checkpoint folder that ships tokenizer.json"])
+        })?;
         let tokenizer = Arc::new(tokenizer);
         let tokens = TokenIds::from(&loaded.special);
         let context_window = loaded.model.info().max_sequence_length;
@@ -193,13 +184,6 @@ impl LocalModel {
     }
 }
 
-fn finish(reason: hone_engine::sampling::FinishReason) -> FinishReason {
-    match reason {
-        hone_engine::sampling::FinishReason::Length => FinishReason::Length,
-        _ => FinishReason::Stop,
-    }
-}
-
 impl Model for LocalModel {
     fn describe(&self) -> ModelDescription {
         self.description.clone()
@@ -232,7 +216,10 @@ impl Model for LocalModel {
                 .into_iter()
                 .map(|candidate| Candidate {
                     text: candidate.text,
-                    finish_reason: finish(candidate.finish_reason),
+                    finish_reason: match candidate.finish_reason {
+                        hone_engine::sampling::FinishReason::Length => FinishReason::Length,
+                        _ => FinishReason::Stop,
+                    },
                 })
                 .collect();
             Ok(ChatResponse { candidates, usage })
@@ -245,39 +232,31 @@ impl Model for LocalModel {
     ) -> BoxFuture<'a, hone_agent::Result<InfillResponse>> {
         Box::pin(async move {
             let started = Instant::now();
-            // Everything after the first hole is kept whole; the conversation and the skeleton's
+            // Everything from the first hole on is kept whole; the conversation and the skeleton's
             // head are cut from the left if the window demands it.
-            let mut reserve = 0;
-            for segment in request
-                .skeleton
-                .iter()
-                .skip_while(|segment| matches!(segment, Segment::Text(_)))
-            {
-                reserve += match segment {
-                    Segment::Text(text) => self.count_tokens(text).unwrap_or(text.len()),
-                    Segment::Hole { lengths } => lengths.iter().copied().max().unwrap_or(0),
-                };
-            }
+            let first_hole = (request.skeleton.iter())
+                .position(|segment| matches!(segment, Segment::Hole { .. }))
+                .unwrap_or(request.skeleton.len());
+            let (head_parts, tail) = request.skeleton.split_at(first_hole);
             let mut head = self.render(&request.messages);
-            for segment in request
-                .skeleton
-                .iter()
-                .take_while(|segment| matches!(segment, Segment::Text(_)))
-            {
+            for segment in head_parts {
                 if let Segment::Text(text) = segment {
                     head.push_str(text);
                 }
             }
-            let mut segments = Vec::new();
+            let reserve = (tail.iter())
+                .map(|segment| match segment {
+                    Segment::Text(text) => self.count_tokens(text).unwrap_or(text.len()),
+                    Segment::Hole { lengths } => lengths.iter().copied().max().unwrap_or(0),
+                })
+                .sum();
+            let (mut segments, mut longest) = (Vec::new(), 0);
             let mut pending = self.fit(head, reserve);
-            let skeleton = request
-                .skeleton
-                .iter()
-                .skip_while(|segment| matches!(segment, Segment::Text(_)));
-            for segment in skeleton {
+            for segment in tail {
                 match segment {
                     Segment::Text(text) => pending.push_str(text),
                     Segment::Hole { lengths } => {
+                        longest += lengths.iter().copied().max().unwrap_or(0);
                         segments.push(engine_generate::Segment::Text(std::mem::take(&mut pending)));
                         segments.push(engine_generate::Segment::Hole {
                             lengths: lengths.clone(),
@@ -288,14 +267,6 @@ impl Model for LocalModel {
             if !pending.is_empty() {
                 segments.push(engine_generate::Segment::Text(pending));
             }
-            let longest: usize = request
-                .skeleton
-                .iter()
-                .filter_map(|segment| match segment {
-                    Segment::Hole { lengths } => lengths.iter().max().copied(),
-                    Segment::Text(_) => None,
-                })
-                .sum();
             let generate = GenerateRequest {
                 prompt: Prompt::Segments(segments),
                 settings: self.settings(&request.sampling, longest.max(1), request.n.max(1))?,

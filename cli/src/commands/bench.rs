@@ -209,12 +209,7 @@ fn load(
                 batch,
                 length,
             )
-            .map_err(|error| {
-                Hinted::new(
-                    error,
-                    ["try --quantize q4k (or q8_0), --dtype bf16, a smaller preset (llada-100m), or --device cuda"],
-                )
-            })?;
+            .map_err(|error| Hinted::new(error, ["or a smaller preset (llada-100m)"]))?;
         }
         let model = hone_engine::random::random_model(
             arch,
