@@ -349,6 +349,7 @@ pub(super) fn q4k_tile_scalar(
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::super::HostQuantized;
     use super::*;
     use rand::rngs::StdRng;
