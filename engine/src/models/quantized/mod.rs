@@ -1,7 +1,8 @@
-//! A GGML-quantized weight matrix kept in host memory in its compact block format, multiplied
-//! with candle's block kernels (`QuantizedType::matmul_t`: the activations are quantized to the
-//! matching 8-bit blocks once, then each row of output is a run of block dot products, parallel
-//! over the output).
+//! A GGML-quantized weight matrix kept in host memory in its compact block format. q8_0 and q4k
+//! weights are multiplied by hone's own kernels (`kernels.rs`: activations quantized once per
+//! matmul, integer block dot products with AVX-512 VNNI / AVX-VNNI / AVX2 chosen at run time, a
+//! scalar fallback that defines the results; all `unsafe` in `simd.rs`); other GGML formats a GGUF
+//! may hold go through candle's block kernels (`QuantizedType::matmul_t`).
 //!
 //! Why not candle's `QMatMul` on the CPU: candle 0.11 repacks a quantized weight into wider
 //! 16-row tiles on its first use and keeps both copies (a q4k tile holds 6 bits a weight next to
@@ -10,9 +11,15 @@
 //! per row tile of activations and stay within the memory a user chose the format for. On other
 //! devices candle's `QTensor` path is used unchanged (`linear.rs`).
 
+mod kernels;
+mod simd;
+
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 use candle_core::quantized::{GgmlDType, QTensor, QuantizedType};
+pub use kernels::Kernel;
+
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
 
 /// `[rows, cols]` weights in GGML blocks (rows are whole numbers of blocks) in host memory.
@@ -117,14 +124,8 @@ impl HostQuantized {
     }
 
     /// The blocks as bytes (the GGML layout).
-    #[allow(unsafe_code)]
     pub fn bytes(&self) -> &[u8] {
-        // SAFETY: `as_ptr` points at the start of the block vector, which holds
-        // `storage_size_in_bytes` initialised bytes (plain-old-data blocks) and lives as long as
-        // `self`; candle reads quantized storage the same way (`QStorage::data`).
-        unsafe {
-            std::slice::from_raw_parts(self.blocks.as_ptr(), self.blocks.storage_size_in_bytes())
-        }
+        simd::block_bytes(self.blocks.as_ref())
     }
 
     pub fn dims(&self) -> (usize, usize) {
@@ -145,12 +146,26 @@ impl HostQuantized {
         }
     }
 
+    /// The weights back in f32, row-major.
+    pub fn dequantize_vec(&self) -> candle_core::Result<Vec<f32>> {
+        match self.blocks.dequantize(self.rows * self.cols)? {
+            CpuStorage::F32(values) => Ok(values),
+            _ => candle_core::bail!("quantized weights dequantize to f32"),
+        }
+    }
+
     /// `x [m, cols]` (f32, CPU) -> `[m, rows]`.
     pub fn matmul(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         x.to_dtype(DType::F32)?
             .contiguous()?
             .apply_op1_no_bwd(&MatmulOp(self))
     }
+}
+
+/// The kernel this CPU runs, detected once.
+fn kernel() -> Kernel {
+    static KERNEL: OnceLock<Kernel> = OnceLock::new();
+    *KERNEL.get_or_init(Kernel::detect)
 }
 
 struct MatmulOp<'a>(&'a HostQuantized);
@@ -179,7 +194,12 @@ impl CustomOp1 for MatmulOp<'_> {
         let lhs = &storage.as_slice::<f32>()?[start..end];
         let n = weights.rows;
         let mut dst = vec![0f32; m * n];
-        weights.blocks.matmul_t((m, k, n), lhs, &mut dst)?;
+        let dtype = weights.dtype();
+        let done = kernels::supports(dtype)
+            && kernels::matmul(kernel(), dtype, weights.bytes(), (m, k, n), lhs, &mut dst);
+        if !done {
+            weights.blocks.matmul_t((m, k, n), lhs, &mut dst)?;
+        }
         Ok((CpuStorage::F32(dst), Shape::from((m, n))))
     }
 }
