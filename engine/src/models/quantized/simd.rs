@@ -7,8 +7,6 @@
 //! relies on and return `false` (the caller then runs the scalar kernel) when a check fails or
 //! the CPU lacks the features.
 #![allow(unsafe_code)]
-// The AVX-512 intrinsics are stable since Rust 1.89; the workspace builds with a newer toolchain.
-#![allow(clippy::incompatible_msrv)]
 
 use std::marker::PhantomData;
 use std::ops::Range;
