@@ -208,8 +208,7 @@ fn load(
                 args.quantize,
                 batch,
                 length,
-            )
-            .map_err(|error| Hinted::new(error, ["or a smaller preset (llada-100m)"]))?;
+            )?;
         }
         let model = hone_engine::random::random_model(
             arch,
