@@ -69,6 +69,22 @@ impl LinearWeight {
         }
     }
 
+    /// The same dense weight, still `[out_dim, in_dim]` to every reader, stored as the transposed
+    /// view of a contiguous `[in_dim, out_dim]` tensor when it lives in f32 in CPU memory: the
+    /// matmul `x W^T` then reads a row-major right-hand side, which `gemm` streams without packing
+    /// it on every call. With the few rows of a denoising block (32) that made the block layers'
+    /// matmuls 1.4–2.3× faster (`[32, 512] x [512, 1536]`: 0.66 -> 0.29 ms) at identical results
+    /// (same products, same summation order). Not for the head: there the `[rows, vocab]`
+    /// product was faster with the weight as stored, and a tied head shares the embedding table.
+    fn row_major_rhs(self) -> candle_core::Result<Self> {
+        match self {
+            LinearWeight::Dense(w) if w.device().is_cpu() && w.dtype() == DType::F32 => {
+                Ok(LinearWeight::Dense(w.t()?.contiguous()?.t()?))
+            }
+            other => Ok(other),
+        }
+    }
+
     /// `(out_dim, in_dim)`.
     pub fn dims(&self) -> candle_core::Result<(usize, usize)> {
         match self {
@@ -181,7 +197,9 @@ impl Linear {
         out_dim: usize,
         bias: bool,
     ) -> candle_core::Result<Self> {
-        let weight = vb.linear_weight(in_dim, out_dim, vb.quantization.ggml_dtype())?;
+        let weight = vb
+            .linear_weight(in_dim, out_dim, vb.quantization.ggml_dtype())?
+            .row_major_rhs()?;
         Ok(Self {
             weight,
             bias: vb.bias(out_dim, bias)?,
@@ -279,6 +297,7 @@ impl FusedLinear {
         let Some(weight) = LinearWeight::concat_rows(&weights)? else {
             return Ok(FusedLinear::Separate(linears));
         };
+        let weight = weight.row_major_rhs()?;
         let widths = weights
             .iter()
             .map(|w| w.dims().map(|d| d.0))
