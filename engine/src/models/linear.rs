@@ -353,3 +353,54 @@ impl FusedLinear {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn row_major_rhs_keeps_the_shape_and_the_products() {
+        let device = Device::Cpu;
+        let weight = Tensor::randn(0f32, 1.0, (48, 40), &device).unwrap();
+        let bias = Tensor::randn(0f32, 1.0, 48, &device).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, 32, 40), &device).unwrap();
+        let plain = Linear::from_weights(LinearWeight::Dense(weight.clone()), Some(bias.clone()));
+        let stored = LinearWeight::Dense(weight.clone()).row_major_rhs().unwrap();
+        let LinearWeight::Dense(w) = &stored else {
+            panic!("a dense weight stays dense");
+        };
+        assert_eq!(w.dims(), &[48, 40]);
+        assert!(
+            w.t().unwrap().is_contiguous(),
+            "stored as a contiguous [in, out]"
+        );
+        assert_eq!(stored.dims().unwrap(), (48, 40));
+        let fast = Linear::from_weights(stored, Some(bias));
+        let (a, b) = (plain.forward(&x).unwrap(), fast.forward(&x).unwrap());
+        assert_eq!(a.dims(), &[2, 32, 48]);
+        let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+        assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
+
+        // Packed parts (fused q/k/v) come out in the same layout, each part still exact.
+        let parts: Vec<Linear> = [16, 8, 8]
+            .iter()
+            .map(|&rows| {
+                Linear::from_weight(Tensor::randn(0f32, 1.0, (rows, 40), &device).unwrap())
+            })
+            .collect();
+        let separate: Vec<Tensor> = parts.iter().map(|l| l.forward(&x).unwrap()).collect();
+        let fused = FusedLinear::pack(parts).unwrap();
+        let FusedLinear::Packed { linear, .. } = &fused else {
+            panic!("dense parts pack");
+        };
+        let LinearWeight::Dense(w) = linear.weight() else {
+            panic!("packed dense weight");
+        };
+        assert!(w.t().unwrap().is_contiguous());
+        for (one, packed) in separate.iter().zip(fused.forward(&x).unwrap()) {
+            let diff = (one - packed).unwrap().abs().unwrap().max_all().unwrap();
+            assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
+        }
+    }
+}
