@@ -69,6 +69,22 @@ impl LinearWeight {
         }
     }
 
+    /// The same dense weight, still `[out_dim, in_dim]` to every reader, stored as the transposed
+    /// view of a contiguous `[in_dim, out_dim]` tensor when it lives in f32 in CPU memory: the
+    /// matmul `x W^T` then reads a row-major right-hand side, which `gemm` streams without packing
+    /// it on every call. With the few rows of a denoising block (32) that made the block layers'
+    /// matmuls 1.4–2.3× faster (`[32, 512] x [512, 1536]`: 0.66 -> 0.29 ms) at identical results
+    /// (same products, same summation order). Not for the head: there the `[rows, vocab]`
+    /// product was faster with the weight as stored, and a tied head shares the embedding table.
+    fn row_major_rhs(self) -> candle_core::Result<Self> {
+        match self {
+            LinearWeight::Dense(w) if w.device().is_cpu() && w.dtype() == DType::F32 => {
+                Ok(LinearWeight::Dense(w.t()?.contiguous()?.t()?))
+            }
+            other => Ok(other),
+        }
+    }
+
     /// `(out_dim, in_dim)`.
     pub fn dims(&self) -> candle_core::Result<(usize, usize)> {
         match self {
@@ -181,7 +197,9 @@ impl Linear {
         out_dim: usize,
         bias: bool,
     ) -> candle_core::Result<Self> {
-        let weight = vb.linear_weight(in_dim, out_dim, vb.quantization.ggml_dtype())?;
+        let weight = vb
+            .linear_weight(in_dim, out_dim, vb.quantization.ggml_dtype())?
+            .row_major_rhs()?;
         Ok(Self {
             weight,
             bias: vb.bias(out_dim, bias)?,
@@ -279,6 +297,7 @@ impl FusedLinear {
         let Some(weight) = LinearWeight::concat_rows(&weights)? else {
             return Ok(FusedLinear::Separate(linears));
         };
+        let weight = weight.row_major_rhs()?;
         let widths = weights
             .iter()
             .map(|w| w.dims().map(|d| d.0))
@@ -331,6 +350,57 @@ impl FusedLinear {
         match self {
             FusedLinear::Packed { linear, .. } => vec![linear.weight()],
             FusedLinear::Separate(linears) => linears.iter().map(Linear::weight).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn row_major_rhs_keeps_the_shape_and_the_products() {
+        let device = Device::Cpu;
+        let weight = Tensor::randn(0f32, 1.0, (48, 40), &device).unwrap();
+        let bias = Tensor::randn(0f32, 1.0, 48, &device).unwrap();
+        let x = Tensor::randn(0f32, 1.0, (2, 32, 40), &device).unwrap();
+        let plain = Linear::from_weights(LinearWeight::Dense(weight.clone()), Some(bias.clone()));
+        let stored = LinearWeight::Dense(weight.clone()).row_major_rhs().unwrap();
+        let LinearWeight::Dense(w) = &stored else {
+            panic!("a dense weight stays dense");
+        };
+        assert_eq!(w.dims(), &[48, 40]);
+        assert!(
+            w.t().unwrap().is_contiguous(),
+            "stored as a contiguous [in, out]"
+        );
+        assert_eq!(stored.dims().unwrap(), (48, 40));
+        let fast = Linear::from_weights(stored, Some(bias));
+        let (a, b) = (plain.forward(&x).unwrap(), fast.forward(&x).unwrap());
+        assert_eq!(a.dims(), &[2, 32, 48]);
+        let diff = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+        assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
+
+        // Packed parts (fused q/k/v) come out in the same layout, each part still exact.
+        let parts: Vec<Linear> = [16, 8, 8]
+            .iter()
+            .map(|&rows| {
+                Linear::from_weight(Tensor::randn(0f32, 1.0, (rows, 40), &device).unwrap())
+            })
+            .collect();
+        let separate: Vec<Tensor> = parts.iter().map(|l| l.forward(&x).unwrap()).collect();
+        let fused = FusedLinear::pack(parts).unwrap();
+        let FusedLinear::Packed { linear, .. } = &fused else {
+            panic!("dense parts pack");
+        };
+        let LinearWeight::Dense(w) = linear.weight() else {
+            panic!("packed dense weight");
+        };
+        assert!(w.t().unwrap().is_contiguous());
+        for (one, packed) in separate.iter().zip(fused.forward(&x).unwrap()) {
+            let diff = (one - packed).unwrap().abs().unwrap().max_all().unwrap();
+            assert_eq!(diff.to_scalar::<f32>().unwrap(), 0.0);
         }
     }
 }
