@@ -63,7 +63,7 @@ impl ApiError {
             kind: "invalid_request_error",
             message:
                 "invalid or missing API key: send `Authorization: Bearer <key>` with the key the \
-                      server was started with (--api-key-env)"
+                      server was started with"
                     .into(),
             param: None,
             code: Some("invalid_api_key"),
@@ -105,7 +105,7 @@ impl ApiError {
             kind: "invalid_request_error",
             message: format!(
                 "request body is larger than {limit} bytes: send a shorter prompt or start the server \
-                 with a larger --max-body-bytes"
+                 with a larger body limit"
             ),
             param: None,
             code: Some("request_too_large"),
@@ -119,7 +119,7 @@ impl ApiError {
             kind: "rate_limit_error",
             message: format!(
                 "the request queue is full ({max_queue} waiting sequences): retry later, or start the \
-                 server with a larger --max-queue"
+                 server with a larger queue"
             ),
             param: None,
             code: Some("rate_limit_exceeded"),
