@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crate::error::Result;
 use crate::repo::{FileKind, Repository};
@@ -14,6 +14,7 @@ mod graph;
 mod history;
 mod kinds;
 mod locations;
+mod parallel;
 mod regions;
 mod repo_map;
 mod symbols;
@@ -21,9 +22,11 @@ mod task;
 mod terms;
 mod trace_hits;
 mod traces;
+mod types;
 
 use graph::{apply_symbol_graph, top_symbols};
 use history::RecentChanges;
+use parallel::map_in_two_threads;
 pub use repo_map::repo_map;
 use symbols::has_grammar;
 pub use symbols::{definitions, personalised_pagerank, Definition, FileTags, Tagger};
@@ -35,141 +38,7 @@ pub use task::{query_terms, QueryTerm, SegmentKind};
 use terms::{for_each_term, TermMatcher};
 use trace_hits::{weigh_traces, PathResolver};
 pub use traces::{parse_traces, Frame, Trace};
-
-/// What to rank for.
-#[derive(Debug, Clone, Default)]
-pub struct ContextQuery {
-    /// The task text.
-    pub task: String,
-    /// Failing test or compiler output, whose paths and line numbers are strong signals.
-    pub failure_output: Option<String>,
-    /// Files the user named explicitly (repository-relative).
-    pub named_files: Vec<String>,
-    /// How many files to return (0: 10).
-    pub top: usize,
-}
-
-/// Why a file or region scored.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-#[serde(rename_all = "snake_case", tag = "kind")]
-pub enum Reason {
-    /// Named by the user (in `named_files` or in the task text).
-    Named,
-    /// Named in a stack trace or compiler error, at these lines when known.
-    InTrace { lines: Vec<usize> },
-    /// Query terms in the content, with their counts.
-    Terms { terms: Vec<(String, usize)> },
-    /// Query terms in the path.
-    PathTerms { terms: Vec<String> },
-}
-
-/// A region of a file: 1-based inclusive lines.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Region {
-    pub start_line: usize,
-    pub end_line: usize,
-    /// The region's header line, trimmed (e.g. `fn parse(input: &str) -> Result<Ast> {`).
-    pub name: String,
-    pub score: f64,
-    pub reasons: Vec<Reason>,
-}
-
-/// One ranked file.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct RankedFile {
-    pub path: String,
-    pub score: f64,
-    pub reasons: Vec<Reason>,
-    /// Best regions first (at most 3).
-    pub regions: Vec<Region>,
-    /// What kind of file it is (source, test, docs, ...).
-    pub class: FileClass,
-    /// The signals behind the score, for people (`--explain`) and scripts (`--json`).
-    pub signals: Vec<Signal>,
-    /// The file's most relevant definitions (for the repo map), best first.
-    pub symbols: Vec<Definition>,
-}
-
-/// One signal behind a file's score: its name, what it added, and why in words.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Signal {
-    pub name: &'static str,
-    pub value: f64,
-    pub detail: String,
-}
-
-impl Signal {
-    fn new(name: &'static str, value: f64, detail: String) -> Self {
-        Self {
-            name,
-            value,
-            detail,
-        }
-    }
-}
-
-/// The ranking.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ContextRanking {
-    pub files: Vec<RankedFile>,
-    /// Text files considered.
-    pub files_considered: usize,
-    #[serde(with = "millis")]
-    pub elapsed: Duration,
-    /// Whether the task is about code or prose (which kinds of files rank first).
-    pub focus: TaskFocus,
-    /// The task's terms with their weights, as read from its prose, code, errors and logs.
-    pub query_terms: Vec<QueryTerm>,
-}
-
-/// Maps `items` in order on two threads, each with its own `state` (a parser, a buffer). A panic
-/// in a thread is raised again here rather than losing that thread's results.
-fn map_in_two_threads<T: Sync, S, R: Send>(
-    items: &[T],
-    state: impl Fn() -> S + Sync,
-    f: impl Fn(&mut S, &T) -> R + Sync,
-) -> Vec<R> {
-    let half = items.len().div_ceil(2).max(1);
-    let (state, f) = (&state, &f);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = items
-            .chunks(half)
-            .map(|chunk| {
-                scope.spawn(move || {
-                    let mut own = state();
-                    chunk
-                        .iter()
-                        .map(|item| f(&mut own, item))
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    })
-}
-
-mod millis {
-    pub fn serialize<S: serde::Serializer>(
-        duration: &std::time::Duration,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        serializer.serialize_f64(duration.as_secs_f64() * 1000.0)
-    }
-}
-
-/// A path (and line) named in a stack trace, compiler error or task text.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
-    pub path: String,
-    pub line: Option<usize>,
-}
+pub use types::{ContextQuery, ContextRanking, Location, RankedFile, Reason, Region, Signal};
 
 /// Files over this size are not read for ranking (generated or vendored, rarely the answer).
 const MAX_RANKED_FILE_BYTES: u64 = 256 * 1024;

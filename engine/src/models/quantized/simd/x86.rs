@@ -1,0 +1,337 @@
+//! The x86 kernels behind the safe wrappers of `simd.rs` (its `#![allow(unsafe_code)]` covers
+//! them). Shared preconditions, checked by those wrappers: `w` holds `cols` rows of `blocks` GGML
+//! blocks; `quants` holds `T` rows of `blocks * values-per-block` bytes, `scales` `T` rows of
+//! `blocks` scales, `sums` `T` rows of `k / 32` sums; `out` holds `cols * T` floats.
+use std::arch::x86_64::*;
+
+use super::{Q4K_BYTES, Q4K_VALUES, Q8_0_BYTES, Q8_0_VALUES};
+use crate::models::quantized::kernels::q4k_scale_min;
+
+#[inline(always)]
+unsafe fn hsum256(v: __m256) -> f32 {
+    // SAFETY: register-only intrinsics; callers are compiled with AVX2.
+    unsafe {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
+    }
+}
+
+/// The f16 at `p` (unaligned) as f32.
+#[inline(always)]
+unsafe fn f16_at(p: *const u8) -> f32 {
+    // SAFETY: callers pass a pointer to two readable bytes and are compiled with F16C.
+    unsafe {
+        let bits = std::ptr::read_unaligned(p as *const u16);
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits as i32)))
+    }
+}
+
+/// AVX-512: two q8_0 blocks per 512-bit vector. The activations are stored `+128`, so
+/// `vpdpbusd(-128·Σw, a+128, w)` is the signed dot product, lane by lane (4 values a lane,
+/// 8 lanes a block); each lane is scaled by its block's `dw · da` in f32.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+pub(super) unsafe fn q8_0_avx512<const T: usize>(
+    w: &[u8],
+    cols: usize,
+    blocks: usize,
+    quants: &[u8],
+    scales: &[f32],
+    out: &mut [f32],
+) {
+    let k = blocks * Q8_0_VALUES;
+    let row_bytes = blocks * Q8_0_BYTES;
+    // SAFETY: every pointer below stays inside the slices by the shared preconditions: block
+    // `b < blocks` of row `c < cols` spans `w[(c * row_bytes + b * 34)..][..34]`; activation
+    // row `r < T` spans `quants[r * k..][..k]` and `scales[r * blocks..][..blocks]`; the odd
+    // last block is read with a 32-byte mask.
+    unsafe {
+        let halves = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+        let offset = _mm512_set1_epi8(-128);
+        let zero = _mm512_setzero_si512();
+        for c in 0..cols {
+            let row = w.as_ptr().add(c * row_bytes);
+            let mut acc = [_mm512_setzero_ps(); T];
+            let mut b = 0;
+            while b < blocks {
+                let pair = b + 1 < blocks;
+                let p0 = row.add(b * Q8_0_BYTES);
+                let lo = _mm256_loadu_si256(p0.add(2) as *const __m256i);
+                let (wv, dw1) = if pair {
+                    let p1 = p0.add(Q8_0_BYTES);
+                    let hi = _mm256_loadu_si256(p1.add(2) as *const __m256i);
+                    (
+                        _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1),
+                        f16_at(p1),
+                    )
+                } else {
+                    (_mm512_castsi256_si512(lo), 0.0)
+                };
+                // Mask off the upper half when there is one block left (a zero weight gives
+                // a zero dot product whatever the activation).
+                let wv = if pair {
+                    wv
+                } else {
+                    _mm512_maskz_mov_epi8(0xFFFF_FFFF, wv)
+                };
+                let bias = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, offset, wv));
+                let dw = _mm512_permutexvar_ps(
+                    halves,
+                    _mm512_castps128_ps512(_mm_setr_ps(f16_at(p0), dw1, 0.0, 0.0)),
+                );
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let a = quants.as_ptr().add(r * k + b * Q8_0_VALUES);
+                    let s = scales.as_ptr().add(r * blocks + b);
+                    let (av, da) = if pair {
+                        (
+                            _mm512_loadu_si512(a as *const _),
+                            _mm_castpd_ps(_mm_load_sd(s as *const f64)),
+                        )
+                    } else {
+                        (
+                            _mm512_maskz_loadu_epi8(0xFFFF_FFFF, a as *const i8),
+                            _mm_load_ss(s),
+                        )
+                    };
+                    let dot = _mm512_dpbusd_epi32(bias, av, wv);
+                    let da = _mm512_permutexvar_ps(halves, _mm512_castps128_ps512(da));
+                    *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), _mm512_mul_ps(dw, da), *acc);
+                }
+                b += 2;
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                out[c * T + r] = _mm512_reduce_add_ps(*acc);
+            }
+        }
+    }
+}
+
+/// AVX-VNNI: one q8_0 block per 256-bit vector, `+128` activations as in the AVX-512 kernel.
+#[target_feature(enable = "avxvnni,avx2,fma,f16c")]
+pub(super) unsafe fn q8_0_avx_vnni<const T: usize>(
+    w: &[u8],
+    cols: usize,
+    blocks: usize,
+    quants: &[u8],
+    scales: &[f32],
+    out: &mut [f32],
+) {
+    let k = blocks * Q8_0_VALUES;
+    let row_bytes = blocks * Q8_0_BYTES;
+    // SAFETY: as in `q8_0_avx512`, one whole block at a time.
+    unsafe {
+        let offset = _mm256_set1_epi8(-128);
+        let zero = _mm256_setzero_si256();
+        for c in 0..cols {
+            let row = w.as_ptr().add(c * row_bytes);
+            let mut acc = [_mm256_setzero_ps(); T];
+            for b in 0..blocks {
+                let p = row.add(b * Q8_0_BYTES);
+                let wv = _mm256_loadu_si256(p.add(2) as *const __m256i);
+                let bias = _mm256_sub_epi32(zero, _mm256_dpbusd_avx_epi32(zero, offset, wv));
+                let dw = f16_at(p);
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let a = quants.as_ptr().add(r * k + b * Q8_0_VALUES);
+                    let av = _mm256_loadu_si256(a as *const __m256i);
+                    let dot = _mm256_dpbusd_avx_epi32(bias, av, wv);
+                    let s = _mm256_set1_ps(dw * *scales.get_unchecked(r * blocks + b));
+                    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, *acc);
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                out[c * T + r] = hsum256(*acc);
+            }
+        }
+    }
+}
+
+/// AVX2: one q8_0 block per 256-bit vector; `vpmaddubsw(|a|, sign(w, a))` (the activations
+/// are signed and never -128, so `|a|` fits a byte and no pair sum saturates).
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q8_0_avx2<const T: usize>(
+    w: &[u8],
+    cols: usize,
+    blocks: usize,
+    quants: &[u8],
+    scales: &[f32],
+    out: &mut [f32],
+) {
+    let k = blocks * Q8_0_VALUES;
+    let row_bytes = blocks * Q8_0_BYTES;
+    // SAFETY: as in `q8_0_avx512`, one whole block at a time.
+    unsafe {
+        let ones = _mm256_set1_epi16(1);
+        for c in 0..cols {
+            let row = w.as_ptr().add(c * row_bytes);
+            let mut acc = [_mm256_setzero_ps(); T];
+            for b in 0..blocks {
+                let p = row.add(b * Q8_0_BYTES);
+                let wv = _mm256_loadu_si256(p.add(2) as *const __m256i);
+                let dw = f16_at(p);
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let a = quants.as_ptr().add(r * k + b * Q8_0_VALUES);
+                    let av = _mm256_loadu_si256(a as *const __m256i);
+                    let pairs =
+                        _mm256_maddubs_epi16(_mm256_sign_epi8(av, av), _mm256_sign_epi8(wv, av));
+                    let dot = _mm256_madd_epi16(pairs, ones);
+                    let s = _mm256_set1_ps(dw * *scales.get_unchecked(r * blocks + b));
+                    *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), s, *acc);
+                }
+            }
+            for (r, acc) in acc.iter().enumerate() {
+                out[c * T + r] = hsum256(*acc);
+            }
+        }
+    }
+}
+
+/// A q4k block's `d · sc_j` and `dmin · m_j` (j = 0..8).
+#[inline(always)]
+unsafe fn q4k_scales(block: *const u8) -> ([f32; 8], [f32; 8]) {
+    // SAFETY: `block` points at a whole 144-byte q4k block; callers are compiled with F16C.
+    unsafe {
+        let d = f16_at(block);
+        let dmin = f16_at(block.add(2));
+        let bytes = std::slice::from_raw_parts(block.add(4), 12);
+        let mut sc = [0f32; 8];
+        let mut mn = [0f32; 8];
+        for j in 0..8 {
+            let (s, m) = q4k_scale_min(j, bytes);
+            sc[j] = d * s as f32;
+            mn[j] = dmin * m as f32;
+        }
+        (sc, mn)
+    }
+}
+
+/// AVX-512: a q4k block is four 512-bit vectors of nibbles (two sub-blocks each, as the
+/// activations run), `vpdpbusd(nibbles, a)` gives the sub-block dot products lane by lane,
+/// scaled by `d · sc_j` in f32; the minimums are `dmin · m_j` times the activations' scaled
+/// sub-block sums, eight at a time.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+pub(super) unsafe fn q4k_avx512<const T: usize>(
+    w: &[u8],
+    cols: usize,
+    blocks: usize,
+    quants: &[u8],
+    scales: &[f32],
+    sums: &[f32],
+    out: &mut [f32],
+) {
+    let k = blocks * Q4K_VALUES;
+    let row_bytes = blocks * Q4K_BYTES;
+    let sums_per_row = k / super::SUB_BLOCK;
+    // SAFETY: block `b < blocks` of row `c < cols` spans `w[c * row_bytes + b * 144..][..144]`
+    // (the nibbles at offset 16..144); activation row `r < T` spans `quants[r * k..][..k]`,
+    // `scales[r * blocks..][..blocks]` and `sums[r * k / 32..][..k / 32]`.
+    unsafe {
+        let low = _mm512_set1_epi8(0x0F);
+        let zero = _mm512_setzero_si512();
+        let mut pair_index = [_mm512_setzero_si512(); 4];
+        for (i, index) in pair_index.iter_mut().enumerate() {
+            let (a, b) = (2 * i as i32, 2 * i as i32 + 1);
+            *index = _mm512_setr_epi32(a, a, a, a, a, a, a, a, b, b, b, b, b, b, b, b);
+        }
+        for c in 0..cols {
+            let row = w.as_ptr().add(c * row_bytes);
+            let mut acc = [_mm512_setzero_ps(); T];
+            let mut mins = [_mm256_setzero_ps(); T];
+            for b in 0..blocks {
+                let block = row.add(b * Q4K_BYTES);
+                let (sc, mn) = q4k_scales(block);
+                let sc = _mm512_castps256_ps512(_mm256_loadu_ps(sc.as_ptr()));
+                let mn = _mm256_loadu_ps(mn.as_ptr());
+                let mut nibbles = [zero; 4];
+                let mut scale = [_mm512_setzero_ps(); 4];
+                for i in 0..4 {
+                    let q = _mm256_loadu_si256(block.add(16 + 32 * i) as *const __m256i);
+                    let both =
+                        _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1);
+                    nibbles[i] = _mm512_and_si512(both, low);
+                    scale[i] = _mm512_permutexvar_ps(pair_index[i], sc);
+                }
+                for r in 0..T {
+                    let a = quants.as_ptr().add(r * k + b * Q4K_VALUES);
+                    let mut part = _mm512_setzero_ps();
+                    for i in 0..4 {
+                        let av = _mm512_loadu_si512(a.add(64 * i) as *const _);
+                        let dot = _mm512_dpbusd_epi32(zero, nibbles[i], av);
+                        part = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), scale[i], part);
+                    }
+                    let da = _mm512_set1_ps(*scales.get_unchecked(r * blocks + b));
+                    acc[r] = _mm512_fmadd_ps(part, da, acc[r]);
+                    let s = _mm256_loadu_ps(sums.as_ptr().add(r * sums_per_row + b * 8));
+                    mins[r] = _mm256_fmadd_ps(mn, s, mins[r]);
+                }
+            }
+            for r in 0..T {
+                out[c * T + r] = _mm512_reduce_add_ps(acc[r]) - hsum256(mins[r]);
+            }
+        }
+    }
+}
+
+/// AVX2: a q4k block is eight 256-bit vectors of nibbles (one sub-block each);
+/// `vpmaddwd(vpmaddubsw(nibbles, a), sc_j)` applies the integer sub-block scale (15 · 127 · 2
+/// fits an i16, · 63 an i32), so a block is one integer sum scaled by `d · da`.
+#[target_feature(enable = "avx2,fma,f16c")]
+pub(super) unsafe fn q4k_avx2<const T: usize>(
+    w: &[u8],
+    cols: usize,
+    blocks: usize,
+    quants: &[u8],
+    scales: &[f32],
+    sums: &[f32],
+    out: &mut [f32],
+) {
+    let k = blocks * Q4K_VALUES;
+    let row_bytes = blocks * Q4K_BYTES;
+    let sums_per_row = k / super::SUB_BLOCK;
+    // SAFETY: as in `q4k_avx512`.
+    unsafe {
+        let low = _mm256_set1_epi8(0x0F);
+        for c in 0..cols {
+            let row = w.as_ptr().add(c * row_bytes);
+            let mut acc = [_mm256_setzero_ps(); T];
+            let mut mins = [_mm256_setzero_ps(); T];
+            for b in 0..blocks {
+                let block = row.add(b * Q4K_BYTES);
+                let d = f16_at(block);
+                let dmin = f16_at(block.add(2));
+                let bytes = std::slice::from_raw_parts(block.add(4), 12);
+                let mut sc = [_mm256_setzero_si256(); 8];
+                let mut mn = [0f32; 8];
+                for j in 0..8 {
+                    let (s, m) = q4k_scale_min(j, bytes);
+                    sc[j] = _mm256_set1_epi16(s as i16);
+                    mn[j] = dmin * m as f32;
+                }
+                let mn = _mm256_loadu_ps(mn.as_ptr());
+                let mut sums_int = [_mm256_setzero_si256(); T];
+                for i in 0..4 {
+                    let q = _mm256_loadu_si256(block.add(16 + 32 * i) as *const __m256i);
+                    let lo = _mm256_and_si256(q, low);
+                    let hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low);
+                    for (r, total) in sums_int.iter_mut().enumerate() {
+                        let a = quants.as_ptr().add(r * k + b * Q4K_VALUES + 64 * i);
+                        let a0 = _mm256_loadu_si256(a as *const __m256i);
+                        let a1 = _mm256_loadu_si256(a.add(32) as *const __m256i);
+                        let p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), sc[2 * i]);
+                        let p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), sc[2 * i + 1]);
+                        *total = _mm256_add_epi32(*total, _mm256_add_epi32(p0, p1));
+                    }
+                }
+                for r in 0..T {
+                    let s = _mm256_set1_ps(d * *scales.get_unchecked(r * blocks + b));
+                    acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums_int[r]), s, acc[r]);
+                    let sub = _mm256_loadu_ps(sums.as_ptr().add(r * sums_per_row + b * 8));
+                    mins[r] = _mm256_fmadd_ps(mn, sub, mins[r]);
+                }
+            }
+            for r in 0..T {
+                out[c * T + r] = hsum256(acc[r]) - hsum256(mins[r]);
+            }
+        }
+    }
+}
