@@ -16,22 +16,13 @@ const CHECK: &str = r#"test "$(cat value.txt)" = good"#;
 
 /// A `git` command isolated from the machine's configuration and from hone's user config.
 fn command(program: &str, dir: &Path) -> Command {
-    let mut command = Command::new(program);
+    let mut command = common::isolated(program, dir);
     command
-        .current_dir(dir)
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_AUTHOR_NAME", "Test")
-        .env("GIT_AUTHOR_EMAIL", "test@example.invalid")
-        .env("GIT_COMMITTER_NAME", "Test")
-        .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
         .env("HONE_CONFIG", dir.join("no-user-config.toml"))
         .env_remove("HONE_BACKEND")
         .env_remove("HONE_MODEL")
         .env_remove("HONE_SCRIPT")
-        .env_remove("HONE_SKIP_HOOKS")
-        .env_remove("GIT_DIR")
-        .env_remove("GIT_INDEX_FILE");
+        .env_remove("HONE_SKIP_HOOKS");
     command
 }
 

@@ -33,12 +33,12 @@ pub fn parity_v2(case: &str) -> PathBuf {
     fixture("parity-v2").join(case)
 }
 
-/// Run `git` in `dir` with a fixed identity and without the machine's git configuration; panics
-/// with git's stderr when it fails, and returns its stdout.
-pub fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
+/// `program` in `dir` with a fixed git identity, without the machine's git configuration and
+/// outside any repository the test runner's environment points at.
+pub fn isolated(program: impl AsRef<std::ffi::OsStr>, dir: &Path) -> Command {
+    let mut command = Command::new(program);
+    command
         .current_dir(dir)
-        .args(args)
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_AUTHOR_NAME", "Test")
@@ -46,9 +46,14 @@ pub fn git(dir: &Path, args: &[&str]) -> String {
         .env("GIT_COMMITTER_NAME", "Test")
         .env("GIT_COMMITTER_EMAIL", "test@example.invalid")
         .env_remove("GIT_DIR")
-        .env_remove("GIT_INDEX_FILE")
-        .output()
-        .unwrap();
+        .env_remove("GIT_INDEX_FILE");
+    command
+}
+
+/// Run `git` in `dir` with a fixed identity and without the machine's git configuration; panics
+/// with git's stderr when it fails, and returns its stdout.
+pub fn git(dir: &Path, args: &[&str]) -> String {
+    let output = isolated("git", dir).args(args).output().unwrap();
     assert!(
         output.status.success(),
         "git {args:?}: {}",
