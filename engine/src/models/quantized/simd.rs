@@ -105,6 +105,32 @@ impl<'a> SharedOutput<'a> {
     }
 }
 
+/// The preconditions every kernel's pointer arithmetic relies on: `w` is whole rows of `k /
+/// values` blocks of `bytes` bytes, and the `T` activation rows (`quants`, one byte a value;
+/// `scales`, one a block) and `out` (`T` a weight row) are long enough for them. `(blocks per
+/// row, weight rows)` when they hold.
+fn tile_shape<const T: usize>(
+    w: &[u8],
+    k: usize,
+    values: usize,
+    bytes: usize,
+    quants: &[u8],
+    scales: &[f32],
+    out: &[f32],
+) -> Option<(usize, usize)> {
+    let blocks = k / values;
+    let row_bytes = blocks * bytes;
+    if blocks == 0
+        || !w.len().is_multiple_of(row_bytes)
+        || quants.len() < T * k
+        || scales.len() < T * blocks
+        || out.len() < w.len() / row_bytes * T
+    {
+        return None;
+    }
+    Some((blocks, w.len() / row_bytes))
+}
+
 /// q8_0 weight rows `w` (each `k / 32` blocks) against `T` activation rows: `out[c * T + r]`.
 /// `false` when `kernel` has no SIMD code here or the lengths do not fit.
 pub(super) fn q8_0_tile<const T: usize>(
@@ -115,17 +141,10 @@ pub(super) fn q8_0_tile<const T: usize>(
     scales: &[f32],
     out: &mut [f32],
 ) -> bool {
-    let blocks = k / Q8_0_VALUES;
-    let row_bytes = blocks * Q8_0_BYTES;
-    if blocks == 0
-        || !w.len().is_multiple_of(row_bytes)
-        || quants.len() < T * k
-        || scales.len() < T * blocks
-        || out.len() < w.len() / row_bytes * T
-    {
+    let Some((blocks, cols)) = tile_shape::<T>(w, k, Q8_0_VALUES, Q8_0_BYTES, quants, scales, out)
+    else {
         return false;
-    }
-    let cols = w.len() / row_bytes;
+    };
     #[cfg(target_arch = "x86_64")]
     {
         match kernel {
@@ -147,7 +166,7 @@ pub(super) fn q8_0_tile<const T: usize>(
             _ => {}
         }
     }
-    let _ = (kernel, cols);
+    let _ = (kernel, blocks, cols);
     false
 }
 
@@ -162,18 +181,13 @@ pub(super) fn q4k_tile<const T: usize>(
     sums: &[f32],
     out: &mut [f32],
 ) -> bool {
-    let blocks = k / Q4K_VALUES;
-    let row_bytes = blocks * Q4K_BYTES;
-    if blocks == 0
-        || !w.len().is_multiple_of(row_bytes)
-        || quants.len() < T * k
-        || scales.len() < T * blocks
-        || sums.len() < T * k / SUB_BLOCK
-        || out.len() < w.len() / row_bytes * T
-    {
+    let Some((blocks, cols)) = tile_shape::<T>(w, k, Q4K_VALUES, Q4K_BYTES, quants, scales, out)
+    else {
+        return false;
+    };
+    if sums.len() < T * k / SUB_BLOCK {
         return false;
     }
-    let cols = w.len() / row_bytes;
     #[cfg(target_arch = "x86_64")]
     {
         match kernel {
@@ -190,7 +204,7 @@ pub(super) fn q4k_tile<const T: usize>(
             _ => {}
         }
     }
-    let _ = (kernel, cols);
+    let _ = (kernel, blocks, cols);
     false
 }
 
