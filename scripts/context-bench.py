@@ -12,6 +12,8 @@ median time of `hone context`.
     scripts/context-bench.py --hone before=/path/hone-old --hone after=target/release/hone \\
         --per-repo 12 /tmp/repos/flask /tmp/repos/ripgrep ...
 
+A held-out slice: `--skip 12 --per-repo 12` takes the next twelve instances of each repository.
+
 The repositories are modified (checked out at each parent, detached): pass clones made for this.
 """
 
@@ -62,7 +64,7 @@ def is_answer_file(path):
     return not any(part in ("docs", "doc", "examples", "example", "vendor") for part in lower.split("/")[:-1])
 
 
-def instances(repo, per_repo, scan):
+def instances(repo, per_repo, scan, skip=0):
     # The history is read from the commit the clone had when first benchmarked (kept in a ref),
     # since the runs leave the clone checked out at some parent.
     try:
@@ -88,6 +90,9 @@ def instances(repo, per_repo, scan):
             continue
         task = "\n".join(line for line in message.strip().splitlines() if not TRAILER.match(line)).strip()
         if len(task) < 20:
+            continue
+        if skip > 0:
+            skip -= 1
             continue
         found.append({"repo": repo, "commit": commit, "parent": parents[0], "task": task, "answer": answer})
         if len(found) >= per_repo:
@@ -154,13 +159,15 @@ def main():
     parser.add_argument("repos", nargs="+", help="git clones to build instances from (they get checked out)")
     parser.add_argument("--hone", action="append", default=[], help="label=path of a hone binary (repeatable)")
     parser.add_argument("--per-repo", type=int, default=12)
+    parser.add_argument("--skip", type=int, default=0,
+                        help="skip the newest N instances per repository (a held-out slice: --skip 12 after tuning on --per-repo 12)")
     parser.add_argument("--scan", type=int, default=3000, help="commits of history to scan per repository")
     parser.add_argument("--details", help="write per-instance results as JSON lines here")
     args = parser.parse_args()
     binaries = [entry.split("=", 1) for entry in args.hone]
     cases = []
     for repo in args.repos:
-        found = instances(repo, args.per_repo, args.scan)
+        found = instances(repo, args.per_repo, args.scan, args.skip)
         print(f"{repo}: {len(found)} instances", file=sys.stderr)
         cases.extend(found)
     rankers = ["bm25-source"] + [label for label, _ in binaries]
