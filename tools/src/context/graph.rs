@@ -7,7 +7,7 @@ use super::symbols::{
     has_grammar, personalised_pagerank, prepare, reference_edges, Definition, FileTags, Tagger,
 };
 use super::terms::for_each_term;
-use super::{FileClass, QueryTerm, RankedFile, Signal};
+use super::{FileClass, QueryTerm, RankedFile, Signal, WholeText};
 
 /// Files whose first-stage score seeds the graph (and whose references make its edges).
 const GRAPH_SEEDS: usize = 30;
@@ -23,12 +23,19 @@ const DEFINES_WEIGHT: f64 = 2.0;
 /// 92%) in two thirds of the time.
 const PARSE_BUDGET_BYTES: usize = 256 * 1024;
 
+/// The documents ranked, as the graph reads them: the path and kept text of each (maybe only its
+/// head), its size in bytes, and its whole text on demand.
+pub(super) struct Texts<'a> {
+    pub(super) documents: &'a [(String, String)],
+    pub(super) sizes: &'a [usize],
+    pub(super) whole_text: &'a WholeText<'a>,
+}
+
 /// The files to parse: code with a grammar, best first-stage score first, within the budget.
-fn parse_candidates(
-    documents: &[(String, String)],
-    classes: &[FileClass],
-    ranked: &[RankedFile],
-) -> Vec<usize> {
+fn parse_candidates(texts: &Texts, classes: &[FileClass], ranked: &[RankedFile]) -> Vec<usize> {
+    let Texts {
+        documents, sizes, ..
+    } = texts;
     let mut order: Vec<usize> = (0..documents.len())
         .filter(|&i| matches!(classes[i], FileClass::Source | FileClass::Test))
         .filter(|&i| has_grammar(&documents[i].0))
@@ -37,11 +44,11 @@ fn parse_candidates(
         ranked[b]
             .score
             .total_cmp(&ranked[a].score)
-            .then_with(|| documents[a].1.len().cmp(&documents[b].1.len()))
+            .then_with(|| sizes[a].cmp(&sizes[b]))
     });
     let mut used = 0;
     order.retain(|&i| {
-        let size = documents[i].1.len();
+        let size = sizes[i];
         let keep = used + size <= PARSE_BUDGET_BYTES;
         if keep {
             used += size;
@@ -51,14 +58,14 @@ fn parse_candidates(
     order
 }
 
-/// Parse `indices` of `documents` with tree-sitter, in two threads.
-pub(super) fn parse_files(
-    documents: &[(String, String)],
-    indices: &[usize],
-) -> HashMap<usize, FileTags> {
+/// Parse `indices` of the documents with tree-sitter, in two threads.
+pub(super) fn parse_files(texts: &Texts, indices: &[usize]) -> HashMap<usize, FileTags> {
+    let documents = texts.documents;
     prepare(indices.iter().map(|&i| documents[i].0.as_str()));
     super::map_in_two_threads(indices, Tagger::default, |tagger, &i| {
-        (i, tagger.tags(&documents[i].0, &documents[i].1))
+        let whole = (texts.whole_text)(i);
+        let text = whole.as_deref().unwrap_or(&documents[i].1);
+        (i, tagger.tags(&documents[i].0, text))
     })
     .into_iter()
     .collect()
@@ -69,13 +76,14 @@ pub(super) fn parse_files(
 /// first-stage ranking to the files whose definitions the best files use. Returns the parsed
 /// files' tags.
 pub(super) fn apply_symbol_graph(
-    documents: &[(String, String)],
+    texts: &Texts,
     classes: &[FileClass],
     query_terms: &[QueryTerm],
     ranked: &mut [RankedFile],
 ) -> HashMap<usize, FileTags> {
-    let candidates = parse_candidates(documents, classes, ranked);
-    let parsed = parse_files(documents, &candidates);
+    let documents = texts.documents;
+    let candidates = parse_candidates(texts, classes, ranked);
+    let parsed = parse_files(texts, &candidates);
     let mut defined: HashMap<&str, Vec<usize>> = HashMap::new();
     let mut defined_lower: HashMap<String, Vec<usize>> = HashMap::new();
     for (&index, tags) in &parsed {

@@ -64,7 +64,7 @@ impl RecentChanges {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use std::path::Path;
 
@@ -72,7 +72,11 @@ mod tests {
     use crate::Repository;
 
     /// Write `files` into the work tree of `git` and commit them all.
-    fn commit(git: &git2::Repository, files: &[(&str, &str)], message: &str) {
+    pub(in crate::context) fn commit(
+        git: &git2::Repository,
+        files: &[(&str, &str)],
+        message: &str,
+    ) {
         let root = git.workdir().unwrap().to_path_buf();
         let mut index = git.index().unwrap();
         for (path, text) in files {

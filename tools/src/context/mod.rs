@@ -10,6 +10,7 @@ use std::time::Instant;
 use crate::error::Result;
 use crate::repo::{FileKind, Repository};
 
+mod fixes;
 mod graph;
 mod history;
 mod kinds;
@@ -24,6 +25,7 @@ mod trace_hits;
 mod traces;
 mod types;
 
+use fixes::{apply_similar_fixes, SimilarFixes};
 use graph::{apply_symbol_graph, top_symbols};
 use history::RecentChanges;
 use parallel::map_in_two_threads;
@@ -97,9 +99,9 @@ fn select_context_in(
     let terms_owned: Vec<String> = terms.iter().map(|term| term.to_string()).collect();
     let focus = task_focus(&terms_owned, names_prose);
     // Each file is counted as soon as it is read, in a buffer each thread reuses, while its text
-    // is still in the cache. Only what the ranking reads again is kept: the whole text of code
-    // the symbol graph may parse, the head of the rest (its kind); the few files shown without
-    // their whole text are read again for their regions.
+    // is still in the cache. Only the head of each file is kept (its kind): keeping every source
+    // file whole cost more in copies and page faults than reading again the few hundred
+    // kilobytes the symbol graph parses and the regions of the files shown.
     let read: Vec<Option<(String, String, TermCounts)>> =
         map_in_two_threads(&candidates, Vec::new, |buffer, path| {
             if !worth_reading(path, query, focus) {
@@ -107,12 +109,8 @@ fn select_context_in(
             }
             let text = read_text_into(root, path, buffer)?;
             let counts = TermCounts::of(&matcher, text);
-            let kept = if has_grammar(path) {
-                text
-            } else {
-                &text[..floor_boundary(text, CLASSIFY_HEAD_BYTES)]
-            };
-            Some((path.to_string(), kept.to_string(), counts))
+            let head = &text[..floor_boundary(text, CLASSIFY_HEAD_BYTES)];
+            Some((path.to_string(), head.to_string(), counts))
         });
     let mut documents = Vec::with_capacity(read.len());
     let mut counted = Vec::with_capacity(read.len());
@@ -120,20 +118,24 @@ fn select_context_in(
         documents.push((path, text));
         counted.push(counts);
     }
+    let sizes: Vec<usize> = counted.iter().map(|counts| counts.bytes).collect();
     let whole_text = |index: usize| -> Option<String> {
-        let path = &documents[index].0;
-        if has_grammar(path) {
+        let (path, head) = &documents[index];
+        if head.len() == sizes[index] {
             return None;
         }
         read_text_into(root, path, &mut Vec::new()).map(str::to_string)
     };
-    let recent = RecentChanges::read(repo.git());
+    let history = History {
+        recent: RecentChanges::read(repo.git()),
+        fixes: SimilarFixes::read(repo.git(), &query.task),
+    };
     let mut ranking = rank_counted(
         &documents,
         counted,
         query_terms,
         query,
-        &recent,
+        &history,
         &whole_text,
     );
     ranking.elapsed = start.elapsed();
@@ -192,17 +194,23 @@ fn read_text_into<'b>(root: &Path, path: &str, buffer: &'b mut Vec<u8>) -> Optio
     std::str::from_utf8(buffer).ok()
 }
 
-/// How often each query term occurs in one document, and the document's length in words.
+/// How often each query term occurs in one document, the document's length in words, and its
+/// size in bytes.
 struct TermCounts {
     tf: Vec<u32>,
     length: usize,
+    bytes: usize,
 }
 
 impl TermCounts {
     fn of(matcher: &TermMatcher, text: &str) -> Self {
         let mut tf = vec![0u32; matcher.len];
         let length = matcher.count(text, &mut tf);
-        Self { tf, length }
+        Self {
+            tf,
+            length,
+            bytes: text.len(),
+        }
     }
 }
 
@@ -217,22 +225,34 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
         || (),
         |(), (_, text)| TermCounts::of(&matcher, text),
     );
-    let recent = RecentChanges::default();
-    let mut ranking = rank_counted(documents, counted, query_terms, query, &recent, &|_| None);
+    let history = History::default();
+    let mut ranking = rank_counted(documents, counted, query_terms, query, &history, &|_| None);
     ranking.elapsed = start.elapsed();
     ranking
 }
 
+/// The whole text of a document whose text in `documents` is only its head (None when whole).
+type WholeText<'a> = dyn Fn(usize) -> Option<String> + Sync + 'a;
+
+/// What the repository's history says: recently changed files, and files changed by past commits
+/// like the task (both empty for documents not from a repository).
+#[derive(Debug, Default)]
+struct History {
+    recent: RecentChanges,
+    fixes: SimilarFixes,
+}
+
 /// Rank `documents` given each one's term counts (`counted`, same order) for `query_terms`.
-/// `recent` is the repository's recent history (empty for documents not from a repository); a
-/// document whose text was cut to its head gives its whole text through `whole_text`.
+/// `history` is the repository's history (empty for documents not from a repository); a
+/// document whose text was cut to its head gives its whole text through `whole_text` (None when
+/// the text in `documents` is whole).
 fn rank_counted(
     documents: &[(String, String)],
     counted: Vec<TermCounts>,
     query_terms: Vec<QueryTerm>,
     query: &ContextQuery,
-    recent: &RecentChanges,
-    whole_text: &dyn Fn(usize) -> Option<String>,
+    history: &History,
+    whole_text: &WholeText<'_>,
 ) -> ContextRanking {
     let start = Instant::now();
     let top = if query.top == 0 { 10 } else { query.top };
@@ -246,7 +266,8 @@ fn rank_counted(
     let mut document_frequency = vec![0usize; terms.len()];
     let mut counts: Vec<Vec<u32>> = Vec::with_capacity(documents.len());
     let mut lengths: Vec<usize> = Vec::with_capacity(documents.len());
-    for TermCounts { tf, length } in counted {
+    let mut sizes: Vec<usize> = Vec::with_capacity(documents.len());
+    for TermCounts { tf, length, bytes } in counted {
         for (i, count) in tf.iter().enumerate() {
             if *count > 0 {
                 document_frequency[i] += 1;
@@ -254,6 +275,7 @@ fn rank_counted(
         }
         counts.push(tf);
         lengths.push(length);
+        sizes.push(bytes);
     }
     let n = documents.len() as f64;
     let average_length = (lengths.iter().sum::<usize>() as f64 / n.max(1.0)).max(1.0);
@@ -392,12 +414,17 @@ fn rank_counted(
             symbols: Vec::new(),
         });
     }
-    let mut parsed = apply_symbol_graph(documents, &classes, &query_terms, &mut ranked);
+    let texts = graph::Texts {
+        documents,
+        sizes: &sizes,
+        whole_text,
+    };
+    let mut parsed = apply_symbol_graph(&texts, &classes, &query_terms, &mut ranked);
     // The version-history prior: among the files the task matched, recently changed ones move up
     // by a share of the best score (so it reorders close files, whatever the scale of scores).
     let best = ranked.iter().map(|file| file.score).fold(0.0, f64::max);
     for file in ranked.iter_mut().filter(|file| file.score > 0.0) {
-        let recency = recent.recency(&file.path);
+        let recency = history.recent.recency(&file.path);
         if recency <= 0.0 {
             continue;
         }
@@ -412,6 +439,7 @@ fn rank_counted(
             ),
         ));
     }
+    apply_similar_fixes(&history.fixes, &mut ranked, focus);
     let mut ranked: Vec<(usize, RankedFile)> = ranked
         .into_iter()
         .enumerate()
@@ -430,7 +458,7 @@ fn rank_counted(
         .map(|(index, _)| *index)
         .filter(|index| !parsed.contains_key(index) && has_grammar(&documents[*index].0))
         .collect();
-    parsed.extend(graph::parse_files(documents, &unparsed));
+    parsed.extend(graph::parse_files(&texts, &unparsed));
     let ranked: Vec<RankedFile> = ranked
         .into_iter()
         .map(|(index, mut file)| {
