@@ -6,10 +6,14 @@
 
 use std::collections::HashMap;
 
+use super::{RankedFile, Signal, TaskFocus};
+
 /// Commits read back from `HEAD` (first parents only, merges skipped).
 const RECENT_COMMITS: usize = 30;
 /// Commits after which a change counts half as much.
 const HALF_LIFE_COMMITS: f64 = 10.0;
+/// The bonus of a file changed in the last commit, as a share of the best score.
+const RECENCY_WEIGHT: f64 = 0.2;
 
 /// For each path a recent commit changed, how recent: 1 for the newest commit, halving every
 /// `HALF_LIFE_COMMITS` commits back. Empty without commits (or when history cannot be read: the
@@ -55,6 +59,26 @@ impl RecentChanges {
     /// How recently `path` changed (0 when not in the last commits).
     pub(super) fn recency(&self, path: &str) -> f64 {
         self.recency.get(path).copied().unwrap_or(0.0)
+    }
+
+    /// The version-history prior: among the files the task matched, recently changed ones move
+    /// up by a share of the best score (so it reorders close files, whatever the scale of
+    /// scores).
+    pub(super) fn apply(&self, ranked: &mut [RankedFile], focus: TaskFocus) {
+        let best = ranked.iter().map(|file| file.score).fold(0.0, f64::max);
+        for file in ranked.iter_mut().filter(|file| file.score > 0.0) {
+            let recency = self.recency(&file.path);
+            if recency <= 0.0 {
+                continue;
+            }
+            let bonus = RECENCY_WEIGHT * recency * best * file.class.weight(focus);
+            file.score += bonus;
+            file.signals.push(Signal::new(
+                "recent",
+                bonus,
+                format!("changed {} commits ago", Self::commits_back(recency)),
+            ));
+        }
     }
 
     /// How many commits back `recency` means, for people.

@@ -18,6 +18,7 @@ mod locations;
 mod parallel;
 mod regions;
 mod repo_map;
+mod scope;
 mod symbols;
 mod task;
 mod terms;
@@ -30,6 +31,7 @@ use graph::{apply_symbol_graph, top_symbols};
 use history::RecentChanges;
 use parallel::map_in_two_threads;
 pub use repo_map::repo_map;
+use scope::{apply_scope, subject_scope};
 use symbols::has_grammar;
 pub use symbols::{definitions, personalised_pagerank, Definition, FileTags, Tagger};
 
@@ -57,8 +59,6 @@ const NAMED_BOOST: f64 = 12.0;
 const MENTIONED_BOOST: f64 = 5.0;
 const TRACE_BOOST: f64 = 10.0;
 const PATH_TERM_WEIGHT: f64 = 1.5;
-/// The bonus of a file changed in the last commit, as a share of the best score.
-const RECENCY_WEIGHT: f64 = 0.2;
 
 /// Rank the files of `repo` (working tree: tracked + untracked-not-ignored text files) for `query`.
 pub fn select_context(repo: &Repository, query: &ContextQuery) -> Result<ContextRanking> {
@@ -420,26 +420,11 @@ fn rank_counted(
         whole_text,
     };
     let mut parsed = apply_symbol_graph(&texts, &classes, &query_terms, &mut ranked);
-    // The version-history prior: among the files the task matched, recently changed ones move up
-    // by a share of the best score (so it reorders close files, whatever the scale of scores).
-    let best = ranked.iter().map(|file| file.score).fold(0.0, f64::max);
-    for file in ranked.iter_mut().filter(|file| file.score > 0.0) {
-        let recency = history.recent.recency(&file.path);
-        if recency <= 0.0 {
-            continue;
-        }
-        let bonus = RECENCY_WEIGHT * recency * best * file.class.weight(focus);
-        file.score += bonus;
-        file.signals.push(Signal::new(
-            "recent",
-            bonus,
-            format!(
-                "changed {} commits ago",
-                RecentChanges::commits_back(recency)
-            ),
-        ));
-    }
+    history.recent.apply(&mut ranked, focus);
     apply_similar_fixes(&history.fixes, &mut ranked, focus);
+    if let Some(scope) = subject_scope(&query.task) {
+        apply_scope(&scope, &mut ranked);
+    }
     let mut ranked: Vec<(usize, RankedFile)> = ranked
         .into_iter()
         .enumerate()

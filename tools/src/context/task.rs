@@ -4,6 +4,7 @@
 //! log noise; a long paste contributes at most a fixed total weight, so a 5,000-line log cannot
 //! drown the two sentences that say what is wrong.
 
+use super::scope::subject_scope;
 use super::terms::{for_each_term, is_stopword};
 
 /// One part of the task text.
@@ -244,15 +245,8 @@ pub fn query_terms(task: &str, failure_output: Option<&str>) -> Vec<QueryTerm> {
         }
     }
     // A conventional subject prefix (`searcher: fix ...`, `fix(bash): ...`) names the component.
-    if let Some(subject) = task.lines().next() {
-        if let Some((prefix, _)) = subject.split_once(": ") {
-            let prefix = prefix
-                .trim_start_matches("fix")
-                .trim_matches(|c| c == '(' || c == ')');
-            if !prefix.is_empty() && !prefix.contains(' ') && prefix.len() <= 40 {
-                parts.push((SegmentKind::Code, prefix.replace(['/', '-'], " ")));
-            }
-        }
+    if let Some(scope) = subject_scope(task) {
+        parts.push((SegmentKind::Code, scope.replace(['/', '-'], " ")));
     }
     // All pasted output shares one cap: twenty pasted sessions are no more telling than one.
     let (logs, mut parts): (Vec<_>, Vec<_>) = parts
