@@ -175,12 +175,23 @@ impl ByteMasks {
             mixed: Vec::with_capacity(blocks),
         };
         let mut previous_lower = 0;
+        // The last block is padded with zeros (not word bytes); the others are read in place, in
+        // fixed eight-byte loads (a copy of a chunk of unknown length was a call to memcpy per
+        // eight bytes).
+        let mut padded = [0u8; 64];
         for block in bytes.chunks(64) {
+            let block = if block.len() == 64 {
+                block
+            } else {
+                padded[..block.len()].copy_from_slice(block);
+                &padded[..]
+            };
             let (mut alphanumeric, mut word, mut underscore, mut upper, mut lower) =
                 (0u64, 0u64, 0u64, 0u64, 0u64);
-            for (i, chunk) in block.chunks(8).enumerate() {
-                let mut eight = [0u8; 8];
-                eight[..chunk.len()].copy_from_slice(chunk);
+            for (i, chunk) in block.chunks_exact(8).enumerate() {
+                let Ok(eight) = <[u8; 8]>::try_from(chunk) else {
+                    continue;
+                };
                 let x = u64::from_le_bytes(eight);
                 // Bytes from 0x80 up (UTF-8 beyond ASCII) are never word bytes.
                 let ascii = !x & HIGH_BITS;
