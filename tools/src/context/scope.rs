@@ -28,7 +28,7 @@ fn in_scope(scope: &[String], path: &str) -> bool {
     directories.next_back();
     directories.any(|directory| {
         let directory = directory.to_ascii_lowercase().replace('-', "_");
-        scope.iter().any(|part| *part == directory)
+        scope.contains(&directory)
     })
 }
 
