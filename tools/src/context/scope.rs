@@ -1,5 +1,6 @@
 //! The component a task's subject names: a conventional prefix (`searcher: fix ...`,
-//! `fix(printer): ...`, `globset/glob: ...`) scopes the work to a part of the repository. Files
+//! `fix(printer): ...`, `globset/glob: ...`; not a change type such as `doc:` or `perf:`) scopes
+//! the work to a part of the repository. Files
 //! under a directory of that name move up by a factor, so the component's files outrank close
 //! matches elsewhere; where no directory has the name nothing changes (the prefix still counts
 //! as a term of the task, `task.rs`).
@@ -10,15 +11,25 @@ use super::{RankedFile, Signal};
 /// the benchmark (1.5 and 2 gave the same top 5 on both slices; 1.2 fewer).
 const SCOPE_FACTOR: f64 = 1.5;
 
-/// The prefix of the task's first line before `: `, without a leading `fix` and its
-/// parentheses, when it is one word of at most 40 bytes.
+/// Conventional commit types: a prefix saying what kind of change it is, not where.
+const CHANGE_TYPES: &[&str] = &[
+    "build", "bug", "bugfix", "chore", "ci", "deps", "doc", "docs", "feat", "feature", "fix",
+    "hotfix", "lint", "perf", "refactor", "release", "revert", "style", "test", "tests",
+];
+
+/// The component the task's first line names before `: `: the scope of `type(scope): ...`, or a
+/// one-word prefix of at most 40 bytes that is not a change type (`searcher: ...`).
 pub(super) fn subject_scope(task: &str) -> Option<String> {
     let subject = task.lines().next()?;
     let (prefix, _) = subject.split_once(": ")?;
-    let prefix = prefix
-        .trim_start_matches("fix")
-        .trim_matches(|c| c == '(' || c == ')');
-    (!prefix.is_empty() && !prefix.contains(' ') && prefix.len() <= 40).then(|| prefix.to_string())
+    let prefix = prefix.trim_end_matches('!');
+    let scope = match prefix.split_once('(') {
+        Some((_, scope)) => scope.strip_suffix(')')?,
+        None if CHANGE_TYPES.contains(&prefix.to_ascii_lowercase().as_str()) => return None,
+        None => prefix,
+    };
+    (!scope.is_empty() && !scope.contains([' ', '(', ')']) && scope.len() <= 40)
+        .then(|| scope.to_string())
 }
 
 /// Whether `path` lies under a directory named like one of `scope`'s parts (`/`-separated; case
@@ -69,6 +80,12 @@ mod tests {
             subject_scope("fix(printer): wrong count").as_deref(),
             Some("printer")
         );
+        assert_eq!(
+            subject_scope("docs(filters): fix typo").as_deref(),
+            Some("filters")
+        );
+        // A change type is not a component.
+        assert_eq!(subject_scope("doc: fix typo in --hidden docs"), None);
         assert_eq!(subject_scope("Fix the bug: it crashes"), None);
         assert_eq!(subject_scope("no prefix here"), None);
     }
