@@ -112,30 +112,33 @@ impl<'a> TermMatcher<'a> {
             words += 1;
             self.lookup(word, tf);
             if any_set(&masks.mixed, start, end) {
-                self.count_parts(word, tf);
+                self.count_parts(bytes, &masks.mixed, start, end, tf);
             }
         }
         words
     }
 
-    /// Count the parts of an identifier split on `_` and lower→upper changes (leading `_` of a
-    /// part dropped), those of 2 bytes or more and shorter than the word.
-    fn count_parts(&self, word: &[u8], tf: &mut [u32]) {
-        let mut part_start = 0;
-        for j in 1..=word.len() {
-            let boundary = j == word.len()
-                || word[j] == b'_'
-                || (word[j].is_ascii_uppercase() && word[j - 1].is_ascii_lowercase());
-            if boundary {
-                let mut part = &word[part_start..j];
-                while let [b'_', rest @ ..] = part {
-                    part = rest;
-                }
-                if part.len() >= 2 && part.len() < word.len() {
-                    self.lookup(part, tf);
-                }
-                part_start = j;
+    /// Count the parts of the identifier `bytes[start..end]` split on `_` and lower→upper changes
+    /// (leading `_` of a part dropped), those of 2 bytes or more and shorter than the word. The
+    /// boundaries are the word's bits in `mixed`, found a block at a time, not byte by byte.
+    fn count_parts(&self, bytes: &[u8], mixed: &[u64], start: usize, end: usize, tf: &mut [u32]) {
+        let length = end - start;
+        let mut part_start = start;
+        let mut from = start + 1;
+        loop {
+            let boundary = next_set_before(mixed, from, end).unwrap_or(end);
+            let mut part = &bytes[part_start..boundary];
+            while let [b'_', rest @ ..] = part {
+                part = rest;
             }
+            if part.len() >= 2 && part.len() < length {
+                self.lookup(part, tf);
+            }
+            if boundary == end {
+                return;
+            }
+            part_start = boundary;
+            from = boundary + 1;
         }
     }
 }
@@ -227,6 +230,27 @@ fn next_set(masks: &[u64], from: usize) -> Option<usize> {
             return Some(block * 64 + bits.trailing_zeros() as usize);
         }
         block += 1;
+        bits = *masks.get(block)?;
+    }
+}
+
+/// The first position in `from..end` whose bit is set in `masks`.
+fn next_set_before(masks: &[u64], from: usize, end: usize) -> Option<usize> {
+    if from >= end {
+        return None;
+    }
+    let last = (end - 1) / 64;
+    let mut block = from / 64;
+    let mut bits = masks.get(block)? & (u64::MAX << (from % 64));
+    loop {
+        if bits != 0 {
+            let position = block * 64 + bits.trailing_zeros() as usize;
+            return (position < end).then_some(position);
+        }
+        block += 1;
+        if block > last {
+            return None;
+        }
         bits = *masks.get(block)?;
     }
 }
