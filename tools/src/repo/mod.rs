@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 
 mod export;
 mod files;
+mod untracked;
 
 pub use files::{classify, ChangeKind, FileContent, FileKind, FileStatus, RepoFile, TreeSource};
 
@@ -142,31 +143,9 @@ impl Repository {
                 tracked: true,
             });
         }
-        let mut options = git2::StatusOptions::new();
-        options
-            .show(git2::StatusShow::Workdir)
-            .include_untracked(true)
-            .recurse_untracked_dirs(true)
-            .include_ignored(false)
-            .exclude_submodules(true)
-            .no_refresh(true);
-        let statuses = self.git.statuses(Some(&mut options))?;
-        for status in statuses.iter() {
-            if !status.status().contains(git2::Status::WT_NEW) {
-                continue;
-            }
-            let Some(path) = status.path() else { continue };
-            let kind = match std::fs::symlink_metadata(self.root.join(path)) {
-                Ok(meta) if meta.file_type().is_symlink() => FileKind::Symlink,
-                Ok(meta) if is_executable(&meta) => FileKind::Executable,
-                _ => FileKind::Regular,
-            };
-            files.push(RepoFile {
-                path: path.to_string(),
-                kind,
-                tracked: false,
-            });
-        }
+        let tracked: Vec<&str> = files.iter().map(|file| file.path.as_str()).collect();
+        let untracked = untracked::untracked_files(&self.git, &self.root, &tracked)?;
+        files.extend(untracked);
         files.sort_by(|a, b| a.path.cmp(&b.path));
         files.dedup_by(|a, b| a.path == b.path);
         Ok(files)
