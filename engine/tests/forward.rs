@@ -12,6 +12,7 @@ use hone_engine::checkpoint::{self, ModelSpec};
 use hone_engine::model::{CacheMode, DiffusionModel, ForwardInput, KvCache};
 use hone_engine::Error;
 
+mod common;
 #[path = "forward/gguf.rs"]
 mod gguf;
 
@@ -21,32 +22,15 @@ const TOLERANCE: f32 = 1e-4;
 const CACHE_TOLERANCE: f32 = 5e-5;
 
 fn parity_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/parity")
+    common::fixture_set("parity")
 }
 
 fn cases() -> Vec<PathBuf> {
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(parity_dir())
-        .expect("tests/fixtures/parity is missing: run scripts/sync-fixtures.sh")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("forward.safetensors").exists())
-        .collect();
-    cases.sort();
-    assert!(
-        cases.len() >= 4,
-        "expected the four parity cases, found {cases:?}"
-    );
-    cases
+    common::parity_cases("parity", 4)
 }
 
 fn load(dir: &Path) -> Box<dyn DiffusionModel> {
-    let spec = ModelSpec {
-        model: dir.display().to_string(),
-        arch: None,
-        device: Device::Cpu,
-        dtype: Some(DType::F32),
-        quantization: Default::default(),
-    };
-    checkpoint::load(&spec).unwrap().model
+    common::load_quantized(dir, Default::default())
 }
 
 fn golden(dir: &Path) -> HashMap<String, Tensor> {
@@ -469,16 +453,11 @@ fn bf16_logits_stay_close_to_the_f32_reference() {
 // ---------------------------------------------------------------------------------------------
 
 fn parity_v2_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/parity-v2")
+    common::fixture_set("parity-v2")
 }
 
 fn v2_cases() -> Vec<PathBuf> {
-    let mut cases: Vec<PathBuf> = std::fs::read_dir(parity_v2_dir())
-        .expect("tests/fixtures/parity-v2 is missing: run scripts/sync-fixtures.sh")
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("forward.safetensors").exists())
-        .collect();
-    cases.sort();
+    let cases = common::parity_cases("parity-v2", 4);
     assert_eq!(
         cases.len(),
         4,

@@ -5,39 +5,21 @@
 //! packing is exact at f32, quantized packing equals the parts run one by one.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 
 use candle_core::{DType, Device, Tensor};
-use hone_engine::checkpoint::{self, ModelSpec};
 use hone_engine::model::{CacheMode, DiffusionModel, ForwardInput};
 use hone_engine::models::linear::{FusedLinear, Linear, LinearWeight};
 use hone_engine::models::Quantization;
 
-fn cases() -> Vec<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures");
-    let mut cases: Vec<PathBuf> = ["parity", "parity-v2"]
-        .iter()
-        .flat_map(|set| std::fs::read_dir(root.join(set)).unwrap())
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("forward.safetensors").exists())
-        .collect();
-    cases.sort();
-    assert!(
-        cases.len() >= 8,
-        "expected the parity cases, found {cases:?}"
-    );
-    cases
-}
+use common::{argmax_agreement, load_quantized as load, parity_cases, relative_l2};
 
-fn load(dir: &Path, quantization: Quantization) -> Box<dyn DiffusionModel> {
-    let spec = ModelSpec {
-        model: dir.display().to_string(),
-        arch: None,
-        device: Device::Cpu,
-        dtype: Some(DType::F32),
-        quantization,
-    };
-    checkpoint::load(&spec).unwrap().model
+fn cases() -> Vec<PathBuf> {
+    let mut cases = parity_cases("parity", 4);
+    cases.extend(parity_cases("parity-v2", 4));
+    cases
 }
 
 fn logits(model: &mut dyn DiffusionModel, ids: &Tensor) -> Tensor {
@@ -53,35 +35,6 @@ fn logits(model: &mut dyn DiffusionModel, ids: &Tensor) -> Tensor {
             logits_rows: None,
         })
         .unwrap()
-}
-
-/// `||got - want|| / ||want||` over all logits.
-fn relative_l2(got: &Tensor, want: &Tensor) -> f64 {
-    let got = got.to_dtype(DType::F64).unwrap();
-    let want = want.to_dtype(DType::F64).unwrap();
-    let norm = |t: &Tensor| {
-        t.sqr()
-            .unwrap()
-            .sum_all()
-            .unwrap()
-            .to_scalar::<f64>()
-            .unwrap()
-    };
-    (norm(&(&got - &want).unwrap()) / norm(&want)).sqrt()
-}
-
-/// Share of positions whose argmax over the vocabulary is the same.
-fn argmax_agreement(got: &Tensor, want: &Tensor) -> f64 {
-    let argmax = |t: &Tensor| -> Vec<u32> {
-        t.argmax(2)
-            .unwrap()
-            .flatten_all()
-            .unwrap()
-            .to_vec1()
-            .unwrap()
-    };
-    let (a, b) = (argmax(got), argmax(want));
-    a.iter().zip(&b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
 }
 
 // Tolerances, from the figures measured on these cases (printed with --nocapture):

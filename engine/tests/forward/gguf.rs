@@ -4,6 +4,7 @@
 //! per layer, its metadata keys), load to the same logits as the safetensors checkpoint (f32: the
 //! parity tolerance; q8_0: a relative-L2 bound), and broken files fail with clear errors.
 
+use super::common::{argmax_agreement, relative_l2};
 use super::*;
 use candle_core::quantized::gguf_file::{self, Value};
 use candle_core::quantized::{GgmlDType, QTensor};
@@ -16,7 +17,7 @@ use serde_json::Value as Json;
 /// the activations to q8_0 as well: measured 1.7-2.9% on the five cases, 5% as the bound. Argmax
 /// agreement measured 0.979-1.0 (one position of 48 flips where two logits of a random tiny model
 /// nearly tie); 0.9 as the bound.
-const Q8_0_RELATIVE_L2: f32 = 5e-2;
+const Q8_0_RELATIVE_L2: f64 = 5e-2;
 
 fn config(dir: &Path) -> Json {
     serde_json::from_str(&std::fs::read_to_string(dir.join("config.json")).unwrap()).unwrap()
@@ -249,31 +250,6 @@ fn gguf_cases() -> Vec<PathBuf> {
     let mut cases = cases();
     cases.push(parity_v2_dir().join("llada-moe-tiny"));
     cases
-}
-
-fn relative_l2(got: &Tensor, want: &Tensor) -> f32 {
-    let diff = (got - want).unwrap().sqr().unwrap().sum_all().unwrap();
-    let norm = want.sqr().unwrap().sum_all().unwrap();
-    (diff.to_scalar::<f32>().unwrap() / norm.to_scalar::<f32>().unwrap()).sqrt()
-}
-
-/// Share of positions whose argmax token is the same.
-fn argmax_agreement(got: &Tensor, want: &Tensor) -> f32 {
-    let a = got
-        .argmax(2)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<u32>()
-        .unwrap();
-    let b = want
-        .argmax(2)
-        .unwrap()
-        .flatten_all()
-        .unwrap()
-        .to_vec1::<u32>()
-        .unwrap();
-    a.iter().zip(&b).filter(|(x, y)| x == y).count() as f32 / a.len() as f32
 }
 
 #[test]
