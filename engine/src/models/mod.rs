@@ -3,6 +3,7 @@
 //! `config.json` and a weight source into a [`DiffusionModel`]; finding and reading checkpoints is
 //! `checkpoint`'s job.
 
+pub mod dense_rows;
 pub mod dream;
 pub mod head;
 pub mod layers;

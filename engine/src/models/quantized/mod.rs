@@ -19,6 +19,7 @@ use std::sync::OnceLock;
 
 use candle_core::quantized::{GgmlDType, QTensor, QuantizedType};
 pub use kernels::Kernel;
+pub(in crate::models) use simd::SharedOutput;
 
 use candle_core::{CpuStorage, CustomOp1, DType, Device, Layout, Shape, Tensor};
 

@@ -62,7 +62,7 @@ pub(super) fn has_avx512_vnni() -> bool {
 }
 
 /// A `[rows, cols]` f32 output that the pool's workers fill in disjoint column ranges.
-pub(super) struct SharedOutput<'a> {
+pub(in crate::models) struct SharedOutput<'a> {
     ptr: *mut f32,
     rows: usize,
     cols: usize,
@@ -74,7 +74,7 @@ pub(super) struct SharedOutput<'a> {
 unsafe impl Sync for SharedOutput<'_> {}
 
 impl<'a> SharedOutput<'a> {
-    pub(super) fn new(dst: &'a mut [f32], rows: usize, cols: usize) -> Self {
+    pub(in crate::models) fn new(dst: &'a mut [f32], rows: usize, cols: usize) -> Self {
         debug_assert!(dst.len() >= rows * cols);
         // Never let a short buffer be indexed past its end: treat it as having no rows.
         let rows = if dst.len() >= rows * cols { rows } else { 0 };
@@ -88,7 +88,7 @@ impl<'a> SharedOutput<'a> {
 
     /// `dst[row, col] = tile[(col - cols.start) * rows.len() + (row - rows.start)]`. Callers
     /// give each column range to one worker only.
-    pub(super) fn write(&self, rows: Range<usize>, cols: Range<usize>, tile: &[f32]) {
+    pub(in crate::models) fn write(&self, rows: Range<usize>, cols: Range<usize>, tile: &[f32]) {
         let height = rows.len();
         if rows.end > self.rows || cols.end > self.cols || tile.len() < cols.len() * height {
             debug_assert!(false, "tile outside the output");
