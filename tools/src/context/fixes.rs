@@ -232,9 +232,7 @@ pub(super) fn apply_similar_fixes(
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::{similarities, SimilarFixes};
-    use crate::context::history::tests::commit;
-    use crate::context::{select_context, ContextQuery};
-    use crate::Repository;
+    use crate::context::history::tests::{commit, ranked};
 
     #[test]
     fn similarity_favours_shared_rare_words_and_is_zero_without_overlap() {
@@ -286,20 +284,10 @@ mod tests {
             ],
             "Render pages as text",
         );
-        let repo = Repository::discover(dir.path()).unwrap();
-        let ranking = select_context(
-            &repo,
-            &ContextQuery {
-                task: "load_items crashes when the cookie jar is empty".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let order: Vec<&str> = ranking
-            .files
-            .iter()
-            .map(|file| file.path.as_str())
-            .collect();
+        let (ranking, order) = ranked(
+            dir.path(),
+            "load_items crashes when the cookie jar is empty",
+        );
         // beta (equal text to alpha, less recent) leads on the past fix; storage.py, which no word of
         // the task matches, comes in; render.py, changed by an unlike commit, does not.
         assert_eq!(

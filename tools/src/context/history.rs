@@ -95,6 +95,24 @@ pub(super) mod tests {
     use crate::context::{select_context, ContextQuery};
     use crate::Repository;
 
+    /// `select_context` for `task` on the repository at `dir`, and its files' paths in rank order.
+    pub(in crate::context) fn ranked(
+        dir: &Path,
+        task: &str,
+    ) -> (crate::context::ContextRanking, Vec<String>) {
+        let repo = Repository::discover(dir).unwrap();
+        let ranking = select_context(
+            &repo,
+            &ContextQuery {
+                task: task.into(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let order = ranking.files.iter().map(|file| file.path.clone()).collect();
+        (ranking, order)
+    }
+
     /// Write `files` into the work tree of `git` and commit them all.
     pub(in crate::context) fn commit(
         git: &git2::Repository,
@@ -158,20 +176,7 @@ pub(super) mod tests {
                 "gamma",
             );
         }
-        let repo = Repository::discover(dir.path()).unwrap();
-        let ranking = select_context(
-            &repo,
-            &ContextQuery {
-                task: "render_page shows the wrong page title".into(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        let order: Vec<&str> = ranking
-            .files
-            .iter()
-            .map(|file| file.path.as_str())
-            .collect();
+        let (ranking, order) = ranked(dir.path(), "render_page shows the wrong page title");
         assert_eq!(order, ["src/beta.py", "src/alpha.py"], "{ranking:#?}");
         let recent = ranking.files[0]
             .signals
