@@ -230,7 +230,7 @@ mod tests {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::print_stderr)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 mod speed {
     use super::*;
     use candle_core::Device;
@@ -246,15 +246,21 @@ mod speed {
             let w = Tensor::randn(0f32, 1.0, (n, k), &Device::Cpu).unwrap();
             for _ in 0..3 {
                 let t = std::time::Instant::now();
+                let mut got = None;
                 for _ in 0..reps {
-                    let _ = matmul(&x, &w).unwrap().unwrap();
+                    got = matmul(&x, &w).unwrap();
                 }
                 let a = t.elapsed();
                 let t = std::time::Instant::now();
+                let mut want = None;
                 for _ in 0..reps {
-                    let _ = x.matmul(&w.t().unwrap()).unwrap();
+                    want = Some(x.matmul(&w.t().unwrap()).unwrap());
                 }
                 let b = t.elapsed();
+                // The timings are only printed; the products must still agree.
+                let got = got.expect("the benchmark needs AVX-512");
+                let diff = (got - want.unwrap()).unwrap().abs().unwrap();
+                assert!(diff.max_all().unwrap().to_scalar::<f32>().unwrap() < 1e-3);
                 let flop = 2.0 * (m * k * n * reps) as f64;
                 eprintln!(
                     "n {n}: rows {:.1} ms ({:.1} GFLOP/s), candle {:.1} ms ({:.1} GFLOP/s)",
