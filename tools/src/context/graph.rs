@@ -1,6 +1,7 @@
 //! The symbol graph's signals: files defining the task's identifiers, and personalised PageRank
 //! from the first-stage ranking to the files whose definitions the best files use.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::symbols::{
@@ -29,6 +30,17 @@ pub(super) struct Texts<'a> {
     pub(super) documents: &'a [(String, String)],
     pub(super) sizes: &'a [usize],
     pub(super) whole_text: &'a WholeText<'a>,
+}
+
+impl Texts<'_> {
+    /// Document `i`'s whole text: the kept text when it is whole, else read again.
+    pub(super) fn text(&self, i: usize) -> Cow<'_, str> {
+        let kept = &self.documents[i].1;
+        if kept.len() == self.sizes[i] {
+            return Cow::Borrowed(kept);
+        }
+        (self.whole_text)(i).map_or(Cow::Borrowed(kept), Cow::Owned)
+    }
 }
 
 /// The files to parse: code with a grammar, best first-stage score first, within the budget.
@@ -63,9 +75,7 @@ pub(super) fn parse_files(texts: &Texts, indices: &[usize]) -> HashMap<usize, Fi
     let documents = texts.documents;
     prepare(indices.iter().map(|&i| documents[i].0.as_str()));
     super::map_in_two_threads(indices, Tagger::default, |tagger, &i| {
-        let whole = (texts.whole_text)(i);
-        let text = whole.as_deref().unwrap_or(&documents[i].1);
-        (i, tagger.tags(&documents[i].0, text))
+        (i, tagger.tags(&documents[i].0, &texts.text(i)))
     })
     .into_iter()
     .collect()

@@ -118,13 +118,8 @@ fn select_context_in(
         documents.push((path, text));
         counted.push(counts);
     }
-    let sizes: Vec<usize> = counted.iter().map(|counts| counts.bytes).collect();
     let whole_text = |index: usize| -> Option<String> {
-        let (path, head) = &documents[index];
-        if head.len() == sizes[index] {
-            return None;
-        }
-        read_text_into(root, path, &mut Vec::new()).map(str::to_string)
+        read_text_into(root, &documents[index].0, &mut Vec::new()).map(str::to_string)
     };
     let history = History {
         recent: RecentChanges::read(repo.git()),
@@ -231,7 +226,8 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
     ranking
 }
 
-/// The whole text of a document whose text in `documents` is only its head (None when whole).
+/// A document's whole text read again (None when it cannot be read); asked only for documents
+/// whose text in `documents` is cut to its head (`graph::Texts::text`).
 type WholeText<'a> = dyn Fn(usize) -> Option<String> + Sync + 'a;
 
 /// What the repository's history says: recently changed files, and files changed by past commits
@@ -244,8 +240,7 @@ struct History {
 
 /// Rank `documents` given each one's term counts (`counted`, same order) for `query_terms`.
 /// `history` is the repository's history (empty for documents not from a repository); a
-/// document whose text was cut to its head gives its whole text through `whole_text` (None when
-/// the text in `documents` is whole).
+/// document whose text was cut to its head gives its whole text through `whole_text`.
 fn rank_counted(
     documents: &[(String, String)],
     counted: Vec<TermCounts>,
@@ -455,9 +450,7 @@ fn rank_counted(
                 .get(&index)
                 .map(|hit| hit.lines.clone())
                 .unwrap_or_default();
-            let whole = whole_text(index);
-            let text = whole.as_deref().unwrap_or(&documents[index].1);
-            file.regions = rank_regions(text, found, &term_index, &idf, &lines);
+            file.regions = rank_regions(&texts.text(index), found, &term_index, &idf, &lines);
             file
         })
         .collect();

@@ -32,15 +32,16 @@ pub(super) fn subject_scope(task: &str) -> Option<String> {
         .then(|| scope.to_string())
 }
 
-/// Whether `path` lies under a directory named like one of `scope`'s parts (`/`-separated; case
-/// and `-`/`_` ignored).
+/// A scope part or directory name as compared: case and `-`/`_` ignored.
+fn folded(name: &str) -> String {
+    name.to_ascii_lowercase().replace('-', "_")
+}
+
+/// Whether `path` lies under a directory named like one of `scope`'s (folded) parts.
 fn in_scope(scope: &[String], path: &str) -> bool {
     let mut directories = path.split('/');
     directories.next_back();
-    directories.any(|directory| {
-        let directory = directory.to_ascii_lowercase().replace('-', "_");
-        scope.contains(&directory)
-    })
+    directories.any(|directory| scope.contains(&folded(directory)))
 }
 
 /// Multiply the score of each file under the scope's directories by `SCOPE_FACTOR`.
@@ -48,7 +49,7 @@ pub(super) fn apply_scope(scope: &str, ranked: &mut [RankedFile]) {
     let parts: Vec<String> = scope
         .split('/')
         .filter(|part| !part.is_empty())
-        .map(|part| part.to_ascii_lowercase().replace('-', "_"))
+        .map(folded)
         .collect();
     for file in ranked.iter_mut() {
         if file.score <= 0.0 || !in_scope(&parts, &file.path) {
