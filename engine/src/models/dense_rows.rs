@@ -135,7 +135,7 @@ fn simd_rows(w: &[f32], k: usize, x: &[f32], m: usize, out: &mut [f32]) -> bool 
 }
 
 /// The definition: `out[c * tile + r]` = weight row `c` of `w` · activation row `r` of `x`.
-pub(crate) fn dot_rows_scalar(w: &[f32], k: usize, x: &[f32], tile: usize, out: &mut [f32]) {
+fn dot_rows_scalar(w: &[f32], k: usize, x: &[f32], tile: usize, out: &mut [f32]) {
     for (c, wrow) in w.chunks_exact(k).enumerate() {
         for (r, xrow) in x.chunks_exact(k).take(tile).enumerate() {
             out[c * tile + r] = wrow.iter().zip(xrow).map(|(a, b)| a * b).sum();
