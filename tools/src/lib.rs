@@ -19,7 +19,9 @@ mod sandbox_git;
 pub mod verify;
 
 pub use confine::{ConfinePolicy, ConfineStatus, Confinement, Mechanism, SandboxMode};
-pub use context::{select_context, ContextQuery, ContextRanking, RankedFile, Reason, Region};
+pub use context::{
+    select_context, ContextQuery, ContextRanking, Misspelling, RankedFile, Reason, Region,
+};
 pub use edits::{
     apply_patch, parse_patch, parse_patch_as, plan_patch, recover_interrupted_apply,
     render_for_model, render_for_people, ApplyOptions, ApplyReport, BlockStatus, EditBlock,

@@ -203,6 +203,14 @@ fn describe_reasons(reasons: &[hone_tools::Reason]) -> String {
                     .join(", ")
             ),
             hone_tools::Reason::PathTerms { terms } => format!("path matches {}", terms.join(", ")),
+            hone_tools::Reason::Misspelled { words } => format!(
+                "possible misspellings: {}",
+                words
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         })
         .collect::<Vec<_>>()
         .join("; ")

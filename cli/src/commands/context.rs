@@ -140,6 +140,14 @@ fn describe(reasons: &[Reason]) -> String {
                 )
             }
             Reason::PathTerms { terms } => format!("path: {}", terms.join(" ")),
+            Reason::Misspelled { words } => format!(
+                "possible misspellings: {}",
+                words
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         })
         .collect::<Vec<_>>()
         .join("; ")

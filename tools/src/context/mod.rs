@@ -19,6 +19,7 @@ mod parallel;
 mod regions;
 mod repo_map;
 mod scope;
+mod spelling;
 mod symbols;
 mod task;
 mod terms;
@@ -32,6 +33,8 @@ use history::RecentChanges;
 use parallel::map_in_two_threads;
 pub use repo_map::repo_map;
 use scope::{apply_scope, subject_scope};
+pub use spelling::Misspelling;
+use spelling::{is_spelling_task, likely_typos, named_misspellings};
 use symbols::has_grammar;
 pub use symbols::{definitions, personalised_pagerank, Definition, FileTags, Tagger};
 
@@ -59,6 +62,10 @@ const NAMED_BOOST: f64 = 12.0;
 const MENTIONED_BOOST: f64 = 5.0;
 const TRACE_BOOST: f64 = 10.0;
 const PATH_TERM_WEIGHT: f64 = 1.5;
+/// Boost per likely typo in a file, for a task about spelling (at most [`MAX_TYPOS_COUNTED`]
+/// count), times the file kind's weight.
+const TYPO_BOOST: f64 = 4.0;
+const MAX_TYPOS_COUNTED: usize = 2;
 
 /// Rank the files of `repo` (working tree: tracked + untracked-not-ignored text files) for `query`.
 pub fn select_context(repo: &Repository, query: &ContextQuery) -> Result<ContextRanking> {
@@ -98,6 +105,7 @@ fn select_context_in(
         .any(|name| classify_path(name.trim_start_matches("./"), "") == FileClass::Docs);
     let terms_owned: Vec<String> = terms.iter().map(|term| term.to_string()).collect();
     let focus = task_focus(&terms_owned, names_prose);
+    let spelling = is_spelling_task(&terms_owned);
     // Each file is counted as soon as it is read, in a buffer each thread reuses, while its text
     // is still in the cache. Only the head of each file is kept (its kind): keeping every source
     // file whole cost more in copies and page faults than reading again the few hundred
@@ -108,7 +116,7 @@ fn select_context_in(
                 return None;
             }
             let text = read_text_into(root, path, buffer)?;
-            let counts = TermCounts::of(&matcher, text);
+            let counts = TermCounts::of(&matcher, text, spelling);
             let head = &text[..floor_boundary(text, CLASSIFY_HEAD_BYTES)];
             Some((path.to_string(), head.to_string(), counts))
         });
@@ -189,22 +197,28 @@ fn read_text_into<'b>(root: &Path, path: &str, buffer: &'b mut Vec<u8>) -> Optio
     std::str::from_utf8(buffer).ok()
 }
 
-/// How often each query term occurs in one document, the document's length in words, and its
-/// size in bytes.
+/// How often each query term occurs in one document, the document's length in words, its size in
+/// bytes, and, for a task about spelling, its candidate misspellings with their counts.
 struct TermCounts {
     tf: Vec<u32>,
     length: usize,
     bytes: usize,
+    misspellings: spelling::Candidates,
 }
 
 impl TermCounts {
-    fn of(matcher: &TermMatcher, text: &str) -> Self {
+    fn of(matcher: &TermMatcher, text: &str, spelling: bool) -> Self {
         let mut tf = vec![0u32; matcher.len];
         let length = matcher.count(text, &mut tf);
         Self {
             tf,
             length,
             bytes: text.len(),
+            misspellings: if spelling {
+                spelling::scan(text)
+            } else {
+                Default::default()
+            },
         }
     }
 }
@@ -215,10 +229,12 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
     let query_terms = query_terms(&query.task, query.failure_output.as_deref());
     let terms: Vec<&str> = query_terms.iter().map(|term| term.term.as_str()).collect();
     let matcher = TermMatcher::new(&terms);
+    let terms_owned: Vec<String> = terms.iter().map(|term| term.to_string()).collect();
+    let spelling = is_spelling_task(&terms_owned);
     let counted = map_in_two_threads(
         documents,
         || (),
-        |(), (_, text)| TermCounts::of(&matcher, text),
+        |(), (_, text)| TermCounts::of(&matcher, text, spelling),
     );
     let history = History::default();
     let mut ranking = rank_counted(documents, counted, query_terms, query, &history, &|_| None);
@@ -262,7 +278,14 @@ fn rank_counted(
     let mut counts: Vec<Vec<u32>> = Vec::with_capacity(documents.len());
     let mut lengths: Vec<usize> = Vec::with_capacity(documents.len());
     let mut sizes: Vec<usize> = Vec::with_capacity(documents.len());
-    for TermCounts { tf, length, bytes } in counted {
+    let mut misspellings = Vec::with_capacity(documents.len());
+    for TermCounts {
+        tf,
+        length,
+        bytes,
+        misspellings: candidates,
+    } in counted
+    {
         for (i, count) in tf.iter().enumerate() {
             if *count > 0 {
                 document_frequency[i] += 1;
@@ -271,6 +294,7 @@ fn rank_counted(
         counts.push(tf);
         lengths.push(length);
         sizes.push(bytes);
+        misspellings.push(candidates);
     }
     let n = documents.len() as f64;
     let average_length = (lengths.iter().sum::<usize>() as f64 / n.max(1.0)).max(1.0);
@@ -323,6 +347,7 @@ fn rank_counted(
         *class == FileClass::Docs && query.named_files.iter().any(|name| paths_match(name, path))
     });
     let focus = task_focus(&terms, names_prose);
+    let typos = likely_typos(misspellings, &named_misspellings(&terms));
 
     let mut ranked: Vec<RankedFile> = Vec::new();
     for (index, (path, _)) in documents.iter().enumerate() {
@@ -388,6 +413,20 @@ fn rank_counted(
                 "mentioned in the task".into(),
             ));
         }
+        if !typos[index].is_empty() {
+            let counted = typos[index].len().min(MAX_TYPOS_COUNTED);
+            let boost = TYPO_BOOST * counted as f64 * class_weight;
+            score += boost;
+            let listed: Vec<String> = typos[index].iter().map(ToString::to_string).collect();
+            signals.push(Signal::new(
+                "spelling",
+                boost,
+                format!("possible misspellings: {}", listed.join(", ")),
+            ));
+            reasons.push(Reason::Misspelled {
+                words: typos[index].clone(),
+            });
+        }
         if let Some(hit) = trace_hits.get(&index) {
             let boost = TRACE_BOOST * hit.weight;
             score += boost;
@@ -450,7 +489,14 @@ fn rank_counted(
                 .get(&index)
                 .map(|hit| hit.lines.clone())
                 .unwrap_or_default();
-            file.regions = rank_regions(&texts.text(index), found, &term_index, &idf, &lines);
+            file.regions = rank_regions(
+                &texts.text(index),
+                found,
+                &term_index,
+                &idf,
+                &lines,
+                &typos[index],
+            );
             file
         })
         .collect();
@@ -503,6 +549,73 @@ mod tests {
                 "def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b\n".into(),
             ),
         ]
+    }
+
+    #[test]
+    fn a_task_about_typos_finds_the_file_with_the_misspelling_and_its_region() {
+        let mut documents = docs();
+        documents.push((
+            "src/walk.rs".into(),
+            "pub fn walk() {}\n\n/// Apply the fileters to each entry.\npub fn filter(entry: &str) -> bool {\n    !entry.is_empty()\n}\n"
+                .into(),
+        ));
+        let query = ContextQuery {
+            task: "doc: fix typo\n\nPR #2313".into(),
+            top: 3,
+            ..Default::default()
+        };
+        let ranking = rank_documents(&documents, &query);
+        let first = &ranking.files[0];
+        assert_eq!(first.path, "src/walk.rs");
+        assert!(first.reasons.iter().any(|reason| matches!(
+            reason,
+            Reason::Misspelled { words } if words[0].word == "fileters" && words[0].line == 3
+        )));
+        assert!(
+            first
+                .regions
+                .iter()
+                .any(|region| region.start_line <= 3 && 3 <= region.end_line),
+            "{:?}",
+            first.regions
+        );
+        // The same words in a task about behaviour look for nothing of the kind.
+        let query = ContextQuery {
+            task: "walk skips entries it should keep".into(),
+            top: 3,
+            ..Default::default()
+        };
+        let ranking = rank_documents(&documents, &query);
+        assert!(ranking.files.iter().all(|file| !file
+            .reasons
+            .iter()
+            .any(|reason| matches!(reason, Reason::Misspelled { .. }))));
+    }
+
+    #[test]
+    fn a_private_name_the_task_calls_without_its_underscore_is_still_defined_there() {
+        let documents = vec![
+            (
+                "src/pager/_impl.py".to_string(),
+                "def _pipepager(generator, cmd):\n    return run(cmd)\n".to_string(),
+            ),
+            (
+                "src/pager/api.py".to_string(),
+                "from ._impl import _pipepager\n\ndef page(text):\n    return _pipepager(text, 'less')\n"
+                    .to_string(),
+            ),
+        ];
+        let query = ContextQuery {
+            task: "Fix _pipepager()/_tempfilepager() with multi-call binaries".into(),
+            top: 2,
+            ..Default::default()
+        };
+        let ranking = rank_documents(&documents, &query);
+        assert_eq!(ranking.files[0].path, "src/pager/_impl.py");
+        assert!(ranking.files[0]
+            .signals
+            .iter()
+            .any(|signal| signal.name == "defines" && signal.detail.contains("pipepager")));
     }
 
     #[test]

@@ -1,22 +1,28 @@
 //! Regions: a file split into its definitions (functions, classes, methods, impls, ...) as the
 //! tree-sitter parse gives them, or into 40-line windows when it has none (no grammar, or prose),
-//! each scored with the query's BM25 weights and the failure's line numbers.
+//! each scored with the query's BM25 weights, the failure's line numbers and the likely typos. A
+//! line named by the failure or holding a typo outside every definition (a module-level statement,
+//! a comment between functions) gets a few lines around it as a region of its own.
 
 use std::collections::HashMap;
 
 use super::terms::for_each_term;
-use super::{Definition, Reason, Region, K1, TRACE_BOOST};
+use super::{Definition, Misspelling, Reason, Region, K1, TRACE_BOOST};
 
 /// Lines per region of a file without definitions.
 const WINDOW_LINES: usize = 40;
+/// Lines either side of a named line outside every definition.
+const AROUND_LINES: usize = 3;
 
-/// Split `text` into regions (its `definitions`, or windows) and score them.
+/// Split `text` into regions (its `definitions`, or windows) and score them; `trace_lines` are the
+/// failure's lines in this file, `typos` its likely misspellings.
 pub(super) fn rank_regions(
     text: &str,
     definitions: &[Definition],
     term_index: &HashMap<&str, usize>,
     idf: &[f64],
     trace_lines: &[usize],
+    typos: &[Misspelling],
 ) -> Vec<Region> {
     let lines: Vec<&str> = text.lines().collect();
     // 0-based first line, exclusive end.
@@ -35,6 +41,24 @@ pub(super) fn rank_regions(
             .map(|start| (start, (start + WINDOW_LINES).min(lines.len())))
             .collect();
     }
+    let named_lines = trace_lines
+        .iter()
+        .copied()
+        .chain(typos.iter().map(|typo| typo.line));
+    let mut around = Vec::new();
+    for line in named_lines.filter(|&line| line >= 1 && line <= lines.len()) {
+        let covered = spans
+            .iter()
+            .chain(&around)
+            .any(|&(start, end)| line > start && line <= end);
+        if !covered {
+            around.push((
+                (line - 1).saturating_sub(AROUND_LINES),
+                (line + AROUND_LINES).min(lines.len()),
+            ));
+        }
+    }
+    spans.extend(around);
     let mut regions: Vec<Region> = spans
         .into_iter()
         .filter_map(|(start, end)| {
@@ -64,6 +88,15 @@ pub(super) fn rank_regions(
             if !hits.is_empty() {
                 score += TRACE_BOOST;
                 reasons.push(Reason::InTrace { lines: hits });
+            }
+            let misspelled: Vec<Misspelling> = typos
+                .iter()
+                .filter(|typo| typo.line > start && typo.line <= end)
+                .cloned()
+                .collect();
+            if !misspelled.is_empty() {
+                score += TRACE_BOOST;
+                reasons.push(Reason::Misspelled { words: misspelled });
             }
             if !matched.is_empty() {
                 let terms = term_index
@@ -120,7 +153,7 @@ mod tests {
 
     fn regions(path: &str, text: &str, term: &str) -> Vec<(usize, usize, String)> {
         let index: HashMap<&str, usize> = [(term, 0)].into_iter().collect();
-        rank_regions(text, &definitions(path, text), &index, &[1.0], &[])
+        rank_regions(text, &definitions(path, text), &index, &[1.0], &[], &[])
             .into_iter()
             .map(|region| (region.start_line, region.end_line, region.name))
             .collect()
@@ -144,5 +177,32 @@ mod tests {
         );
         // Without a grammar: windows.
         assert_eq!(regions("notes.txt", "escape\n", "escape")[0].0, 1);
+    }
+
+    #[test]
+    fn a_named_line_outside_every_definition_gets_the_lines_around_it() {
+        let python = "import os\n\n# Read the timeout first.\nos.environ.setdefault('T', '1')\n\n\n\ndef run():\n    pass\n";
+        let index: HashMap<&str, usize> = HashMap::new();
+        let found = rank_regions(
+            python,
+            &definitions("cfg.py", python),
+            &index,
+            &[],
+            &[4],
+            &[],
+        );
+        assert_eq!((found[0].start_line, found[0].end_line), (1, 7));
+        assert_eq!(found[0].reasons, [Reason::InTrace { lines: vec![4] }]);
+        // A line inside a definition adds nothing: the definition is the region.
+        let found = rank_regions(
+            python,
+            &definitions("cfg.py", python),
+            &index,
+            &[],
+            &[9],
+            &[],
+        );
+        assert_eq!((found[0].start_line, found[0].end_line), (8, 9));
+        assert_eq!(found.len(), 1);
     }
 }

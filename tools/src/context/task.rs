@@ -271,13 +271,20 @@ pub fn query_terms(task: &str, failure_output: Option<&str>) -> Vec<QueryTerm> {
             }
         };
         let base = base_weight(*kind);
-        for word in text.split(|c: char| {
-            c.is_whitespace()
-                || matches!(
-                    c,
-                    '"' | '\'' | ',' | ';' | '[' | ']' | '{' | '}' | '<' | '>' | '='
-                )
-        }) {
+        let words = text
+            .split(|c: char| {
+                c.is_whitespace()
+                    || matches!(
+                        c,
+                        '"' | '\'' | ',' | ';' | '[' | ']' | '{' | '}' | '<' | '>' | '='
+                    )
+            })
+            // Calls joined by a slash (`_pipepager()/_tempfilepager()`) are two names, not a path.
+            .flat_map(|word| {
+                let calls = word.contains('/') && word.contains("()");
+                word.split(move |c: char| calls && c == '/')
+            });
+        for word in words {
             // Paths in traces and logs are read as locations (traces.rs), not as words: their
             // `src`, `lib` and `py` parts match every file.
             if matches!(kind, SegmentKind::Trace | SegmentKind::Log)
@@ -459,5 +466,15 @@ mod tests {
         // Prose with a hyphen is still prose.
         let terms = query_terms("a well-known bug", None);
         assert!(weight(&terms, "well_known") <= 1.0);
+    }
+
+    #[test]
+    fn calls_joined_by_a_slash_are_names_and_a_path_counts_by_its_file_name() {
+        let terms = query_terms("Fix _pipepager()/_tempfilepager() with symlinks", None);
+        assert!(weight(&terms, "pipepager") >= 2.0, "{terms:?}");
+        assert!(weight(&terms, "tempfilepager") >= 2.0, "{terms:?}");
+        let terms = query_terms("crash in src/click/termui.py", None);
+        assert!(weight(&terms, "termui") > 0.0, "{terms:?}");
+        assert_eq!(weight(&terms, "click"), 0.0, "{terms:?}");
     }
 }

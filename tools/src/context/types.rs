@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Definition, FileClass, QueryTerm, TaskFocus};
+use super::{Definition, FileClass, Misspelling, QueryTerm, TaskFocus};
 
 /// What to rank for.
 #[derive(Debug, Clone, Default)]
@@ -30,6 +30,8 @@ pub enum Reason {
     Terms { terms: Vec<(String, usize)> },
     /// Query terms in the path.
     PathTerms { terms: Vec<String> },
+    /// Words the spelling dictionary knows as misspellings (for a task about typos).
+    Misspelled { words: Vec<Misspelling> },
 }
 
 /// A region of a file: 1-based inclusive lines.

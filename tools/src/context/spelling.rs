@@ -1,0 +1,272 @@
+//! Misspellings, for tasks about typos ("fix typo", "fix some typos (found by codespell)"): such a
+//! task rarely says where the typo is, so its words match nothing; the files that hold a word the
+//! `typos` project's dictionary knows as a misspelling are where it most likely is.
+//!
+//! A dictionary hit is only a candidate: code is full of names that look like misspellings
+//! (`lits`, `certifi`, `O_WRONLY`). So words in capitals and words glued to digits are skipped, and
+//! a candidate spelled the same way more than [`MAX_OCCURRENCES`] times in the repository is taken
+//! as deliberate: a typo is an accident, made once or twice, not a name used throughout.
+
+use std::collections::HashMap;
+
+/// Words that make a task about spelling (the task's terms, lowercased).
+const SPELLING_WORDS: &[&str] = &[
+    "typo",
+    "typos",
+    "spelling",
+    "misspelling",
+    "misspellings",
+    "misspelled",
+    "misspelt",
+    "codespell",
+    "spellcheck",
+    "spellchecker",
+];
+/// Candidates kept per file (the rest cannot change its rank).
+const MAX_PER_FILE: usize = 16;
+/// A candidate spelled the same way more often than this in the repository is a name, not a typo.
+pub(super) const MAX_OCCURRENCES: usize = 2;
+/// Shortest and longest words looked up (short "misspellings" are mostly abbreviations).
+const MIN_WORD: usize = 4;
+const MAX_WORD: usize = 24;
+
+/// Whether the task (its lowercased terms) asks to fix spelling.
+pub(super) fn is_spelling_task(terms: &[String]) -> bool {
+    terms
+        .iter()
+        .any(|term| SPELLING_WORDS.contains(&term.as_str()))
+}
+
+/// The task's terms that the dictionary knows as misspellings ("Fix a typo: verison -> version"):
+/// when a task names its typo, only the files holding it are candidates.
+pub(super) fn named_misspellings(terms: &[String]) -> Vec<String> {
+    terms
+        .iter()
+        .filter(|term| (MIN_WORD..=MAX_WORD).contains(&term.len()))
+        .filter(|term| {
+            typos_dict::WORD
+                .find(&unicase::UniCase::new(term.as_str()))
+                .is_some()
+        })
+        .cloned()
+        .collect()
+}
+
+/// A word of a file that the dictionary knows as a misspelling.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Misspelling {
+    /// The word as written.
+    pub word: String,
+    /// The dictionary's first correction.
+    pub correction: String,
+    /// 1-based line.
+    pub line: usize,
+}
+
+impl std::fmt::Display for Misspelling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} -> {} (line {})",
+            self.word, self.correction, self.line
+        )
+    }
+}
+
+/// A file's candidate misspellings: in order, at most [`MAX_PER_FILE`] distinct words (each at
+/// its first line), and how many times each candidate occurs (lowercased), for the
+/// repository-wide count.
+#[derive(Debug, Default)]
+pub(super) struct Candidates {
+    found: Vec<Misspelling>,
+    counts: Vec<(String, usize)>,
+}
+
+/// The candidate misspellings of `text`.
+pub(super) fn scan(text: &str) -> Candidates {
+    let mut found: Vec<Misspelling> = Vec::new();
+    let mut counts: Vec<(String, usize)> = Vec::new();
+    let bytes = text.as_bytes();
+    let mut line = 1;
+    let mut i = 0;
+    while i < bytes.len() {
+        let byte = bytes[i];
+        if byte == b'\n' {
+            line += 1;
+        }
+        if !byte.is_ascii_alphabetic() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+            i += 1;
+        }
+        // Letters glued to digits are hashes, versions or encoded data, not words.
+        let glued = (start > 0 && bytes[start - 1].is_ascii_digit())
+            || (i < bytes.len() && bytes[i].is_ascii_digit());
+        if glued || i - start < MIN_WORD {
+            continue;
+        }
+        for part in camel_parts(&text[start..i]) {
+            if part.len() < MIN_WORD
+                || part.len() > MAX_WORD
+                || part.bytes().all(|b| b.is_ascii_uppercase())
+            {
+                continue;
+            }
+            let Some(corrections) = typos_dict::WORD.find(&unicase::UniCase::new(part)) else {
+                continue;
+            };
+            let lower = part.to_ascii_lowercase();
+            match counts.iter_mut().find(|(word, _)| *word == lower) {
+                Some((_, count)) => *count += 1,
+                None => {
+                    if found.len() < MAX_PER_FILE {
+                        found.push(Misspelling {
+                            word: part.to_string(),
+                            correction: corrections.first().copied().unwrap_or_default().into(),
+                            line,
+                        });
+                    }
+                    counts.push((lower, 1));
+                }
+            }
+        }
+    }
+    Candidates { found, counts }
+}
+
+/// The camelCase parts of a run of ASCII letters (`parseHTTPHeader` → `parse`, `HTTPHeader`).
+fn camel_parts(word: &str) -> impl Iterator<Item = &str> {
+    let bytes = word.as_bytes();
+    let mut start = 0;
+    let mut at = 1;
+    std::iter::from_fn(move || {
+        if start >= bytes.len() {
+            return None;
+        }
+        while at < bytes.len() {
+            let boundary = bytes[at].is_ascii_uppercase() && bytes[at - 1].is_ascii_lowercase();
+            at += 1;
+            if boundary {
+                let part = &word[start..at - 1];
+                start = at - 1;
+                return Some(part);
+            }
+        }
+        let part = &word[start..];
+        start = bytes.len();
+        Some(part)
+    })
+}
+
+/// Each file's likely typos (`per_file[i]`: file `i`'s candidates and their counts, as [`scan`]
+/// returns them): the misspellings the task names (`named`, lowercase) wherever they are, or when
+/// it names none, the candidates rare enough in the repository to be accidents.
+pub(super) fn likely_typos(per_file: Vec<Candidates>, named: &[String]) -> Vec<Vec<Misspelling>> {
+    if !named.is_empty() {
+        return per_file
+            .into_iter()
+            .map(|Candidates { found, .. }| {
+                found
+                    .into_iter()
+                    .filter(|found| named.contains(&found.word.to_ascii_lowercase()))
+                    .collect()
+            })
+            .collect();
+    }
+    let mut total: HashMap<String, usize> = HashMap::new();
+    for candidates in &per_file {
+        for (word, count) in &candidates.counts {
+            *total.entry(word.clone()).or_default() += count;
+        }
+    }
+    per_file
+        .into_iter()
+        .map(|Candidates { found, .. }| {
+            found
+                .into_iter()
+                .filter(|found| {
+                    total
+                        .get(&found.word.to_ascii_lowercase())
+                        .is_some_and(|&count| count <= MAX_OCCURRENCES)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spelling_tasks_are_told_by_their_words() {
+        let terms = |text: &str| -> Vec<String> {
+            text.split_whitespace().map(str::to_lowercase).collect()
+        };
+        assert!(is_spelling_task(&terms("doc: fix typo")));
+        assert!(is_spelling_task(&terms(
+            "Fix some typos found by codespell"
+        )));
+        assert!(!is_spelling_task(&terms("fix the crash in the parser")));
+    }
+
+    #[test]
+    fn finds_misspelled_words_in_prose_and_identifier_parts_with_their_lines() {
+        let text = "// Parse the header.\n// Returns an argumnet list.\nfn read_fileters(seperateArgs: &str) {}\n";
+        let Candidates { found, counts } = scan(text);
+        let words: Vec<(&str, &str, usize)> = found
+            .iter()
+            .map(|m| (m.word.as_str(), m.correction.as_str(), m.line))
+            .collect();
+        assert_eq!(
+            words,
+            [
+                ("argumnet", "argument", 2),
+                ("fileters", "filters", 3),
+                ("seperate", "separate", 3)
+            ]
+        );
+        assert_eq!(counts.len(), 3);
+    }
+
+    #[test]
+    fn capitals_hashes_and_short_words_are_not_candidates() {
+        // `WRONLY` and `STATI` are constants, `teh` is too short to trust, `e3f4recieve9` is a hash.
+        let found = scan("flags = O_WRONLY | STATI; teh = e3f4recieve9\n").found;
+        assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn a_spelling_used_throughout_the_repository_is_a_name_not_a_typo() {
+        let files = [
+            "let lits = literals(); use(lits); drop(lits);",
+            "fn strip(lits: &[u8]) {}",
+            "// the underyling reader",
+        ];
+        let typos = likely_typos(files.iter().map(|text| scan(text)).collect(), &[]);
+        assert!(typos[0].is_empty() && typos[1].is_empty(), "{typos:?}");
+        assert_eq!(typos[2].len(), 1);
+        assert_eq!(typos[2][0].correction, "underlying");
+    }
+
+    #[test]
+    fn a_typo_the_task_names_is_the_only_candidate() {
+        let terms: Vec<String> = ["fix", "typo", "verison", "version"]
+            .iter()
+            .map(|term| term.to_string())
+            .collect();
+        let named = named_misspellings(&terms);
+        assert_eq!(named, ["verison"]);
+        let files = [
+            "print(verison); print(verison); print(verison)",
+            "// the underyling reader",
+        ];
+        let typos = likely_typos(files.iter().map(|text| scan(text)).collect(), &named);
+        // Named: kept however often it occurs; the other candidate is not what the task is about.
+        assert_eq!(typos[0].len(), 1);
+        assert!(typos[1].is_empty());
+    }
+}
