@@ -34,7 +34,7 @@ use parallel::map_in_two_threads;
 pub use repo_map::repo_map;
 use scope::{apply_scope, subject_scope};
 pub use spelling::Misspelling;
-use spelling::{is_spelling_task, likely_typos, named_misspellings};
+use spelling::{is_spelling_task, likely_typos, named_misspellings, Scanner};
 use symbols::has_grammar;
 pub use symbols::{definitions, personalised_pagerank, Definition, FileTags, Tagger};
 
@@ -111,12 +111,12 @@ fn select_context_in(
     // file whole cost more in copies and page faults than reading again the few hundred
     // kilobytes the symbol graph parses and the regions of the files shown.
     let read: Vec<Option<(String, String, TermCounts)>> =
-        map_in_two_threads(&candidates, Vec::new, |buffer, path| {
+        map_in_two_threads(&candidates, Default::default, |(buffer, scanner), path| {
             if !worth_reading(path, query, focus) {
                 return None;
             }
             let text = read_text_into(root, path, buffer)?;
-            let counts = TermCounts::of(&matcher, text, spelling);
+            let counts = TermCounts::of(&matcher, text, spelling.then_some(scanner));
             let head = &text[..floor_boundary(text, CLASSIFY_HEAD_BYTES)];
             Some((path.to_string(), head.to_string(), counts))
         });
@@ -207,18 +207,17 @@ struct TermCounts {
 }
 
 impl TermCounts {
-    fn of(matcher: &TermMatcher, text: &str, spelling: bool) -> Self {
+    /// Counts for `text`; its candidate misspellings too when a `spelling` scanner is given.
+    fn of(matcher: &TermMatcher, text: &str, spelling: Option<&mut Scanner>) -> Self {
         let mut tf = vec![0u32; matcher.len];
         let length = matcher.count(text, &mut tf);
         Self {
             tf,
             length,
             bytes: text.len(),
-            misspellings: if spelling {
-                spelling::scan(text)
-            } else {
-                Default::default()
-            },
+            misspellings: spelling
+                .map(|scanner| scanner.scan(text))
+                .unwrap_or_default(),
         }
     }
 }
@@ -231,11 +230,9 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
     let matcher = TermMatcher::new(&terms);
     let terms_owned: Vec<String> = terms.iter().map(|term| term.to_string()).collect();
     let spelling = is_spelling_task(&terms_owned);
-    let counted = map_in_two_threads(
-        documents,
-        || (),
-        |(), (_, text)| TermCounts::of(&matcher, text, spelling),
-    );
+    let counted = map_in_two_threads(documents, Scanner::default, |scanner, (_, text)| {
+        TermCounts::of(&matcher, text, spelling.then_some(scanner))
+    });
     let history = History::default();
     let mut ranking = rank_counted(documents, counted, query_terms, query, &history, &|_| None);
     ranking.elapsed = start.elapsed();

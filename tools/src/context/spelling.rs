@@ -8,6 +8,7 @@
 //! as deliberate: a typo is an accident, made once or twice, not a name used throughout.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 /// Words that make a task about spelling (the task's terms, lowercased).
 const SPELLING_WORDS: &[&str] = &[
@@ -82,59 +83,112 @@ pub(super) struct Candidates {
     counts: Vec<(String, usize)>,
 }
 
-/// The candidate misspellings of `text`.
-pub(super) fn scan(text: &str) -> Candidates {
-    let mut found: Vec<Misspelling> = Vec::new();
-    let mut counts: Vec<(String, usize)> = Vec::new();
-    let bytes = text.as_bytes();
-    let mut line = 1;
-    let mut i = 0;
-    while i < bytes.len() {
-        let byte = bytes[i];
-        if byte == b'\n' {
-            line += 1;
-        }
-        if !byte.is_ascii_alphabetic() {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
-            i += 1;
-        }
-        // Letters glued to digits are hashes, versions or encoded data, not words.
-        let glued = (start > 0 && bytes[start - 1].is_ascii_digit())
-            || (i < bytes.len() && bytes[i].is_ascii_digit());
-        if glued || i - start < MIN_WORD {
-            continue;
-        }
-        for part in camel_parts(&text[start..i]) {
-            if part.len() < MIN_WORD
-                || part.len() > MAX_WORD
-                || part.bytes().all(|b| b.is_ascii_uppercase())
-            {
+/// Finds candidate misspellings, remembering each distinct word's dictionary answer: a repository
+/// of 10,000 files has millions of words but only some 15,000 distinct ones, and a hash of a short
+/// word is several times cheaper than the dictionary's lookup. The answers are kept by the word's
+/// 64-bit hash alone (two of 15,000 words sharing one is a one-in-10¹¹ event, and would only move
+/// a hint). One per thread.
+#[derive(Debug, Default)]
+pub(super) struct Scanner {
+    /// Hash of the lowercased word -> its first correction, if the dictionary knows it.
+    known: HashMap<u64, Option<&'static str>, BuildHasherDefault<KeyIsHash>>,
+}
+
+impl Scanner {
+    /// The candidate misspellings of `text`.
+    pub(super) fn scan(&mut self, text: &str) -> Candidates {
+        let mut found: Vec<Misspelling> = Vec::new();
+        let mut counts: Vec<(String, usize)> = Vec::new();
+        let bytes = text.as_bytes();
+        // Lines are counted up to a candidate only when there is one (candidates are rare).
+        let (mut line, mut counted_to) = (1, 0);
+        let mut i = 0;
+        while i < bytes.len() {
+            if !bytes[i].is_ascii_alphabetic() {
+                i += 1;
                 continue;
             }
-            let Some(corrections) = typos_dict::WORD.find(&unicase::UniCase::new(part)) else {
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
+                i += 1;
+            }
+            // Letters glued to digits are hashes, versions or encoded data, not words.
+            let glued = (start > 0 && bytes[start - 1].is_ascii_digit())
+                || (i < bytes.len() && bytes[i].is_ascii_digit());
+            if glued || i - start < MIN_WORD {
                 continue;
-            };
-            let lower = part.to_ascii_lowercase();
-            match counts.iter_mut().find(|(word, _)| *word == lower) {
-                Some((_, count)) => *count += 1,
-                None => {
-                    if found.len() < MAX_PER_FILE {
-                        found.push(Misspelling {
-                            word: part.to_string(),
-                            correction: corrections.first().copied().unwrap_or_default().into(),
-                            line,
-                        });
+            }
+            for part in camel_parts(&text[start..i]) {
+                if part.len() < MIN_WORD
+                    || part.len() > MAX_WORD
+                    || part.bytes().all(|b| b.is_ascii_uppercase())
+                {
+                    continue;
+                }
+                let Some(correction) = self.correction(part) else {
+                    continue;
+                };
+                let lower = part.to_ascii_lowercase();
+                match counts.iter_mut().find(|(word, _)| *word == lower) {
+                    Some((_, count)) => *count += 1,
+                    None => {
+                        if found.len() < MAX_PER_FILE {
+                            line += bytes[counted_to..start]
+                                .iter()
+                                .filter(|&&byte| byte == b'\n')
+                                .count();
+                            counted_to = start;
+                            found.push(Misspelling {
+                                word: part.to_string(),
+                                correction: correction.to_string(),
+                                line,
+                            });
+                        }
+                        counts.push((lower, 1));
                     }
-                    counts.push((lower, 1));
                 }
             }
         }
+        Candidates { found, counts }
     }
-    Candidates { found, counts }
+
+    /// The dictionary's first correction of `word` (ASCII letters), if it is a misspelling.
+    fn correction(&mut self, word: &str) -> Option<&'static str> {
+        const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        // Eight letters at a time, lowercased by setting bit 5 of each (ASCII letters only).
+        let mut hash = word.len() as u64;
+        for chunk in word.as_bytes().chunks(8) {
+            let mut eight = [0u8; 8];
+            eight[..chunk.len()].copy_from_slice(chunk);
+            let lower = u64::from_le_bytes(eight) | 0x2020_2020_2020_2020;
+            hash = (hash.rotate_left(5) ^ lower).wrapping_mul(SEED);
+        }
+        *self.known.entry(hash).or_insert_with(|| {
+            typos_dict::WORD
+                .find(&unicase::UniCase::new(word))
+                .map(|corrections| corrections.first().copied().unwrap_or_default())
+        })
+    }
+}
+
+/// The keys of [`Scanner::known`] are hashes already: used as they are.
+#[derive(Debug, Default)]
+struct KeyIsHash(u64);
+
+impl Hasher for KeyIsHash {
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        self.0 = value;
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 /// The camelCase parts of a run of ASCII letters (`parseHTTPHeader` → `parse`, `HTTPHeader`).
@@ -161,7 +215,7 @@ fn camel_parts(word: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// Each file's likely typos (`per_file[i]`: file `i`'s candidates and their counts, as [`scan`]
+/// Each file's likely typos (`per_file[i]`: file `i`'s candidates and their counts, as [`Scanner::scan`]
 /// returns them): the misspellings the task names (`named`, lowercase) wherever they are, or when
 /// it names none, the candidates rare enough in the repository to be accidents.
 pub(super) fn likely_typos(per_file: Vec<Candidates>, named: &[String]) -> Vec<Vec<Misspelling>> {
@@ -216,7 +270,7 @@ mod tests {
     #[test]
     fn finds_misspelled_words_in_prose_and_identifier_parts_with_their_lines() {
         let text = "// Parse the header.\n// Returns an argumnet list.\nfn read_fileters(seperateArgs: &str) {}\n";
-        let Candidates { found, counts } = scan(text);
+        let Candidates { found, counts } = Scanner::default().scan(text);
         let words: Vec<(&str, &str, usize)> = found
             .iter()
             .map(|m| (m.word.as_str(), m.correction.as_str(), m.line))
@@ -235,7 +289,9 @@ mod tests {
     #[test]
     fn capitals_hashes_and_short_words_are_not_candidates() {
         // `WRONLY` and `STATI` are constants, `teh` is too short to trust, `e3f4recieve9` is a hash.
-        let found = scan("flags = O_WRONLY | STATI; teh = e3f4recieve9\n").found;
+        let found = Scanner::default()
+            .scan("flags = O_WRONLY | STATI; teh = e3f4recieve9\n")
+            .found;
         assert!(found.is_empty(), "{found:?}");
     }
 
@@ -246,7 +302,13 @@ mod tests {
             "fn strip(lits: &[u8]) {}",
             "// the underyling reader",
         ];
-        let typos = likely_typos(files.iter().map(|text| scan(text)).collect(), &[]);
+        let typos = likely_typos(
+            files
+                .iter()
+                .map(|text| Scanner::default().scan(text))
+                .collect(),
+            &[],
+        );
         assert!(typos[0].is_empty() && typos[1].is_empty(), "{typos:?}");
         assert_eq!(typos[2].len(), 1);
         assert_eq!(typos[2][0].correction, "underlying");
@@ -264,7 +326,13 @@ mod tests {
             "print(verison); print(verison); print(verison)",
             "// the underyling reader",
         ];
-        let typos = likely_typos(files.iter().map(|text| scan(text)).collect(), &named);
+        let typos = likely_typos(
+            files
+                .iter()
+                .map(|text| Scanner::default().scan(text))
+                .collect(),
+            &named,
+        );
         // Named: kept however often it occurs; the other candidate is not what the task is about.
         assert_eq!(typos[0].len(), 1);
         assert!(typos[1].is_empty());
