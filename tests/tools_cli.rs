@@ -237,3 +237,45 @@ fn context_ranks_files_with_reasons() {
         "{stdout}"
     );
 }
+
+#[test]
+fn context_for_a_typo_task_points_at_the_misspelling() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    init_repo(
+        root,
+        &[
+            ("calc.py", CALC),
+            ("test_calc.py", TEST),
+            (
+                "net.py",
+                "def fetch(url):\n    # Wait to recieve the whole body.\n    return url\n",
+            ),
+        ],
+    );
+    let output = hone(root, &["context", "doc: fix typo", "--json"]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let first = &json["files"][0];
+    assert_eq!(first["path"], "net.py", "{json}");
+    let misspelled = first["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|reason| reason["kind"] == "misspelled")
+        .unwrap_or_else(|| panic!("{first}"));
+    assert_eq!(misspelled["words"][0]["word"], "recieve");
+    assert_eq!(misspelled["words"][0]["correction"], "receive");
+    assert_eq!(misspelled["words"][0]["line"], 2);
+    let text = hone(root, &["context", "doc: fix typo"]);
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains("possible misspellings: recieve -> receive (line 2)"),
+        "{stdout}"
+    );
+}
