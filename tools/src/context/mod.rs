@@ -34,7 +34,9 @@ use parallel::map_in_two_threads;
 pub use repo_map::repo_map;
 use scope::{apply_scope, subject_scope};
 pub use spelling::Misspelling;
-use spelling::{is_spelling_task, likely_typos, named_misspellings, Scanner};
+use spelling::{
+    is_spelling_task, likely_typos, named_misspellings, spells_out_correction, Scanner,
+};
 use symbols::has_grammar;
 pub use symbols::{definitions, personalised_pagerank, Definition, FileTags, Tagger};
 
@@ -344,7 +346,11 @@ fn rank_counted(
         *class == FileClass::Docs && query.named_files.iter().any(|name| paths_match(name, path))
     });
     let focus = task_focus(&terms, names_prose);
-    let typos = likely_typos(misspellings, &named_misspellings(&terms));
+    let typos = likely_typos(
+        misspellings,
+        &named_misspellings(&terms),
+        spells_out_correction(&query.task),
+    );
 
     let mut ranked: Vec<RankedFile> = Vec::new();
     for (index, (path, _)) in documents.iter().enumerate() {

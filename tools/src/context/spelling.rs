@@ -53,6 +53,22 @@ pub(super) fn named_misspellings(terms: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Whether the task spells its correction out (`fix typo "used" -> "use"`): then the task's own
+/// words find the place, and a dictionary candidate elsewhere is not what it is about.
+pub(super) fn spells_out_correction(task: &str) -> bool {
+    let word_char = |c: char| c.is_alphanumeric() || c == '_';
+    task.lines().any(|line| {
+        ["->", "\u{2192}", "=>"].iter().any(|arrow| {
+            let pieces: Vec<&str> = line.split(arrow).collect();
+            pieces.windows(2).any(|pair| {
+                let before = pair[0].trim_end().trim_end_matches(['"', '\'', '`']);
+                let after = pair[1].trim_start().trim_start_matches(['"', '\'', '`']);
+                before.ends_with(word_char) && after.starts_with(word_char)
+            })
+        })
+    })
+}
+
 /// A word of a file that the dictionary knows as a misspelling.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Misspelling {
@@ -215,10 +231,15 @@ fn camel_parts(word: &str) -> impl Iterator<Item = &str> {
     })
 }
 
-/// Each file's likely typos (`per_file[i]`: file `i`'s candidates and their counts, as [`Scanner::scan`]
-/// returns them): the misspellings the task names (`named`, lowercase) wherever they are, or when
-/// it names none, the candidates rare enough in the repository to be accidents.
-pub(super) fn likely_typos(per_file: Vec<Candidates>, named: &[String]) -> Vec<Vec<Misspelling>> {
+/// Each file's likely typos (`per_file[i]`: file `i`'s candidates and their counts, as
+/// [`Scanner::scan`] returns them): the misspellings the task names (`named`, lowercase) wherever
+/// they are; none when the task spells out a correction the dictionary does not know
+/// (`spelled_out`); otherwise the candidates rare enough in the repository to be accidents.
+pub(super) fn likely_typos(
+    per_file: Vec<Candidates>,
+    named: &[String],
+    spelled_out: bool,
+) -> Vec<Vec<Misspelling>> {
     if !named.is_empty() {
         return per_file
             .into_iter()
@@ -229,6 +250,9 @@ pub(super) fn likely_typos(per_file: Vec<Candidates>, named: &[String]) -> Vec<V
                     .collect()
             })
             .collect();
+    }
+    if spelled_out {
+        return per_file.iter().map(|_| Vec::new()).collect();
     }
     let mut total: HashMap<String, usize> = HashMap::new();
     for candidates in &per_file {
@@ -308,6 +332,7 @@ mod tests {
                 .map(|text| Scanner::default().scan(text))
                 .collect(),
             &[],
+            false,
         );
         assert!(typos[0].is_empty() && typos[1].is_empty(), "{typos:?}");
         assert_eq!(typos[2].len(), 1);
@@ -332,9 +357,27 @@ mod tests {
                 .map(|text| Scanner::default().scan(text))
                 .collect(),
             &named,
+            true,
         );
         // Named: kept however often it occurs; the other candidate is not what the task is about.
         assert_eq!(typos[0].len(), 1);
         assert!(typos[1].is_empty());
+    }
+
+    #[test]
+    fn a_correction_spelled_out_is_told_from_prose() {
+        assert!(spells_out_correction("doc: fix typo \"used\" -> \"use\""));
+        assert!(spells_out_correction(
+            "Fix typos\n\nnonexistant -> nonexistent"
+        ));
+        assert!(spells_out_correction("fix: `recieve` → `receive`"));
+        assert!(!spells_out_correction("doc: fix typo\n\nPR #2313"));
+        assert!(!spells_out_correction("fn parse() -> Result<()>: fix typo"));
+        let typos = likely_typos(
+            vec![Scanner::default().scan("// the underyling reader")],
+            &[],
+            true,
+        );
+        assert!(typos[0].is_empty());
     }
 }
