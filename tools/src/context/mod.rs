@@ -346,11 +346,25 @@ fn rank_counted(
         *class == FileClass::Docs && query.named_files.iter().any(|name| paths_match(name, path))
     });
     let focus = task_focus(&terms, names_prose);
-    let typos = likely_typos(
+    let mut typos = likely_typos(
         misspellings,
         &named_misspellings(&terms),
         spells_out_correction(&query.task),
     );
+    // A typo task that names its file (`Fix typo in cobra/cmd/init.go`) looks only there.
+    let named_documents: Vec<bool> = documents
+        .iter()
+        .map(|(path, _)| {
+            is_named(path) || query.named_files.iter().any(|name| paths_match(name, path))
+        })
+        .collect();
+    if named_documents.contains(&true) {
+        for (found, named) in typos.iter_mut().zip(&named_documents) {
+            if !named {
+                found.clear();
+            }
+        }
+    }
 
     let mut ranked: Vec<RankedFile> = Vec::new();
     for (index, (path, _)) in documents.iter().enumerate() {
@@ -593,6 +607,38 @@ mod tests {
             .reasons
             .iter()
             .any(|reason| matches!(reason, Reason::Misspelled { .. }))));
+    }
+
+    #[test]
+    fn a_typo_task_that_names_its_file_looks_only_there() {
+        let mut documents = docs();
+        documents.push((
+            "README.md".into(),
+            "# calc\n\nAdds and substracts numbers.\n".into(),
+        ));
+        documents.push((
+            "src/walk.rs".into(),
+            "/// Apply the fileters to each entry.\npub fn filter(entry: &str) -> bool {\n    true\n}\n"
+                .into(),
+        ));
+        let query = ContextQuery {
+            task: "Fix typo in src/walk.rs".into(),
+            top: 5,
+            ..Default::default()
+        };
+        let ranking = rank_documents(&documents, &query);
+        assert_eq!(ranking.files[0].path, "src/walk.rs");
+        let flagged: Vec<&str> = ranking
+            .files
+            .iter()
+            .filter(|file| {
+                file.reasons
+                    .iter()
+                    .any(|reason| matches!(reason, Reason::Misspelled { .. }))
+            })
+            .map(|file| file.path.as_str())
+            .collect();
+        assert_eq!(flagged, ["src/walk.rs"]);
     }
 
     #[test]
