@@ -15,17 +15,22 @@ use common::{git, init_repo};
 const BREAK: &str =
     "calc.py\n<<<<<<< SEARCH\n    return a - b\n=======\n    return a * b\n>>>>>>> REPLACE\n";
 
-fn fixture_repo() -> tempfile::TempDir {
+/// A repository with the calculator, its test and `extra` files, committed.
+fn calc_repo(extra: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
+    let mut files = vec![
+        ("calc.py", CALC),
+        ("test_calc.py", TEST),
+        (".gitignore", "__pycache__/\n"),
+    ];
+    files.extend_from_slice(extra);
+    init_repo(dir.path(), &files);
+    dir
+}
+
+fn fixture_repo() -> tempfile::TempDir {
+    let dir = calc_repo(&[]);
     let root = dir.path();
-    init_repo(
-        root,
-        &[
-            ("calc.py", CALC),
-            ("test_calc.py", TEST),
-            (".gitignore", "__pycache__/\n"),
-        ],
-    );
     // A staged and an unstaged change elsewhere: both must survive every failure byte for byte.
     std::fs::write(root.join("notes.txt"), "staged\n").unwrap();
     git(root, &["add", "notes.txt"]);
@@ -59,6 +64,21 @@ fn hone(dir: &Path, args: &[&str]) -> Output {
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .unwrap()
+}
+
+/// `hone context ARGS --json` in `dir`, which must succeed.
+fn context_json(dir: &Path, args: &[&str]) -> serde_json::Value {
+    let mut args = args.to_vec();
+    args.insert(0, "context");
+    args.push("--json");
+    let output = hone(dir, &args);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
 }
 
 fn write_patch(dir: &Path, text: &str) -> String {
@@ -206,23 +226,7 @@ fn bad_input_exits_2() {
 #[test]
 fn context_ranks_files_with_reasons() {
     let repo = fixture_repo();
-    let output = hone(
-        repo.path(),
-        &[
-            "context",
-            "add returns the wrong sum",
-            "--top",
-            "2",
-            "--json",
-        ],
-    );
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let json = context_json(repo.path(), &["add returns the wrong sum", "--top", "2"]);
     let files = json["files"].as_array().unwrap();
     assert!(!files.is_empty() && files.len() <= 2);
     let paths: Vec<&str> = files
@@ -240,27 +244,12 @@ fn context_ranks_files_with_reasons() {
 
 #[test]
 fn context_for_a_typo_task_points_at_the_misspelling() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = calc_repo(&[(
+        "net.py",
+        "def fetch(url):\n    # Wait to recieve the whole body.\n    return url\n",
+    )]);
     let root = dir.path();
-    init_repo(
-        root,
-        &[
-            ("calc.py", CALC),
-            ("test_calc.py", TEST),
-            (
-                "net.py",
-                "def fetch(url):\n    # Wait to recieve the whole body.\n    return url\n",
-            ),
-        ],
-    );
-    let output = hone(root, &["context", "doc: fix typo", "--json"]);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let json = context_json(root, &["doc: fix typo"]);
     let first = &json["files"][0];
     assert_eq!(first["path"], "net.py", "{json}");
     let misspelled = first["reasons"]

@@ -203,14 +203,7 @@ fn describe_reasons(reasons: &[hone_tools::Reason]) -> String {
                     .join(", ")
             ),
             hone_tools::Reason::PathTerms { terms } => format!("path matches {}", terms.join(", ")),
-            hone_tools::Reason::Misspelled { words } => format!(
-                "possible misspellings: {}",
-                words
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            hone_tools::Reason::Misspelled { words } => hone_tools::Misspelling::describe(words),
         })
         .collect::<Vec<_>>()
         .join("; ")

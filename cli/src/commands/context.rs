@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use hone_tools::{ContextQuery, Reason, Repository};
+use hone_tools::{ContextQuery, Misspelling, Reason, Repository};
 
 use crate::exit::Hinted;
 
@@ -140,14 +140,7 @@ fn describe(reasons: &[Reason]) -> String {
                 )
             }
             Reason::PathTerms { terms } => format!("path: {}", terms.join(" ")),
-            Reason::Misspelled { words } => format!(
-                "possible misspellings: {}",
-                words
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
+            Reason::Misspelled { words } => Misspelling::describe(words),
         })
         .collect::<Vec<_>>()
         .join("; ")

@@ -434,11 +434,10 @@ fn rank_counted(
             let counted = typos[index].len().min(MAX_TYPOS_COUNTED);
             let boost = TYPO_BOOST * counted as f64 * class_weight;
             score += boost;
-            let listed: Vec<String> = typos[index].iter().map(ToString::to_string).collect();
             signals.push(Signal::new(
                 "spelling",
                 boost,
-                format!("possible misspellings: {}", listed.join(", ")),
+                Misspelling::describe(&typos[index]),
             ));
             reasons.push(Reason::Misspelled {
                 words: typos[index].clone(),

@@ -80,6 +80,14 @@ pub struct Misspelling {
     pub line: usize,
 }
 
+impl Misspelling {
+    /// `words` for people: `possible misspellings: recieve -> receive (line 2), ...`.
+    pub fn describe(words: &[Misspelling]) -> String {
+        let listed: Vec<String> = words.iter().map(ToString::to_string).collect();
+        format!("possible misspellings: {}", listed.join(", "))
+    }
+}
+
 impl std::fmt::Display for Misspelling {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -279,6 +287,14 @@ pub(super) fn likely_typos(
 mod tests {
     use super::*;
 
+    fn typos_of(files: &[&str], named: &[String], spelled_out: bool) -> Vec<Vec<Misspelling>> {
+        let candidates = files
+            .iter()
+            .map(|text| Scanner::default().scan(text))
+            .collect();
+        likely_typos(candidates, named, spelled_out)
+    }
+
     #[test]
     fn spelling_tasks_are_told_by_their_words() {
         let terms = |text: &str| -> Vec<String> {
@@ -326,14 +342,7 @@ mod tests {
             "fn strip(lits: &[u8]) {}",
             "// the underyling reader",
         ];
-        let typos = likely_typos(
-            files
-                .iter()
-                .map(|text| Scanner::default().scan(text))
-                .collect(),
-            &[],
-            false,
-        );
+        let typos = typos_of(&files, &[], false);
         assert!(typos[0].is_empty() && typos[1].is_empty(), "{typos:?}");
         assert_eq!(typos[2].len(), 1);
         assert_eq!(typos[2][0].correction, "underlying");
@@ -351,14 +360,7 @@ mod tests {
             "print(verison); print(verison); print(verison)",
             "// the underyling reader",
         ];
-        let typos = likely_typos(
-            files
-                .iter()
-                .map(|text| Scanner::default().scan(text))
-                .collect(),
-            &named,
-            true,
-        );
+        let typos = typos_of(&files, &named, true);
         // Named: kept however often it occurs; the other candidate is not what the task is about.
         assert_eq!(typos[0].len(), 1);
         assert!(typos[1].is_empty());
