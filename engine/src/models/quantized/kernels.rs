@@ -39,6 +39,16 @@ const ITEM_MAX_ROWS: usize = 64;
 /// Activation rows per tile, largest first.
 const TILES: [usize; 4] = [8, 4, 2, 1];
 
+/// Output columns of a q8_0 panel strip (the 32-bit lanes of a 512-bit vector).
+pub(super) const PANEL_STRIP: usize = 16;
+/// Strips in a panel: the panel kernel's register tile is a row tile × this many strips.
+pub(super) const PANEL_STRIPS: usize = 2;
+/// Activation rows per panel tile, largest first.
+const PANEL_TILES: [usize; 3] = [4, 2, 1];
+/// From this many activation rows on, q8_0 runs by panels: repacking the weights costs about as
+/// much as a few rows of products.
+const PANEL_MIN_ROWS: usize = 16;
+
 /// The block dot-product code a matmul runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kernel {
@@ -74,6 +84,12 @@ impl Kernel {
             }
         }
         kernels
+    }
+
+    /// Whether this kernel has the q8_0 panel code (weights repacked per matmul so that one
+    /// 512-bit `vpdpbusd` serves 16 output columns).
+    fn q8_0_panels(self) -> bool {
+        self == Kernel::Avx512Vnni
     }
 
     /// Whether the q8_0 activations this kernel reads are stored `+128` (as unsigned bytes, for
@@ -164,6 +180,17 @@ impl QuantizedActivations {
     }
 }
 
+/// Up to [`PANEL_STRIP`] · [`PANEL_STRIPS`] q8_0 weight rows repacked for the panel kernel
+/// (`simd::q8_0_pack` gives the layout): per block and strip, 16 columns' weights four at a time
+/// in the 32-bit lanes, their scales as f32, and their biases `-128 · Σ w`.
+#[derive(Debug, Default)]
+pub(super) struct Q8Panel {
+    pub blocks: usize,
+    pub quants: Vec<u8>,
+    pub dw: Vec<f32>,
+    pub bias: Vec<i32>,
+}
+
 /// Whether [`matmul`] handles `dtype` (others go through candle's block kernels).
 pub fn supports(dtype: GgmlDType) -> bool {
     matches!(dtype, GgmlDType::Q8_0 | GgmlDType::Q4K)
@@ -177,9 +204,23 @@ pub fn matmul(
     kernel: Kernel,
     dtype: GgmlDType,
     weights: &[u8],
+    dims: (usize, usize, usize),
+    lhs: &[f32],
+    dst: &mut [f32],
+) -> bool {
+    matmul_with(kernel, dtype, weights, dims, lhs, dst, PANEL_MIN_ROWS)
+}
+
+/// [`matmul`], running q8_0 by panels from `panel_min_rows` activation rows on (tests force
+/// either way).
+fn matmul_with(
+    kernel: Kernel,
+    dtype: GgmlDType,
+    weights: &[u8],
     (m, k, n): (usize, usize, usize),
     lhs: &[f32],
     dst: &mut [f32],
+    panel_min_rows: usize,
 ) -> bool {
     let (values, bytes) = match dtype {
         GgmlDType::Q8_0 => (Q8_0_VALUES, Q8_0_BYTES),
@@ -203,26 +244,107 @@ pub fn matmul(
         }
         _ => QuantizedActivations::quantize(lhs, m, k, Q4K_VALUES, false, true),
     };
+    let out = simd::SharedOutput::new(dst, m, n);
+    if dtype == GgmlDType::Q8_0 && kernel.q8_0_panels() && m >= panel_min_rows {
+        q8_0_panel_matmul(kernel, weights, (m, k, n), &acts, &out);
+        return true;
+    }
     let item_rows = (ITEM_BYTES / row_bytes.max(1)).clamp(1, ITEM_MAX_ROWS);
     let items = n.div_ceil(item_rows);
-    let out = simd::SharedOutput::new(dst, m, n);
     candle_core::utils::barrier_pool().execute_chunked(items, |range| {
-        let mut local = [0f32; ITEM_MAX_ROWS * 8];
         for item in range {
             let cols = item * item_rows..n.min((item + 1) * item_rows);
+            block_item(kernel, dtype, weights, row_bytes, (m, k), &acts, cols, &out);
+        }
+    });
+    true
+}
+
+#[allow(clippy::too_many_arguments)]
+/// Weight rows `cols` against every activation row, tile by tile, by the block kernels.
+fn block_item(
+    kernel: Kernel,
+    dtype: GgmlDType,
+    weights: &[u8],
+    row_bytes: usize,
+    (m, k): (usize, usize),
+    acts: &QuantizedActivations,
+    cols: Range<usize>,
+    out: &simd::SharedOutput<'_>,
+) {
+    let mut local = [0f32; ITEM_MAX_ROWS * 8];
+    for part in cols.clone().step_by(ITEM_MAX_ROWS) {
+        let cols = part..cols.end.min(part + ITEM_MAX_ROWS);
+        let w = &weights[cols.start * row_bytes..cols.end * row_bytes];
+        let mut row = 0;
+        for &tile in &TILES {
+            while row + tile <= m {
+                let buffer = &mut local[..cols.len() * tile];
+                tile_dot(kernel, dtype, w, k, acts, row..row + tile, buffer);
+                out.write(row..row + tile, cols.clone(), buffer);
+                row += tile;
+            }
+        }
+    }
+}
+
+/// q8_0 by panels: output columns in items of [`PANEL_STRIP`] · [`PANEL_STRIPS`] weight rows,
+/// each repacked once ([`Q8Panel`]) and then run against every tile of activation rows.
+fn q8_0_panel_matmul(
+    kernel: Kernel,
+    weights: &[u8],
+    (m, k, n): (usize, usize, usize),
+    acts: &QuantizedActivations,
+    out: &simd::SharedOutput<'_>,
+) {
+    let width = PANEL_STRIP * PANEL_STRIPS;
+    let row_bytes = k / Q8_0_VALUES * Q8_0_BYTES;
+    let items = n.div_ceil(width);
+    candle_core::utils::barrier_pool().execute_chunked(items, |range| {
+        let mut panel = Q8Panel::default();
+        let mut local = [0f32; PANEL_TILES[0] * PANEL_STRIP * PANEL_STRIPS];
+        for item in range {
+            let cols = item * width..n.min((item + 1) * width);
             let w = &weights[cols.start * row_bytes..cols.end * row_bytes];
+            if !simd::q8_0_pack(kernel, w, k, &mut panel) {
+                let dims = (m, k);
+                block_item(
+                    kernel,
+                    GgmlDType::Q8_0,
+                    weights,
+                    row_bytes,
+                    dims,
+                    acts,
+                    cols,
+                    out,
+                );
+                continue;
+            }
             let mut row = 0;
-            for &tile in &TILES {
+            for &tile in &PANEL_TILES {
                 while row + tile <= m {
-                    let buffer = &mut local[..cols.len() * tile];
-                    tile_dot(kernel, dtype, w, k, &acts, row..row + tile, buffer);
-                    out.write(row..row + tile, cols.clone(), buffer);
+                    let rows = row..row + tile;
+                    let (quants, scales, _) = acts.tile(rows.clone());
+                    let buffer = &mut local[..tile * width];
+                    let done = match tile {
+                        6 => simd::q8_0_panel_tile::<6>(kernel, &panel, quants, scales, buffer),
+                        4 => simd::q8_0_panel_tile::<4>(kernel, &panel, quants, scales, buffer),
+                        2 => simd::q8_0_panel_tile::<2>(kernel, &panel, quants, scales, buffer),
+                        _ => simd::q8_0_panel_tile::<1>(kernel, &panel, quants, scales, buffer),
+                    };
+                    if done {
+                        out.write_rows(rows, cols.clone(), buffer, width);
+                    } else {
+                        let buffer = &mut local[..tile * cols.len()];
+                        let offset = acts.offset;
+                        q8_0_tile_scalar(w, k, tile, offset, quants, scales, buffer);
+                        out.write(rows, cols.clone(), buffer);
+                    }
                     row += tile;
                 }
             }
         }
     });
-    true
 }
 
 /// `out[c * tile + r]` = weight row `c` of `w` · activation row `rows.start + r`.
@@ -360,15 +482,27 @@ mod tests {
     }
 
     fn run(kernel: Kernel, weights: &HostQuantized, lhs: &[f32], m: usize) -> Vec<f32> {
+        run_with(kernel, weights, lhs, m, PANEL_MIN_ROWS)
+    }
+
+    /// [`run`] with q8_0 panels from `panel_min_rows` rows on.
+    fn run_with(
+        kernel: Kernel,
+        weights: &HostQuantized,
+        lhs: &[f32],
+        m: usize,
+        panel_min_rows: usize,
+    ) -> Vec<f32> {
         let (n, k) = weights.dims();
         let mut dst = vec![f32::NAN; m * n];
-        assert!(matmul(
+        assert!(matmul_with(
             kernel,
             weights.dtype(),
             weights.bytes(),
             (m, k, n),
             lhs,
-            &mut dst
+            &mut dst,
+            panel_min_rows
         ));
         dst
     }
@@ -415,6 +549,38 @@ mod tests {
                             got[i],
                             scalar[i]
                         );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The q8_0 panel path (forced from one row on) equals the scalar kernel as the block path
+    /// does: every row count 1..=9 (each panel tile and their mixes) and a few larger ones, block
+    /// counts odd and even, column counts below, at, and past a strip and a panel.
+    #[test]
+    fn q8_0_panels_equal_the_scalar_kernel() {
+        let mut rng = StdRng::seed_from_u64(21);
+        for k in [32, 96, 160, 512] {
+            for n in [1, 5, 16, 17, 31, 32, 33, 70] {
+                let dense = random(n * k, &mut rng);
+                let weights = HostQuantized::quantize(&dense, n, k, GgmlDType::Q8_0).unwrap();
+                let scale_of =
+                    |lhs: &[f32], m| abs_products(&weights.dequantize_vec().unwrap(), lhs, m, n, k);
+                for m in (1..=9).chain([13, 22]) {
+                    let lhs = random(m * k, &mut rng);
+                    let scalar = run(Kernel::Scalar, &weights, &lhs, m);
+                    let scale = scale_of(&lhs, m);
+                    for kernel in Kernel::available() {
+                        let got = run_with(kernel, &weights, &lhs, m, 1);
+                        for i in 0..m * n {
+                            assert!(
+                                (got[i] - scalar[i]).abs() <= 1e-5 * scale[i] + 1e-30,
+                                "{kernel:?} m={m} n={n} k={k} at {i}: {} vs {}",
+                                got[i],
+                                scalar[i]
+                            );
+                        }
                     }
                 }
             }
@@ -519,5 +685,75 @@ mod tests {
             &mut dst
         ));
         assert!((dst[0] - 16.0).abs() < 0.1, "{dst:?}");
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
+mod speed {
+    use super::super::HostQuantized;
+    use super::*;
+    use rand::rngs::StdRng;
+    use rand::{Rng, SeedableRng};
+
+    /// `cargo test --release -p hone-engine --lib q8_0_speed -- --ignored --nocapture`: the q8_0
+    /// block path against the panel path on a 100M model's layer shapes.
+    #[test]
+    #[ignore]
+    fn q8_0_speed() {
+        let mut rng = StdRng::seed_from_u64(3);
+        let kernel = Kernel::detect();
+        for m in [1usize, 4, 8, 16, 32, 320] {
+            for (k, n) in [(512usize, 1408usize), (1408, 512), (512, 512)] {
+                let dense: Vec<f32> = (0..n * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+                let weights = HostQuantized::quantize(&dense, n, k, GgmlDType::Q8_0).unwrap();
+                let lhs: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
+                let reps = (20_000_000_000 / (m * k * n)).max(1);
+                let time = |panel_min_rows: usize| {
+                    let mut dst = vec![0f32; m * n];
+                    let t = std::time::Instant::now();
+                    for _ in 0..reps {
+                        let dims = (m, k, n);
+                        let bytes = weights.bytes();
+                        let q8 = GgmlDType::Q8_0;
+                        assert!(matmul_with(
+                            kernel,
+                            q8,
+                            bytes,
+                            dims,
+                            &lhs,
+                            &mut dst,
+                            panel_min_rows
+                        ));
+                    }
+                    (t.elapsed().as_secs_f64() / reps as f64, dst)
+                };
+                let (blocks, want) = time(usize::MAX);
+                let (panels, got) = time(1);
+                let worst = got
+                    .iter()
+                    .zip(&want)
+                    .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+                    .fold(0f32, f32::max);
+                assert!(worst < 1e-4, "the two paths differ by {worst}");
+                let t = std::time::Instant::now();
+                for _ in 0..reps {
+                    let offset = kernel.q8_0_offset();
+                    std::hint::black_box(QuantizedActivations::quantize(
+                        &lhs, m, k, 32, offset, false,
+                    ));
+                }
+                let quantize = t.elapsed().as_secs_f64() / reps as f64;
+                let gmac = (m * k * n) as f64 / 1e9;
+                eprintln!(
+                    "{kernel:?} m {m} k {k} n {n}: blocks {:.3} ms ({:.0} GMAC/s), panels {:.3} ms ({:.0} GMAC/s), of which quantizing {:.3} ms",
+                    blocks * 1e3,
+                    gmac / blocks,
+                    panels * 1e3,
+                    gmac / panels,
+                    quantize * 1e3
+                );
+            }
+        }
     }
 }

@@ -335,3 +335,133 @@ pub(super) unsafe fn q4k_avx2<const T: usize>(
         }
     }
 }
+
+/// Columns of a q8_0 panel strip: one per 32-bit lane of a 512-bit vector.
+const STRIP: usize = super::super::kernels::PANEL_STRIP;
+/// Strips of a panel (the kernel's register tile is `T` rows × `STRIPS` strips).
+const STRIPS: usize = super::super::kernels::PANEL_STRIPS;
+
+/// Repacks up to `STRIP * STRIPS` q8_0 weight rows `w` (`cols` rows of `blocks` blocks) into a
+/// panel for [`q8_0_panel_avx512`]: block `b` of strip `g` (columns `16g..16g+16`) is 512 bytes
+/// at `quants[(b * STRIPS + g) * 512..]`, four consecutive weights of column `c` in lane `c` of
+/// chunk `j` (bytes `j * 64 + c * 4..`, the block's values `4j..4j+4`); its 16 scales `dw` and
+/// biases `-128 · Σ w` at `[(b * STRIPS + g) * 16..]`. Missing columns are zero (zero scale, zero
+/// weights), so they add nothing. Preconditions (checked by the wrapper): `w` holds `cols <=
+/// STRIP * STRIPS` rows, `quants` `blocks * STRIPS * 512` bytes, `dw` and `bias` `blocks * STRIPS
+/// * 16` values, and `STRIP * blocks * 34` fits an `i32` (the gather offsets).
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+pub(super) unsafe fn q8_0_pack_avx512(
+    w: &[u8],
+    cols: usize,
+    blocks: usize,
+    quants: &mut [u8],
+    dw: &mut [f32],
+    bias: &mut [i32],
+) {
+    let row_bytes = blocks * Q8_0_BYTES;
+    // SAFETY: a gather reads lane `c` only when `c < lanes`, i.e. column `16g + c < cols`, at
+    // byte `(16g + c) * row_bytes + b * 34 + o` with `o <= 2 + 28`, four bytes inside that
+    // column's block `b < blocks`; the strip's base pointer is formed only when it has a lane.
+    // The stores stay inside `quants`, `dw` and `bias` by their lengths above.
+    unsafe {
+        let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let offsets = _mm512_mullo_epi32(lane, _mm512_set1_epi32(row_bytes as i32));
+        let offset = _mm512_set1_epi8(-128);
+        let zero = _mm512_setzero_si512();
+        for g in 0..STRIPS {
+            let lanes = cols.saturating_sub(g * STRIP).min(STRIP);
+            let mask: __mmask16 = ((1u32 << lanes) - 1) as __mmask16;
+            for b in 0..blocks {
+                let at = (b * STRIPS + g) * STRIP;
+                let q = quants.as_mut_ptr().add(at * 32);
+                if lanes == 0 {
+                    for j in 0..8 {
+                        _mm512_storeu_si512(q.add(j * 64) as *mut _, zero);
+                    }
+                    _mm512_storeu_ps(dw.as_mut_ptr().add(at), _mm512_setzero_ps());
+                    _mm512_storeu_si512(bias.as_mut_ptr().add(at) as *mut _, zero);
+                    continue;
+                }
+                let base = w.as_ptr().add(g * STRIP * row_bytes + b * Q8_0_BYTES);
+                let mut sum = zero;
+                for j in 0..8 {
+                    let at_j = _mm512_add_epi32(offsets, _mm512_set1_epi32(2 + 4 * j as i32));
+                    let v = _mm512_mask_i32gather_epi32::<1>(zero, mask, at_j, base as *const _);
+                    sum = _mm512_dpbusd_epi32(sum, offset, v);
+                    _mm512_storeu_si512(q.add(j * 64) as *mut _, v);
+                }
+                let halves =
+                    _mm512_mask_i32gather_epi32::<1>(zero, mask, offsets, base as *const _);
+                let scales = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(halves));
+                _mm512_storeu_ps(dw.as_mut_ptr().add(at), scales);
+                _mm512_storeu_si512(
+                    bias.as_mut_ptr().add(at) as *mut _,
+                    _mm512_sub_epi32(zero, sum),
+                );
+            }
+        }
+    }
+}
+
+/// `T` activation rows (stored `+128`) against a q8_0 panel of `STRIPS` strips (see
+/// [`q8_0_pack_avx512`]): `out[r * STRIP * STRIPS + c]` for column `c` of the panel. Each
+/// 512-bit `vpdpbusd` multiplies four activations (broadcast) by four weights of 16 columns, so a
+/// block is 8 of them per strip and row, started from the column biases; then one conversion and
+/// one `fma` by `dw · da` per strip and row. The weight vectors serve `T` rows, the activation
+/// broadcasts `STRIPS` strips. Preconditions: the panel holds `blocks` blocks, `quants` `T` rows
+/// of `blocks * 32` bytes, `scales` `T` rows of `blocks`, `out` `T * STRIP * STRIPS` floats.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+pub(super) unsafe fn q8_0_panel_avx512<const T: usize>(
+    panel_quants: &[u8],
+    panel_dw: &[f32],
+    panel_bias: &[i32],
+    blocks: usize,
+    quants: &[u8],
+    scales: &[f32],
+    out: &mut [f32],
+) {
+    let k = blocks * Q8_0_VALUES;
+    // SAFETY: panel block `b < blocks` of strip `g < STRIPS` spans `panel_quants[(b * STRIPS +
+    // g) * 512..][..512]` and `panel_dw`/`panel_bias[(b * STRIPS + g) * 16..][..16]`; activation
+    // row `r < T` spans `quants[r * k..][..k]` (4 bytes read at `b * 32 + 4j`, `j < 8`) and
+    // `scales[r * blocks..][..blocks]`; `out` holds `T * 32` floats.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); STRIPS]; T];
+        for b in 0..blocks {
+            let at = b * STRIPS * STRIP;
+            let wq = panel_quants.as_ptr().add(at * 32);
+            let mut dots = [[_mm512_setzero_si512(); STRIPS]; T];
+            for g in 0..STRIPS {
+                let bias = _mm512_loadu_si512(panel_bias.as_ptr().add(at + g * STRIP) as *const _);
+                for row in dots.iter_mut() {
+                    row[g] = bias;
+                }
+            }
+            for j in 0..8 {
+                let wv: [__m512i; STRIPS] = std::array::from_fn(|g| {
+                    _mm512_loadu_si512(wq.add(g * 512 + j * 64) as *const _)
+                });
+                for (r, row) in dots.iter_mut().enumerate() {
+                    let a = quants.as_ptr().add(r * k + b * Q8_0_VALUES + 4 * j);
+                    let av = _mm512_set1_epi32(std::ptr::read_unaligned(a as *const i32));
+                    for g in 0..STRIPS {
+                        row[g] = _mm512_dpbusd_epi32(row[g], av, wv[g]);
+                    }
+                }
+            }
+            for (r, (acc, dots)) in acc.iter_mut().zip(&dots).enumerate() {
+                let da = _mm512_set1_ps(*scales.get_unchecked(r * blocks + b));
+                for g in 0..STRIPS {
+                    let dw = _mm512_loadu_ps(panel_dw.as_ptr().add(at + g * STRIP));
+                    acc[g] =
+                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots[g]), _mm512_mul_ps(dw, da), acc[g]);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (g, acc) in acc.iter().enumerate() {
+                _mm512_storeu_ps(out.as_mut_ptr().add((r * STRIPS + g) * STRIP), *acc);
+            }
+        }
+    }
+}
