@@ -46,8 +46,9 @@ pub(super) const PANEL_STRIPS: usize = 2;
 /// Activation rows per panel tile, largest first.
 const PANEL_TILES: [usize; 3] = [4, 2, 1];
 /// From this many activation rows on, q8_0 runs by panels: repacking the weights costs about as
-/// much as a few rows of products.
-const PANEL_MIN_ROWS: usize = 16;
+/// much as a row or two of products (`q8_0_speed`: at 4 rows the panels are already ahead, at 1
+/// behind).
+const PANEL_MIN_ROWS: usize = 4;
 
 /// The block dot-product code a matmul runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,8 +117,10 @@ pub struct QuantizedActivations {
 }
 
 impl QuantizedActivations {
-    /// Quantize `lhs` (`rows * cols`, row-major; `cols` a multiple of `block`).
+    /// Quantize `lhs` (`rows * cols`, row-major; `cols` a multiple of `block`), with `kernel`'s
+    /// SIMD code where it has some (the same bytes and scales as the scalar loop here).
     pub fn quantize(
+        kernel: Kernel,
         lhs: &[f32],
         rows: usize,
         cols: usize,
@@ -134,23 +137,35 @@ impl QuantizedActivations {
             Vec::new()
         };
         let flip = if offset { 0x80 } else { 0 };
-        for (b, (values, out)) in lhs
-            .chunks_exact(block)
-            .zip(quants.chunks_exact_mut(block))
-            .enumerate()
-        {
-            let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
-            let scale = amax / 127.0;
-            let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
-            for (q, &v) in out.iter_mut().zip(values) {
-                *q = ((v * inverse).round().clamp(-127.0, 127.0) as i8 as u8) ^ flip;
-            }
-            scales[b] = scale;
-            if with_sums {
-                let per = block / SUB_BLOCK;
-                for (s, sub) in out.chunks_exact(SUB_BLOCK).enumerate() {
-                    let total: i32 = sub.iter().map(|&q| ((q ^ flip) as i8) as i32).sum();
-                    sums[b * per + s] = scale * total as f32;
+        let simd = lhs.len() == rows * cols
+            && simd::quantize(
+                kernel,
+                lhs,
+                block,
+                offset,
+                &mut quants,
+                &mut scales,
+                &mut sums,
+            );
+        if !simd {
+            for (b, (values, out)) in lhs
+                .chunks_exact(block)
+                .zip(quants.chunks_exact_mut(block))
+                .enumerate()
+            {
+                let amax = values.iter().fold(0f32, |m, v| m.max(v.abs()));
+                let scale = amax / 127.0;
+                let inverse = if scale > 0.0 { 1.0 / scale } else { 0.0 };
+                for (q, &v) in out.iter_mut().zip(values) {
+                    *q = ((v * inverse).round().clamp(-127.0, 127.0) as i8 as u8) ^ flip;
+                }
+                scales[b] = scale;
+                if with_sums {
+                    let per = block / SUB_BLOCK;
+                    for (s, sub) in out.chunks_exact(SUB_BLOCK).enumerate() {
+                        let total: i32 = sub.iter().map(|&q| ((q ^ flip) as i8) as i32).sum();
+                        sums[b * per + s] = scale * total as f32;
+                    }
                 }
             }
         }
@@ -240,9 +255,10 @@ fn matmul_with(
     }
     let acts = match dtype {
         GgmlDType::Q8_0 => {
-            QuantizedActivations::quantize(lhs, m, k, Q8_0_VALUES, kernel.q8_0_offset(), false)
+            let offset = kernel.q8_0_offset();
+            QuantizedActivations::quantize(kernel, lhs, m, k, Q8_0_VALUES, offset, false)
         }
-        _ => QuantizedActivations::quantize(lhs, m, k, Q4K_VALUES, false, true),
+        _ => QuantizedActivations::quantize(kernel, lhs, m, k, Q4K_VALUES, false, true),
     };
     let out = simd::SharedOutput::new(dst, m, n);
     if dtype == GgmlDType::Q8_0 && kernel.q8_0_panels() && m >= panel_min_rows {
@@ -587,6 +603,49 @@ mod tests {
         }
     }
 
+    /// Each kernel's activation quantizer gives the scalar loop's bytes, scales and sums bit for
+    /// bit: random values, values that land exactly on halves (`±0.5`, `±2.5`, ... steps: rounded
+    /// away from zero), an all-zero block, and blocks of 32 (q8_0, with and without the `+128`)
+    /// and of 256 with sums (q4k).
+    #[test]
+    fn simd_quantizers_equal_the_scalar_one() {
+        let mut rng = StdRng::seed_from_u64(5);
+        let (rows, cols) = (3, 512);
+        let mut lhs = random(rows * cols, &mut rng);
+        // Block 1: max 127 so the step is exactly 1, then exact halves of both signs.
+        for (i, v) in lhs[32..64].iter_mut().enumerate() {
+            *v = if i == 0 {
+                127.0
+            } else {
+                (i as f32 - 16.0) + 0.5
+            };
+        }
+        lhs[64..96].fill(0.0);
+        lhs[96..128].fill(-3.0);
+        for (block, offset, sums) in [(32, false, false), (32, true, false), (256, false, true)] {
+            let want = QuantizedActivations::quantize(
+                Kernel::Scalar,
+                &lhs,
+                rows,
+                cols,
+                block,
+                offset,
+                sums,
+            );
+            let q = |i: usize| (want.quants[32 + i] ^ if offset { 0x80 } else { 0 }) as i8;
+            // Halves round away from zero: 0.5, 2.5, -0.5, -1.5.
+            assert_eq!((q(16), q(18), q(15), q(14)), (1, 3, -1, -2));
+            for kernel in Kernel::available() {
+                let got =
+                    QuantizedActivations::quantize(kernel, &lhs, rows, cols, block, offset, sums);
+                assert_eq!(got.quants, want.quants, "{kernel:?} block {block}");
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got.scales), bits(&want.scales), "{kernel:?}");
+                assert_eq!(bits(&got.sums), bits(&want.sums), "{kernel:?}");
+            }
+        }
+    }
+
     /// The kernels compute dequantize-then-f32-matmul but for the activations' 8-bit rounding:
     /// each activation moves by at most half its block's step (`max|x| / 254`), so an output moves
     /// by at most `Σ |w| · step / 2` (plus f32 rounding, 1e-5 of `Σ|w·x|`).
@@ -740,7 +799,7 @@ mod speed {
                 for _ in 0..reps {
                     let offset = kernel.q8_0_offset();
                     std::hint::black_box(QuantizedActivations::quantize(
-                        &lhs, m, k, 32, offset, false,
+                        kernel, &lhs, m, k, 32, offset, false,
                     ));
                 }
                 let quantize = t.elapsed().as_secs_f64() / reps as f64;

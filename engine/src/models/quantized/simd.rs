@@ -289,6 +289,39 @@ pub(super) fn q8_0_panel_tile<const T: usize>(
     false
 }
 
+/// `QuantizedActivations::quantize`'s loop, bit for bit, for the kernels with AVX-512: `lhs`
+/// in blocks of `block` values to `quants` and `scales` (and `sums`, one per 32 values, unless
+/// empty). `false` when `kernel` has no such code or the lengths do not fit.
+pub(super) fn quantize(
+    kernel: Kernel,
+    lhs: &[f32],
+    block: usize,
+    offset: bool,
+    quants: &mut [u8],
+    scales: &mut [f32],
+    sums: &mut [f32],
+) -> bool {
+    if block == 0
+        || !block.is_multiple_of(SUB_BLOCK)
+        || !lhs.len().is_multiple_of(block)
+        || quants.len() != lhs.len()
+        || scales.len() != lhs.len() / block
+        || !(sums.is_empty() || sums.len() == lhs.len() / SUB_BLOCK)
+    {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if kernel == Kernel::Avx512Vnni && has_avx512_vnni() {
+            // SAFETY: the features were detected; lengths checked above.
+            unsafe { x86::quantize_avx512(lhs, block, offset, quants, scales, sums) };
+            return true;
+        }
+    }
+    let _ = (kernel, offset);
+    false
+}
+
 /// q4k weight rows `w` (each `k / 256` blocks) against `T` activation rows: `out[c * T + r]`.
 /// `false` when `kernel` has no SIMD code here or the lengths do not fit.
 pub(super) fn q4k_tile<const T: usize>(
