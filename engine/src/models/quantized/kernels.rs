@@ -7,7 +7,14 @@
 //! The work: output columns (weight rows) are cut into items of about 16 KiB of weights, spread
 //! over candle's CPU pool; an item runs every tile of activation rows (8, then 4, 2, 1) over its
 //! weight rows, so each weight block is read from memory once per matmul and from cache once per
-//! tile. The block dot products come from one [`Kernel`], picked at run time: AVX-512 VNNI,
+//! tile. With AVX-512 VNNI and at least [`PANEL_MIN_ROWS`] rows, q8_0 runs by panels instead: an
+//! item is 32 weight rows, repacked once ([`Q8Panel`]: per block, 16 columns' weights four at a
+//! time in the lanes of a vector, with their scales and `-128 · Σ w` biases), so one `vpdpbusd`
+//! multiplies four activations by four weights of 16 columns; tiles of 6 activation rows × 32
+//! columns keep 12 integer and 12 float accumulators in registers, the outputs come out in
+//! lanes (no horizontal sums), and the per-block scaling is one conversion and one `fma` per 16
+//! columns instead of per column. The block dot products come from one [`Kernel`], picked at run
+//! time: AVX-512 VNNI,
 //! AVX-VNNI (q8_0; its q4k uses the AVX2 kernel, whose `maddubs`+`madd` already applies the
 //! sub-block scale), AVX2, or the portable scalar code here, which defines the result. The
 //! integer dot products are exact in every kernel; only the order of the f32 accumulation differs,

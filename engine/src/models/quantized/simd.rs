@@ -3,7 +3,8 @@
 //! the view of candle's block storage as bytes, and the writer that lets the pool's workers fill
 //! disjoint columns of one output. Each kernel computes what `kernels::q8_0_tile_scalar` /
 //! `kernels::q4k_tile_scalar` compute, with the same exact integer block dot products and the f32
-//! additions in another order. The safe wrappers check every length the pointer arithmetic
+//! additions in another order (the q8_0 panel kernel too, on weights its pack function repacked);
+//! the AVX-512 activation quantizer gives the scalar loop's bytes and scales bit for bit. The safe wrappers check every length the pointer arithmetic
 //! relies on and return `false` (the caller then runs the scalar kernel) when a check fails or
 //! the CPU lacks the features.
 #![allow(unsafe_code)]
