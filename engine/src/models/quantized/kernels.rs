@@ -7,13 +7,13 @@
 //! The work: output columns (weight rows) are cut into items of about 16 KiB of weights, spread
 //! over candle's CPU pool; an item runs every tile of activation rows (8, then 4, 2, 1) over its
 //! weight rows, so each weight block is read from memory once per matmul and from cache once per
-//! tile. With AVX-512 VNNI and at least [`PANEL_MIN_ROWS`] rows, q8_0 runs by panels instead: an
-//! item is 32 weight rows, repacked once ([`Q8Panel`]: per block, 16 columns' weights four at a
-//! time in the lanes of a vector, with their scales and `-128 · Σ w` biases), so one `vpdpbusd`
-//! multiplies four activations by four weights of 16 columns; tiles of 6 activation rows × 32
-//! columns keep 12 integer and 12 float accumulators in registers, the outputs come out in
-//! lanes (no horizontal sums), and the per-block scaling is one conversion and one `fma` per 16
-//! columns instead of per column. The block dot products come from one [`Kernel`], picked at run
+//! tile. With AVX-512 VNNI and a few rows ([`panel_min_rows`]), q8_0 and q4k run by panels
+//! instead: an item is 32 weight rows, repacked once ([`Panel`]: 16 columns' weights, widened to
+//! bytes, four at a time in the lanes of a vector, with their per-block scales and q8_0's `-128 ·
+//! Σ w` biases or q4k's minimums), so one `vpdpbusd` multiplies four activations by four weights
+//! of 16 columns; tiles of 6 activation rows × 32 columns keep 12 integer and 12 float
+//! accumulators in registers, the outputs come out in lanes (no horizontal sums), and the
+//! per-block scaling is one conversion and one `fma` per 16 columns instead of per column. The block dot products come from one [`Kernel`], picked at run
 //! time: AVX-512 VNNI,
 //! AVX-VNNI (q8_0; its q4k uses the AVX2 kernel, whose `maddubs`+`madd` already applies the
 //! sub-block scale), AVX2, or the portable scalar code here, which defines the result. The
@@ -51,13 +51,19 @@ pub(super) const PANEL_STRIP: usize = 16;
 /// Strips in a panel: the panel kernel's register tile is a row tile × this many strips.
 pub(super) const PANEL_STRIPS: usize = 2;
 /// Activation rows per panel tile, largest first (6 rows × 2 strips: 12 integer and 12 float
-/// accumulators, the two weight vectors and a broadcast fill the 32 registers; `q8_0_speed` at
+/// accumulators, the two weight vectors and a broadcast fill the 32 registers; `quantized_speed` at
 /// 320 rows: 4 rows 150–160 GMAC/s, 6 rows 177–207 GMAC/s at one thread).
 const PANEL_TILES: [usize; 4] = [6, 4, 2, 1];
-/// From this many activation rows on, q8_0 runs by panels: repacking the weights costs about as
-/// much as a row or two of products (`q8_0_speed`: at 4 rows the panels are already ahead, at 1
-/// behind).
-const PANEL_MIN_ROWS: usize = 4;
+/// From this many activation rows on, a matmul runs by panels: repacking the weights costs about
+/// as much as a row or two of q8_0 products (`quantized_speed`, one thread: at 4 rows the panels
+/// are ahead, at 1 behind), a few rows of q4k's (at 4 rows the panels lose on 1536-wide rows, at
+/// 8 they win on every shape).
+fn panel_min_rows(dtype: GgmlDType) -> usize {
+    match dtype {
+        GgmlDType::Q8_0 => 4,
+        _ => 8,
+    }
+}
 
 /// The block dot-product code a matmul runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,9 +102,9 @@ impl Kernel {
         kernels
     }
 
-    /// Whether this kernel has the q8_0 panel code (weights repacked per matmul so that one
-    /// 512-bit `vpdpbusd` serves 16 output columns).
-    fn q8_0_panels(self) -> bool {
+    /// Whether this kernel has the panel code (weights repacked per matmul so that one 512-bit
+    /// `vpdpbusd` serves 16 output columns), for q8_0 and q4k.
+    fn panels(self) -> bool {
         self == Kernel::Avx512Vnni
     }
 
@@ -204,15 +210,17 @@ impl QuantizedActivations {
     }
 }
 
-/// Up to [`PANEL_STRIP`] · [`PANEL_STRIPS`] q8_0 weight rows repacked for the panel kernel
-/// (`simd::q8_0_pack` gives the layout): per block and strip, 16 columns' weights four at a time
-/// in the 32-bit lanes, their scales as f32, and their biases `-128 · Σ w`.
+/// Up to [`PANEL_STRIP`] · [`PANEL_STRIPS`] weight rows repacked for a panel kernel (the
+/// `simd` pack functions give the layouts): the weights widened to bytes, 16 columns four values
+/// at a time in the 32-bit lanes of a vector, and per block (q8_0) or sub-block (q4k) the 16
+/// columns' scales; q8_0 adds their biases `-128 · Σ w`, q4k their minimums `dmin · m_j`.
 #[derive(Debug, Default)]
-pub(super) struct Q8Panel {
+pub(super) struct Panel {
     pub blocks: usize,
     pub quants: Vec<u8>,
-    pub dw: Vec<f32>,
+    pub scales: Vec<f32>,
     pub bias: Vec<i32>,
+    pub mins: Vec<f32>,
 }
 
 /// Whether [`matmul`] handles `dtype` (others go through candle's block kernels).
@@ -232,7 +240,15 @@ pub fn matmul(
     lhs: &[f32],
     dst: &mut [f32],
 ) -> bool {
-    matmul_with(kernel, dtype, weights, dims, lhs, dst, PANEL_MIN_ROWS)
+    matmul_with(
+        kernel,
+        dtype,
+        weights,
+        dims,
+        lhs,
+        dst,
+        panel_min_rows(dtype),
+    )
 }
 
 /// [`matmul`], running q8_0 by panels from `panel_min_rows` activation rows on (tests force
@@ -270,8 +286,8 @@ fn matmul_with(
         _ => QuantizedActivations::quantize(kernel, lhs, m, k, Q4K_VALUES, false, true),
     };
     let out = simd::SharedOutput::new(dst, m, n);
-    if dtype == GgmlDType::Q8_0 && kernel.q8_0_panels() && m >= panel_min_rows {
-        q8_0_panel_matmul(kernel, weights, (m, k, n), &acts, &out);
+    if kernel.panels() && m >= panel_min_rows {
+        panel_matmul(kernel, dtype, weights, (m, k, n), &acts, &out);
         return true;
     }
     let item_rows = (ITEM_BYTES / row_bytes.max(1)).clamp(1, ITEM_MAX_ROWS);
@@ -313,56 +329,43 @@ fn block_item(
     }
 }
 
-/// q8_0 by panels: output columns in items of [`PANEL_STRIP`] · [`PANEL_STRIPS`] weight rows,
-/// each repacked once ([`Q8Panel`]) and then run against every tile of activation rows.
-fn q8_0_panel_matmul(
+/// By panels: output columns in items of [`PANEL_STRIP`] · [`PANEL_STRIPS`] weight rows, each
+/// repacked once ([`Panel`]) and then run against every tile of activation rows.
+fn panel_matmul(
     kernel: Kernel,
+    dtype: GgmlDType,
     weights: &[u8],
     (m, k, n): (usize, usize, usize),
     acts: &QuantizedActivations,
     out: &simd::SharedOutput<'_>,
 ) {
     let width = PANEL_STRIP * PANEL_STRIPS;
-    let row_bytes = k / Q8_0_VALUES * Q8_0_BYTES;
+    let row_bytes = weights.len() / n;
     let items = n.div_ceil(width);
     candle_core::utils::barrier_pool().execute_chunked(items, |range| {
-        let mut panel = Q8Panel::default();
+        let mut panel = Panel::default();
         let mut local = [0f32; PANEL_TILES[0] * PANEL_STRIP * PANEL_STRIPS];
         for item in range {
             let cols = item * width..n.min((item + 1) * width);
             let w = &weights[cols.start * row_bytes..cols.end * row_bytes];
-            if !simd::q8_0_pack(kernel, w, k, &mut panel) {
-                let dims = (m, k);
-                block_item(
-                    kernel,
-                    GgmlDType::Q8_0,
-                    weights,
-                    row_bytes,
-                    dims,
-                    acts,
-                    cols,
-                    out,
-                );
+            let packed = match dtype {
+                GgmlDType::Q8_0 => simd::q8_0_pack(kernel, w, k, &mut panel),
+                _ => simd::q4k_pack(kernel, w, k, &mut panel),
+            };
+            if !packed {
+                block_item(kernel, dtype, weights, row_bytes, (m, k), acts, cols, out);
                 continue;
             }
             let mut row = 0;
             for &tile in &PANEL_TILES {
                 while row + tile <= m {
                     let rows = row..row + tile;
-                    let (quants, scales, _) = acts.tile(rows.clone());
                     let buffer = &mut local[..tile * width];
-                    let done = match tile {
-                        6 => simd::q8_0_panel_tile::<6>(kernel, &panel, quants, scales, buffer),
-                        4 => simd::q8_0_panel_tile::<4>(kernel, &panel, quants, scales, buffer),
-                        2 => simd::q8_0_panel_tile::<2>(kernel, &panel, quants, scales, buffer),
-                        _ => simd::q8_0_panel_tile::<1>(kernel, &panel, quants, scales, buffer),
-                    };
-                    if done {
+                    if panel_tile(kernel, dtype, &panel, acts, rows.clone(), buffer) {
                         out.write_rows(rows, cols.clone(), buffer, width);
                     } else {
                         let buffer = &mut local[..tile * cols.len()];
-                        let offset = acts.offset;
-                        q8_0_tile_scalar(w, k, tile, offset, quants, scales, buffer);
+                        tile_dot(kernel, dtype, w, k, acts, rows.clone(), buffer);
                         out.write(rows, cols.clone(), buffer);
                     }
                     row += tile;
@@ -370,6 +373,29 @@ fn q8_0_panel_matmul(
             }
         }
     });
+}
+
+/// Activation rows `rows` against a packed panel: `out[r * width + c]`.
+fn panel_tile(
+    kernel: Kernel,
+    dtype: GgmlDType,
+    panel: &Panel,
+    acts: &QuantizedActivations,
+    rows: Range<usize>,
+    out: &mut [f32],
+) -> bool {
+    let tile = rows.len();
+    let (quants, scales, sums) = acts.tile(rows);
+    match (dtype, tile) {
+        (GgmlDType::Q8_0, 6) => simd::q8_0_panel_tile::<6>(kernel, panel, quants, scales, out),
+        (GgmlDType::Q8_0, 4) => simd::q8_0_panel_tile::<4>(kernel, panel, quants, scales, out),
+        (GgmlDType::Q8_0, 2) => simd::q8_0_panel_tile::<2>(kernel, panel, quants, scales, out),
+        (GgmlDType::Q8_0, _) => simd::q8_0_panel_tile::<1>(kernel, panel, quants, scales, out),
+        (_, 6) => simd::q4k_panel_tile::<6>(kernel, panel, quants, scales, sums, out),
+        (_, 4) => simd::q4k_panel_tile::<4>(kernel, panel, quants, scales, sums, out),
+        (_, 2) => simd::q4k_panel_tile::<2>(kernel, panel, quants, scales, sums, out),
+        (_, _) => simd::q4k_panel_tile::<1>(kernel, panel, quants, scales, sums, out),
+    }
 }
 
 /// `out[c * tile + r]` = weight row `c` of `w` · activation row `rows.start + r`.
@@ -507,7 +533,7 @@ mod tests {
     }
 
     fn run(kernel: Kernel, weights: &HostQuantized, lhs: &[f32], m: usize) -> Vec<f32> {
-        run_with(kernel, weights, lhs, m, PANEL_MIN_ROWS)
+        run_with(kernel, weights, lhs, m, panel_min_rows(weights.dtype()))
     }
 
     /// [`run`] with q8_0 panels from `panel_min_rows` rows on.
@@ -580,28 +606,47 @@ mod tests {
         }
     }
 
-    /// The q8_0 panel path (forced from one row on) equals the scalar kernel as the block path
-    /// does: every row count 1..=9 (each panel tile and their mixes) and a few larger ones, block
-    /// counts odd and even, column counts below, at, and past a strip and a panel.
+    /// The panel path (forced from one row on) equals the scalar kernel as the block path does,
+    /// for q8_0 and q4k: every row count 1..=9 (each panel tile and their mixes) and a few
+    /// larger ones, (super-)block counts odd and even, column counts below, at, and past a strip
+    /// and a panel.
     #[test]
-    fn q8_0_panels_equal_the_scalar_kernel() {
+    fn panels_equal_the_scalar_kernel() {
         let mut rng = StdRng::seed_from_u64(21);
-        for k in [32, 96, 160, 512] {
+        let shapes = [
+            (GgmlDType::Q8_0, 32),
+            (GgmlDType::Q8_0, 96),
+            (GgmlDType::Q8_0, 160),
+            (GgmlDType::Q8_0, 512),
+            (GgmlDType::Q4K, 256),
+            (GgmlDType::Q4K, 768),
+        ];
+        for (dtype, k) in shapes {
             for n in [1, 5, 16, 17, 31, 32, 33, 70] {
                 let dense = random(n * k, &mut rng);
-                let weights = HostQuantized::quantize(&dense, n, k, GgmlDType::Q8_0).unwrap();
-                let scale_of =
-                    |lhs: &[f32], m| abs_products(&weights.dequantize_vec().unwrap(), lhs, m, n, k);
+                let weights = HostQuantized::quantize(&dense, n, k, dtype).unwrap();
+                let deq = weights.dequantize_vec().unwrap();
+                if Kernel::available().contains(&Kernel::Avx512Vnni) {
+                    // The panel code runs here, not the block fallback.
+                    let row_bytes = weights.bytes().len() / n;
+                    let w = &weights.bytes()[..n.min(PANEL_STRIP * PANEL_STRIPS) * row_bytes];
+                    let mut panel = Panel::default();
+                    let packed = match dtype {
+                        GgmlDType::Q8_0 => simd::q8_0_pack(Kernel::Avx512Vnni, w, k, &mut panel),
+                        _ => simd::q4k_pack(Kernel::Avx512Vnni, w, k, &mut panel),
+                    };
+                    assert!(packed, "{dtype:?} n={n} k={k}");
+                }
                 for m in (1..=9).chain([13, 22]) {
                     let lhs = random(m * k, &mut rng);
                     let scalar = run(Kernel::Scalar, &weights, &lhs, m);
-                    let scale = scale_of(&lhs, m);
+                    let scale = abs_products(&deq, &lhs, m, n, k);
                     for kernel in Kernel::available() {
                         let got = run_with(kernel, &weights, &lhs, m, 1);
                         for i in 0..m * n {
                             assert!(
                                 (got[i] - scalar[i]).abs() <= 1e-5 * scale[i] + 1e-30,
-                                "{kernel:?} m={m} n={n} k={k} at {i}: {} vs {}",
+                                "{kernel:?} {dtype:?} m={m} n={n} k={k} at {i}: {} vs {}",
                                 got[i],
                                 scalar[i]
                             );
@@ -764,22 +809,29 @@ mod speed {
     use rand::rngs::StdRng;
     use rand::{Rng, SeedableRng};
 
-    /// `cargo test --release -p hone-engine --lib q8_0_speed -- --ignored --nocapture`: the q8_0
-    /// block path against the panel path on a 100M model's layer and output-head shapes.
+    /// `cargo test --release -p hone-engine --lib quantized_speed -- --ignored --nocapture`: the block
+    /// path against the panel path on a 100M model's layer and output-head shapes (q8_0; q4k on
+    /// layer shapes whose width splits into 256-value blocks).
     #[test]
     #[ignore]
-    fn q8_0_speed() {
+    fn quantized_speed() {
         let mut rng = StdRng::seed_from_u64(3);
         let kernel = Kernel::detect();
-        let layers = [(512usize, 1408usize), (1408, 512), (512, 512)];
+        let (q8, q4k) = (GgmlDType::Q8_0, GgmlDType::Q4K);
+        let layers = [(q8, 512usize, 1408usize), (q8, 1408, 512), (q8, 512, 512)];
         let shapes = [1usize, 4, 8, 16, 32, 320]
             .into_iter()
-            .flat_map(|m| layers.map(|(k, n)| (m, k, n)))
-            .chain([(8, 512, 151_936), (32, 512, 151_936)]);
-        for (m, k, n) in shapes {
+            .flat_map(|m| layers.map(|(dtype, k, n)| (dtype, m, k, n)))
+            .chain([(q8, 8, 512, 151_936), (q8, 32, 512, 151_936)])
+            .chain(
+                [1, 4, 8, 32, 320]
+                    .into_iter()
+                    .flat_map(|m| [(q4k, m, 512, 1408), (q4k, m, 1536, 512), (q4k, m, 512, 512)]),
+            );
+        for (dtype, m, k, n) in shapes {
             {
                 let dense: Vec<f32> = (0..n * k).map(|_| rng.random_range(-1.0..1.0)).collect();
-                let weights = HostQuantized::quantize(&dense, n, k, GgmlDType::Q8_0).unwrap();
+                let weights = HostQuantized::quantize(&dense, n, k, dtype).unwrap();
                 let lhs: Vec<f32> = (0..m * k).map(|_| rng.random_range(-1.0..1.0)).collect();
                 let reps = (20_000_000_000 / (m * k * n)).max(1);
                 let time = |panel_min_rows: usize| {
@@ -788,10 +840,9 @@ mod speed {
                     for _ in 0..reps {
                         let dims = (m, k, n);
                         let bytes = weights.bytes();
-                        let q8 = GgmlDType::Q8_0;
                         assert!(matmul_with(
                             kernel,
-                            q8,
+                            dtype,
                             bytes,
                             dims,
                             &lhs,
@@ -811,15 +862,18 @@ mod speed {
                 assert!(worst < 1e-4, "the two paths differ by {worst}");
                 let t = std::time::Instant::now();
                 for _ in 0..reps {
-                    let offset = kernel.q8_0_offset();
+                    let (block, offset, sums) = match dtype {
+                        GgmlDType::Q8_0 => (Q8_0_VALUES, kernel.q8_0_offset(), false),
+                        _ => (Q4K_VALUES, false, true),
+                    };
                     std::hint::black_box(QuantizedActivations::quantize(
-                        kernel, &lhs, m, k, 32, offset, false,
+                        kernel, &lhs, m, k, block, offset, sums,
                     ));
                 }
                 let quantize = t.elapsed().as_secs_f64() / reps as f64;
                 let gmac = (m * k * n) as f64 / 1e9;
                 eprintln!(
-                    "{kernel:?} m {m} k {k} n {n}: blocks {:.3} ms ({:.0} GMAC/s), panels {:.3} ms ({:.0} GMAC/s), of which quantizing {:.3} ms",
+                    "{kernel:?} {dtype:?} m {m} k {k} n {n}: blocks {:.3} ms ({:.0} GMAC/s), panels {:.3} ms ({:.0} GMAC/s), of which quantizing {:.3} ms",
                     blocks * 1e3,
                     gmac / blocks,
                     panels * 1e3,

@@ -3,7 +3,7 @@
 //! the view of candle's block storage as bytes, and the writer that lets the pool's workers fill
 //! disjoint columns of one output. Each kernel computes what `kernels::q8_0_tile_scalar` /
 //! `kernels::q4k_tile_scalar` compute, with the same exact integer block dot products and the f32
-//! additions in another order (the q8_0 panel kernel too, on weights its pack function repacked);
+//! additions in another order (the panel kernels too, on weights their pack functions repacked);
 //! the AVX-512 activation quantizer gives the scalar loop's bytes and scales bit for bit. The safe wrappers check every length the pointer arithmetic
 //! relies on and return `false` (the caller then runs the scalar kernel) when a check fails or
 //! the CPU lacks the features.
@@ -15,7 +15,7 @@ use std::ops::Range;
 use candle_core::quantized::QuantizedType;
 
 use super::kernels::{
-    Kernel, Q8Panel, PANEL_STRIP, PANEL_STRIPS, Q4K_BYTES, Q4K_VALUES, Q8_0_BYTES, Q8_0_VALUES,
+    Kernel, Panel, PANEL_STRIP, PANEL_STRIPS, Q4K_BYTES, Q4K_VALUES, Q8_0_BYTES, Q8_0_VALUES,
     SUB_BLOCK,
 };
 
@@ -209,7 +209,7 @@ pub(super) fn q8_0_tile<const T: usize>(
 /// Repacks q8_0 weight rows `w` (each `k / 32` blocks, at most `PANEL_STRIP * PANEL_STRIPS`
 /// rows) into `panel` (its buffers sized here). `false` when `kernel` has no panel code or the
 /// sizes do not fit.
-pub(super) fn q8_0_pack(kernel: Kernel, w: &[u8], k: usize, panel: &mut Q8Panel) -> bool {
+pub(super) fn q8_0_pack(kernel: Kernel, w: &[u8], k: usize, panel: &mut Panel) -> bool {
     let blocks = k / Q8_0_VALUES;
     let row_bytes = blocks * Q8_0_BYTES;
     let width = PANEL_STRIP * PANEL_STRIPS;
@@ -223,8 +223,9 @@ pub(super) fn q8_0_pack(kernel: Kernel, w: &[u8], k: usize, panel: &mut Q8Panel)
     let cols = w.len() / row_bytes;
     panel.blocks = blocks;
     panel.quants.resize(blocks * width * Q8_0_VALUES, 0);
-    panel.dw.resize(blocks * width, 0.0);
+    panel.scales.resize(blocks * width, 0.0);
     panel.bias.resize(blocks * width, 0);
+    panel.mins.clear();
     #[cfg(target_arch = "x86_64")]
     {
         if kernel == Kernel::Avx512Vnni && has_avx512_vnni() {
@@ -235,7 +236,7 @@ pub(super) fn q8_0_pack(kernel: Kernel, w: &[u8], k: usize, panel: &mut Q8Panel)
                     cols,
                     blocks,
                     &mut panel.quants,
-                    &mut panel.dw,
+                    &mut panel.scales,
                     &mut panel.bias,
                 )
             };
@@ -251,7 +252,7 @@ pub(super) fn q8_0_pack(kernel: Kernel, w: &[u8], k: usize, panel: &mut Q8Panel)
 /// has no panel code or the lengths do not fit.
 pub(super) fn q8_0_panel_tile<const T: usize>(
     kernel: Kernel,
-    panel: &Q8Panel,
+    panel: &Panel,
     quants: &[u8],
     scales: &[f32],
     out: &mut [f32],
@@ -260,7 +261,7 @@ pub(super) fn q8_0_panel_tile<const T: usize>(
     let width = PANEL_STRIP * PANEL_STRIPS;
     if blocks == 0
         || panel.quants.len() < blocks * width * Q8_0_VALUES
-        || panel.dw.len() < blocks * width
+        || panel.scales.len() < blocks * width
         || panel.bias.len() < blocks * width
         || quants.len() < T * blocks * Q8_0_VALUES
         || scales.len() < T * blocks
@@ -275,7 +276,7 @@ pub(super) fn q8_0_panel_tile<const T: usize>(
             unsafe {
                 x86::q8_0_panel_avx512::<T>(
                     &panel.quants,
-                    &panel.dw,
+                    &panel.scales,
                     &panel.bias,
                     blocks,
                     quants,
@@ -287,6 +288,96 @@ pub(super) fn q8_0_panel_tile<const T: usize>(
         }
     }
     let _ = (kernel, quants, scales, out);
+    false
+}
+
+/// Repacks q4k weight rows `w` (each `k / 256` super-blocks, at most `PANEL_STRIP *
+/// PANEL_STRIPS` rows) into `panel` (its buffers sized here). `false` when `kernel` has no
+/// panel code or the sizes do not fit.
+pub(super) fn q4k_pack(kernel: Kernel, w: &[u8], k: usize, panel: &mut Panel) -> bool {
+    let blocks = k / Q4K_VALUES;
+    let row_bytes = blocks * Q4K_BYTES;
+    let width = PANEL_STRIP * PANEL_STRIPS;
+    let sub_blocks = Q4K_VALUES / SUB_BLOCK;
+    if blocks == 0
+        || !w.len().is_multiple_of(row_bytes)
+        || w.len() / row_bytes > width
+        || i32::try_from(PANEL_STRIP * row_bytes).is_err()
+    {
+        return false;
+    }
+    let cols = w.len() / row_bytes;
+    panel.blocks = blocks;
+    panel.quants.resize(blocks * width * Q4K_VALUES, 0);
+    panel.scales.resize(blocks * width * sub_blocks, 0.0);
+    panel.mins.resize(blocks * width * sub_blocks, 0.0);
+    panel.bias.clear();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if kernel == Kernel::Avx512Vnni && has_avx512_vnni() {
+            // SAFETY: the features were detected; the sizes were checked and set above.
+            unsafe {
+                x86::q4k_pack_avx512(
+                    w,
+                    cols,
+                    blocks,
+                    &mut panel.quants,
+                    &mut panel.scales,
+                    &mut panel.mins,
+                )
+            };
+            return true;
+        }
+    }
+    let _ = (kernel, cols);
+    false
+}
+
+/// `T` activation rows (signed, with sums) against a packed q4k panel: `out[r * PANEL_STRIP *
+/// PANEL_STRIPS + c]` for the panel's column `c`. `false` when `kernel` has no panel code or the
+/// lengths do not fit.
+pub(super) fn q4k_panel_tile<const T: usize>(
+    kernel: Kernel,
+    panel: &Panel,
+    quants: &[u8],
+    scales: &[f32],
+    sums: &[f32],
+    out: &mut [f32],
+) -> bool {
+    let blocks = panel.blocks;
+    let width = PANEL_STRIP * PANEL_STRIPS;
+    let sub_blocks = Q4K_VALUES / SUB_BLOCK;
+    if blocks == 0
+        || panel.quants.len() < blocks * width * Q4K_VALUES
+        || panel.scales.len() < blocks * width * sub_blocks
+        || panel.mins.len() < blocks * width * sub_blocks
+        || quants.len() < T * blocks * Q4K_VALUES
+        || scales.len() < T * blocks
+        || sums.len() < T * blocks * sub_blocks
+        || out.len() < T * width
+    {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if kernel == Kernel::Avx512Vnni && has_avx512_vnni() {
+            // SAFETY: the features were detected; lengths checked above.
+            unsafe {
+                x86::q4k_panel_avx512::<T>(
+                    &panel.quants,
+                    &panel.scales,
+                    &panel.mins,
+                    blocks,
+                    quants,
+                    scales,
+                    sums,
+                    out,
+                )
+            };
+            return true;
+        }
+    }
+    let _ = (kernel, quants, scales, sums, out);
     false
 }
 

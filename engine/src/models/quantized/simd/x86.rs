@@ -384,14 +384,7 @@ pub(super) unsafe fn q8_0_pack_avx512(
                     continue;
                 }
                 let base = w.as_ptr().add(g * STRIP * row_bytes + b * Q8_0_BYTES);
-                let chunks = if lanes == STRIP {
-                    transpose_strip(base, row_bytes, &transpose)
-                } else {
-                    std::array::from_fn(|j| {
-                        let at_j = _mm512_add_epi32(offsets, _mm512_set1_epi32(2 + 4 * j as i32));
-                        _mm512_mask_i32gather_epi32::<1>(zero, mask, at_j, base as *const _)
-                    })
-                };
+                let chunks = strip_chunks(base.add(2), row_bytes, lanes, offsets, &transpose);
                 let mut sum = zero;
                 for (j, v) in chunks.into_iter().enumerate() {
                     sum = _mm512_dpbusd_epi32(sum, offset, v);
@@ -410,8 +403,8 @@ pub(super) unsafe fn q8_0_pack_avx512(
     }
 }
 
-/// How far ahead of a row's block the pack prefetches (a prefetch never faults, so it may point
-/// past the row).
+/// How far ahead in a row the packs prefetch (eight q8_0 blocks; a prefetch never faults, so it
+/// may point past the row).
 const PREFETCH: usize = 8 * Q8_0_BYTES;
 
 /// The `vpermt2d` indices of [`transpose_strip`]'s three rounds, two per round.
@@ -454,22 +447,47 @@ unsafe fn transpose_indices() -> [[__m512i; 2]; 3] {
     ]
 }
 
-/// The 32 weights of one q8_0 block in each of 16 consecutive rows (`base` at the first row's
-/// block, rows `row_bytes` apart) as eight vectors: lane `c` of vector `j` holds values `4j..4j+4`
-/// of row `c`. Sixteen plain loads (one per row, so each row streams in order) and three rounds
-/// of two-input permutes: pairs of rows, then 4×4, 8×2 and 16×1 groups of (row, values).
+/// 32 bytes at `base` in each of the first `lanes <= 16` of 16 rows `row_bytes` apart as eight
+/// vectors: lane `c` of vector `j` holds bytes `4j..4j+4` of row `c` (zero for `c >= lanes`).
+/// `offsets` holds `c * row_bytes` in lane `c`.
+#[inline(always)]
+unsafe fn strip_chunks(
+    base: *const u8,
+    row_bytes: usize,
+    lanes: usize,
+    offsets: __m512i,
+    transpose: &[[__m512i; 2]; 3],
+) -> [__m512i; 8] {
+    // SAFETY: the caller passes `lanes >= 1` rows with 32 readable bytes at `base + c *
+    // row_bytes`; the gather reads only the lanes below `lanes`.
+    unsafe {
+        if lanes == STRIP {
+            return transpose_strip(base, row_bytes, transpose);
+        }
+        let mask: __mmask16 = ((1u32 << lanes) - 1) as __mmask16;
+        let zero = _mm512_setzero_si512();
+        std::array::from_fn(|j| {
+            let at = _mm512_add_epi32(offsets, _mm512_set1_epi32(4 * j as i32));
+            _mm512_mask_i32gather_epi32::<1>(zero, mask, at, base as *const _)
+        })
+    }
+}
+
+/// 32 bytes at `base` in each of 16 rows `row_bytes` apart as eight vectors: lane `c` of vector
+/// `j` holds bytes `4j..4j+4` of row `c`. Sixteen plain loads (one per row, so each row streams
+/// in order) and three rounds of two-input permutes: pairs of rows, then 4×4, 8×2 and 16×1
+/// groups of (row, values).
 #[inline(always)]
 unsafe fn transpose_strip(
     base: *const u8,
     row_bytes: usize,
     index: &[[__m512i; 2]; 3],
 ) -> [__m512i; 8] {
-    // SAFETY: the caller passes 16 rows, each with the block's 34 bytes at `base + c *
-    // row_bytes`; the 32 weights start 2 bytes in.
+    // SAFETY: the caller passes 16 rows with 32 readable bytes at `base + c * row_bytes`.
     unsafe {
         let row = |c: usize| {
             _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(c * row_bytes + PREFETCH) as *const i8);
-            _mm256_loadu_si256(base.add(c * row_bytes + 2) as *const __m256i)
+            _mm256_loadu_si256(base.add(c * row_bytes) as *const __m256i)
         };
         let pairs: [__m512i; 8] = std::array::from_fn(|p| {
             _mm512_inserti64x4(_mm512_castsi256_si512(row(2 * p)), row(2 * p + 1), 1)
@@ -618,6 +636,150 @@ pub(super) unsafe fn quantize_avx512(
                     let s = _mm512_reduce_add_epi32(total);
                     *sums.get_unchecked_mut(b * block / 32 + sub) = scale * s as f32;
                 }
+            }
+        }
+    }
+}
+
+/// Repacks up to `STRIP * STRIPS` q4k weight rows `w` (`cols` rows of `blocks` super-blocks) for
+/// [`q4k_panel_avx512`]: sub-block `j` of super-block `b` of strip `g` is 512 bytes of 4-bit
+/// values widened to bytes at `quants[((b * STRIPS + g) * 8 + j) * 512..]`, four consecutive
+/// values of column `c` in lane `c` of chunk `i` (as in [`q8_0_pack_avx512`]); its 16 scales `d ·
+/// sc_j` and minimums `dmin · m_j` at `scales`/`mins[((b * STRIPS + g) * 8 + j) * 16..]`. Missing
+/// columns are zero. Preconditions (checked by the wrapper): `w` holds `cols <= STRIP * STRIPS`
+/// rows, `quants` `blocks * STRIPS * 8 * 512` bytes, `scales` and `mins` `blocks * STRIPS * 8 *
+/// 16` values, and `STRIP * blocks * 144` fits an `i32`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+pub(super) unsafe fn q4k_pack_avx512(
+    w: &[u8],
+    cols: usize,
+    blocks: usize,
+    quants: &mut [u8],
+    scales: &mut [f32],
+    mins: &mut [f32],
+) {
+    let row_bytes = blocks * Q4K_BYTES;
+    // SAFETY: a strip with `lanes >= 1` columns reads, per column `16g + c < cols` and block
+    // `b < blocks`, the 144 bytes at `(16g + c) * row_bytes + b * 144` (32 at a time from byte
+    // 16 on, and the scale bytes through `q4k_scales`); a strip without columns reads nothing.
+    // The stores stay inside `quants`, `scales` and `mins` by their lengths above.
+    unsafe {
+        let lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        let offsets = _mm512_mullo_epi32(lane, _mm512_set1_epi32(row_bytes as i32));
+        let low = _mm512_set1_epi8(0x0F);
+        let zero = _mm512_setzero_si512();
+        let transpose = transpose_indices();
+        for g in 0..STRIPS {
+            let lanes = cols.saturating_sub(g * STRIP).min(STRIP);
+            for b in 0..blocks {
+                let at = (b * STRIPS + g) * 8;
+                let q = quants.as_mut_ptr().add(at * 512);
+                if lanes == 0 {
+                    for i in 0..8 * 8 {
+                        _mm512_storeu_si512(q.add(i * 64) as *mut _, zero);
+                    }
+                    for j in 0..8 {
+                        _mm512_storeu_ps(
+                            scales.as_mut_ptr().add((at + j) * STRIP),
+                            _mm512_setzero_ps(),
+                        );
+                        _mm512_storeu_ps(
+                            mins.as_mut_ptr().add((at + j) * STRIP),
+                            _mm512_setzero_ps(),
+                        );
+                    }
+                    continue;
+                }
+                let base = w.as_ptr().add(g * STRIP * row_bytes + b * Q4K_BYTES);
+                for pair in 0..4 {
+                    let data = base.add(16 + 32 * pair);
+                    let chunks = strip_chunks(data, row_bytes, lanes, offsets, &transpose);
+                    for (i, v) in chunks.into_iter().enumerate() {
+                        let lo = _mm512_and_si512(v, low);
+                        let hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+                        _mm512_storeu_si512(q.add((2 * pair) * 512 + i * 64) as *mut _, lo);
+                        _mm512_storeu_si512(q.add((2 * pair + 1) * 512 + i * 64) as *mut _, hi);
+                    }
+                }
+                let mut sc = [[0f32; STRIP]; 8];
+                let mut mn = [[0f32; STRIP]; 8];
+                for c in 0..lanes {
+                    let (s, m) = q4k_scales(base.add(c * row_bytes));
+                    for j in 0..8 {
+                        sc[j][c] = s[j];
+                        mn[j][c] = m[j];
+                    }
+                }
+                for j in 0..8 {
+                    let to = (at + j) * STRIP;
+                    _mm512_storeu_ps(scales.as_mut_ptr().add(to), _mm512_loadu_ps(sc[j].as_ptr()));
+                    _mm512_storeu_ps(mins.as_mut_ptr().add(to), _mm512_loadu_ps(mn[j].as_ptr()));
+                }
+            }
+        }
+    }
+}
+
+/// `T` activation rows (signed, blocks of 256 with scaled sums per 32) against a q4k panel of
+/// `STRIPS` strips (see [`q4k_pack_avx512`]): `out[r * STRIP * STRIPS + c]`. Per sub-block, 8
+/// `vpdpbusd` (widened 4-bit weights of 16 columns by four broadcast activations) per strip and
+/// row, then `acc += dot · (d · sc_j · da)` and `acc -= (dmin · m_j) · S_j`. Preconditions: the
+/// panel holds `blocks` super-blocks, `quants` `T` rows of `blocks * 256` bytes, `scales` `T` rows
+/// of `blocks`, `sums` `T` rows of `blocks * 8`, `out` `T * STRIP * STRIPS` floats.
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
+pub(super) unsafe fn q4k_panel_avx512<const T: usize>(
+    panel_quants: &[u8],
+    panel_scales: &[f32],
+    panel_mins: &[f32],
+    blocks: usize,
+    quants: &[u8],
+    scales: &[f32],
+    sums: &[f32],
+    out: &mut [f32],
+) {
+    let k = blocks * Q4K_VALUES;
+    let sums_per_row = k / super::SUB_BLOCK;
+    // SAFETY: panel sub-block `j < 8` of super-block `b < blocks` and strip `g < STRIPS` spans
+    // `panel_quants[((b * STRIPS + g) * 8 + j) * 512..][..512]` and 16 values of `panel_scales`
+    // and `panel_mins` at `((b * STRIPS + g) * 8 + j) * 16`; activation row `r < T` spans
+    // `quants[r * k..][..k]` (4 bytes read at `b * 256 + 32j + 4i`, `i < 8`), `scales[r *
+    // blocks..][..blocks]` and `sums[r * k / 32..][..k / 32]`; `out` holds `T * 32` floats.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); STRIPS]; T];
+        for b in 0..blocks {
+            for j in 0..8 {
+                let mut dots = [[_mm512_setzero_si512(); STRIPS]; T];
+                for i in 0..8 {
+                    let wv: [__m512i; STRIPS] = std::array::from_fn(|g| {
+                        let at = ((b * STRIPS + g) * 8 + j) * 512 + i * 64;
+                        _mm512_loadu_si512(panel_quants.as_ptr().add(at) as *const _)
+                    });
+                    for (r, row) in dots.iter_mut().enumerate() {
+                        let a = quants.as_ptr().add(r * k + b * Q4K_VALUES + 32 * j + 4 * i);
+                        let av = _mm512_set1_epi32(std::ptr::read_unaligned(a as *const i32));
+                        for g in 0..STRIPS {
+                            row[g] = _mm512_dpbusd_epi32(row[g], wv[g], av);
+                        }
+                    }
+                }
+                for (r, (acc, dots)) in acc.iter_mut().zip(&dots).enumerate() {
+                    let da = _mm512_set1_ps(*scales.get_unchecked(r * blocks + b));
+                    let sum = _mm512_set1_ps(*sums.get_unchecked(r * sums_per_row + b * 8 + j));
+                    for g in 0..STRIPS {
+                        let at = ((b * STRIPS + g) * 8 + j) * STRIP;
+                        let sc = _mm512_loadu_ps(panel_scales.as_ptr().add(at));
+                        let mn = _mm512_loadu_ps(panel_mins.as_ptr().add(at));
+                        let scaled = _mm512_mul_ps(sc, da);
+                        acc[g] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dots[g]), scaled, acc[g]);
+                        acc[g] = _mm512_fnmadd_ps(mn, sum, acc[g]);
+                    }
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (g, acc) in acc.iter().enumerate() {
+                _mm512_storeu_ps(out.as_mut_ptr().add((r * STRIPS + g) * STRIP), *acc);
             }
         }
     }
