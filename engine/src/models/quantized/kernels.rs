@@ -659,12 +659,12 @@ mod tests {
 
     /// Each kernel's activation quantizer gives the scalar loop's bytes, scales and sums bit for
     /// bit: random values, values that land exactly on halves (`±0.5`, `±2.5`, ... steps: rounded
-    /// away from zero), an all-zero block, and blocks of 32 (q8_0, with and without the `+128`)
-    /// and of 256 with sums (q4k).
+    /// away from zero) and one f32 step either side of every half up to ±126.5, an all-zero
+    /// block, and blocks of 32 (q8_0, with and without the `+128`) and of 256 with sums (q4k).
     #[test]
     fn simd_quantizers_equal_the_scalar_one() {
         let mut rng = StdRng::seed_from_u64(5);
-        let (rows, cols) = (3, 512);
+        let (rows, cols) = (3, 1024);
         let mut lhs = random(rows * cols, &mut rng);
         // Block 1: max 127 so the step is exactly 1, then exact halves of both signs.
         for (i, v) in lhs[32..64].iter_mut().enumerate() {
@@ -676,6 +676,21 @@ mod tests {
         }
         lhs[64..96].fill(0.0);
         lhs[96..128].fill(-3.0);
+        // Blocks 4..: max 127 again, then every half `h + 0.5` and its neighbours one f32 step
+        // below and above, for h in -127..127 (the edge cases of rounding halves away from 0).
+        let mut near_halves = Vec::new();
+        for h in -127..127 {
+            let half = h as f32 + 0.5;
+            let (down, up) = (
+                f32::from_bits(half.to_bits() - 1),
+                f32::from_bits(half.to_bits() + 1),
+            );
+            near_halves.extend([half, down, up]);
+        }
+        for (block, values) in lhs[128..].chunks_mut(32).zip(near_halves.chunks(31)) {
+            block[0] = 127.0;
+            block[1..=values.len()].copy_from_slice(values);
+        }
         for (block, offset, sums) in [(32, false, false), (32, true, false), (256, false, true)] {
             let want = QuantizedActivations::quantize(
                 Kernel::Scalar,

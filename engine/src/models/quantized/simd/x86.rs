@@ -579,9 +579,10 @@ pub(super) unsafe fn q8_0_panel_avx512<const T: usize>(
 /// AVX-512, bit for bit: per block of `block` values (a multiple of 32) `amax` by `max` (which
 /// ignores a NaN value as `f32::max` does), `scale = amax / 127` and `inverse = 1 / scale` in
 /// scalar f32 as there, `q = round(x · inverse)` rounding halves away from zero as `f32::round`
-/// (truncate, then step away from zero when the dropped part is at least one half: exact below
-/// 2^23), clamped to ±127 with a NaN kept NaN until the integer conversion makes it 0 as `as i8`
-/// does. `sums` (empty, or one per 32 values) gets `scale · Σ q`. Preconditions (checked by the
+/// (add the largest f32 below ½ with x's sign, then truncate: exact for |x| < 2^23, and
+/// `|x · inverse| <= 127` here), clamped to ±127 with a NaN kept NaN until the integer conversion
+/// makes its byte 0 as `as i8` does. `sums` (empty, or one per 32 values) gets `scale · Σ q` (a
+/// NaN activation's sum aside: its lane adds `i32::MIN`). Preconditions (checked by the
 /// wrapper): `lhs.len() == quants.len()`, a multiple of `block`; `scales` holds `lhs.len() /
 /// block` values; `sums` is empty or holds `lhs.len() / 32`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vnni,avx2,fma,f16c")]
@@ -594,8 +595,10 @@ pub(super) unsafe fn quantize_avx512(
     sums: &mut [f32],
 ) {
     let flip = _mm_set1_epi8(if offset { -128 } else { 0 });
-    let half = _mm512_set1_ps(0.5);
-    let one = _mm512_set1_ps(1.0);
+    // The largest f32 below one half: `x + copysign(it, x)` rounds (to nearest, in f32) past the
+    // next integer exactly when x's fraction is at least one half.
+    let below_half = _mm512_set1_ps(f32::from_bits(0.5f32.to_bits() - 1));
+    let sign = _mm512_castsi512_ps(_mm512_set1_epi32(i32::MIN));
     let low = _mm512_set1_ps(-127.0);
     let high = _mm512_set1_ps(127.0);
     let with_sums = !sums.is_empty();
@@ -618,16 +621,9 @@ pub(super) unsafe fn quantize_avx512(
                 for i in 0..2 {
                     let at = b * block + sub * 32 + i * 16;
                     let v = _mm512_mul_ps(_mm512_loadu_ps(lhs.as_ptr().add(at)), inverse);
-                    let t = _mm512_roundscale_ps::<{ _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC }>(v);
-                    let away =
-                        _mm512_cmp_ps_mask::<_CMP_GE_OQ>(_mm512_abs_ps(_mm512_sub_ps(v, t)), half);
-                    let step = _mm512_or_ps(
-                        one,
-                        _mm512_and_ps(v, _mm512_castsi512_ps(_mm512_set1_epi32(i32::MIN))),
-                    );
-                    let r = _mm512_mask_add_ps(t, away, t, step);
+                    let r = _mm512_add_ps(v, _mm512_or_ps(below_half, _mm512_and_ps(v, sign)));
                     let r = _mm512_min_ps(high, _mm512_max_ps(low, r));
-                    let q = _mm512_cvtps_epi32(r);
+                    let q = _mm512_cvttps_epi32(r);
                     total = _mm512_add_epi32(total, q);
                     let bytes = _mm_xor_si128(_mm512_cvtepi32_epi8(q), flip);
                     _mm_storeu_si128(quants.as_mut_ptr().add(at) as *mut __m128i, bytes);
