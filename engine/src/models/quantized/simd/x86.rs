@@ -368,7 +368,6 @@ pub(super) unsafe fn q8_0_pack_avx512(
         let offsets = _mm512_mullo_epi32(lane, _mm512_set1_epi32(row_bytes as i32));
         let offset = _mm512_set1_epi8(-128);
         let zero = _mm512_setzero_si512();
-        let transpose = transpose_indices();
         for g in 0..STRIPS {
             let lanes = cols.saturating_sub(g * STRIP).min(STRIP);
             let mask: __mmask16 = ((1u32 << lanes) - 1) as __mmask16;
@@ -384,7 +383,7 @@ pub(super) unsafe fn q8_0_pack_avx512(
                     continue;
                 }
                 let base = w.as_ptr().add(g * STRIP * row_bytes + b * Q8_0_BYTES);
-                let chunks = strip_chunks(base.add(2), row_bytes, lanes, offsets, &transpose);
+                let chunks = strip_chunks(base.add(2), lanes, offsets);
                 let mut sum = zero;
                 for (j, v) in chunks.into_iter().enumerate() {
                     sum = _mm512_dpbusd_epi32(sum, offset, v);
@@ -403,111 +402,21 @@ pub(super) unsafe fn q8_0_pack_avx512(
     }
 }
 
-/// How far ahead in a row the packs prefetch (eight q8_0 blocks; a prefetch never faults, so it
-/// may point past the row).
-const PREFETCH: usize = 8 * Q8_0_BYTES;
-
-/// The `vpermt2d` indices of [`transpose_strip`]'s three rounds, two per round.
+/// 32 bytes at `base` in each of the first `lanes <= 16` of 16 rows as eight vectors: lane `c`
+/// of vector `j` holds bytes `4j..4j+4` of row `c` (zero for `c >= lanes`); `offsets` holds row
+/// `c`'s distance from `base` in lane `c`. Eight masked gathers: in the real benchmark (Dream-100M
+/// at q8_0, the output head at 2–31 rows) they beat 16 row loads transposed by three rounds of
+/// `vpermt2d`, with or without prefetching, although the transposition won the micro-benchmark.
 #[inline(always)]
-unsafe fn transpose_indices() -> [[__m512i; 2]; 3] {
-    let index = |f: &dyn Fn(usize) -> usize| -> __m512i {
-        let lanes: [i32; 16] = std::array::from_fn(|i| f(i) as i32);
-        // SAFETY: an unaligned load of a 64-byte local array.
-        unsafe { _mm512_loadu_si512(lanes.as_ptr() as *const _) }
-    };
-    // Round 1: value `jj` of half `h` of columns `4q + cc` (cc < 2 from the first input).
-    let round1 = |h: usize| {
-        move |i: usize| {
-            let (cc, jj) = (i / 4, i % 4);
-            if cc < 2 {
-                8 * cc + 4 * h + jj
-            } else {
-                16 + 8 * (cc - 2) + 4 * h + jj
-            }
-        }
-    };
-    // Round 2: values `2jl + t` of the half's four, for columns `8Q + cc` (cc < 4 first input).
-    let round2 = |jl: usize| {
-        move |i: usize| {
-            let (t, cc) = (i / 8, i % 8);
-            let jj = 2 * jl + t;
-            if cc < 4 {
-                4 * cc + jj
-            } else {
-                16 + 4 * (cc - 4) + jj
-            }
-        }
-    };
-    // Round 3: value `t` of the pair, columns `c` (c < 8 from the first input).
-    let round3 = |t: usize| move |c: usize| if c < 8 { 8 * t + c } else { 16 + 8 * t + c - 8 };
-    [
-        [index(&round1(0)), index(&round1(1))],
-        [index(&round2(0)), index(&round2(1))],
-        [index(&round3(0)), index(&round3(1))],
-    ]
-}
-
-/// 32 bytes at `base` in each of the first `lanes <= 16` of 16 rows `row_bytes` apart as eight
-/// vectors: lane `c` of vector `j` holds bytes `4j..4j+4` of row `c` (zero for `c >= lanes`).
-/// `offsets` holds `c * row_bytes` in lane `c`.
-#[inline(always)]
-unsafe fn strip_chunks(
-    base: *const u8,
-    row_bytes: usize,
-    lanes: usize,
-    offsets: __m512i,
-    transpose: &[[__m512i; 2]; 3],
-) -> [__m512i; 8] {
-    // SAFETY: the caller passes `lanes >= 1` rows with 32 readable bytes at `base + c *
-    // row_bytes`; the gather reads only the lanes below `lanes`.
+unsafe fn strip_chunks(base: *const u8, lanes: usize, offsets: __m512i) -> [__m512i; 8] {
+    // SAFETY: the caller passes `lanes >= 1` rows with 32 readable bytes at `base` plus lane
+    // `c`'s offset; the gather reads only the lanes below `lanes`.
     unsafe {
-        if lanes == STRIP {
-            return transpose_strip(base, row_bytes, transpose);
-        }
         let mask: __mmask16 = ((1u32 << lanes) - 1) as __mmask16;
         let zero = _mm512_setzero_si512();
         std::array::from_fn(|j| {
             let at = _mm512_add_epi32(offsets, _mm512_set1_epi32(4 * j as i32));
             _mm512_mask_i32gather_epi32::<1>(zero, mask, at, base as *const _)
-        })
-    }
-}
-
-/// 32 bytes at `base` in each of 16 rows `row_bytes` apart as eight vectors: lane `c` of vector
-/// `j` holds bytes `4j..4j+4` of row `c`. Sixteen plain loads (one per row, so each row streams
-/// in order) and three rounds of two-input permutes: pairs of rows, then 4×4, 8×2 and 16×1
-/// groups of (row, values).
-#[inline(always)]
-unsafe fn transpose_strip(
-    base: *const u8,
-    row_bytes: usize,
-    index: &[[__m512i; 2]; 3],
-) -> [__m512i; 8] {
-    // SAFETY: the caller passes 16 rows with 32 readable bytes at `base + c * row_bytes`.
-    unsafe {
-        let row = |c: usize| {
-            _mm_prefetch::<_MM_HINT_T0>(base.wrapping_add(c * row_bytes + PREFETCH) as *const i8);
-            _mm256_loadu_si256(base.add(c * row_bytes) as *const __m256i)
-        };
-        let pairs: [__m512i; 8] = std::array::from_fn(|p| {
-            _mm512_inserti64x4(_mm512_castsi256_si512(row(2 * p)), row(2 * p + 1), 1)
-        });
-        // quads[2q + h]: values 4h..4h+4 of rows 4q..4q+4.
-        let quads: [__m512i; 8] = std::array::from_fn(|i| {
-            let (q, h) = (i / 2, i % 2);
-            _mm512_permutex2var_epi32(pairs[2 * q], index[0][h], pairs[2 * q + 1])
-        });
-        // octs[4Q + j2]: values 2j2, 2j2+1 of rows 8Q..8Q+8.
-        let octs: [__m512i; 8] = std::array::from_fn(|i| {
-            let (big, j2) = (i / 4, i % 4);
-            let (h, jl) = (j2 / 2, j2 % 2);
-            let first = quads[2 * (2 * big) + h];
-            let second = quads[2 * (2 * big + 1) + h];
-            _mm512_permutex2var_epi32(first, index[1][jl], second)
-        });
-        std::array::from_fn(|j| {
-            let (j2, t) = (j / 2, j % 2);
-            _mm512_permutex2var_epi32(octs[j2], index[2][t], octs[4 + j2])
         })
     }
 }
@@ -664,7 +573,6 @@ pub(super) unsafe fn q4k_pack_avx512(
         let offsets = _mm512_mullo_epi32(lane, _mm512_set1_epi32(row_bytes as i32));
         let low = _mm512_set1_epi8(0x0F);
         let zero = _mm512_setzero_si512();
-        let transpose = transpose_indices();
         for g in 0..STRIPS {
             let lanes = cols.saturating_sub(g * STRIP).min(STRIP);
             for b in 0..blocks {
@@ -689,7 +597,7 @@ pub(super) unsafe fn q4k_pack_avx512(
                 let base = w.as_ptr().add(g * STRIP * row_bytes + b * Q4K_BYTES);
                 for pair in 0..4 {
                     let data = base.add(16 + 32 * pair);
-                    let chunks = strip_chunks(data, row_bytes, lanes, offsets, &transpose);
+                    let chunks = strip_chunks(data, lanes, offsets);
                     for (i, v) in chunks.into_iter().enumerate() {
                         let lo = _mm512_and_si512(v, low);
                         let hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
