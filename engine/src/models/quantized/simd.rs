@@ -3,7 +3,8 @@
 //! the view of candle's block storage as bytes, and the writer that lets the pool's workers fill
 //! disjoint columns of one output. Each kernel computes what `kernels::q8_0_tile_scalar` /
 //! `kernels::q4k_tile_scalar` compute, with the same exact integer block dot products and the f32
-//! additions in another order. The safe wrappers check every length the pointer arithmetic
+//! additions in another order (the panel kernels too, on weights their pack functions repacked);
+//! the AVX-512 activation quantizer gives the scalar loop's bytes and scales bit for bit. The safe wrappers check every length the pointer arithmetic
 //! relies on and return `false` (the caller then runs the scalar kernel) when a check fails or
 //! the CPU lacks the features.
 #![allow(unsafe_code)]
@@ -13,7 +14,10 @@ use std::ops::Range;
 
 use candle_core::quantized::QuantizedType;
 
-use super::kernels::{Kernel, Q4K_BYTES, Q4K_VALUES, Q8_0_BYTES, Q8_0_VALUES, SUB_BLOCK};
+use super::kernels::{
+    Kernel, Panel, PANEL_STRIP, PANEL_STRIPS, Q4K_BYTES, Q4K_VALUES, Q8_0_BYTES, Q8_0_VALUES,
+    SUB_BLOCK,
+};
 
 /// The blocks of `blocks` as bytes (the GGML layout).
 pub(super) fn block_bytes(blocks: &dyn QuantizedType) -> &[u8] {
@@ -83,6 +87,38 @@ impl<'a> SharedOutput<'a> {
             rows,
             cols,
             _borrow: PhantomData,
+        }
+    }
+
+    /// `dst[row, col] = tile[(row - rows.start) * width + (col - cols.start)]` (a row-major tile
+    /// `width >= cols.len()` wide). Callers give each column range to one worker only.
+    pub(in crate::models) fn write_rows(
+        &self,
+        rows: Range<usize>,
+        cols: Range<usize>,
+        tile: &[f32],
+        width: usize,
+    ) {
+        if rows.end > self.rows
+            || cols.end > self.cols
+            || width < cols.len()
+            || tile.len() < rows.len() * width
+        {
+            debug_assert!(false, "tile outside the output");
+            return;
+        }
+        for (r, row) in rows.enumerate() {
+            let from = &tile[r * width..r * width + cols.len()];
+            // SAFETY: `row < self.rows` and `cols.end <= self.cols` (checked above), so the
+            // `cols.len()` floats from `row * self.cols + cols.start` are inside the buffer
+            // borrowed for `'a`; the column range belongs to this caller alone (see the type).
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    from.as_ptr(),
+                    self.ptr.add(row * self.cols + cols.start),
+                    cols.len(),
+                )
+            };
         }
     }
 
@@ -167,6 +203,214 @@ pub(super) fn q8_0_tile<const T: usize>(
         }
     }
     let _ = (kernel, blocks, cols);
+    false
+}
+
+/// Repacks q8_0 weight rows `w` (each `k / 32` blocks, at most `PANEL_STRIP * PANEL_STRIPS`
+/// rows) into `panel` (its buffers sized here). `false` when `kernel` has no panel code or the
+/// sizes do not fit.
+pub(super) fn q8_0_pack(kernel: Kernel, w: &[u8], k: usize, panel: &mut Panel) -> bool {
+    let blocks = k / Q8_0_VALUES;
+    let row_bytes = blocks * Q8_0_BYTES;
+    let width = PANEL_STRIP * PANEL_STRIPS;
+    if blocks == 0
+        || !w.len().is_multiple_of(row_bytes)
+        || w.len() / row_bytes > width
+        || i32::try_from(PANEL_STRIP * row_bytes).is_err()
+    {
+        return false;
+    }
+    let cols = w.len() / row_bytes;
+    panel.blocks = blocks;
+    panel.quants.resize(blocks * width * Q8_0_VALUES, 0);
+    panel.scales.resize(blocks * width, 0.0);
+    panel.bias.resize(blocks * width, 0);
+    panel.mins.clear();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if kernel == Kernel::Avx512Vnni && has_avx512_vnni() {
+            // SAFETY: the features were detected; the sizes were checked and set above.
+            unsafe {
+                x86::q8_0_pack_avx512(
+                    w,
+                    cols,
+                    blocks,
+                    &mut panel.quants,
+                    &mut panel.scales,
+                    &mut panel.bias,
+                )
+            };
+            return true;
+        }
+    }
+    let _ = (kernel, cols);
+    false
+}
+
+/// `T` activation rows (`+128`, as for the AVX-512 kernel) against a packed q8_0 panel:
+/// `out[r * PANEL_STRIP * PANEL_STRIPS + c]` for the panel's column `c`. `false` when `kernel`
+/// has no panel code or the lengths do not fit.
+pub(super) fn q8_0_panel_tile<const T: usize>(
+    kernel: Kernel,
+    panel: &Panel,
+    quants: &[u8],
+    scales: &[f32],
+    out: &mut [f32],
+) -> bool {
+    let blocks = panel.blocks;
+    let width = PANEL_STRIP * PANEL_STRIPS;
+    if blocks == 0
+        || panel.quants.len() < blocks * width * Q8_0_VALUES
+        || panel.scales.len() < blocks * width
+        || panel.bias.len() < blocks * width
+        || quants.len() < T * blocks * Q8_0_VALUES
+        || scales.len() < T * blocks
+        || out.len() < T * width
+    {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if kernel == Kernel::Avx512Vnni && has_avx512_vnni() {
+            // SAFETY: the features were detected; lengths checked above.
+            unsafe {
+                x86::q8_0_panel_avx512::<T>(
+                    &panel.quants,
+                    &panel.scales,
+                    &panel.bias,
+                    blocks,
+                    quants,
+                    scales,
+                    out,
+                )
+            };
+            return true;
+        }
+    }
+    let _ = (kernel, quants, scales, out);
+    false
+}
+
+/// Repacks q4k weight rows `w` (each `k / 256` super-blocks, at most `PANEL_STRIP *
+/// PANEL_STRIPS` rows) into `panel` (its buffers sized here). `false` when `kernel` has no
+/// panel code or the sizes do not fit.
+pub(super) fn q4k_pack(kernel: Kernel, w: &[u8], k: usize, panel: &mut Panel) -> bool {
+    let blocks = k / Q4K_VALUES;
+    let row_bytes = blocks * Q4K_BYTES;
+    let width = PANEL_STRIP * PANEL_STRIPS;
+    let sub_blocks = Q4K_VALUES / SUB_BLOCK;
+    if blocks == 0
+        || !w.len().is_multiple_of(row_bytes)
+        || w.len() / row_bytes > width
+        || i32::try_from(PANEL_STRIP * row_bytes).is_err()
+    {
+        return false;
+    }
+    let cols = w.len() / row_bytes;
+    panel.blocks = blocks;
+    panel.quants.resize(blocks * width * Q4K_VALUES, 0);
+    panel.scales.resize(blocks * width * sub_blocks, 0.0);
+    panel.mins.resize(blocks * width * sub_blocks, 0.0);
+    panel.bias.clear();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if kernel == Kernel::Avx512Vnni && has_avx512_vnni() {
+            // SAFETY: the features were detected; the sizes were checked and set above.
+            unsafe {
+                x86::q4k_pack_avx512(
+                    w,
+                    cols,
+                    blocks,
+                    &mut panel.quants,
+                    &mut panel.scales,
+                    &mut panel.mins,
+                )
+            };
+            return true;
+        }
+    }
+    let _ = (kernel, cols);
+    false
+}
+
+/// `T` activation rows (signed, with sums) against a packed q4k panel: `out[r * PANEL_STRIP *
+/// PANEL_STRIPS + c]` for the panel's column `c`. `false` when `kernel` has no panel code or the
+/// lengths do not fit.
+pub(super) fn q4k_panel_tile<const T: usize>(
+    kernel: Kernel,
+    panel: &Panel,
+    quants: &[u8],
+    scales: &[f32],
+    sums: &[f32],
+    out: &mut [f32],
+) -> bool {
+    let blocks = panel.blocks;
+    let width = PANEL_STRIP * PANEL_STRIPS;
+    let sub_blocks = Q4K_VALUES / SUB_BLOCK;
+    if blocks == 0
+        || panel.quants.len() < blocks * width * Q4K_VALUES
+        || panel.scales.len() < blocks * width * sub_blocks
+        || panel.mins.len() < blocks * width * sub_blocks
+        || quants.len() < T * blocks * Q4K_VALUES
+        || scales.len() < T * blocks
+        || sums.len() < T * blocks * sub_blocks
+        || out.len() < T * width
+    {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if kernel == Kernel::Avx512Vnni && has_avx512_vnni() {
+            // SAFETY: the features were detected; lengths checked above.
+            unsafe {
+                x86::q4k_panel_avx512::<T>(
+                    &panel.quants,
+                    &panel.scales,
+                    &panel.mins,
+                    blocks,
+                    quants,
+                    scales,
+                    sums,
+                    out,
+                )
+            };
+            return true;
+        }
+    }
+    let _ = (kernel, quants, scales, sums, out);
+    false
+}
+
+/// `QuantizedActivations::quantize`'s loop, bit for bit, for the kernels with AVX-512: `lhs`
+/// in blocks of `block` values to `quants` and `scales` (and `sums`, one per 32 values, unless
+/// empty). `false` when `kernel` has no such code or the lengths do not fit.
+pub(super) fn quantize(
+    kernel: Kernel,
+    lhs: &[f32],
+    block: usize,
+    offset: bool,
+    quants: &mut [u8],
+    scales: &mut [f32],
+    sums: &mut [f32],
+) -> bool {
+    if block == 0
+        || !block.is_multiple_of(SUB_BLOCK)
+        || !lhs.len().is_multiple_of(block)
+        || quants.len() != lhs.len()
+        || scales.len() != lhs.len() / block
+        || !(sums.is_empty() || sums.len() == lhs.len() / SUB_BLOCK)
+    {
+        return false;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        if kernel == Kernel::Avx512Vnni && has_avx512_vnni() {
+            // SAFETY: the features were detected; lengths checked above.
+            unsafe { x86::quantize_avx512(lhs, block, offset, quants, scales, sums) };
+            return true;
+        }
+    }
+    let _ = (kernel, offset);
     false
 }
 
