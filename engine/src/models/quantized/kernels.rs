@@ -301,8 +301,8 @@ fn matmul_with(
     true
 }
 
-#[allow(clippy::too_many_arguments)]
 /// Weight rows `cols` against every activation row, tile by tile, by the block kernels.
+#[allow(clippy::too_many_arguments)]
 fn block_item(
     kernel: Kernel,
     dtype: GgmlDType,
@@ -414,11 +414,14 @@ fn tile_dot(
         (GgmlDType::Q8_0, 8) => simd::q8_0_tile::<8>(kernel, w, k, quants, scales, out),
         (GgmlDType::Q8_0, 4) => simd::q8_0_tile::<4>(kernel, w, k, quants, scales, out),
         (GgmlDType::Q8_0, 2) => simd::q8_0_tile::<2>(kernel, w, k, quants, scales, out),
-        (GgmlDType::Q8_0, _) => simd::q8_0_tile::<1>(kernel, w, k, quants, scales, out),
+        (GgmlDType::Q8_0, 1) => simd::q8_0_tile::<1>(kernel, w, k, quants, scales, out),
+        (GgmlDType::Q8_0, _) => false,
         (_, 8) => simd::q4k_tile::<8>(kernel, w, k, quants, scales, sums, out),
         (_, 4) => simd::q4k_tile::<4>(kernel, w, k, quants, scales, sums, out),
         (_, 2) => simd::q4k_tile::<2>(kernel, w, k, quants, scales, sums, out),
-        (_, _) => simd::q4k_tile::<1>(kernel, w, k, quants, scales, sums, out),
+        (_, 1) => simd::q4k_tile::<1>(kernel, w, k, quants, scales, sums, out),
+        // Other tile heights (a panel tile of 6 whose panel code declined) run the scalar code.
+        (_, _) => false,
     };
     if !done {
         match dtype {
@@ -571,6 +574,21 @@ mod tests {
         out
     }
 
+    /// `got` equals the scalar kernel's `want` to within 1e-5 of `Σ|w·x|` (`scale`) at every
+    /// output; `case` names the case in a failure.
+    fn assert_close(got: &[f32], want: &[f32], scale: &[f32], case: impl Fn() -> String) {
+        assert_eq!(got.len(), want.len(), "{}", case());
+        for i in 0..want.len() {
+            assert!(
+                (got[i] - want[i]).abs() <= 1e-5 * scale[i] + 1e-30,
+                "{} at {i}: {} vs {}",
+                case(),
+                got[i],
+                want[i]
+            );
+        }
+    }
+
     /// Every SIMD kernel this CPU runs equals the scalar kernel up to the order of the f32
     /// additions: within 1e-5 of `Σ|w·x|` (each of the at most k/32 scaled block sums is off by an
     /// ulp or two, 2^-23 ≈ 1.2e-7 relative), on shapes whose row counts are and are not multiples
@@ -593,14 +611,57 @@ mod tests {
                 let scale = abs_products(&weights.dequantize_vec().unwrap(), &lhs, m, n, k);
                 for kernel in Kernel::available() {
                     let got = run(kernel, &weights, &lhs, m);
-                    for i in 0..m * n {
-                        assert!(
-                            (got[i] - scalar[i]).abs() <= 1e-5 * scale[i] + 1e-30,
-                            "{kernel:?} {dtype:?} m={m} n={n} k={k} at {i}: {} vs {}",
-                            got[i],
-                            scalar[i]
-                        );
-                    }
+                    assert_close(&got, &scalar, &scale, || {
+                        format!("{kernel:?} {dtype:?} m={m} n={n} k={k}")
+                    });
+                }
+            }
+        }
+    }
+
+    /// `tile_dot` at a height the block kernels have no code for (a panel tile of 6 falling
+    /// back, or 3, 5, 7) runs the scalar code for every row, not a one-row kernel for the first.
+    #[test]
+    fn tile_dot_at_any_height_equals_the_scalar_kernel() {
+        let mut rng = StdRng::seed_from_u64(33);
+        for (dtype, k, values) in [
+            (GgmlDType::Q8_0, 96, Q8_0_VALUES),
+            (GgmlDType::Q4K, 256, Q4K_VALUES),
+        ] {
+            let n = 5;
+            let weights = HostQuantized::quantize(&random(n * k, &mut rng), n, k, dtype).unwrap();
+            for tile in [3, 5, 6, 7] {
+                let lhs = random(tile * k, &mut rng);
+                let scalar = run(Kernel::Scalar, &weights, &lhs, tile);
+                let scale = abs_products(&weights.dequantize_vec().unwrap(), &lhs, tile, n, k);
+                for kernel in Kernel::available() {
+                    let offset = dtype == GgmlDType::Q8_0 && kernel.q8_0_offset();
+                    let acts = QuantizedActivations::quantize(
+                        kernel,
+                        &lhs,
+                        tile,
+                        k,
+                        values,
+                        offset,
+                        dtype == GgmlDType::Q4K,
+                    );
+                    // `tile_dot` writes column-major (`c * tile + r`); `run` row-major.
+                    let mut by_column = vec![f32::NAN; n * tile];
+                    tile_dot(
+                        kernel,
+                        dtype,
+                        weights.bytes(),
+                        k,
+                        &acts,
+                        0..tile,
+                        &mut by_column,
+                    );
+                    let got: Vec<f32> = (0..tile * n)
+                        .map(|i| by_column[(i % n) * tile + i / n])
+                        .collect();
+                    assert_close(&got, &scalar, &scale, || {
+                        format!("{kernel:?} {dtype:?} tile={tile}")
+                    });
                 }
             }
         }
@@ -643,14 +704,9 @@ mod tests {
                     let scale = abs_products(&deq, &lhs, m, n, k);
                     for kernel in Kernel::available() {
                         let got = run_with(kernel, &weights, &lhs, m, 1);
-                        for i in 0..m * n {
-                            assert!(
-                                (got[i] - scalar[i]).abs() <= 1e-5 * scale[i] + 1e-30,
-                                "{kernel:?} {dtype:?} m={m} n={n} k={k} at {i}: {} vs {}",
-                                got[i],
-                                scalar[i]
-                            );
-                        }
+                        assert_close(&got, &scalar, &scale, || {
+                            format!("{kernel:?} {dtype:?} m={m} n={n} k={k}")
+                        });
                     }
                 }
             }

@@ -206,21 +206,27 @@ pub(super) fn q8_0_tile<const T: usize>(
     false
 }
 
+/// The weight rows in `w` when it can be packed as one panel: whole rows of `blocks` blocks of
+/// `block_bytes`, at most `PANEL_STRIP * PANEL_STRIPS` of them, and a strip's byte offsets (the
+/// pack's gathers) within `i32`.
+fn panel_columns(w: &[u8], blocks: usize, block_bytes: usize) -> Option<usize> {
+    let row_bytes = blocks * block_bytes;
+    let fits = blocks > 0
+        && w.len().is_multiple_of(row_bytes)
+        && w.len() / row_bytes <= PANEL_STRIP * PANEL_STRIPS
+        && i32::try_from(PANEL_STRIP * row_bytes).is_ok();
+    fits.then(|| w.len() / row_bytes)
+}
+
 /// Repacks q8_0 weight rows `w` (each `k / 32` blocks, at most `PANEL_STRIP * PANEL_STRIPS`
 /// rows) into `panel` (its buffers sized here). `false` when `kernel` has no panel code or the
 /// sizes do not fit.
 pub(super) fn q8_0_pack(kernel: Kernel, w: &[u8], k: usize, panel: &mut Panel) -> bool {
     let blocks = k / Q8_0_VALUES;
-    let row_bytes = blocks * Q8_0_BYTES;
     let width = PANEL_STRIP * PANEL_STRIPS;
-    if blocks == 0
-        || !w.len().is_multiple_of(row_bytes)
-        || w.len() / row_bytes > width
-        || i32::try_from(PANEL_STRIP * row_bytes).is_err()
-    {
+    let Some(cols) = panel_columns(w, blocks, Q8_0_BYTES) else {
         return false;
-    }
-    let cols = w.len() / row_bytes;
+    };
     panel.blocks = blocks;
     panel.quants.resize(blocks * width * Q8_0_VALUES, 0);
     panel.scales.resize(blocks * width, 0.0);
@@ -296,17 +302,11 @@ pub(super) fn q8_0_panel_tile<const T: usize>(
 /// panel code or the sizes do not fit.
 pub(super) fn q4k_pack(kernel: Kernel, w: &[u8], k: usize, panel: &mut Panel) -> bool {
     let blocks = k / Q4K_VALUES;
-    let row_bytes = blocks * Q4K_BYTES;
     let width = PANEL_STRIP * PANEL_STRIPS;
     let sub_blocks = Q4K_VALUES / SUB_BLOCK;
-    if blocks == 0
-        || !w.len().is_multiple_of(row_bytes)
-        || w.len() / row_bytes > width
-        || i32::try_from(PANEL_STRIP * row_bytes).is_err()
-    {
+    let Some(cols) = panel_columns(w, blocks, Q4K_BYTES) else {
         return false;
-    }
-    let cols = w.len() / row_bytes;
+    };
     panel.blocks = blocks;
     panel.quants.resize(blocks * width * Q4K_VALUES, 0);
     panel.scales.resize(blocks * width * sub_blocks, 0.0);
