@@ -107,19 +107,18 @@ pub(super) fn apply_symbol_graph(
             }
             // A private name (`_pipepager`) is what a task calls it without its underscore too
             // (the task's terms are split on `_`); a dunder (`__init__`) is no one's own name.
-            let lower = definition.name.to_ascii_lowercase();
-            let public = lower.trim_start_matches('_');
-            let names = if public.len() < lower.len() && !lower.ends_with("__") {
-                vec![public.to_string(), lower.clone()]
-            } else {
-                vec![lower]
-            };
-            for name in names {
+            let mut record = |name: String| {
                 let entry = defined_lower.entry(name).or_default();
                 if !entry.contains(&index) {
                     entry.push(index);
                 }
+            };
+            let lower = definition.name.to_ascii_lowercase();
+            let public = lower.trim_start_matches('_');
+            if public.len() < lower.len() && !lower.ends_with("__") {
+                record(public.to_string());
             }
+            record(lower);
         }
     }
     // Files defining what the task names.

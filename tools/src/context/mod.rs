@@ -351,17 +351,15 @@ fn rank_counted(
         &named_misspellings(&terms),
         spells_out_correction(&query.task),
     );
-    // A typo task that names its file (`Fix typo in cobra/cmd/init.go`) looks only there.
-    let named_documents: Vec<bool> = documents
-        .iter()
-        .map(|(path, _)| {
-            is_named(path) || query.named_files.iter().any(|name| paths_match(name, path))
-        })
-        .collect();
-    if named_documents.contains(&true) {
-        for (found, named) in typos.iter_mut().zip(&named_documents) {
-            if !named {
-                found.clear();
+    // A typo task that names its file (`Fix typo in cobra/cmd/init.go`) looks only there
+    // (`named` holds the user's files too). Only asked when there are typos at all.
+    if typos.iter().any(|found| !found.is_empty()) {
+        let named_documents: Vec<bool> = documents.iter().map(|(path, _)| is_named(path)).collect();
+        if named_documents.contains(&true) {
+            for (found, named) in typos.iter_mut().zip(&named_documents) {
+                if !named {
+                    found.clear();
+                }
             }
         }
     }
