@@ -41,6 +41,7 @@ use symbols::has_grammar;
 pub use symbols::{definitions, personalised_pagerank, Definition, FileTags, Tagger};
 
 pub use kinds::{classify_path, task_focus, FileClass, TaskFocus};
+use kinds::{package_init, vendored_python_packages, PackageInit};
 pub use locations::extract_locations;
 use regions::rank_regions;
 pub use task::{query_terms, QueryTerm, SegmentKind};
@@ -118,7 +119,7 @@ fn select_context_in(
                 return None;
             }
             let text = read_text_into(root, path, buffer)?;
-            let counts = TermCounts::of(&matcher, text, spelling.then_some(scanner));
+            let counts = TermCounts::of(&matcher, path, text, spelling.then_some(scanner));
             let head = &text[..floor_boundary(text, CLASSIFY_HEAD_BYTES)];
             Some((path.to_string(), head.to_string(), counts))
         });
@@ -200,17 +201,20 @@ fn read_text_into<'b>(root: &Path, path: &str, buffer: &'b mut Vec<u8>) -> Optio
 }
 
 /// How often each query term occurs in one document, the document's length in words, its size in
-/// bytes, and, for a task about spelling, its candidate misspellings with their counts.
+/// bytes, for a task about spelling its candidate misspellings with their counts, and for a
+/// Python `__init__.py` what it declares (vendored packages).
 struct TermCounts {
     tf: Vec<u32>,
     length: usize,
     bytes: usize,
     misspellings: spelling::Candidates,
+    package_init: Option<PackageInit>,
 }
 
 impl TermCounts {
-    /// Counts for `text`; its candidate misspellings too when a `spelling` scanner is given.
-    fn of(matcher: &TermMatcher, text: &str, spelling: Option<&mut Scanner>) -> Self {
+    /// Counts for `text`, the text of `path`; its candidate misspellings too when a `spelling`
+    /// scanner is given.
+    fn of(matcher: &TermMatcher, path: &str, text: &str, spelling: Option<&mut Scanner>) -> Self {
         let mut tf = vec![0u32; matcher.len];
         let length = matcher.count(text, &mut tf);
         Self {
@@ -220,6 +224,8 @@ impl TermCounts {
             misspellings: spelling
                 .map(|scanner| scanner.scan(text))
                 .unwrap_or_default(),
+            package_init: (path == "__init__.py" || path.ends_with("/__init__.py"))
+                .then(|| package_init(text)),
         }
     }
 }
@@ -232,8 +238,8 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
     let matcher = TermMatcher::new(&terms);
     let terms_owned: Vec<String> = terms.iter().map(|term| term.to_string()).collect();
     let spelling = is_spelling_task(&terms_owned);
-    let counted = map_in_two_threads(documents, Scanner::default, |scanner, (_, text)| {
-        TermCounts::of(&matcher, text, spelling.then_some(scanner))
+    let counted = map_in_two_threads(documents, Scanner::default, |scanner, (path, text)| {
+        TermCounts::of(&matcher, path, text, spelling.then_some(scanner))
     });
     let history = History::default();
     let mut ranking = rank_counted(documents, counted, query_terms, query, &history, &|_| None);
@@ -278,13 +284,18 @@ fn rank_counted(
     let mut lengths: Vec<usize> = Vec::with_capacity(documents.len());
     let mut sizes: Vec<usize> = Vec::with_capacity(documents.len());
     let mut misspellings = Vec::with_capacity(documents.len());
-    for TermCounts {
-        tf,
-        length,
-        bytes,
-        misspellings: candidates,
-    } in counted
-    {
+    let mut inits = Vec::new();
+    for (index, document_counts) in counted.into_iter().enumerate() {
+        let TermCounts {
+            tf,
+            length,
+            bytes,
+            misspellings: candidates,
+            package_init,
+        } = document_counts;
+        if let Some(init) = package_init {
+            inits.push((documents[index].0.as_str(), init));
+        }
         for (i, count) in tf.iter().enumerate() {
             if *count > 0 {
                 document_frequency[i] += 1;
@@ -301,9 +312,16 @@ fn rank_counted(
         .iter()
         .map(|&df| (1.0 + (n - df as f64 + 0.5) / (df as f64 + 0.5)).ln())
         .collect();
+    let vendored = vendored_python_packages(&inits);
     let classes: Vec<FileClass> = documents
         .iter()
-        .map(|(path, text)| classify_path(path, &text[..floor_boundary(text, CLASSIFY_HEAD_BYTES)]))
+        .map(|(path, text)| {
+            if vendored.iter().any(|directory| path.starts_with(directory.as_str())) {
+                FileClass::Generated
+            } else {
+                classify_path(path, &text[..floor_boundary(text, CLASSIFY_HEAD_BYTES)])
+            }
+        })
         .collect();
 
     // Traces (in the task and in the failure output), resolved to repository files.
@@ -346,8 +364,13 @@ fn rank_counted(
         *class == FileClass::Docs && query.named_files.iter().any(|name| paths_match(name, path))
     });
     let focus = task_focus(&terms, names_prose);
+    let copied: Vec<bool> = classes
+        .iter()
+        .map(|class| *class == FileClass::Generated)
+        .collect();
     let mut typos = likely_typos(
         misspellings,
+        &copied,
         &named_misspellings(&terms),
         spells_out_correction(&query.task),
     );

@@ -6,6 +6,9 @@
 //! (`lits`, `certifi`, `O_WRONLY`). So words in capitals and words glued to digits are skipped, and
 //! a candidate spelled the same way more than [`MAX_OCCURRENCES`] times in the repository is taken
 //! as deliberate: a typo is an accident, made once or twice, not a name used throughout.
+//!
+//! A doubled word ("in the the flag map", also across a comment's line break) is the other
+//! common slip no dictionary holds; only short function words count, since code repeats names.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -30,6 +33,11 @@ pub(super) const MAX_OCCURRENCES: usize = 2;
 /// Shortest and longest words looked up (short "misspellings" are mostly abbreviations).
 const MIN_WORD: usize = 4;
 const MAX_WORD: usize = 24;
+/// Words that are a slip when doubled (`the the`): code repeats names, not these.
+const DOUBLED_WORDS: &[&str] = &[
+    "a", "an", "and", "are", "as", "at", "be", "by", "can", "for", "from", "has", "have", "if",
+    "in", "is", "it", "of", "on", "or", "that", "the", "this", "to", "was", "will", "with",
+];
 
 /// Whether the task (its lowercased terms) asks to fix spelling.
 pub(super) fn is_spelling_task(terms: &[String]) -> bool {
@@ -126,6 +134,29 @@ impl Scanner {
         let bytes = text.as_bytes();
         // Lines are counted up to a candidate only when there is one (candidates are rare).
         let (mut line, mut counted_to) = (1, 0);
+        let mut record = |word: String, correction: &str, at: usize, found: &mut Vec<Misspelling>| {
+            let lower = word.to_ascii_lowercase();
+            match counts.iter_mut().find(|(seen, _)| *seen == lower) {
+                Some((_, count)) => *count += 1,
+                None => {
+                    if found.len() < MAX_PER_FILE {
+                        line += bytes[counted_to..at]
+                            .iter()
+                            .filter(|&&byte| byte == b'\n')
+                            .count();
+                        counted_to = at;
+                        found.push(Misspelling {
+                            word,
+                            correction: correction.to_string(),
+                            line,
+                        });
+                    }
+                    counts.push((lower, 1));
+                }
+            }
+        };
+        // The word before, for doubled words.
+        let mut previous: Option<(usize, usize)> = None;
         let mut i = 0;
         while i < bytes.len() {
             if !bytes[i].is_ascii_alphabetic() {
@@ -135,6 +166,18 @@ impl Scanner {
             let start = i;
             while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
                 i += 1;
+            }
+            if let Some((before_start, before_end)) = previous.replace((start, i)) {
+                let (before, word) = (&text[before_start..before_end], &text[start..i]);
+                let part_of_name = |at: Option<&u8>| {
+                    at.is_some_and(|&byte| byte == b'_' || byte == b'.' || byte.is_ascii_digit())
+                };
+                let whole = !part_of_name(before_start.checked_sub(1).map(|at| &bytes[at]))
+                    && !part_of_name(bytes.get(i));
+                if whole && is_doubled(before, word, &bytes[before_end..start]) {
+                    let doubled = format!("{before} {word}");
+                    record(doubled, word, start, &mut found);
+                }
             }
             // Letters glued to digits are hashes, versions or encoded data, not words.
             let glued = (start > 0 && bytes[start - 1].is_ascii_digit())
@@ -152,25 +195,7 @@ impl Scanner {
                 let Some(correction) = self.correction(part) else {
                     continue;
                 };
-                let lower = part.to_ascii_lowercase();
-                match counts.iter_mut().find(|(word, _)| *word == lower) {
-                    Some((_, count)) => *count += 1,
-                    None => {
-                        if found.len() < MAX_PER_FILE {
-                            line += bytes[counted_to..start]
-                                .iter()
-                                .filter(|&&byte| byte == b'\n')
-                                .count();
-                            counted_to = start;
-                            found.push(Misspelling {
-                                word: part.to_string(),
-                                correction: correction.to_string(),
-                                line,
-                            });
-                        }
-                        counts.push((lower, 1));
-                    }
-                }
+                record(part.to_string(), correction, start, &mut found);
             }
         }
         Candidates { found, counts }
@@ -192,6 +217,23 @@ impl Scanner {
                 .find(&unicase::UniCase::new(word))
                 .map(|corrections| corrections.first().copied().unwrap_or_default())
         })
+    }
+}
+
+/// Whether `word` repeats `before` by mistake: a function word (`the the`, `The the`) with only
+/// spaces between them, or a line break and the next line's comment marker (`the\n/// the`).
+fn is_doubled(before: &str, word: &str, between: &[u8]) -> bool {
+    let lowercase = word.bytes().all(|byte| byte.is_ascii_lowercase());
+    if !lowercase || !before.eq_ignore_ascii_case(word) || !DOUBLED_WORDS.contains(&word) {
+        return false;
+    }
+    match between.iter().position(|&byte| byte == b'\n') {
+        None => !between.is_empty() && between.iter().all(|&byte| byte == b' '),
+        Some(at) => {
+            let (end, next) = (&between[..at], &between[at + 1..]);
+            end.iter().all(|&byte| byte == b' ' || byte == b'\r')
+                && next.iter().all(|&byte| matches!(byte, b' ' | b'\t' | b'/' | b'#' | b'*'))
+        }
     }
 }
 
@@ -242,9 +284,12 @@ fn camel_parts(word: &str) -> impl Iterator<Item = &str> {
 /// Each file's likely typos (`per_file[i]`: file `i`'s candidates and their counts, as
 /// [`Scanner::scan`] returns them): the misspellings the task names (`named`, lowercase) wherever
 /// they are; none when the task spells out a correction the dictionary does not know
-/// (`spelled_out`); otherwise the candidates rare enough in the repository to be accidents.
+/// (`spelled_out`); otherwise doubled words, and the candidates rare enough in the repository to
+/// be accidents. Files marked in `copied` (vendored or generated: another project's spelling)
+/// do not count towards how often a spelling occurs.
 pub(super) fn likely_typos(
     per_file: Vec<Candidates>,
+    copied: &[bool],
     named: &[String],
     spelled_out: bool,
 ) -> Vec<Vec<Misspelling>> {
@@ -263,7 +308,11 @@ pub(super) fn likely_typos(
         return per_file.iter().map(|_| Vec::new()).collect();
     }
     let mut total: HashMap<String, usize> = HashMap::new();
-    for candidates in &per_file {
+    for (candidates, _) in per_file
+        .iter()
+        .zip(copied.iter().chain(std::iter::repeat(&false)))
+        .filter(|(_, copied)| !**copied)
+    {
         for (word, count) in &candidates.counts {
             *total.entry(word.clone()).or_default() += count;
         }
@@ -274,9 +323,11 @@ pub(super) fn likely_typos(
             found
                 .into_iter()
                 .filter(|found| {
-                    total
-                        .get(&found.word.to_ascii_lowercase())
-                        .is_some_and(|&count| count <= MAX_OCCURRENCES)
+                    // A doubled word (`the the`) is never a name.
+                    found.word.contains(' ')
+                        || total
+                            .get(&found.word.to_ascii_lowercase())
+                            .is_none_or(|&count| count <= MAX_OCCURRENCES)
                 })
                 .collect()
         })
@@ -292,7 +343,7 @@ mod tests {
             .iter()
             .map(|text| Scanner::default().scan(text))
             .collect();
-        likely_typos(candidates, named, spelled_out)
+        likely_typos(candidates, &[], named, spelled_out)
     }
 
     #[test]
@@ -349,6 +400,31 @@ mod tests {
     }
 
     #[test]
+    fn doubled_function_words_are_slips_wherever_they_are_and_names_are_not() {
+        let text = "/// The info about a flag in the the flag map.\n/// It is a a copy of\n/// to\n/// to the result.\nlet x = is is_set(type Type);\nfn f(that: u8, that_: u8) {}\n";
+        let found = Scanner::default().scan(text).found;
+        let words: Vec<(&str, &str, usize)> = found
+            .iter()
+            .map(|m| (m.word.as_str(), m.correction.as_str(), m.line))
+            .collect();
+        assert_eq!(
+            words,
+            [("the the", "the", 1), ("a a", "a", 2), ("to to", "to", 4)]
+        );
+        // Doubled words are kept however often they occur (never a name), and copied files
+        // (vendored) do not make a spelling common.
+        let files = [
+            "// the the one; the the two; the the three",
+            "// the underyling reader",
+            "/* underyling */ /* underyling */",
+        ];
+        let candidates = files.iter().map(|text| Scanner::default().scan(text)).collect();
+        let typos = likely_typos(candidates, &[false, false, true], &[], false);
+        assert_eq!(typos[0].len(), 1);
+        assert_eq!(typos[1].len(), 1, "{typos:?}");
+    }
+
+    #[test]
     fn a_typo_the_task_names_is_the_only_candidate() {
         let terms: Vec<String> = ["fix", "typo", "verison", "version"]
             .iter()
@@ -377,6 +453,7 @@ mod tests {
         assert!(!spells_out_correction("fn parse() -> Result<()>: fix typo"));
         let typos = likely_typos(
             vec![Scanner::default().scan("// the underyling reader")],
+            &[],
             &[],
             true,
         );
