@@ -113,12 +113,12 @@ pub(super) mod tests {
         (ranking, order)
     }
 
-    /// Write `files` into the work tree of `git` and commit them all.
+    /// Write `files` into the work tree of `git` and commit them all; the new commit's id.
     pub(in crate::context) fn commit(
         git: &git2::Repository,
         files: &[(&str, &str)],
         message: &str,
-    ) {
+    ) -> git2::Oid {
         let root = git.workdir().unwrap().to_path_buf();
         let mut index = git.index().unwrap();
         for (path, text) in files {
@@ -145,7 +145,7 @@ pub(super) mod tests {
             &tree,
             &parents,
         )
-        .unwrap();
+        .unwrap()
     }
 
     #[test]

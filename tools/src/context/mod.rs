@@ -16,6 +16,7 @@ mod history;
 mod kinds;
 mod locations;
 mod parallel;
+mod referenced;
 mod regions;
 mod repo_map;
 mod scope;
@@ -31,6 +32,7 @@ use fixes::{apply_similar_fixes, SimilarFixes};
 use graph::{apply_symbol_graph, top_symbols};
 use history::RecentChanges;
 use parallel::map_in_two_threads;
+use referenced::{apply_referenced, ReferencedChanges};
 pub use repo_map::repo_map;
 use scope::{apply_scope, subject_scope};
 pub use spelling::Misspelling;
@@ -135,6 +137,7 @@ fn select_context_in(
     let history = History {
         recent: RecentChanges::read(repo.git()),
         fixes: SimilarFixes::read(repo.git(), &query.task),
+        referenced: ReferencedChanges::read(repo.git(), &query.task),
     };
     let mut ranking = rank_counted(
         &documents,
@@ -251,12 +254,14 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
 /// whose text in `documents` is cut to its head (`graph::Texts::text`).
 type WholeText<'a> = dyn Fn(usize) -> Option<String> + Sync + 'a;
 
-/// What the repository's history says: recently changed files, and files changed by past commits
-/// like the task (both empty for documents not from a repository).
+/// What the repository's history says: recently changed files, files changed by past commits
+/// like the task, and files changed by the commits it refers to (all empty for documents not
+/// from a repository).
 #[derive(Debug, Default)]
 struct History {
     recent: RecentChanges,
     fixes: SimilarFixes,
+    referenced: ReferencedChanges,
 }
 
 /// Rank `documents` given each one's term counts (`counted`, same order) for `query_terms`.
@@ -316,7 +321,10 @@ fn rank_counted(
     let classes: Vec<FileClass> = documents
         .iter()
         .map(|(path, text)| {
-            if vendored.iter().any(|directory| path.starts_with(directory.as_str())) {
+            if vendored
+                .iter()
+                .any(|directory| path.starts_with(directory.as_str()))
+            {
                 FileClass::Generated
             } else {
                 classify_path(path, &text[..floor_boundary(text, CLASSIFY_HEAD_BYTES)])
@@ -493,6 +501,7 @@ fn rank_counted(
     let mut parsed = apply_symbol_graph(&texts, &classes, &query_terms, &mut ranked);
     history.recent.apply(&mut ranked, focus);
     apply_similar_fixes(&history.fixes, &mut ranked, focus);
+    apply_referenced(&history.referenced, &mut ranked, focus);
     if let Some(scope) = subject_scope(&query.task) {
         apply_scope(&scope, &mut ranked);
     }
