@@ -4,8 +4,9 @@
 //! answer most likely is, as `spelling` does for typos.
 //!
 //! Three groups of checks, each run only when the task asks for it ([`checks_for`]):
-//! - style: in every text file trailing whitespace (W291/W293), no newline at the end (W292),
-//!   blank lines at the end (W391), tabs in a space-indented file or the reverse (W191/E101); in
+//! - style: in every text file trailing whitespace (W291/W293) and tabs among space-indented
+//!   lines or the reverse (W191/E101); in code and scripts (not documents, data or configuration,
+//!   which commonly end either way) no newline at the end (W292) and blank lines at the end (W391); in
 //!   Python also pycodestyle's blank-line rules (E301-E306) and E111;
 //! - escapes: invalid escape sequences in non-raw Python strings (W605);
 //! - syntax: tree-sitter ERROR and MISSING nodes, in files hone has a grammar for.
@@ -23,6 +24,9 @@ const MAX_PER_FILE: usize = 16;
 /// Syntax errors reported per file: the first is the one that matters; a file in another
 /// dialect (Python 2) would otherwise fill the list.
 const MAX_SYNTAX: usize = 3;
+/// Longest run of lines indented the other way than the lines around them that is taken as a
+/// slip outside Python; a longer one is embedded text (a script in a string, a data block).
+const MAX_SLIP_RUN: usize = 3;
 
 /// Task words that ask for style checks (the task's terms, lowercased).
 const STYLE_WORDS: &[&str] = &[
@@ -158,7 +162,7 @@ pub(super) fn check(path: &str, text: &str, checks: Checks) -> Vec<Finding> {
     }
     if checks.style {
         let in_string = scan.as_ref().map_or(&[][..], |scan| &scan.in_string[..]);
-        groups.push(whitespace(name, extension, text, in_string));
+        groups.push(whitespace(name, extension, text, in_string, is_python));
         if let Some(scan) = &scan {
             groups.push(scan.blank_line_findings(text, extension == "pyi"));
             groups.push(scan.indent_findings(text));
@@ -176,24 +180,93 @@ pub(super) fn check(path: &str, text: &str, checks: Checks) -> Vec<Finding> {
     findings
 }
 
+/// How a line's indentation starts, for telling a slip from a file's style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lead {
+    Tab,
+    Spaces,
+    /// Not indented (or by one space), or inside a string: belongs to neither side.
+    Neither,
+}
+
+/// A non-blank line, for the mixed-indentation check.
+#[derive(Debug, Clone, Copy)]
+struct Indented {
+    line: usize,
+    lead: Lead,
+    /// The line may open or close a multi-line string (an odd number of backticks, a triple
+    /// quote): the lines past it can be embedded text with an indentation of its own.
+    string_edge: bool,
+}
+
 /// Whether trailing whitespace is meaningful in the file (a Markdown hard break, a diff's blank
-/// context line) and tab indentation required or data (a Makefile's recipes, a TSV's columns).
+/// context line), and whether its indentation is: required tabs (a Makefile's recipes), data (a
+/// TSV's columns), or prose whose code samples keep their own language's style.
 fn whitespace_is_content(name: &str, extension: &str) -> (bool, bool) {
     let trailing = matches!(extension, "md" | "markdown" | "diff" | "patch");
-    let tabs = matches!(extension, "mk" | "tsv" | "diff" | "patch")
-        || name.eq_ignore_ascii_case("makefile")
+    let indentation = matches!(
+        extension,
+        "mk" | "tsv"
+            | "diff"
+            | "patch"
+            | "md"
+            | "markdown"
+            | "rst"
+            | "txt"
+            | "adoc"
+            | "tex"
+            | "sty"
+    ) || name.eq_ignore_ascii_case("makefile")
         || name == "GNUmakefile";
-    (trailing, tabs)
+    (trailing, indentation)
+}
+
+/// Whether how the file ends says nothing: documents, data and configuration (a `.svg` on one
+/// line, an `.rst` ending in a blank line, a `.coveragerc`) end either way, while a missing or
+/// doubled final newline in code or a script is what a linter reports.
+fn ending_is_content(name: &str, extension: &str) -> bool {
+    let dotfile = name.starts_with('.') && name[1..].find('.').is_none();
+    dotfile
+        || matches!(
+            extension,
+            "md" | "markdown"
+                | "rst"
+                | "txt"
+                | "adoc"
+                | "html"
+                | "htm"
+                | "xml"
+                | "svg"
+                | "json"
+                | "lock"
+                | "csv"
+                | "tsv"
+                | "yml"
+                | "yaml"
+                | "toml"
+                | "ini"
+                | "cfg"
+                | "in"
+                | "golden"
+                | "diff"
+                | "patch"
+        )
 }
 
 /// The text checks every file gets: W291/W293, W292, W391 and mixed indentation. `in_string`
-/// lists the lines (ascending) that start inside a string, whose indentation is content.
-fn whitespace(name: &str, extension: &str, text: &str, in_string: &[usize]) -> Vec<Finding> {
-    let (trailing_is_content, tabs_are_content) = whitespace_is_content(name, extension);
+/// lists the lines (ascending) that start inside a string, whose indentation is content; `python`
+/// says the file is Python, where any minority of tab-led or space-led lines is a slip.
+fn whitespace(
+    name: &str,
+    extension: &str,
+    text: &str,
+    in_string: &[usize],
+    python: bool,
+) -> Vec<Finding> {
+    let (trailing_is_content, indentation_is_content) = whitespace_is_content(name, extension);
     let mut findings = Vec::new();
-    // Lines whose indent starts with a tab, and with spaces (the latter only when four or more,
-    // which no alignment of a block comment's `*` needs).
-    let (mut tab_led, mut space_led): (Vec<usize>, Vec<usize>) = (Vec::new(), Vec::new());
+    // How each non-blank line's indentation starts.
+    let mut leads: Vec<Indented> = Vec::new();
     let mut strings = in_string.iter().peekable();
     let mut last_physical = "";
     let mut line = 0;
@@ -215,7 +288,15 @@ fn whitespace(name: &str, extension: &str, text: &str, in_string: &[usize]) -> V
             }
         }
         while strings.next_if(|&&at| at < line).is_some() {}
-        if strings.peek() == Some(&&line) || stripped.is_empty() || tabs_are_content {
+        if stripped.is_empty() || indentation_is_content {
+            continue;
+        }
+        if strings.peek() == Some(&&line) {
+            leads.push(Indented {
+                line,
+                lead: Lead::Neither,
+                string_edge: false,
+            });
             continue;
         }
         let indent = &stripped[..stripped.len() - stripped.trim_start_matches([' ', '\t']).len()];
@@ -225,36 +306,100 @@ fn whitespace(name: &str, extension: &str, text: &str, in_string: &[usize]) -> V
                 "E101",
                 "indentation contains mixed spaces and tabs",
             ));
-        } else if indent.starts_with('\t') {
-            tab_led.push(line);
-        } else if indent.len() >= 4 && !stripped[indent.len()..].starts_with('*') {
-            space_led.push(line);
         }
+        let lead = if indent.starts_with('\t') {
+            Lead::Tab
+        } else if indent.len() >= 2 {
+            Lead::Spaces
+        } else {
+            Lead::Neither
+        };
+        let backticks = stripped.bytes().filter(|&byte| byte == b'`').count();
+        let string_edge =
+            backticks % 2 == 1 || stripped.contains("\"\"\"") || stripped.contains("'''");
+        leads.push(Indented {
+            line,
+            lead,
+            string_edge,
+        });
     }
-    if !text.is_empty() && !text.ends_with('\n') {
+    if !ending_is_content(name, extension) && !text.is_empty() && !text.ends_with('\n') {
         findings.push(finding(line, "W292", "no newline at end of file"));
-    } else if !text.is_empty() && last_physical.trim_end_matches(['\n', '\r']).is_empty() {
+    } else if !ending_is_content(name, extension)
+        && !text.is_empty()
+        && last_physical.trim_end_matches(['\n', '\r']).is_empty()
+    {
         findings.push(finding(line, "W391", "blank line at end of file"));
     }
-    // The minority indentation is the slip; an even split says nothing.
-    let (minority, code, message) = if tab_led.len() < space_led.len() {
-        (tab_led, "W191", "indentation contains tabs")
-    } else if space_led.len() < tab_led.len() {
-        (
-            space_led,
-            "E101",
-            "indentation contains spaces in a tab-indented file",
-        )
-    } else {
-        (Vec::new(), "", "")
-    };
-    findings.extend(
-        minority
-            .into_iter()
-            .take(MAX_PER_FILE)
-            .map(|line| finding(line, code, message)),
-    );
+    let mixed = mixed_indentation(&leads, python);
     findings.sort_by_key(|finding| finding.line);
+    for slip in mixed {
+        // A line already found mixing both in its own indent is not reported twice.
+        let at = findings.partition_point(|finding| finding.line < slip.line);
+        let already = findings[at..]
+            .iter()
+            .take_while(|finding| finding.line == slip.line)
+            .any(|finding| finding.code == "E101");
+        if !already {
+            findings.insert(at, slip);
+        }
+    }
+    findings
+}
+
+/// Lines indented with the other character than their surroundings. In Python (strings already
+/// left out) that is the file's minority, as pycodestyle's W191/E101 see it. Elsewhere a file may
+/// embed another language (a Go file's raw string holding a space-indented shell script, a test's
+/// tab-indented data), so only a short run of lines whose neighbours above and below are both
+/// indented the other way counts: the slip a mixed-indentation fix is about.
+fn mixed_indentation(leads: &[Indented], python: bool) -> Vec<Finding> {
+    let finding_for = |line: &Indented| match line.lead {
+        Lead::Tab => finding(line.line, "W191", "indentation contains tabs"),
+        _ => finding(
+            line.line,
+            "E101",
+            "indentation contains spaces among tab-indented lines",
+        ),
+    };
+    if python {
+        let count = |wanted: Lead| leads.iter().filter(|line| line.lead == wanted).count();
+        let (tabs, spaces) = (count(Lead::Tab), count(Lead::Spaces));
+        let minority = match tabs.cmp(&spaces) {
+            std::cmp::Ordering::Less => Lead::Tab,
+            std::cmp::Ordering::Greater => Lead::Spaces,
+            std::cmp::Ordering::Equal => return Vec::new(),
+        };
+        return leads
+            .iter()
+            .filter(|line| line.lead == minority)
+            .take(MAX_PER_FILE)
+            .map(finding_for)
+            .collect();
+    }
+    let mut findings = Vec::new();
+    let mut start = 0;
+    while start < leads.len() {
+        let lead = leads[start].lead;
+        let end = leads[start..]
+            .iter()
+            .position(|other| other.lead != lead)
+            .map_or(leads.len(), |offset| start + offset);
+        let other = match lead {
+            Lead::Tab => Lead::Spaces,
+            Lead::Spaces => Lead::Tab,
+            Lead::Neither => Lead::Neither,
+        };
+        let surrounded = other != Lead::Neither
+            && start > 0
+            && end < leads.len()
+            && leads[start - 1].lead == other
+            && leads[end].lead == other;
+        let embedded = surrounded && leads[start - 1..=end].iter().any(|line| line.string_edge);
+        if surrounded && !embedded && end - start <= MAX_SLIP_RUN {
+            findings.extend(leads[start..end].iter().map(finding_for));
+        }
+        start = end;
+    }
     findings
 }
 
@@ -441,6 +586,10 @@ mod tests {
         assert_eq!(codes("a.py", "x = 1\n\n", style()), vec![(2, "W391")]);
         assert_eq!(codes("a.py", "x = 1", style()), vec![(1, "W292")]);
         assert_eq!(codes("a.py", "x = 1\n", style()), vec![]);
+        // Documents and configuration end either way.
+        assert_eq!(codes("docs/index.rst", "Title\n\n", style()), vec![]);
+        assert_eq!(codes(".coveragerc", "[run]", style()), vec![]);
+        assert_eq!(codes("install.ps1", "exit 0", style()), vec![(1, "W292")]);
         assert_eq!(codes("a.py", "", style()), vec![]);
         assert_eq!(codes("a.go", "x\n  \n", style()), vec![(2, "W293")]);
     }
@@ -458,10 +607,17 @@ mod tests {
 
     #[test]
     fn trailing_whitespace_and_mixed_indentation_in_any_text() {
-        let go = "func f() {\n\tx := 1 \n\tif x {\n\t\treturn\n\t}\n        y()\n}\n";
-        assert_eq!(codes("a.go", go, style()), vec![(2, "W291"), (6, "E101")]);
-        let ps1 = "function F {\n    $a = 1\n    $b = 2\n\t$c = 3\n  \t$d = 4\n}\n";
-        assert_eq!(codes("a.ps1", ps1, style()), vec![(4, "W191"), (5, "E101")]);
+        let go = "func f() {\n\tx := 1 \n\tif x {\n        return\n\t}\n}\n";
+        assert_eq!(codes("a.go", go, style()), vec![(2, "W291"), (4, "E101")]);
+        // A space-indented script in a raw string is embedded text, not a slip.
+        let embedded = "func f() {\n\tx()\n    a\n    b\n    c\n    d\n\ty()\n}\n";
+        assert_eq!(codes("a.go", embedded, style()), vec![]);
+        let ps1 = "function F {\n    $a = 1\n\t$b = 2\n    $c = 3\n  \t$d = 4\n}\n";
+        assert_eq!(codes("a.ps1", ps1, style()), vec![(3, "W191"), (5, "E101")]);
+        let python = "def f():\n    a = 1\n    b = 2\n\treturn a\n";
+        assert_eq!(codes("a.py", python, style()), vec![(4, "W191")]);
+        let literal = "def f():\n    return '''\n\ta\n'''\n";
+        assert_eq!(codes("a.py", literal, style()), vec![]);
         let makefile = "all:\n\tcc -o x x.c\nX = a \\\n    b\nY = 1\n";
         assert_eq!(codes("Makefile", makefile, style()), vec![]);
         let markdown = "A line  \nbreak.\n";
@@ -514,5 +670,117 @@ mod tests {
         assert_eq!(codes("a.txt", "if if if\n", syntax_only()), vec![]);
         // Nothing runs unless asked.
         assert_eq!(codes("a.py", broken, Checks::default()), vec![]);
+    }
+}
+
+#[cfg(test)]
+mod scratch_precision {
+    #[test]
+    #[ignore]
+    fn scan_repos() {
+        let all = super::Checks {
+            style: true,
+            escapes: true,
+            syntax: std::env::var("LINT_SYNTAX").is_ok(),
+        };
+        for repo in std::env::var("LINT_REPOS").unwrap().split(',') {
+            let out = std::process::Command::new("git")
+                .args(["-C", repo, "ls-files"])
+                .output()
+                .unwrap();
+            let files = String::from_utf8(out.stdout).unwrap();
+            let ext = std::env::var("LINT_EXT").unwrap_or_default();
+            let (mut total, mut flagged) = (0, 0);
+            for path in files
+                .lines()
+                .filter(|p| ext.is_empty() || ext.split(',').any(|e| p.ends_with(e)))
+            {
+                let Ok(text) = std::fs::read_to_string(format!("{repo}/{path}")) else {
+                    continue;
+                };
+                total += 1;
+                let found = super::check(path, &text, all);
+                if !found.is_empty() {
+                    flagged += 1;
+                    for f in &found {
+                        eprintln!("MINE {repo}/{path}:{}: {}", f.line, f.code);
+                    }
+                }
+            }
+            eprintln!("SUMMARY {repo}: {flagged} of {total} files flagged");
+        }
+    }
+}
+
+#[cfg(test)]
+mod scratch_recall {
+    fn git(repo: &str, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .arg("-C")
+            .arg(repo)
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+    #[test]
+    #[ignore]
+    fn recall_on_fix_commits() {
+        for spec in std::env::var("LINT_COMMITS").unwrap().split(',') {
+            let (repo, commit) = spec.split_once(':').unwrap();
+            let subject = git(repo, &["log", "-1", "--format=%s", commit]);
+            let terms: Vec<String> = subject
+                .to_lowercase()
+                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+                .filter(|t| !t.is_empty())
+                .map(str::to_string)
+                .collect();
+            let checks = super::checks_for(&terms, &subject);
+            let changed = git(
+                repo,
+                &["diff", "--name-only", &format!("{commit}^"), commit],
+            );
+            let changed: Vec<&str> = changed.lines().collect();
+            let files = git(
+                repo,
+                &["ls-tree", "-r", "--name-only", &format!("{commit}^")],
+            );
+            let mut flagged = Vec::new();
+            let mut total = 0;
+            for path in files.lines() {
+                let out = std::process::Command::new("git")
+                    .arg("-C")
+                    .arg(repo)
+                    .args(["show", &format!("{commit}^:{path}")])
+                    .output()
+                    .unwrap();
+                let Ok(text) = String::from_utf8(out.stdout) else {
+                    continue;
+                };
+                total += 1;
+                let found = super::check(path, &text, checks);
+                if !found.is_empty() {
+                    flagged.push((path.to_string(), super::Finding::describe(&found)));
+                }
+            }
+            eprintln!(
+                "== {spec} {} {:?}: {} of {total} flagged; changed: {:?}",
+                subject.trim(),
+                checks,
+                flagged.len(),
+                changed
+            );
+            for (path, d) in &flagged {
+                let mark = if changed.contains(&path.as_str()) {
+                    "*"
+                } else {
+                    " "
+                };
+                eprintln!(
+                    "  {mark} {path}: {}",
+                    d.chars().take(150).collect::<String>()
+                );
+            }
+        }
     }
 }
