@@ -224,9 +224,11 @@ fn whitespace_is_content(name: &str, extension: &str) -> (bool, bool) {
 /// Whether how the file ends says nothing: documents, data and configuration (a `.svg` on one
 /// line, an `.rst` ending in a blank line, a `.coveragerc`) end either way, while a missing or
 /// doubled final newline in code or a script is what a linter reports.
-fn ending_is_content(name: &str, extension: &str) -> bool {
-    let dotfile = name.starts_with('.') && name[1..].find('.').is_none();
-    dotfile
+fn ending_is_content(name: &str, extension: &str, text: &str) -> bool {
+    // A file without an extension is a script when it says so (`#!/bin/sh`, zsh's `#compdef`);
+    // otherwise data or prose (`LICENSE`, a certificate).
+    let no_extension = !name.trim_start_matches('.').contains('.');
+    (no_extension && !text.starts_with("#!") && !text.starts_with("#compdef"))
         || matches!(
             extension,
             "md" | "markdown"
@@ -248,6 +250,9 @@ fn ending_is_content(name: &str, extension: &str) -> bool {
                 | "cfg"
                 | "in"
                 | "golden"
+                | "pem"
+                | "crt"
+                | "key"
                 | "diff"
                 | "patch"
         )
@@ -323,9 +328,9 @@ fn whitespace(
             string_edge,
         });
     }
-    if !ending_is_content(name, extension) && !text.is_empty() && !text.ends_with('\n') {
+    if !ending_is_content(name, extension, text) && !text.is_empty() && !text.ends_with('\n') {
         findings.push(finding(line, "W292", "no newline at end of file"));
-    } else if !ending_is_content(name, extension)
+    } else if !ending_is_content(name, extension, text)
         && !text.is_empty()
         && last_physical.trim_end_matches(['\n', '\r']).is_empty()
     {
@@ -562,6 +567,10 @@ mod tests {
         assert_eq!(codes("a.py", method, style()), vec![(3, "E301")]);
         let overloads = "import t\n\n\n@t.overload\ndef f(x: int) -> int: ...\n@t.overload\ndef f(x: str) -> str: ...\n";
         assert_eq!(codes("a.py", overloads, style()), vec![]);
+        let stubs = "import t\n\n\n@t.overload\ndef f(\n    x: int,\n) -> int: ...\n@t.overload\ndef f(x: str) -> str: ...  # text\ndef f(x):\n    return x\n";
+        assert_eq!(codes("a.py", stubs, style()), vec![]);
+        let methods = "class A:\n    @t.overload\n    def f(\n        self, x: int\n    ) -> int: ...\n    @t.overload\n    def f(self, x: str) -> str: ...\n    def f(self, x):\n        return x\n";
+        assert_eq!(codes("a.py", methods, style()), vec![]);
         let noqa = "x = 1\ndef f():  # noqa: E302\n    pass\n";
         assert_eq!(codes("a.py", noqa, style()), vec![]);
         // Stubs keep definitions together.
@@ -590,6 +599,11 @@ mod tests {
         assert_eq!(codes("docs/index.rst", "Title\n\n", style()), vec![]);
         assert_eq!(codes(".coveragerc", "[run]", style()), vec![]);
         assert_eq!(codes("install.ps1", "exit 0", style()), vec![(1, "W292")]);
+        assert_eq!(codes("tests/certs/ca", "-----END-----", style()), vec![]);
+        assert_eq!(
+            codes("bin/run", "#!/bin/sh\nexit 0", style()),
+            vec![(2, "W292")]
+        );
         assert_eq!(codes("a.py", "", style()), vec![]);
         assert_eq!(codes("a.go", "x\n  \n", style()), vec![(2, "W293")]);
     }
@@ -671,6 +685,14 @@ mod tests {
         // Nothing runs unless asked.
         assert_eq!(codes("a.py", broken, Checks::default()), vec![]);
     }
+
+    #[test]
+    fn python_two_statements_parse() {
+        // tree-sitter-python keeps Python 2's print and exec statements and `except X, e`, so an
+        // old code base does not flood a syntax task with findings.
+        let python2 = "print 'hello'\nexec code in scope\ntry:\n    pass\nexcept ValueError, e:\n    print >>sys.stderr, e\nx = 0777\ny = ur'a'\nz = `x`\n";
+        assert_eq!(codes("old.py", python2, syntax_only()), vec![]);
+    }
 }
 
 #[cfg(test)]
@@ -728,7 +750,13 @@ mod scratch_recall {
     fn recall_on_fix_commits() {
         for spec in std::env::var("LINT_COMMITS").unwrap().split(',') {
             let (repo, commit) = spec.split_once(':').unwrap();
-            let subject = git(repo, &["log", "-1", "--format=%s", commit]);
+            let subject = std::env::var("LINT_TASK")
+                .unwrap_or_else(|_| git(repo, &["log", "-1", "--format=%s", commit]));
+            let base = if std::env::var("LINT_AT").is_ok() {
+                commit.to_string()
+            } else {
+                format!("{commit}^")
+            };
             let terms: Vec<String> = subject
                 .to_lowercase()
                 .split(|c: char| !(c.is_alphanumeric() || c == '_'))
@@ -741,17 +769,14 @@ mod scratch_recall {
                 &["diff", "--name-only", &format!("{commit}^"), commit],
             );
             let changed: Vec<&str> = changed.lines().collect();
-            let files = git(
-                repo,
-                &["ls-tree", "-r", "--name-only", &format!("{commit}^")],
-            );
+            let files = git(repo, &["ls-tree", "-r", "--name-only", &base]);
             let mut flagged = Vec::new();
             let mut total = 0;
             for path in files.lines() {
                 let out = std::process::Command::new("git")
                     .arg("-C")
                     .arg(repo)
-                    .args(["show", &format!("{commit}^:{path}")])
+                    .args(["show", &format!("{base}:{path}")])
                     .output()
                     .unwrap();
                 let Ok(text) = String::from_utf8(out.stdout) else {

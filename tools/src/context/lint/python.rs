@@ -19,11 +19,13 @@ enum Line {
     Blank,
     /// Only a comment, at the given indent width.
     Comment { line: usize, indent: usize },
-    /// The first line of a logical line of code: its indent width and where its text starts.
+    /// The first line of a logical line of code: its indent width and where its text starts and
+    /// ends (the newline that ends its last physical line).
     Code {
         line: usize,
         indent: usize,
         start: usize,
+        end: usize,
     },
 }
 
@@ -60,6 +62,7 @@ pub(super) fn scan(text: &str, escapes: bool) -> Scan {
                     line,
                     indent,
                     start: content,
+                    end: bytes.len(),
                 }),
             }
         }
@@ -97,6 +100,11 @@ pub(super) fn scan(text: &str, escapes: bool) -> Scan {
             }
         }
         // `pos` is at the line's newline (or the end).
+        if depth == 0 && !continued {
+            if let Some(Line::Code { end, .. }) = scan.lines.last_mut() {
+                *end = (*end).min(pos);
+            }
+        }
         if pos < bytes.len() {
             pos += 1;
             line += 1;
@@ -251,7 +259,8 @@ impl Scan {
                     line,
                     indent,
                     start,
-                } => (line, indent, text.get(start..).unwrap_or("")),
+                    end,
+                } => (line, indent, text.get(start..end).unwrap_or("")),
             };
             blank_before = blank_before.max(blank_lines);
             let found = |code: &'static str, message: String| Finding {
@@ -275,8 +284,12 @@ impl Scan {
                     format!("too many blank lines ({blank_lines})"),
                 ));
             } else if starts_top_level(logical) {
-                if blank_before == 0 && self.is_one_liner(text, line, indent) {
-                    // A group of one-liners (dummy implementations) may stay together.
+                if blank_before == 0
+                    && (self.is_one_liner(text, line, indent) || is_stub_definition(previous))
+                {
+                    // A group of one-liners (dummy implementations) may stay together, and so
+                    // may a definition after a stub (`@overload`s whose signatures span lines,
+                    // as black and ruff format them).
                 } else if indent > 0 {
                     let separated = blank_before == METHOD_LINES
                         || previous_indent < indent
@@ -424,6 +437,21 @@ fn keyword_then_space(logical: &str, keyword: &str) -> bool {
     logical
         .strip_prefix(keyword)
         .is_some_and(|rest| rest.starts_with([' ', '\t']))
+}
+
+/// A definition whose body is `...` on its own last line (`def f(x: int) -> int: ...`), as ruff's
+/// blank-line rules allow to sit right before the next definition.
+fn is_stub_definition(logical: &str) -> bool {
+    if !starts_def(logical) && !keyword_then_space(logical, "class") {
+        return false;
+    }
+    let code = match logical.rfind('#') {
+        Some(comment) if !logical[comment..].contains(['"', '\'']) => &logical[..comment],
+        _ => logical,
+    };
+    code.trim_end()
+        .strip_suffix("...")
+        .is_some_and(|head| head.trim_end().ends_with(':'))
 }
 
 /// pycodestyle's `DOCSTRING_REGEX`: the line starts with a string.
