@@ -5,11 +5,13 @@
 //!
 //! Three groups of checks, each run only when the task asks for it ([`checks_for`]):
 //! - style: in every text file trailing whitespace (W291/W293) and tabs among space-indented
-//!   lines or the reverse (W191/E101); in code and scripts (not documents, data or configuration,
-//!   which commonly end either way) no newline at the end (W292) and blank lines at the end (W391); in
-//!   Python also pycodestyle's blank-line rules (E301-E306) and E111;
+//!   lines or the reverse (W191/E101); in code and scripts (not documents, data or
+//!   configuration, which commonly end either way) no newline at the end (W292) and blank lines
+//!   at the end (W391); in Python also pycodestyle's blank-line rules (E301-E306) and E111;
 //! - escapes: invalid escape sequences in non-raw Python strings (W605);
-//! - syntax: tree-sitter ERROR and MISSING nodes, in files hone has a grammar for.
+//! - syntax: tree-sitter ERROR and MISSING nodes, in files hone has a grammar for
+//!   (tree-sitter-python also reads Python 2's print and exec statements and `except X, e`, so an
+//!   old code base does not flood a syntax task).
 //!
 //! A finding pushes its file up the ranking, so a false one in a clean repository misleads: the
 //! checks follow pycodestyle's rules where they reproduce them, and skip what they cannot tell
@@ -21,9 +23,12 @@ use std::cell::RefCell;
 
 /// Findings kept per file (the rest cannot change its rank).
 const MAX_PER_FILE: usize = 16;
-/// Syntax errors reported per file: the first is the one that matters; a file in another
-/// dialect (Python 2) would otherwise fill the list.
+/// Syntax errors reported per file: the first is the one that matters, and a parser that lost
+/// its footing reports many more.
 const MAX_SYNTAX: usize = 3;
+/// Files larger than this are not parsed for syntax errors (minified or generated code, which
+/// no one fixes by hand, and whose parse would cost more than the rest of the ranking).
+const MAX_PARSE_BYTES: usize = 1 << 20;
 /// Longest run of lines indented the other way than the lines around them that is taken as a
 /// slip outside Python; a longer one is embedded text (a script in a string, a data block).
 const MAX_SLIP_RUN: usize = 3;
@@ -176,6 +181,8 @@ pub(super) fn check(path: &str, text: &str, checks: Checks) -> Vec<Finding> {
         .flat_map(|group| group.into_iter().take(MAX_PER_FILE))
         .collect();
     findings.sort_by_key(|finding| finding.line);
+    // The same escape twice on a line says nothing more.
+    findings.dedup();
     findings.truncate(MAX_PER_FILE);
     findings
 }
@@ -423,6 +430,9 @@ thread_local! {
 
 /// The first [`MAX_SYNTAX`] ERROR or MISSING nodes of `text` parsed with `path`'s grammar.
 fn syntax(path: &str, text: &str) -> Vec<Finding> {
+    if text.len() > MAX_PARSE_BYTES {
+        return Vec::new();
+    }
     let Some(language) = super::symbols::grammar(path) else {
         return Vec::new();
     };
@@ -565,11 +575,41 @@ mod tests {
         assert_eq!(codes("a.py", too_many, style()), vec![(5, "E303")]);
         let method = "class A:\n    x = 1\n    def f(self):\n        pass\n";
         assert_eq!(codes("a.py", method, style()), vec![(3, "E301")]);
-        let overloads = "import t\n\n\n@t.overload\ndef f(x: int) -> int: ...\n@t.overload\ndef f(x: str) -> str: ...\n";
+        let overloads = concat!(
+            "import t\n",
+            "\n",
+            "\n",
+            "@t.overload\n",
+            "def f(x: int) -> int: ...\n",
+            "@t.overload\n",
+            "def f(x: str) -> str: ...\n",
+        );
         assert_eq!(codes("a.py", overloads, style()), vec![]);
-        let stubs = "import t\n\n\n@t.overload\ndef f(\n    x: int,\n) -> int: ...\n@t.overload\ndef f(x: str) -> str: ...  # text\ndef f(x):\n    return x\n";
+        let stubs = concat!(
+            "import t\n",
+            "\n",
+            "\n",
+            "@t.overload\n",
+            "def f(\n",
+            "    x: int,\n",
+            ") -> int: ...\n",
+            "@t.overload\n",
+            "def f(x: str) -> str: ...  # text\n",
+            "def f(x):\n",
+            "    return x\n",
+        );
         assert_eq!(codes("a.py", stubs, style()), vec![]);
-        let methods = "class A:\n    @t.overload\n    def f(\n        self, x: int\n    ) -> int: ...\n    @t.overload\n    def f(self, x: str) -> str: ...\n    def f(self, x):\n        return x\n";
+        let methods = concat!(
+            "class A:\n",
+            "    @t.overload\n",
+            "    def f(\n",
+            "        self, x: int\n",
+            "    ) -> int: ...\n",
+            "    @t.overload\n",
+            "    def f(self, x: str) -> str: ...\n",
+            "    def f(self, x):\n",
+            "        return x\n",
+        );
         assert_eq!(codes("a.py", methods, style()), vec![]);
         let noqa = "x = 1\ndef f():  # noqa: E302\n    pass\n";
         assert_eq!(codes("a.py", noqa, style()), vec![]);
@@ -690,122 +730,17 @@ mod tests {
     fn python_two_statements_parse() {
         // tree-sitter-python keeps Python 2's print and exec statements and `except X, e`, so an
         // old code base does not flood a syntax task with findings.
-        let python2 = "print 'hello'\nexec code in scope\ntry:\n    pass\nexcept ValueError, e:\n    print >>sys.stderr, e\nx = 0777\ny = ur'a'\nz = `x`\n";
+        let python2 = concat!(
+            "print 'hello'\n",
+            "exec code in scope\n",
+            "try:\n",
+            "    pass\n",
+            "except ValueError, e:\n",
+            "    print >>sys.stderr, e\n",
+            "x = 0777\n",
+            "y = ur'a'\n",
+            "z = `x`\n",
+        );
         assert_eq!(codes("old.py", python2, syntax_only()), vec![]);
-    }
-}
-
-#[cfg(test)]
-mod scratch_precision {
-    #[test]
-    #[ignore]
-    fn scan_repos() {
-        let all = super::Checks {
-            style: true,
-            escapes: true,
-            syntax: std::env::var("LINT_SYNTAX").is_ok(),
-        };
-        for repo in std::env::var("LINT_REPOS").unwrap().split(',') {
-            let out = std::process::Command::new("git")
-                .args(["-C", repo, "ls-files"])
-                .output()
-                .unwrap();
-            let files = String::from_utf8(out.stdout).unwrap();
-            let ext = std::env::var("LINT_EXT").unwrap_or_default();
-            let (mut total, mut flagged) = (0, 0);
-            for path in files
-                .lines()
-                .filter(|p| ext.is_empty() || ext.split(',').any(|e| p.ends_with(e)))
-            {
-                let Ok(text) = std::fs::read_to_string(format!("{repo}/{path}")) else {
-                    continue;
-                };
-                total += 1;
-                let found = super::check(path, &text, all);
-                if !found.is_empty() {
-                    flagged += 1;
-                    for f in &found {
-                        eprintln!("MINE {repo}/{path}:{}: {}", f.line, f.code);
-                    }
-                }
-            }
-            eprintln!("SUMMARY {repo}: {flagged} of {total} files flagged");
-        }
-    }
-}
-
-#[cfg(test)]
-mod scratch_recall {
-    fn git(repo: &str, args: &[&str]) -> String {
-        let out = std::process::Command::new("git")
-            .arg("-C")
-            .arg(repo)
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-    #[test]
-    #[ignore]
-    fn recall_on_fix_commits() {
-        for spec in std::env::var("LINT_COMMITS").unwrap().split(',') {
-            let (repo, commit) = spec.split_once(':').unwrap();
-            let subject = std::env::var("LINT_TASK")
-                .unwrap_or_else(|_| git(repo, &["log", "-1", "--format=%s", commit]));
-            let base = if std::env::var("LINT_AT").is_ok() {
-                commit.to_string()
-            } else {
-                format!("{commit}^")
-            };
-            let terms: Vec<String> = subject
-                .to_lowercase()
-                .split(|c: char| !(c.is_alphanumeric() || c == '_'))
-                .filter(|t| !t.is_empty())
-                .map(str::to_string)
-                .collect();
-            let checks = super::checks_for(&terms, &subject);
-            let changed = git(
-                repo,
-                &["diff", "--name-only", &format!("{commit}^"), commit],
-            );
-            let changed: Vec<&str> = changed.lines().collect();
-            let files = git(repo, &["ls-tree", "-r", "--name-only", &base]);
-            let mut flagged = Vec::new();
-            let mut total = 0;
-            for path in files.lines() {
-                let out = std::process::Command::new("git")
-                    .arg("-C")
-                    .arg(repo)
-                    .args(["show", &format!("{base}:{path}")])
-                    .output()
-                    .unwrap();
-                let Ok(text) = String::from_utf8(out.stdout) else {
-                    continue;
-                };
-                total += 1;
-                let found = super::check(path, &text, checks);
-                if !found.is_empty() {
-                    flagged.push((path.to_string(), super::Finding::describe(&found)));
-                }
-            }
-            eprintln!(
-                "== {spec} {} {:?}: {} of {total} flagged; changed: {:?}",
-                subject.trim(),
-                checks,
-                flagged.len(),
-                changed
-            );
-            for (path, d) in &flagged {
-                let mark = if changed.contains(&path.as_str()) {
-                    "*"
-                } else {
-                    " "
-                };
-                eprintln!(
-                    "  {mark} {path}: {}",
-                    d.chars().take(150).collect::<String>()
-                );
-            }
-        }
     }
 }

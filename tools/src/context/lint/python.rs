@@ -309,7 +309,8 @@ impl Scan {
                     || previous_unindented.starts_with("class "))
             {
                 let message = format!(
-                    "expected 2 blank lines after class or function definition, found {blank_before}"
+                    "expected 2 blank lines after class or function definition, \
+                     found {blank_before}"
                 );
                 findings.push(found("E305", message));
             }
