@@ -440,18 +440,9 @@ mod tests {
             // The project's own package sets a version too; it is not inside another package.
             ("requests/__init__.py", PackageInit::Versioned),
             ("requests/packages/__init__.py", PackageInit::Plain),
-            (
-                "requests/packages/urllib3/__init__.py",
-                PackageInit::Versioned,
-            ),
-            (
-                "requests/packages/urllib3/util/__init__.py",
-                PackageInit::Plain,
-            ),
-            (
-                "requests/packages/chardet/__init__.py",
-                PackageInit::Versioned,
-            ),
+            ("requests/packages/urllib3/__init__.py", PackageInit::Versioned),
+            ("requests/packages/urllib3/util/__init__.py", PackageInit::Plain),
+            ("requests/packages/chardet/__init__.py", PackageInit::Versioned),
             // Subpackages of a namespace package are distributions by design.
             ("google/__init__.py", PackageInit::Namespace),
             ("google/cloud/__init__.py", PackageInit::Versioned),

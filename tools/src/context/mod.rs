@@ -318,10 +318,7 @@ fn rank_counted(
     let classes: Vec<FileClass> = documents
         .iter()
         .map(|(path, text)| {
-            if vendored
-                .iter()
-                .any(|directory| path.starts_with(directory.as_str()))
-            {
+            if vendored.iter().any(|directory| path.starts_with(directory.as_str())) {
                 FileClass::Generated
             } else {
                 classify_path(path, &text[..floor_boundary(text, CLASSIFY_HEAD_BYTES)])

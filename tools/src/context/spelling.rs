@@ -134,28 +134,27 @@ impl Scanner {
         let bytes = text.as_bytes();
         // Lines are counted up to a candidate only when there is one (candidates are rare).
         let (mut line, mut counted_to) = (1, 0);
-        let mut record =
-            |word: String, correction: &str, at: usize, found: &mut Vec<Misspelling>| {
-                let lower = word.to_ascii_lowercase();
-                match counts.iter_mut().find(|(seen, _)| *seen == lower) {
-                    Some((_, count)) => *count += 1,
-                    None => {
-                        if found.len() < MAX_PER_FILE {
-                            line += bytes[counted_to..at]
-                                .iter()
-                                .filter(|&&byte| byte == b'\n')
-                                .count();
-                            counted_to = at;
-                            found.push(Misspelling {
-                                word,
-                                correction: correction.to_string(),
-                                line,
-                            });
-                        }
-                        counts.push((lower, 1));
+        let mut record = |word: String, correction: &str, at: usize, found: &mut Vec<Misspelling>| {
+            let lower = word.to_ascii_lowercase();
+            match counts.iter_mut().find(|(seen, _)| *seen == lower) {
+                Some((_, count)) => *count += 1,
+                None => {
+                    if found.len() < MAX_PER_FILE {
+                        line += bytes[counted_to..at]
+                            .iter()
+                            .filter(|&&byte| byte == b'\n')
+                            .count();
+                        counted_to = at;
+                        found.push(Misspelling {
+                            word,
+                            correction: correction.to_string(),
+                            line,
+                        });
                     }
+                    counts.push((lower, 1));
                 }
-            };
+            }
+        };
         // The word before, for doubled words.
         let mut previous: Option<(usize, usize)> = None;
         let mut i = 0;
@@ -233,9 +232,7 @@ fn is_doubled(before: &str, word: &str, between: &[u8]) -> bool {
         Some(at) => {
             let (end, next) = (&between[..at], &between[at + 1..]);
             end.iter().all(|&byte| byte == b' ' || byte == b'\r')
-                && next
-                    .iter()
-                    .all(|&byte| matches!(byte, b' ' | b'\t' | b'/' | b'#' | b'*'))
+                && next.iter().all(|&byte| matches!(byte, b' ' | b'\t' | b'/' | b'#' | b'*'))
         }
     }
 }
@@ -421,10 +418,7 @@ mod tests {
             "// the underyling reader",
             "/* underyling */ /* underyling */",
         ];
-        let candidates = files
-            .iter()
-            .map(|text| Scanner::default().scan(text))
-            .collect();
+        let candidates = files.iter().map(|text| Scanner::default().scan(text)).collect();
         let typos = likely_typos(candidates, &[false, false, true], &[], false);
         assert_eq!(typos[0].len(), 1);
         assert_eq!(typos[1].len(), 1, "{typos:?}");
