@@ -14,6 +14,8 @@ mod fixes;
 mod graph;
 mod history;
 mod kinds;
+#[allow(dead_code)]
+mod lint;
 mod locations;
 mod parallel;
 mod referenced;

@@ -99,6 +99,22 @@ pub fn has_grammar(path: &str) -> bool {
     language_for(path).is_some()
 }
 
+/// The tree-sitter grammar of `path`'s language, when hone has one (for parsing a file whole,
+/// without the tag queries).
+pub(super) fn grammar(path: &str) -> Option<tree_sitter::Language> {
+    Some(match language_for(path)? {
+        Language::Python => tree_sitter_python::LANGUAGE.into(),
+        Language::Rust => tree_sitter_rust::LANGUAGE.into(),
+        Language::JavaScript => tree_sitter_javascript::LANGUAGE.into(),
+        Language::TypeScript => tree_sitter_typescript::LANGUAGE_TYPESCRIPT.into(),
+        Language::Tsx => tree_sitter_typescript::LANGUAGE_TSX.into(),
+        Language::Go => tree_sitter_go::LANGUAGE.into(),
+        Language::Java => tree_sitter_java::LANGUAGE.into(),
+        Language::C => tree_sitter_c::LANGUAGE.into(),
+        Language::Cpp => tree_sitter_cpp::LANGUAGE.into(),
+    })
+}
+
 fn configure(language: tree_sitter::Language, query: &str) -> Option<TagsConfiguration> {
     TagsConfiguration::new(language, query, "").ok()
 }
