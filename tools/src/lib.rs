@@ -20,7 +20,7 @@ pub mod verify;
 
 pub use confine::{ConfinePolicy, ConfineStatus, Confinement, Mechanism, SandboxMode};
 pub use context::{
-    select_context, ContextQuery, ContextRanking, Misspelling, RankedFile, Reason, Region,
+    select_context, ContextQuery, ContextRanking, Finding, Misspelling, RankedFile, Reason, Region,
 };
 pub use edits::{
     apply_patch, parse_patch, parse_patch_as, plan_patch, recover_interrupted_apply,

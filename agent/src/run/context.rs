@@ -204,6 +204,7 @@ fn describe_reasons(reasons: &[hone_tools::Reason]) -> String {
             ),
             hone_tools::Reason::PathTerms { terms } => format!("path matches {}", terms.join(", ")),
             hone_tools::Reason::Misspelled { words } => hone_tools::Misspelling::describe(words),
+            hone_tools::Reason::Flagged { findings } => hone_tools::Finding::describe(findings),
         })
         .collect::<Vec<_>>()
         .join("; ")

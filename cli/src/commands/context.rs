@@ -5,7 +5,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use hone_tools::{ContextQuery, Misspelling, Reason, Repository};
+use hone_tools::{ContextQuery, Finding, Misspelling, Reason, Repository};
 
 use crate::exit::Hinted;
 
@@ -141,6 +141,7 @@ fn describe(reasons: &[Reason]) -> String {
             }
             Reason::PathTerms { terms } => format!("path: {}", terms.join(" ")),
             Reason::Misspelled { words } => Misspelling::describe(words),
+            Reason::Flagged { findings } => Finding::describe(findings),
         })
         .collect::<Vec<_>>()
         .join("; ")

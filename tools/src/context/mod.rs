@@ -14,7 +14,6 @@ mod fixes;
 mod graph;
 mod history;
 mod kinds;
-#[allow(dead_code)]
 mod lint;
 mod locations;
 mod parallel;
@@ -33,6 +32,8 @@ mod types;
 use fixes::{apply_similar_fixes, SimilarFixes};
 use graph::{apply_symbol_graph, top_symbols};
 use history::RecentChanges;
+pub use lint::Finding;
+use lint::{checks_for, Checks};
 use parallel::map_in_two_threads;
 use referenced::{apply_referenced, ReferencedChanges};
 pub use repo_map::repo_map;
@@ -73,6 +74,10 @@ const PATH_TERM_WEIGHT: f64 = 1.5;
 /// count), times the file kind's weight.
 const TYPO_BOOST: f64 = 4.0;
 const MAX_TYPOS_COUNTED: usize = 2;
+/// Boost per lint finding in a file, for a task about lint, style or syntax (at most
+/// [`MAX_FINDINGS_COUNTED`] count), times the file kind's weight: as for typos.
+const LINT_BOOST: f64 = 4.0;
+const MAX_FINDINGS_COUNTED: usize = 2;
 
 /// Rank the files of `repo` (working tree: tracked + untracked-not-ignored text files) for `query`.
 pub fn select_context(repo: &Repository, query: &ContextQuery) -> Result<ContextRanking> {
@@ -113,6 +118,7 @@ fn select_context_in(
     let terms_owned: Vec<String> = terms.iter().map(|term| term.to_string()).collect();
     let focus = task_focus(&terms_owned, names_prose);
     let spelling = is_spelling_task(&terms_owned);
+    let checks = checks_for(&terms_owned, &query.task);
     // Each file is counted as soon as it is read, in a buffer each thread reuses, while its text
     // is still in the cache. Only the head of each file is kept (its kind): keeping every source
     // file whole cost more in copies and page faults than reading again the few hundred
@@ -123,7 +129,7 @@ fn select_context_in(
                 return None;
             }
             let text = read_text_into(root, path, buffer)?;
-            let counts = TermCounts::of(&matcher, path, text, spelling.then_some(scanner));
+            let counts = TermCounts::of(&matcher, path, text, spelling.then_some(scanner), checks);
             let head = &text[..floor_boundary(text, CLASSIFY_HEAD_BYTES)];
             Some((path.to_string(), head.to_string(), counts))
         });
@@ -206,20 +212,27 @@ fn read_text_into<'b>(root: &Path, path: &str, buffer: &'b mut Vec<u8>) -> Optio
 }
 
 /// How often each query term occurs in one document, the document's length in words, its size in
-/// bytes, for a task about spelling its candidate misspellings with their counts, and for a
-/// Python `__init__.py` what it declares (vendored packages).
+/// bytes, for a task about spelling its candidate misspellings with their counts, for a task
+/// about lint its findings, and for a Python `__init__.py` what it declares (vendored packages).
 struct TermCounts {
     tf: Vec<u32>,
     length: usize,
     bytes: usize,
     misspellings: spelling::Candidates,
+    findings: Vec<Finding>,
     package_init: Option<PackageInit>,
 }
 
 impl TermCounts {
     /// Counts for `text`, the text of `path`; its candidate misspellings too when a `spelling`
-    /// scanner is given.
-    fn of(matcher: &TermMatcher, path: &str, text: &str, spelling: Option<&mut Scanner>) -> Self {
+    /// scanner is given, and its findings when the task asks for `checks`.
+    fn of(
+        matcher: &TermMatcher,
+        path: &str,
+        text: &str,
+        spelling: Option<&mut Scanner>,
+        checks: Checks,
+    ) -> Self {
         let mut tf = vec![0u32; matcher.len];
         let length = matcher.count(text, &mut tf);
         Self {
@@ -229,6 +242,7 @@ impl TermCounts {
             misspellings: spelling
                 .map(|scanner| scanner.scan(text))
                 .unwrap_or_default(),
+            findings: lint::check(path, text, checks),
             package_init: (path == "__init__.py" || path.ends_with("/__init__.py"))
                 .then(|| package_init(text)),
         }
@@ -243,8 +257,9 @@ pub fn rank_documents(documents: &[(String, String)], query: &ContextQuery) -> C
     let matcher = TermMatcher::new(&terms);
     let terms_owned: Vec<String> = terms.iter().map(|term| term.to_string()).collect();
     let spelling = is_spelling_task(&terms_owned);
+    let checks = checks_for(&terms_owned, &query.task);
     let counted = map_in_two_threads(documents, Scanner::default, |scanner, (path, text)| {
-        TermCounts::of(&matcher, path, text, spelling.then_some(scanner))
+        TermCounts::of(&matcher, path, text, spelling.then_some(scanner), checks)
     });
     let history = History::default();
     let mut ranking = rank_counted(documents, counted, query_terms, query, &history, &|_| None);
@@ -291,6 +306,7 @@ fn rank_counted(
     let mut lengths: Vec<usize> = Vec::with_capacity(documents.len());
     let mut sizes: Vec<usize> = Vec::with_capacity(documents.len());
     let mut misspellings = Vec::with_capacity(documents.len());
+    let mut findings = Vec::with_capacity(documents.len());
     let mut inits = Vec::new();
     for (index, document_counts) in counted.into_iter().enumerate() {
         let TermCounts {
@@ -298,8 +314,10 @@ fn rank_counted(
             length,
             bytes,
             misspellings: candidates,
+            findings: found,
             package_init,
         } = document_counts;
+        findings.push(found);
         if let Some(init) = package_init {
             inits.push((documents[index].0.as_str(), init));
         }
@@ -474,6 +492,19 @@ fn rank_counted(
                 words: typos[index].clone(),
             });
         }
+        if !findings[index].is_empty() {
+            let counted = findings[index].len().min(MAX_FINDINGS_COUNTED);
+            let boost = LINT_BOOST * counted as f64 * class_weight;
+            score += boost;
+            signals.push(Signal::new(
+                "lint",
+                boost,
+                Finding::describe(&findings[index]),
+            ));
+            reasons.push(Reason::Flagged {
+                findings: findings[index].clone(),
+            });
+        }
         if let Some(hit) = trace_hits.get(&index) {
             let boost = TRACE_BOOST * hit.weight;
             score += boost;
@@ -544,6 +575,7 @@ fn rank_counted(
                 &idf,
                 &lines,
                 &typos[index],
+                &findings[index],
             );
             file
         })
@@ -597,6 +629,53 @@ mod tests {
                 "def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b\n".into(),
             ),
         ]
+    }
+
+    #[test]
+    fn a_task_about_lint_finds_the_file_a_linter_would_flag_and_its_line() {
+        let clean = "import re\n\n\ndef parse(text):\n    return re.split(r\"\\s+\", text)\n";
+        let flagged =
+            "\"\"\"Status codes.\"\"\"\n\nWORD = \"\\w+\"\n\n\ndef codes():\n    return WORD\n";
+        let documents: Vec<(String, String)> = vec![
+            ("pkg/parse.py".into(), clean.into()),
+            ("pkg/status_codes.py".into(), flagged.into()),
+            (
+                "pkg/escape_words.py".into(),
+                clean.replace("parse", "escape_sequence"),
+            ),
+        ];
+        let query = ContextQuery {
+            task: "Fix an invalid escape sequence".into(),
+            top: 3,
+            ..Default::default()
+        };
+        let ranking = rank_documents(&documents, &query);
+        let first = &ranking.files[0];
+        assert_eq!(first.path, "pkg/status_codes.py", "{ranking:#?}");
+        assert!(first.reasons.iter().any(|reason| matches!(
+            reason,
+            Reason::Flagged { findings } if findings[0].code == "W605" && findings[0].line == 3
+        )));
+        assert!(first.signals.iter().any(|signal| signal.name == "lint"));
+        assert!(
+            first
+                .regions
+                .iter()
+                .any(|region| region.start_line <= 3 && 3 <= region.end_line),
+            "{:?}",
+            first.regions
+        );
+        // A task about behaviour runs no checks.
+        let query = ContextQuery {
+            task: "codes returns the wrong words".into(),
+            top: 3,
+            ..Default::default()
+        };
+        let ranking = rank_documents(&documents, &query);
+        assert!(ranking.files.iter().all(|file| !file
+            .reasons
+            .iter()
+            .any(|reason| matches!(reason, Reason::Flagged { .. }))));
     }
 
     #[test]

@@ -1,13 +1,14 @@
 //! Regions: a file split into its definitions (functions, classes, methods, impls, ...) as the
 //! tree-sitter parse gives them, or into 40-line windows when it has none (no grammar, or prose),
-//! each scored with the query's BM25 weights, the failure's line numbers and the likely typos. A
-//! line named by the failure or holding a typo outside every definition (a module-level statement,
-//! a comment between functions) gets a few lines around it as a region of its own.
+//! each scored with the query's BM25 weights, the failure's line numbers, the likely typos and the
+//! lint findings. A line named by the failure or holding a typo or finding outside every
+//! definition (a module-level statement, a comment between functions) gets a few lines around it
+//! as a region of its own.
 
 use std::collections::HashMap;
 
 use super::terms::for_each_term;
-use super::{Definition, Misspelling, Reason, Region, K1, TRACE_BOOST};
+use super::{Definition, Finding, Misspelling, Reason, Region, K1, TRACE_BOOST};
 
 /// Lines per region of a file without definitions.
 const WINDOW_LINES: usize = 40;
@@ -15,7 +16,7 @@ const WINDOW_LINES: usize = 40;
 const AROUND_LINES: usize = 3;
 
 /// Split `text` into regions (its `definitions`, or windows) and score them; `trace_lines` are the
-/// failure's lines in this file, `typos` its likely misspellings.
+/// failure's lines in this file, `typos` its likely misspellings, `findings` its lint findings.
 pub(super) fn rank_regions(
     text: &str,
     definitions: &[Definition],
@@ -23,6 +24,7 @@ pub(super) fn rank_regions(
     idf: &[f64],
     trace_lines: &[usize],
     typos: &[Misspelling],
+    findings: &[Finding],
 ) -> Vec<Region> {
     let lines: Vec<&str> = text.lines().collect();
     // 0-based first line, exclusive end.
@@ -44,7 +46,8 @@ pub(super) fn rank_regions(
     let named_lines = trace_lines
         .iter()
         .copied()
-        .chain(typos.iter().map(|typo| typo.line));
+        .chain(typos.iter().map(|typo| typo.line))
+        .chain(findings.iter().map(|finding| finding.line));
     let mut around = Vec::new();
     for line in named_lines.filter(|&line| line >= 1 && line <= lines.len()) {
         let covered = spans
@@ -97,6 +100,15 @@ pub(super) fn rank_regions(
             if !misspelled.is_empty() {
                 score += TRACE_BOOST;
                 reasons.push(Reason::Misspelled { words: misspelled });
+            }
+            let flagged: Vec<Finding> = findings
+                .iter()
+                .filter(|finding| finding.line > start && finding.line <= end)
+                .cloned()
+                .collect();
+            if !flagged.is_empty() {
+                score += TRACE_BOOST;
+                reasons.push(Reason::Flagged { findings: flagged });
             }
             if !matched.is_empty() {
                 let terms = term_index
@@ -153,10 +165,18 @@ mod tests {
 
     fn regions(path: &str, text: &str, term: &str) -> Vec<(usize, usize, String)> {
         let index: HashMap<&str, usize> = [(term, 0)].into_iter().collect();
-        rank_regions(text, &definitions(path, text), &index, &[1.0], &[], &[])
-            .into_iter()
-            .map(|region| (region.start_line, region.end_line, region.name))
-            .collect()
+        rank_regions(
+            text,
+            &definitions(path, text),
+            &index,
+            &[1.0],
+            &[],
+            &[],
+            &[],
+        )
+        .into_iter()
+        .map(|region| (region.start_line, region.end_line, region.name))
+        .collect()
     }
 
     #[test]
@@ -190,6 +210,7 @@ mod tests {
             &[],
             &[4],
             &[],
+            &[],
         );
         assert_eq!((found[0].start_line, found[0].end_line), (1, 7));
         assert_eq!(found[0].reasons, [Reason::InTrace { lines: vec![4] }]);
@@ -200,6 +221,7 @@ mod tests {
             &index,
             &[],
             &[9],
+            &[],
             &[],
         );
         assert_eq!((found[0].start_line, found[0].end_line), (8, 9));

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{Definition, FileClass, Misspelling, QueryTerm, TaskFocus};
+use super::{Definition, FileClass, Finding, Misspelling, QueryTerm, TaskFocus};
 
 /// What to rank for.
 #[derive(Debug, Clone, Default)]
@@ -32,6 +32,8 @@ pub enum Reason {
     PathTerms { terms: Vec<String> },
     /// Words the spelling dictionary knows as misspellings (for a task about typos).
     Misspelled { words: Vec<Misspelling> },
+    /// What a linter or parser would report (for a task about lint, style or syntax).
+    Flagged { findings: Vec<Finding> },
 }
 
 /// A region of a file: 1-based inclusive lines.
