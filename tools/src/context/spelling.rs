@@ -186,6 +186,23 @@ impl Scanner {
             if glued || i - start < MIN_WORD {
                 continue;
             }
+            // A contraction is looked up whole (`coudln't` as `coudlnt`).
+            let apostrophe = [&b"'"[..], "\u{2019}".as_bytes()]
+                .into_iter()
+                .find(|mark| bytes[i..].starts_with(mark))
+                .map_or(0, <[u8]>::len);
+            let after = i + apostrophe;
+            if apostrophe > 0
+                && bytes.get(after) == Some(&b't')
+                && !bytes.get(after + 1).is_some_and(u8::is_ascii_alphanumeric)
+            {
+                let joined = format!("{}t", &text[start..i]);
+                if let Some(correction) = self.correction(&joined) {
+                    let written = text[start..=after].to_string();
+                    record(written, correction, start, &mut found);
+                    continue;
+                }
+            }
             for part in camel_parts(&text[start..i]) {
                 if part.len() < MIN_WORD
                     || part.len() > MAX_WORD
@@ -378,6 +395,16 @@ mod tests {
             ]
         );
         assert_eq!(counts.len(), 3);
+    }
+
+    #[test]
+    fn a_misspelled_contraction_is_looked_up_whole() {
+        let found = Scanner::default()
+            .scan("/// The description coudln't be parsed; it doesn't matter.\n")
+            .found;
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].word, "coudln't");
+        assert_eq!(found[0].line, 1);
     }
 
     #[test]
