@@ -25,6 +25,7 @@ mod spelling;
 mod symbols;
 mod task;
 mod terms;
+mod tested;
 mod trace_hits;
 mod traces;
 mod types;
@@ -51,6 +52,7 @@ pub use locations::extract_locations;
 use regions::rank_regions;
 pub use task::{query_terms, QueryTerm, SegmentKind};
 use terms::{for_each_term, TermMatcher};
+use tested::apply_tested;
 use trace_hits::{weigh_traces, PathResolver};
 pub use traces::{parse_traces, Frame, Trace};
 pub use types::{ContextQuery, ContextRanking, Location, RankedFile, Reason, Region, Signal};
@@ -538,6 +540,7 @@ fn rank_counted(
     if let Some(scope) = subject_scope(&query.task) {
         apply_scope(&scope, &mut ranked);
     }
+    apply_tested(&mut ranked);
     let mut ranked: Vec<(usize, RankedFile)> = ranked
         .into_iter()
         .enumerate()
@@ -629,6 +632,45 @@ mod tests {
                 "def add(a, b):\n    return a - b\n\n\ndef sub(a, b):\n    return a - b\n".into(),
             ),
         ]
+    }
+
+    #[test]
+    fn the_code_a_ranked_test_tests_shares_in_its_score() {
+        let documents: Vec<(String, String)> = [
+            ("tests/test_cookies.py", "def test_expired_cookie_is_dropped_from_the_jar():\n    jar = make_jar()\n    assert expired(jar)\n"),
+            ("src/cookies.py", "def make_jar():\n    return {}\n"),
+            ("src/sessions.py", "def session():\n    return None\n"),
+            ("src/adapters.py", "def send(request):\n    return request\n"),
+        ]
+        .iter()
+        .map(|(path, text)| (path.to_string(), text.to_string()))
+        .collect();
+        let ranking = rank_documents(
+            &documents,
+            &ContextQuery {
+                task: "An expired cookie stays in the jar".into(),
+                ..Default::default()
+            },
+        );
+        let cookies = ranking
+            .files
+            .iter()
+            .find(|file| file.path == "src/cookies.py")
+            .unwrap();
+        let tested = cookies
+            .signals
+            .iter()
+            .find(|signal| signal.name == "tested")
+            .unwrap();
+        assert!(
+            tested.detail.contains("tests/test_cookies.py"),
+            "{}",
+            tested.detail
+        );
+        assert!(ranking
+            .files
+            .iter()
+            .all(|file| file.path != "src/sessions.py"));
     }
 
     #[test]

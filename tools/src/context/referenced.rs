@@ -295,10 +295,9 @@ mod tests {
             "{}",
             signal.detail
         );
-        // A commit named by its id.
-        let id = second.to_string();
+        // A commit named by its id (whole here: a short id can be all digits, read as no id).
         let changes =
-            ReferencedChanges::read(&git, &format!("Fix breakage introduced by {}", &id[..8]));
+            ReferencedChanges::read(&git, &format!("Fix breakage introduced by {second}"));
         assert!(changes.vote("src/models.py").is_some());
         assert!(changes.vote("src/sessions.py").is_none());
         // A task without references reads no history.
