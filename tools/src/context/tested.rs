@@ -18,15 +18,11 @@ const MAX_SUBJECTS: usize = 2;
 pub(super) fn subject_name(path: &str) -> Option<String> {
     let name = path.rsplit('/').next().unwrap_or(path);
     let (stem, extension) = name.rsplit_once('.')?;
-    let stem = if let Some(rest) = stem.strip_prefix("test_") {
-        rest
-    } else if let Some(rest) = ["_test", "_tests", ".test", ".spec", "Test", "Tests"]
-        .iter()
-        .find_map(|suffix| stem.strip_suffix(suffix))
-    {
-        rest
-    } else {
-        return None;
+    let stem = match stem.strip_prefix("test_") {
+        Some(rest) => rest,
+        None => ["_test", "_tests", ".test", ".spec", "Test", "Tests"]
+            .iter()
+            .find_map(|suffix| stem.strip_suffix(suffix))?,
     };
     let stem = stem.trim_matches('_');
     (!stem.is_empty()).then(|| format!("{stem}.{extension}"))
