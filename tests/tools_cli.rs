@@ -243,6 +243,29 @@ fn context_ranks_files_with_reasons() {
 }
 
 #[test]
+fn context_for_a_syntax_error_task_points_at_the_line_that_does_not_parse() {
+    let dir = calc_repo(&[(
+        "status.py",
+        "def codes(titles):\n    for title in titles:\n        if not if not title.startswith('/'):\n            yield title\n",
+    )]);
+    let root = dir.path();
+    let json = context_json(root, &["Fix syntax error"]);
+    let first = &json["files"][0];
+    assert_eq!(first["path"], "status.py", "{json}");
+    let flagged = first["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|reason| reason["kind"] == "flagged")
+        .unwrap_or_else(|| panic!("{first}"));
+    assert_eq!(flagged["findings"][0]["code"], "syntax");
+    assert_eq!(flagged["findings"][0]["line"], 3);
+    let text = hone(root, &["context", "Fix syntax error"]);
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(stdout.contains("lint: syntax"), "{stdout}");
+}
+
+#[test]
 fn context_for_a_typo_task_points_at_the_misspelling() {
     let dir = calc_repo(&[(
         "net.py",

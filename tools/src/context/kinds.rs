@@ -118,10 +118,8 @@ const CONFIG_NAMES: &[&str] = &[
     "makefile",
     "dockerfile",
     "justfile",
-    "setup.py",
     "conftest.py",
     "noxfile.py",
-    "build.rs",
     "cmakelists.txt",
     "manifest.in",
     "requirements.txt",
@@ -204,7 +202,8 @@ pub fn classify_path(path: &str, head: &str) -> FileClass {
         || name.starts_with('.') && !name[1..].contains('.')
         || name.starts_with("tox.")
         || name.starts_with("pyproject.")
-        || name.starts_with("setup.")
+        // `setup.py` and `build.rs` are build scripts: code, where bugs get fixed.
+        || name.starts_with("setup.") && name != "setup.py"
         || lower.starts_with(".circleci/")
         || lower.starts_with(".ci/")
     {
@@ -404,6 +403,8 @@ mod tests {
             ("docs/conf.py", FileClass::Docs),
             ("examples/tutorial/flaskr/db.py", FileClass::Docs),
             ("setup.cfg", FileClass::Config),
+            ("setup.py", FileClass::Source),
+            ("build.rs", FileClass::Source),
             ("Cargo.toml", FileClass::Config),
             ("pyproject.toml", FileClass::Config),
             (".github/ISSUE_TEMPLATE/bug-report.md", FileClass::Template),
