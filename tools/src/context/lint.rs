@@ -79,6 +79,15 @@ pub(super) struct Checks {
 
 impl Checks {
     /// Whether any check runs.
+    /// The checks run as each file is read: all but syntax, which parses, and so runs later on
+    /// a budget.
+    pub(super) fn while_reading(self) -> Checks {
+        Checks {
+            syntax: false,
+            ..self
+        }
+    }
+
     pub(super) fn any(self) -> bool {
         self.style || self.escapes || self.syntax
     }

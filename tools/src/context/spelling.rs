@@ -33,7 +33,8 @@ pub(super) const MAX_OCCURRENCES: usize = 2;
 /// Shortest and longest words looked up (short "misspellings" are mostly abbreviations).
 const MIN_WORD: usize = 4;
 const MAX_WORD: usize = 24;
-/// Words that are a slip when doubled (`the the`): code repeats names, not these.
+/// Words that are a slip when doubled (`the the`): code repeats names, not these. None is
+/// longer than four letters (the scanner relies on it).
 const DOUBLED_WORDS: &[&str] = &[
     "a", "an", "and", "are", "as", "at", "be", "by", "can", "for", "from", "has", "have", "if",
     "in", "is", "it", "of", "on", "or", "that", "the", "this", "to", "was", "will", "with",
@@ -173,9 +174,13 @@ impl Scanner {
                 let part_of_name = |at: Option<&u8>| {
                     at.is_some_and(|&byte| byte == b'_' || byte == b'.' || byte.is_ascii_digit())
                 };
-                let whole = !part_of_name(before_start.checked_sub(1).map(|at| &bytes[at]))
-                    && !part_of_name(bytes.get(i));
-                if whole && is_doubled(before, word, &bytes[before_end..start]) {
+                // Most pairs differ in length: the cheap test first (this runs on every word).
+                if before.len() == word.len()
+                    && word.len() <= 4
+                    && !part_of_name(before_start.checked_sub(1).map(|at| &bytes[at]))
+                    && !part_of_name(bytes.get(i))
+                    && is_doubled(before, word, &bytes[before_end..start])
+                {
                     let doubled = format!("{before} {word}");
                     record(doubled, word, start, &mut found);
                 }
@@ -431,6 +436,8 @@ mod tests {
 
     #[test]
     fn doubled_function_words_are_slips_wherever_they_are_and_names_are_not() {
+        // The scanner looks only at pairs of up to four letters.
+        assert!(DOUBLED_WORDS.iter().all(|word| word.len() <= 4));
         let text = "/// The info about a flag in the the flag map.\n/// It is a a copy of\n/// to\n/// to the result.\nlet x = is is_set(type Type);\nfn f(that: u8, that_: u8) {}\n";
         let found = Scanner::default().scan(text).found;
         let words: Vec<(&str, &str, usize)> = found
