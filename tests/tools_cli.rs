@@ -81,6 +81,16 @@ fn context_json(dir: &Path, args: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap()
 }
 
+/// The reason of `kind` (`"misspelled"`, `"flagged"`) among a ranked file's reasons in JSON.
+fn reason_of<'a>(file: &'a serde_json::Value, kind: &str) -> &'a serde_json::Value {
+    file["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|reason| reason["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} reason in {file}"))
+}
+
 fn write_patch(dir: &Path, text: &str) -> String {
     let path = dir.join("fix.patch");
     std::fs::write(&path, text).unwrap();
@@ -252,12 +262,7 @@ fn context_for_a_syntax_error_task_points_at_the_line_that_does_not_parse() {
     let json = context_json(root, &["Fix syntax error"]);
     let first = &json["files"][0];
     assert_eq!(first["path"], "status.py", "{json}");
-    let flagged = first["reasons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|reason| reason["kind"] == "flagged")
-        .unwrap_or_else(|| panic!("{first}"));
+    let flagged = reason_of(first, "flagged");
     assert_eq!(flagged["findings"][0]["code"], "syntax");
     assert_eq!(flagged["findings"][0]["line"], 3);
     let text = hone(root, &["context", "Fix syntax error"]);
@@ -275,12 +280,7 @@ fn context_for_a_typo_task_points_at_the_misspelling() {
     let json = context_json(root, &["doc: fix typo"]);
     let first = &json["files"][0];
     assert_eq!(first["path"], "net.py", "{json}");
-    let misspelled = first["reasons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|reason| reason["kind"] == "misspelled")
-        .unwrap_or_else(|| panic!("{first}"));
+    let misspelled = reason_of(first, "misspelled");
     assert_eq!(misspelled["words"][0]["word"], "recieve");
     assert_eq!(misspelled["words"][0]["correction"], "receive");
     assert_eq!(misspelled["words"][0]["line"], 2);

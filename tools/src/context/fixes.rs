@@ -129,6 +129,22 @@ fn recent_commits(git: &git2::Repository) -> Result<Vec<git2::Commit<'_>>, git2:
     Ok(commits)
 }
 
+/// The files `commit` changed against its first parent (for a merge, what it brought in) and
+/// left in the tree (a deleted file cannot be fixed again).
+pub(super) fn changed_paths(
+    git: &git2::Repository,
+    commit: &git2::Commit<'_>,
+) -> Result<Vec<String>, git2::Error> {
+    let parent = commit.parent(0)?.tree()?;
+    let diff = git.diff_tree_to_tree(Some(&parent), Some(&commit.tree()?), None)?;
+    Ok(diff
+        .deltas()
+        .filter(|delta| delta.status() != git2::Delta::Deleted)
+        .filter_map(|delta| delta.new_file().path().and_then(|path| path.to_str()))
+        .map(str::to_string)
+        .collect())
+}
+
 impl SimilarFixes {
     /// Read the recent history of `git`'s `HEAD` and let the commits most like `task` vote.
     /// Empty without history (or when it cannot be read: the signal is optional).
@@ -151,14 +167,7 @@ impl SimilarFixes {
         let mut fixes = Self::default();
         for index in order {
             let commit = &commits[index];
-            let parent = commit.parent(0)?.tree()?;
-            let diff = git.diff_tree_to_tree(Some(&parent), Some(&commit.tree()?), None)?;
-            // Files the commit left in the tree (a deleted file cannot be fixed again).
-            let paths: Vec<&str> = diff
-                .deltas()
-                .filter(|delta| delta.status() != git2::Delta::Deleted)
-                .filter_map(|delta| delta.new_file().path().and_then(|path| path.to_str()))
-                .collect();
+            let paths = changed_paths(git, commit)?;
             if paths.is_empty() || paths.len() > MAX_FILES_PER_VOTE {
                 continue;
             }
@@ -167,7 +176,7 @@ impl SimilarFixes {
             let id = commit.id().to_string();
             let label = format!("{} \"{subject}\"", &id[..id.len().min(7)]);
             for path in paths {
-                let vote = fixes.votes.entry(path.to_string()).or_insert(Vote {
+                let vote = fixes.votes.entry(path).or_insert(Vote {
                     total: 0.0,
                     commit: label.clone(),
                     similarity: similarity[index],
@@ -203,28 +212,41 @@ pub(super) fn apply_similar_fixes(
     ranked: &mut [RankedFile],
     focus: TaskFocus,
 ) {
+    add_votes(ranked, focus, "fixes", SIMILAR_FIX_WEIGHT, |path| {
+        let (share, vote) = fixes.vote(path)?;
+        let detail = format!(
+            "changed by past commits like the task, most by {} (similarity {:.2})",
+            vote.commit, vote.similarity
+        );
+        Some((share, detail))
+    });
+}
+
+/// Add a signal `name` from votes of commits for files: a file's bonus is its share of the
+/// largest vote (`vote` gives it, 0 to 1, with the signal's words) times `weight` of the best
+/// score, weighed by its kind. A file the task's words missed comes in only when it is source.
+pub(super) fn add_votes(
+    ranked: &mut [RankedFile],
+    focus: TaskFocus,
+    name: &'static str,
+    weight: f64,
+    vote: impl Fn(&str) -> Option<(f64, String)>,
+) {
     let best = ranked.iter().map(|file| file.score).fold(0.0, f64::max);
     let best = if best > 0.0 { best } else { 1.0 };
     for file in ranked.iter_mut() {
-        let Some((share, vote)) = fixes.vote(&file.path) else {
+        let Some((share, detail)) = vote(&file.path) else {
             continue;
         };
         if file.score <= 0.0 && file.class != FileClass::Source {
             continue;
         }
-        let bonus = SIMILAR_FIX_WEIGHT * share * best * file.class.weight(focus);
+        let bonus = weight * share * best * file.class.weight(focus);
         if bonus <= 0.0 {
             continue;
         }
         file.score += bonus;
-        file.signals.push(Signal::new(
-            "fixes",
-            bonus,
-            format!(
-                "changed by past commits like the task, most by {} (similarity {:.2})",
-                vote.commit, vote.similarity
-            ),
-        ));
+        file.signals.push(Signal::new(name, bonus, detail));
     }
 }
 

@@ -681,6 +681,14 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
+    /// Documents `(path, text)` as `rank_documents` takes them.
+    fn owned(documents: &[(&str, &str)]) -> Vec<(String, String)> {
+        documents
+            .iter()
+            .map(|(path, text)| (path.to_string(), text.to_string()))
+            .collect()
+    }
+
     fn docs() -> Vec<(String, String)> {
         vec![
             (
@@ -703,17 +711,33 @@ mod tests {
         ]
     }
 
+    /// `line` of `file` is inside one of its regions.
+    fn assert_line_in_a_region(file: &RankedFile, line: usize) {
+        assert!(
+            file.regions
+                .iter()
+                .any(|region| region.start_line <= line && line <= region.end_line),
+            "{:?}",
+            file.regions
+        );
+    }
+
+    /// No ranked file has a reason that `is` tells.
+    fn no_reason(ranking: &ContextRanking, is: impl Fn(&Reason) -> bool) -> bool {
+        ranking
+            .files
+            .iter()
+            .all(|file| !file.reasons.iter().any(&is))
+    }
+
     #[test]
     fn the_code_a_ranked_test_tests_shares_in_its_score() {
-        let documents: Vec<(String, String)> = [
+        let documents = owned(&[
             ("tests/test_cookies.py", "def test_expired_cookie_is_dropped_from_the_jar():\n    jar = make_jar()\n    assert expired(jar)\n"),
             ("src/cookies.py", "def make_jar():\n    return {}\n"),
             ("src/sessions.py", "def session():\n    return None\n"),
             ("src/adapters.py", "def send(request):\n    return request\n"),
-        ]
-        .iter()
-        .map(|(path, text)| (path.to_string(), text.to_string()))
-        .collect();
+        ]);
         let ranking = rank_documents(
             &documents,
             &ContextQuery {
@@ -768,14 +792,7 @@ mod tests {
             Reason::Flagged { findings } if findings[0].code == "W605" && findings[0].line == 3
         )));
         assert!(first.signals.iter().any(|signal| signal.name == "lint"));
-        assert!(
-            first
-                .regions
-                .iter()
-                .any(|region| region.start_line <= 3 && 3 <= region.end_line),
-            "{:?}",
-            first.regions
-        );
+        assert_line_in_a_region(first, 3);
         // A task about behaviour runs no checks.
         let query = ContextQuery {
             task: "codes returns the wrong words".into(),
@@ -783,10 +800,10 @@ mod tests {
             ..Default::default()
         };
         let ranking = rank_documents(&documents, &query);
-        assert!(ranking.files.iter().all(|file| !file
-            .reasons
-            .iter()
-            .any(|reason| matches!(reason, Reason::Flagged { .. }))));
+        assert!(no_reason(&ranking, |reason| matches!(
+            reason,
+            Reason::Flagged { .. }
+        )));
     }
 
     #[test]
@@ -809,14 +826,7 @@ mod tests {
             reason,
             Reason::Misspelled { words } if words[0].word == "fileters" && words[0].line == 3
         )));
-        assert!(
-            first
-                .regions
-                .iter()
-                .any(|region| region.start_line <= 3 && 3 <= region.end_line),
-            "{:?}",
-            first.regions
-        );
+        assert_line_in_a_region(first, 3);
         // The same words in a task about behaviour look for nothing of the kind.
         let query = ContextQuery {
             task: "walk skips entries it should keep".into(),
@@ -824,10 +834,10 @@ mod tests {
             ..Default::default()
         };
         let ranking = rank_documents(&documents, &query);
-        assert!(ranking.files.iter().all(|file| !file
-            .reasons
-            .iter()
-            .any(|reason| matches!(reason, Reason::Misspelled { .. }))));
+        assert!(no_reason(&ranking, |reason| matches!(
+            reason,
+            Reason::Misspelled { .. }
+        )));
     }
 
     #[test]
@@ -960,7 +970,7 @@ mod tests {
 
     #[test]
     fn trace_ranks_the_raising_frame_not_the_first_or_last_path() {
-        let documents: Vec<(String, String)> = [
+        let documents = owned(&[
             (
                 "tests/test_views.py",
                 "def test_index(client):\n    client.get('/')\n",
@@ -981,10 +991,7 @@ mod tests {
                 "src/shop/wsgi.py",
                 "def serve(app):\n    app.dispatch(None)\n",
             ),
-        ]
-        .iter()
-        .map(|(path, text)| (path.to_string(), text.to_string()))
-        .collect();
+        ]);
         // The first named path is a test, the last a library frame; the raising frame is
         // render.py, in the middle of the named paths.
         let task = "Index page crashes\n\nTraceback (most recent call last):\n  File \"/home/u/shop/tests/test_views.py\", line 2, in test_index\n  File \"/home/u/shop/src/shop/app.py\", line 2, in dispatch\n  File \"/home/u/shop/src/shop/views.py\", line 2, in index\n  File \"/home/u/shop/src/shop/render.py\", line 2, in render\n  File \"/usr/lib/python3.12/string.py\", line 120, in substitute\nKeyError: 'name'\n\nAlso see /home/u/shop/src/shop/wsgi.py\n";
@@ -1013,17 +1020,14 @@ mod tests {
 
     #[test]
     fn rust_panic_inside_the_backtrace_ranks_its_frame_first() {
-        let documents: Vec<(String, String)> = [
+        let documents = owned(&[
             ("src/main.rs", "fn main() { cli::run(); }\n"),
             ("src/cli.rs", "pub fn run() { parse::header(\"\"); }\n"),
             (
                 "src/parse.rs",
                 "pub fn header(s: &str) -> u8 { s.as_bytes()[0] }\n",
             ),
-        ]
-        .iter()
-        .map(|(path, text)| (path.to_string(), text.to_string()))
-        .collect();
+        ]);
         let output = "thread 'main' panicked at src/parse.rs:1:34:\nindex out of bounds: the len is 0 but the index is 0\nstack backtrace:\n   0: rust_begin_unwind\n             at /rustc/x/library/std/src/panicking.rs:597:5\n   1: app::parse::header\n             at ./src/parse.rs:1:34\n   2: app::cli::run\n             at ./src/cli.rs:1:16\n   3: app::main\n             at ./src/main.rs:1:13\n";
         let ranking = rank_documents(
             &documents,
@@ -1044,15 +1048,12 @@ mod tests {
 
     #[test]
     fn source_ranks_above_docs_and_issue_templates_for_a_bug() {
-        let documents: Vec<(String, String)> = [
+        let documents = owned(&[
             ("docs/sessions.rst", "Sessions\n========\n\nThe session cookie is signed. Session cookie session cookie expires.\n"),
             (".github/ISSUE_TEMPLATE/bug.md", "Describe the bug. Expected behavior. Session cookie.\n"),
             ("src/app/sessions.py", "class SessionInterface:\n    def save_session(self, app, session, response):\n        response.set_cookie(app.session_cookie_name)\n"),
             ("tests/test_sessions.py", "def test_session_cookie(client):\n    assert client.cookie\n"),
-        ]
-        .iter()
-        .map(|(path, text)| (path.to_string(), text.to_string()))
-        .collect();
+        ]);
         let ranking = rank_documents(
             &documents,
             &ContextQuery {
@@ -1082,15 +1083,12 @@ mod tests {
 
     #[test]
     fn a_task_naming_only_the_caller_finds_the_callee() {
-        let documents: Vec<(String, String)> = [
+        let documents = owned(&[
             ("shop/checkout.py", "from shop.pricing import apply_discount_rules\n\ndef checkout_cart(cart):\n    total = apply_discount_rules(cart.items)\n    return total\n"),
             ("shop/pricing.py", "def apply_discount_rules(items):\n    return sum(item.price for item in items) * 0.9\n"),
             ("shop/shipping.py", "def ship(order):\n    return order.address\n"),
             ("shop/users.py", "def login(name):\n    return name\n"),
-        ]
-        .iter()
-        .map(|(path, text)| (path.to_string(), text.to_string()))
-        .collect();
+        ]);
         let ranking = rank_documents(
             &documents,
             &ContextQuery {
@@ -1118,14 +1116,11 @@ mod tests {
 
     #[test]
     fn only_files_used_through_links_get_the_graph_bonus() {
-        let documents: Vec<(String, String)> = [
+        let documents = owned(&[
             ("CHANGES.md", "## 2.1\n\n- checkout_cart totals: checkout_cart now rounds the cart total.\n"),
             ("shop/checkout.py", "from shop.pricing import apply_discount_rules\n\ndef checkout_cart(cart):\n    return apply_discount_rules(cart.items)\n"),
             ("shop/pricing.py", "def apply_discount_rules(items):\n    return sum(item.price for item in items)\n"),
-        ]
-        .iter()
-        .map(|(path, text)| (path.to_string(), text.to_string()))
-        .collect();
+        ]);
         let ranking = rank_documents(
             &documents,
             &ContextQuery {

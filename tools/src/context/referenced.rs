@@ -8,7 +8,8 @@
 
 use std::collections::HashMap;
 
-use super::{FileClass, RankedFile, Signal, TaskFocus};
+use super::fixes::{add_votes, changed_paths};
+use super::{RankedFile, TaskFocus};
 
 /// The bonus of the file with the largest vote, as a share of the best score (times the file's
 /// kind weight). A reference is explicit, so it weighs more than similar past fixes (0.25).
@@ -153,16 +154,12 @@ impl ReferencedChanges {
         }
         let mut changes = Self::default();
         for (commit, reference) in commits {
-            // What the commit (a merge: its pull request) brought to its first parent.
-            let Ok(parent) = commit.parent(0) else {
+            // What the commit (a merge: its pull request) brought to its first parent; a root
+            // commit has none.
+            if commit.parent_count() == 0 {
                 continue;
-            };
-            let diff = git.diff_tree_to_tree(Some(&parent.tree()?), Some(&commit.tree()?), None)?;
-            let paths: Vec<&str> = diff
-                .deltas()
-                .filter(|delta| delta.status() != git2::Delta::Deleted)
-                .filter_map(|delta| delta.new_file().path().and_then(|path| path.to_str()))
-                .collect();
+            }
+            let paths = changed_paths(git, &commit)?;
             if paths.is_empty() || paths.len() > MAX_FILES_PER_VOTE {
                 continue;
             }
@@ -174,10 +171,7 @@ impl ReferencedChanges {
             );
             let share = 1.0 / paths.len() as f64;
             for path in paths {
-                let vote = changes
-                    .votes
-                    .entry(path.to_string())
-                    .or_insert((0.0, label.clone()));
+                let vote = changes.votes.entry(path).or_insert((0.0, label.clone()));
                 vote.0 += share;
             }
         }
@@ -207,26 +201,10 @@ pub(super) fn apply_referenced(
     if changes.best <= 0.0 {
         return;
     }
-    let best = ranked.iter().map(|file| file.score).fold(0.0, f64::max);
-    let best = if best > 0.0 { best } else { 1.0 };
-    for file in ranked.iter_mut() {
-        let Some((share, label)) = changes.vote(&file.path) else {
-            continue;
-        };
-        if file.score <= 0.0 && file.class != FileClass::Source {
-            continue;
-        }
-        let bonus = REFERENCED_WEIGHT * share * best * file.class.weight(focus);
-        if bonus <= 0.0 {
-            continue;
-        }
-        file.score += bonus;
-        file.signals.push(Signal::new(
-            "referenced",
-            bonus,
-            format!("changed by {label}"),
-        ));
-    }
+    add_votes(ranked, focus, "referenced", REFERENCED_WEIGHT, |path| {
+        let (share, label) = changes.vote(path)?;
+        Some((share, format!("changed by {label}")))
+    });
 }
 
 #[cfg(test)]

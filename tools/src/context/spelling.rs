@@ -371,6 +371,14 @@ mod tests {
         likely_typos(candidates, &[], named, spelled_out)
     }
 
+    /// Each found word as (word, correction, line).
+    fn triples(found: &[Misspelling]) -> Vec<(&str, &str, usize)> {
+        found
+            .iter()
+            .map(|m| (m.word.as_str(), m.correction.as_str(), m.line))
+            .collect()
+    }
+
     #[test]
     fn spelling_tasks_are_told_by_their_words() {
         let terms = |text: &str| -> Vec<String> {
@@ -387,10 +395,7 @@ mod tests {
     fn finds_misspelled_words_in_prose_and_identifier_parts_with_their_lines() {
         let text = "// Parse the header.\n// Returns an argumnet list.\nfn read_fileters(seperateArgs: &str) {}\n";
         let Candidates { found, counts } = Scanner::default().scan(text);
-        let words: Vec<(&str, &str, usize)> = found
-            .iter()
-            .map(|m| (m.word.as_str(), m.correction.as_str(), m.line))
-            .collect();
+        let words = triples(&found);
         assert_eq!(
             words,
             [
@@ -440,10 +445,7 @@ mod tests {
         assert!(DOUBLED_WORDS.iter().all(|word| word.len() <= 4));
         let text = "/// The info about a flag in the the flag map.\n/// It is a a copy of\n/// to\n/// to the result.\nlet x = is is_set(type Type);\nfn f(that: u8, that_: u8) {}\n";
         let found = Scanner::default().scan(text).found;
-        let words: Vec<(&str, &str, usize)> = found
-            .iter()
-            .map(|m| (m.word.as_str(), m.correction.as_str(), m.line))
-            .collect();
+        let words = triples(&found);
         assert_eq!(
             words,
             [("the the", "the", 1), ("a a", "a", 2), ("to to", "to", 4)]
