@@ -263,9 +263,20 @@ pub(super) fn package_init(text: &str) -> PackageInit {
     if text.contains("extend_path(") || text.contains("declare_namespace(") {
         return PackageInit::Namespace;
     }
+    // `__version__ = "1.16"`, or taken from a module of its own (`from .version import
+    // __version__`, `from ._version import __version__ as __version__`).
     let sets_version = text.lines().any(|line| {
-        line.strip_prefix("__version__")
-            .is_some_and(|rest| rest.trim_start().starts_with('=') && !rest.contains("=="))
+        let assigned = line
+            .strip_prefix("__version__")
+            .is_some_and(|rest| rest.trim_start().starts_with('=') && !rest.contains("=="));
+        // From its own module (`.`), not the enclosing package's (`..`): a subpackage may
+        // re-export its parent's version.
+        let imported = line.starts_with("from .")
+            && !line.starts_with("from ..")
+            && line
+                .split_once(" import ")
+                .is_some_and(|(_, names)| names.contains("__version__"));
+        assigned || imported
     });
     if sets_version {
         PackageInit::Versioned
@@ -431,6 +442,14 @@ mod tests {
         let urllib3 = "\"\"\"urllib3\"\"\"\nfrom .poolmanager import PoolManager\n\n__author__ = 'A'\n__version__ = '1.16'\n";
         assert_eq!(package_init(urllib3), PackageInit::Versioned);
         assert_eq!(package_init("from . import urllib3\n"), PackageInit::Plain);
+        let chardet = "from .compat import PY2\nfrom .version import __version__, VERSION\n";
+        assert_eq!(package_init(chardet), PackageInit::Versioned);
+        for other in [
+            "from urllib3 import __version__\n",
+            "from ..version import __version__\n",
+        ] {
+            assert_eq!(package_init(other), PackageInit::Plain, "{other}");
+        }
         assert_eq!(
             package_init("if __version__ == '1':\n    pass\n"),
             PackageInit::Plain
