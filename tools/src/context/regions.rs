@@ -82,33 +82,26 @@ pub(super) fn rank_regions(
                     matched.push((String::new(), count as usize, i));
                 }
             }
-            let mut reasons = Vec::new();
-            let hits: Vec<usize> = trace_lines
-                .iter()
-                .copied()
-                .filter(|&line| line > start && line <= end)
-                .collect();
-            if !hits.is_empty() {
-                score += TRACE_BOOST;
-                reasons.push(Reason::InTrace { lines: hits });
-            }
-            let misspelled: Vec<Misspelling> = typos
-                .iter()
-                .filter(|typo| typo.line > start && typo.line <= end)
-                .cloned()
-                .collect();
-            if !misspelled.is_empty() {
-                score += TRACE_BOOST;
-                reasons.push(Reason::Misspelled { words: misspelled });
-            }
+            // The failure's lines, typos and findings inside the region: each kind present adds
+            // the trace boost and its reason.
+            let inside = |line: usize| line > start && line <= end;
+            let hits: Vec<usize> = trace_lines.iter().copied().filter(|&l| inside(l)).collect();
+            let words: Vec<Misspelling> =
+                typos.iter().filter(|t| inside(t.line)).cloned().collect();
             let flagged: Vec<Finding> = findings
                 .iter()
-                .filter(|finding| finding.line > start && finding.line <= end)
+                .filter(|f| inside(f.line))
                 .cloned()
                 .collect();
-            if !flagged.is_empty() {
+            let reasons_here = [
+                (!hits.is_empty()).then_some(Reason::InTrace { lines: hits }),
+                (!words.is_empty()).then_some(Reason::Misspelled { words }),
+                (!flagged.is_empty()).then_some(Reason::Flagged { findings: flagged }),
+            ];
+            let mut reasons = Vec::new();
+            for reason in reasons_here.into_iter().flatten() {
                 score += TRACE_BOOST;
-                reasons.push(Reason::Flagged { findings: flagged });
+                reasons.push(reason);
             }
             if !matched.is_empty() {
                 let terms = term_index
